@@ -1,0 +1,155 @@
+//! The stream router: the only place that knows where a stream's actor lives. Today every
+//! stream is local; the cluster issue adds shard ownership and forwarding here.
+//!
+//! A message to an actor that stopped (passivated, failed, stale) is simply retried against
+//! a fresh actor: the message was never handled, and samples are idempotent by timestamp.
+
+use super::stream::{ObserveOutcome, StreamError, StreamMsg, StreamView};
+use super::supervisor::{Registry, SpawnError, SupervisorMsg};
+use crate::events::{EventStore, StoreError};
+use crate::sample::Sample;
+use ractor::rpc::CallResult;
+use ractor::ActorRef;
+use std::sync::Arc;
+use std::time::Instant;
+
+const ATTEMPTS: usize = 3;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RouteError {
+    #[error(transparent)]
+    Spawn(#[from] SpawnError),
+    #[error(transparent)]
+    Stream(#[from] StreamError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("stream {0} is not reachable right now")]
+    Unavailable(String),
+}
+
+#[derive(Clone)]
+pub struct StreamRouter {
+    registry: Registry,
+    supervisor: ActorRef<SupervisorMsg>,
+    store: Arc<dyn EventStore>,
+}
+
+impl StreamRouter {
+    pub fn new(
+        registry: Registry,
+        supervisor: ActorRef<SupervisorMsg>,
+        store: Arc<dyn EventStore>,
+    ) -> StreamRouter {
+        StreamRouter {
+            registry,
+            supervisor,
+            store,
+        }
+    }
+
+    pub fn store(&self) -> &Arc<dyn EventStore> {
+        &self.store
+    }
+
+    /// Number of live stream actors on this node.
+    pub fn active_streams(&self) -> usize {
+        self.registry.lock().expect("registry lock poisoned").len()
+    }
+
+    /// Record samples of one stream; answers once they are durable.
+    pub async fn observe(
+        &self,
+        stream_id: &str,
+        samples: Arc<[Sample]>,
+        correlation_id: Option<String>,
+    ) -> Result<ObserveOutcome, RouteError> {
+        for _ in 0..ATTEMPTS {
+            let actor = self.actor_for(stream_id).await?;
+            let call = actor
+                .call(
+                    |reply| StreamMsg::ObserveBatch {
+                        samples: samples.clone(),
+                        correlation_id: correlation_id.clone(),
+                        reply,
+                    },
+                    None,
+                )
+                .await;
+            match call {
+                Ok(CallResult::Success(Err(StreamError::Store(StoreError::SeqConflict {
+                    ..
+                })))) => self.forget(stream_id, &actor),
+                Ok(CallResult::Success(result)) => return Ok(result?),
+                _ => self.forget(stream_id, &actor),
+            }
+        }
+        Err(RouteError::Unavailable(stream_id.to_string()))
+    }
+
+    /// The stream's state, or `None` when the stream has never been seen.
+    pub async fn view(&self, stream_id: &str) -> Result<Option<StreamView>, RouteError> {
+        if !self.is_live(stream_id) && self.store.stream_head(stream_id)? == 0 {
+            return Ok(None);
+        }
+        for _ in 0..ATTEMPTS {
+            let actor = self.actor_for(stream_id).await?;
+            match actor.call(StreamMsg::GetView, None).await {
+                Ok(CallResult::Success(view)) => return Ok(Some(view)),
+                _ => self.forget(stream_id, &actor),
+            }
+        }
+        Err(RouteError::Unavailable(stream_id.to_string()))
+    }
+
+    /// Make the stream's actor panic (tests of supervision use this).
+    #[doc(hidden)]
+    pub async fn inject_panic(&self, stream_id: &str) -> Result<(), RouteError> {
+        let actor = self.actor_for(stream_id).await?;
+        actor
+            .cast(StreamMsg::Panic)
+            .map_err(|_| RouteError::Unavailable(stream_id.to_string()))
+    }
+
+    fn is_live(&self, stream_id: &str) -> bool {
+        self.registry
+            .lock()
+            .expect("registry lock poisoned")
+            .contains_key(stream_id)
+    }
+
+    async fn actor_for(&self, stream_id: &str) -> Result<ActorRef<StreamMsg>, RouteError> {
+        if let Some((actor, used)) = self
+            .registry
+            .lock()
+            .expect("registry lock poisoned")
+            .get_mut(stream_id)
+        {
+            *used = Instant::now();
+            return Ok(actor.clone());
+        }
+        let spawned = self
+            .supervisor
+            .call(
+                |reply| SupervisorMsg::Spawn {
+                    stream_id: stream_id.to_string(),
+                    reply,
+                },
+                None,
+            )
+            .await;
+        match spawned {
+            Ok(CallResult::Success(result)) => Ok(result?),
+            _ => Err(RouteError::Unavailable(stream_id.to_string())),
+        }
+    }
+
+    fn forget(&self, stream_id: &str, actor: &ActorRef<StreamMsg>) {
+        let mut registry = self.registry.lock().expect("registry lock poisoned");
+        if registry
+            .get(stream_id)
+            .is_some_and(|(a, _)| a.get_id() == actor.get_id())
+        {
+            registry.remove(stream_id);
+        }
+    }
+}

@@ -1,0 +1,187 @@
+//! Ractor glue for a stream: decide on a scratch copy, append durably, then keep the copy.
+//! If the append fails the state is untouched and the caller is told; nothing is half-applied.
+
+use super::messages::{BaselineView, CounterView, ObserveOutcome, StreamError, StreamMsg, StreamView};
+use super::state::{self, Decision, StreamState};
+use crate::detect::DetectConfig;
+use crate::events::codec::{self, EventRecord};
+use crate::events::writer::Writer;
+use crate::events::{NewEvent, Snapshot, StoreError, StreamEvent, WriteOp};
+use crate::sample::Sample;
+use ractor::{Actor, ActorProcessingErr, ActorRef};
+use std::sync::Arc;
+
+/// What every stream actor shares.
+pub struct StreamContext {
+    pub writer: Writer,
+    pub detect: DetectConfig,
+    /// Write a snapshot after this many events.
+    pub snapshot_every: u64,
+}
+
+pub struct StreamArgs {
+    pub stream_id: String,
+    pub ctx: Arc<StreamContext>,
+}
+
+pub struct StreamActor;
+
+pub struct StreamActorState {
+    stream: StreamState,
+    ctx: Arc<StreamContext>,
+    since_snapshot: u64,
+}
+
+impl Actor for StreamActor {
+    type Msg = StreamMsg;
+    type State = StreamActorState;
+    type Arguments = StreamArgs;
+
+    async fn pre_start(
+        &self,
+        _myself: ActorRef<StreamMsg>,
+        args: StreamArgs,
+    ) -> Result<StreamActorState, ActorProcessingErr> {
+        let store = args.ctx.writer.store().clone();
+        let stream = state::recover(store.as_ref(), &args.stream_id, &args.ctx.detect)?;
+        tracing::debug!(stream_id = %args.stream_id, last_seq = stream.last_seq, "stream actor started");
+        Ok(StreamActorState {
+            stream,
+            ctx: args.ctx,
+            since_snapshot: 0,
+        })
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<StreamMsg>,
+        msg: StreamMsg,
+        st: &mut StreamActorState,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            StreamMsg::ObserveBatch {
+                samples,
+                correlation_id,
+                reply,
+            } => {
+                let result = observe(st, &samples, correlation_id).await;
+                if let Err(StreamError::Store(StoreError::SeqConflict { .. })) = &result {
+                    // Someone else owns this stream's log now; this actor's state is stale.
+                    myself.stop(Some("seq conflict".into()));
+                }
+                let _ = reply.send(result);
+            }
+            StreamMsg::GetView(reply) => {
+                let _ = reply.send(view(&st.stream));
+            }
+            StreamMsg::Panic => panic!("injected panic in stream {}", st.stream.stream_id),
+        }
+        Ok(())
+    }
+
+    async fn post_stop(
+        &self,
+        _myself: ActorRef<StreamMsg>,
+        st: &mut StreamActorState,
+    ) -> Result<(), ActorProcessingErr> {
+        // Passivation: leave a snapshot so re-activation replays nothing.
+        if st.since_snapshot > 0 {
+            snapshot(st);
+        }
+        Ok(())
+    }
+}
+
+async fn observe(
+    st: &mut StreamActorState,
+    samples: &[Sample],
+    correlation_id: Option<String>,
+) -> Result<ObserveOutcome, StreamError> {
+    let mut next = st.stream.clone();
+    let mut outcome = ObserveOutcome::default();
+    let mut ops = Vec::new();
+    let now_ms = crate::clock::now_ms();
+    for sample in samples {
+        match state::decide(&next, sample, &st.ctx.detect) {
+            Decision::Duplicate => outcome.duplicates += 1,
+            Decision::Record(events) => {
+                outcome.accepted += 1;
+                for event in events {
+                    if matches!(event, StreamEvent::AnomalyDetected(_)) {
+                        outcome.anomalies += 1;
+                    }
+                    state::apply(&mut next, &event, &st.ctx.detect);
+                    ops.push(WriteOp::Append(NewEvent::new(&EventRecord {
+                        stream_id: next.stream_id.clone(),
+                        seq: next.last_seq,
+                        recorded_at_ms: now_ms,
+                        event_type: event.event_type().to_string(),
+                        schema_version: event.schema_version(),
+                        correlation_id: correlation_id.clone(),
+                        payload: codec::encode_payload(&event),
+                    })));
+                }
+            }
+        }
+    }
+    if ops.is_empty() {
+        return Ok(outcome);
+    }
+    let appended = ops.len() as u64;
+    st.ctx.writer.write(ops).await?;
+    st.stream = next;
+    st.since_snapshot += appended;
+    if st.since_snapshot >= st.ctx.snapshot_every {
+        snapshot(st);
+    }
+    Ok(outcome)
+}
+
+fn snapshot(st: &mut StreamActorState) {
+    st.ctx.writer.write_detached(vec![WriteOp::Snapshot(Snapshot {
+        stream_id: st.stream.stream_id.clone(),
+        seq: st.stream.last_seq,
+        state: codec::encode_state(&st.stream),
+    })]);
+    st.since_snapshot = 0;
+}
+
+fn view(s: &StreamState) -> StreamView {
+    StreamView {
+        stream_id: s.stream_id.clone(),
+        last_seq: s.last_seq,
+        last_timestamp_ms: s.detector.last_timestamp_ms,
+        metrics: s
+            .detector
+            .baselines
+            .iter()
+            .map(|(m, b)| {
+                (
+                    m.field(),
+                    BaselineView {
+                        mean: b.mean,
+                        stddev: b.stddev(),
+                        samples: b.count,
+                    },
+                )
+            })
+            .collect(),
+        counters: s
+            .detector
+            .counters
+            .iter()
+            .map(|(c, r)| {
+                (
+                    c.name(),
+                    CounterView {
+                        value: r.value,
+                        timestamp_ms: r.timestamp_ms,
+                        width_bits: r.width_bits,
+                    },
+                )
+            })
+            .collect(),
+        last_sample: s.last_sample.as_ref().map(Sample::to_json),
+        open_anomalies: s.detector.open.values().cloned().collect(),
+    }
+}

@@ -1,0 +1,68 @@
+//! Messages a stream actor handles and the answers it gives.
+
+use crate::detect::hysteresis::OpenAnomaly;
+use crate::events::StoreError;
+use crate::sample::Sample;
+use ractor::RpcReplyPort;
+use serde::Serialize;
+use std::sync::Arc;
+
+pub enum StreamMsg {
+    /// Record these samples (all of one stream, in request order). Answered once durable.
+    ObserveBatch {
+        samples: Arc<[Sample]>,
+        correlation_id: Option<String>,
+        reply: RpcReplyPort<Result<ObserveOutcome, StreamError>>,
+    },
+    /// The stream's current state, for the API.
+    GetView(RpcReplyPort<StreamView>),
+    /// Panics inside the handler, to exercise supervision. Reachable only through
+    /// `StreamRouter::inject_panic`, which tests use.
+    Panic,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct ObserveOutcome {
+    pub accepted: u64,
+    pub duplicates: u64,
+    pub anomalies: u64,
+}
+
+impl std::ops::AddAssign for ObserveOutcome {
+    fn add_assign(&mut self, o: ObserveOutcome) {
+        self.accepted += o.accepted;
+        self.duplicates += o.duplicates;
+        self.anomalies += o.anomalies;
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StreamError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BaselineView {
+    pub mean: f64,
+    pub stddev: f64,
+    pub samples: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CounterView {
+    pub value: u64,
+    pub timestamp_ms: i64,
+    pub width_bits: u32,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StreamView {
+    pub stream_id: String,
+    pub last_seq: u64,
+    pub last_timestamp_ms: Option<i64>,
+    pub metrics: std::collections::BTreeMap<&'static str, BaselineView>,
+    pub counters: std::collections::BTreeMap<&'static str, CounterView>,
+    pub last_sample: Option<serde_json::Value>,
+    pub open_anomalies: Vec<OpenAnomaly>,
+}

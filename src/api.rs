@@ -1,0 +1,53 @@
+//! The HTTP API (axum). One file per endpoint group; `error` is the one place that maps
+//! failures to status codes and JSON bodies.
+//!
+//! - `metrics`: `POST /v1/metrics` (ingest)
+//! - `streams`: `GET /v1/streams/{id}` and `GET /v1/streams/{id}/events`
+//! - `health`: `/healthz`, `/readyz`
+//! - `auth`: bearer tokens for ingest and reads
+
+mod auth;
+mod error;
+mod health;
+mod metrics;
+mod streams;
+
+pub use error::ApiError;
+
+use crate::config::Config;
+use crate::ingest::Ingestor;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use axum::Router;
+use std::future::Future;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+
+/// What the handlers share.
+#[derive(Clone)]
+pub struct AppState {
+    pub ingestor: Ingestor,
+    pub config: Arc<Config>,
+}
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/v1/metrics", post(metrics::post_metrics))
+        .route("/v1/streams/{*path}", get(streams::get_stream))
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        // The ingest handler enforces its own limit so it can answer 413 in JSON.
+        .layer(DefaultBodyLimit::disable())
+        .with_state(state)
+}
+
+/// Serve on an already-bound listener until `shutdown` resolves.
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}

@@ -1,0 +1,74 @@
+//! `POST /v1/metrics`: validate the whole request, then record it; 202 only once durable.
+
+use super::{auth, ApiError, AppState};
+use crate::sample::validate::{self, BatchError, Limits};
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::Json;
+use serde_json::{json, Value};
+
+#[tracing::instrument(skip_all, fields(samples, correlation_id))]
+pub async fn post_metrics(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let cfg = &state.config;
+    auth::check_ingest(&cfg.auth, &headers)?;
+    check_json_content_type(&headers)?;
+    let limit = cfg.ingest.max_body_bytes;
+    let bytes = axum::body::to_bytes(body, limit)
+        .await
+        .map_err(|_| ApiError::PayloadTooLarge(format!("body is over {limit} bytes")))?;
+    let value: Value = serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::InvalidJson(format!("body is not valid JSON: {e}")))?;
+    let limits = Limits {
+        max_samples: cfg.ingest.max_samples,
+        max_future_ms: cfg.ingest.max_future_skew_s as i64 * 1000,
+        now_ms: crate::clock::now_ms(),
+    };
+    let samples = validate::parse_batch(&value, &limits).map_err(|e| match e {
+        BatchError::Shape(message) => ApiError::BadRequest {
+            field: "body".into(),
+            message,
+        },
+        BatchError::TooMany { count, max } => {
+            ApiError::PayloadTooLarge(format!("{count} samples in one request, at most {max}"))
+        }
+        BatchError::Invalid(details) => ApiError::InvalidBatch(details),
+    })?;
+    let correlation_id = correlation_id(&headers);
+    let span = tracing::Span::current();
+    span.record("samples", samples.len());
+    if let Some(id) = &correlation_id {
+        span.record("correlation_id", id.as_str());
+    }
+    let outcome = state.ingestor.ingest(samples, correlation_id).await?;
+    Ok((StatusCode::ACCEPTED, Json(json!(outcome))))
+}
+
+fn check_json_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let mime = content_type.split(';').next().unwrap_or("").trim();
+    if mime.eq_ignore_ascii_case("application/json") || mime.ends_with("+json") {
+        Ok(())
+    } else {
+        Err(ApiError::UnsupportedMediaType(format!(
+            "content-type {content_type:?} is not application/json"
+        )))
+    }
+}
+
+/// The caller's trace or request id, kept on every event the request writes.
+fn correlation_id(headers: &HeaderMap) -> Option<String> {
+    ["traceparent", "x-request-id"]
+        .iter()
+        .filter_map(|h| headers.get(*h)?.to_str().ok())
+        .map(str::trim)
+        .find(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
+        .map(str::to_string)
+}

@@ -1,0 +1,103 @@
+//! `GET /v1/streams/{stream_id}` (current state) and `GET /v1/streams/{stream_id}/events`.
+//! Stream ids may contain `/`, so the path is matched whole; a trailing `/events` selects the
+//! event listing.
+
+use super::{auth, ApiError, AppState};
+use crate::events::json::event_json;
+use crate::sample::validate::is_valid_stream_id;
+use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
+use axum::Json;
+use serde_json::{json, Value};
+use std::collections::HashMap;
+
+const DEFAULT_LIMIT: usize = 100;
+const MAX_LIMIT: usize = 1000;
+
+#[tracing::instrument(skip_all, fields(path = %path))]
+pub async fn get_stream(
+    State(state): State<AppState>,
+    Path(path): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    auth::check_read(&state.config.auth, &headers)?;
+    match path.strip_suffix("/events") {
+        Some(stream_id) => events(&state, stream_id, &query),
+        None => stream_state(&state, &path).await,
+    }
+}
+
+fn checked_id(stream_id: &str) -> Result<&str, ApiError> {
+    if is_valid_stream_id(stream_id) {
+        Ok(stream_id)
+    } else {
+        Err(ApiError::BadRequest {
+            field: "stream_id".into(),
+            message: format!("invalid stream_id {stream_id:?}"),
+        })
+    }
+}
+
+async fn stream_state(state: &AppState, stream_id: &str) -> Result<Json<Value>, ApiError> {
+    let stream_id = checked_id(stream_id)?;
+    let router = state.ingestor.router();
+    match router.view(stream_id).await {
+        Ok(Some(view)) => Ok(Json(json!(view))),
+        Ok(None) => Err(ApiError::NotFound(format!("unknown stream {stream_id:?}"))),
+        Err(e) => Err(ApiError::Unavailable {
+            message: e.to_string(),
+            retry_after_s: 1,
+        }),
+    }
+}
+
+fn query_u64(query: &HashMap<String, String>, field: &str, default: u64) -> Result<u64, ApiError> {
+    match query.get(field) {
+        None => Ok(default),
+        Some(v) => v.parse().map_err(|_| ApiError::BadRequest {
+            field: field.into(),
+            message: format!("{field} {v:?} must be a non-negative integer"),
+        }),
+    }
+}
+
+fn events(
+    state: &AppState,
+    stream_id: &str,
+    query: &HashMap<String, String>,
+) -> Result<Json<Value>, ApiError> {
+    let stream_id = checked_id(stream_id)?;
+    if let Some(unknown) = query.keys().find(|k| *k != "from_seq" && *k != "limit") {
+        return Err(ApiError::BadRequest {
+            field: unknown.clone(),
+            message: format!("unknown query parameter {unknown:?}"),
+        });
+    }
+    let from_seq = query_u64(query, "from_seq", 1)?.max(1);
+    let limit = query_u64(query, "limit", DEFAULT_LIMIT as u64)?;
+    if limit == 0 || limit > MAX_LIMIT as u64 {
+        return Err(ApiError::BadRequest {
+            field: "limit".into(),
+            message: format!("limit {limit} must be 1 to {MAX_LIMIT}"),
+        });
+    }
+    let store = state.ingestor.router().store();
+    let head = store
+        .stream_head(stream_id)
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    if head == 0 {
+        return Err(ApiError::NotFound(format!("unknown stream {stream_id:?}")));
+    }
+    let page = store
+        .read_stream(stream_id, from_seq, limit as usize)
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let next_from_seq = page.last().map(|e| e.record.seq + 1);
+    let events: Vec<Value> = page.iter().map(event_json).collect();
+    Ok(Json(json!({
+        "stream_id": stream_id,
+        "head_seq": head,
+        "events": events,
+        "next_from_seq": next_from_seq,
+    })))
+}

@@ -1,0 +1,87 @@
+//! `ibsight serve`: load config, start a node, serve HTTP until SIGINT or SIGTERM.
+
+use crate::api::{self, AppState};
+use crate::config::Config;
+use crate::node::Node;
+use anyhow::Context;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// TOML config file (see config/default.toml).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:8080].
+    #[arg(long)]
+    pub listen: Option<SocketAddr>,
+    /// Where the event store lives [default: ./data].
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Allow a non-loopback address without auth tokens.
+    #[arg(long)]
+    pub insecure: bool,
+}
+
+/// Apply the flags over the loaded config and check the listen policy.
+pub fn resolve(args: &ServeArgs) -> anyhow::Result<Config> {
+    let mut config = Config::load(args.config.as_deref())?;
+    if let Some(listen) = args.listen {
+        config.server.listen = listen;
+    }
+    if let Some(dir) = &args.data_dir {
+        config.server.data_dir = dir.clone();
+    }
+    if !config.server.listen.ip().is_loopback() && !config.has_auth() && !args.insecure {
+        anyhow::bail!(
+            "refusing to listen on non-loopback address {} with no auth.ingest_tokens configured; \
+             configure tokens or pass --insecure",
+            config.server.listen
+        );
+    }
+    Ok(config)
+}
+
+pub fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let config = resolve(&args)?;
+    crate::cli::runtime()?.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(config.server.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", config.server.listen))?;
+        let addr = listener.local_addr()?;
+        let node = Node::start(config.clone()).await?;
+        let state = AppState {
+            ingestor: node.ingestor.clone(),
+            config: Arc::new(config),
+        };
+        tracing::info!(%addr, engine = ?node.config.store.engine, "ibsight listening");
+        // Tests and scripts read this line to learn the port when started with :0.
+        println!("listening on {addr}");
+        api::serve(listener, state, shutdown_signal()).await?;
+        node.shutdown().await;
+        tracing::info!("ibsight stopped");
+        Ok(())
+    })
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}

@@ -1,0 +1,262 @@
+//! Typed configuration: `config/default.toml` documents every key. Sources, later wins:
+//! built-in defaults, the TOML file, `IBSIGHT_<SECTION>__<KEY>` environment variables, then
+//! command-line flags. Unknown keys are errors; `validate` names the key and the reason.
+
+use crate::detect::DetectConfig;
+use crate::events::Engine;
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub auth: AuthConfig,
+    pub ingest: IngestConfig,
+    pub store: StoreConfig,
+    pub actors: ActorsConfig,
+    pub detect: DetectConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("./data"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// Bearer tokens allowed to post telemetry; empty = no auth on ingest.
+    pub ingest_tokens: Vec<String>,
+    /// Bearer tokens allowed to read; empty = no auth on reads.
+    pub read_tokens: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IngestConfig {
+    pub max_body_bytes: usize,
+    pub max_samples: usize,
+    pub max_future_skew_s: u64,
+    /// Samples being processed at once; past this the API answers 503 with Retry-After.
+    pub max_inflight_samples: usize,
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        IngestConfig {
+            max_body_bytes: 8 * 1024 * 1024,
+            max_samples: 10_000,
+            max_future_skew_s: 300,
+            max_inflight_samples: 100_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    pub engine: Engine,
+    /// Snapshot a stream's state after this many events.
+    pub snapshot_every: u64,
+    /// Upper bound of operations in one group commit.
+    pub max_batch_ops: usize,
+    /// Raw samples (MetricObserved) older than this are compacted once a snapshot covers them.
+    pub raw_retention_hours: u64,
+    /// Other events are kept this long; 0 keeps them forever.
+    pub event_retention_days: u64,
+    /// How often retention runs.
+    pub retention_interval_s: u64,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            engine: Engine::Fjall,
+            snapshot_every: 1000,
+            max_batch_ops: 50_000,
+            raw_retention_hours: 168,
+            event_retention_days: 0,
+            retention_interval_s: 600,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ActorsConfig {
+    /// Stop a stream actor idle this long; it is re-activated from its snapshot on demand.
+    pub passivate_after_s: u64,
+    /// A stream actor may be restarted this many times within the window…
+    pub max_restarts: usize,
+    /// …after which the stream is quarantined for one window.
+    pub restart_window_s: u64,
+}
+
+impl Default for ActorsConfig {
+    fn default() -> Self {
+        ActorsConfig {
+            passivate_after_s: 600,
+            max_restarts: 5,
+            restart_window_s: 60,
+        }
+    }
+}
+
+/// A configuration problem: which key, and why.
+#[derive(Debug, thiserror::Error)]
+#[error("config: {key}: {reason}")]
+pub struct ConfigError {
+    pub key: String,
+    pub reason: String,
+}
+
+impl Config {
+    /// Load defaults, then `file` (if given), then the environment, then validate.
+    pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
+        let mut fig = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(path) = file {
+            if !path.exists() {
+                return Err(ConfigError {
+                    key: "--config".into(),
+                    reason: format!("file {} does not exist", path.display()),
+                });
+            }
+            fig = fig.merge(Toml::file(path));
+        }
+        fig = fig.merge(Env::prefixed("IBSIGHT_").split("__"));
+        let config: Config = fig.extract().map_err(|e| {
+            let key = e
+                .path
+                .iter()
+                .filter(|p| !p.is_empty())
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(".");
+            ConfigError {
+                key: if key.is_empty() { "<root>".into() } else { key },
+                reason: e.kind.to_string(),
+            }
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |key: &str, reason: String| {
+            Err(ConfigError {
+                key: key.into(),
+                reason,
+            })
+        };
+        if self.ingest.max_samples == 0 {
+            return bad("ingest.max_samples", "0 must be at least 1".into());
+        }
+        if self.ingest.max_body_bytes < 1024 {
+            return bad(
+                "ingest.max_body_bytes",
+                format!("{} is too small (at least 1024)", self.ingest.max_body_bytes),
+            );
+        }
+        if self.ingest.max_inflight_samples < self.ingest.max_samples {
+            return bad(
+                "ingest.max_inflight_samples",
+                format!(
+                    "{} must be at least ingest.max_samples ({})",
+                    self.ingest.max_inflight_samples, self.ingest.max_samples
+                ),
+            );
+        }
+        if self.store.snapshot_every == 0 {
+            return bad("store.snapshot_every", "0 must be at least 1".into());
+        }
+        if self.store.max_batch_ops == 0 {
+            return bad("store.max_batch_ops", "0 must be at least 1".into());
+        }
+        if self.store.raw_retention_hours == 0 {
+            return bad("store.raw_retention_hours", "0 must be at least 1".into());
+        }
+        if self.store.retention_interval_s == 0 {
+            return bad("store.retention_interval_s", "0 must be at least 1".into());
+        }
+        if self.actors.passivate_after_s == 0 {
+            return bad("actors.passivate_after_s", "0 must be at least 1".into());
+        }
+        if self.actors.restart_window_s == 0 {
+            return bad("actors.restart_window_s", "0 must be at least 1".into());
+        }
+        for (key, tokens) in [
+            ("auth.ingest_tokens", &self.auth.ingest_tokens),
+            ("auth.read_tokens", &self.auth.read_tokens),
+        ] {
+            if let Some(t) = tokens.iter().find(|t| t.len() < 16) {
+                return bad(
+                    key,
+                    format!(
+                        "a token of {} characters is too short (at least 16)",
+                        t.len()
+                    ),
+                );
+            }
+        }
+        self.detect
+            .validate()
+            .or_else(|(key, reason)| bad(&key, reason))
+    }
+
+    /// Whether any bearer token is configured.
+    pub fn has_auth(&self) -> bool {
+        !self.auth.ingest_tokens.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        Config::default().validate().expect("defaults must validate");
+    }
+
+    #[test]
+    fn shipped_default_toml_equals_the_built_in_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/default.toml");
+        let from_file: Config = Figment::from(Toml::file(&path))
+            .extract()
+            .expect("config/default.toml parses");
+        assert_eq!(from_file, Config::default());
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let err = Figment::from(Serialized::defaults(Config::default()))
+            .merge(Toml::string("[store]\nengin = \"sled\"\n"))
+            .extract::<Config>()
+            .expect_err("unknown key");
+        assert!(err.to_string().contains("engin"), "{err}");
+    }
+
+    #[test]
+    fn bad_value_is_named() {
+        let mut c = Config::default();
+        c.detect.ewma_alpha = 1.5;
+        let err = c.validate().expect_err("alpha out of range");
+        assert_eq!(err.key, "detect.ewma_alpha");
+        assert!(err.reason.contains("1.5"), "{err}");
+    }
+}

@@ -1,0 +1,89 @@
+//! The detection state of one stream and the two pure steps over it:
+//! `evaluate` (judge a sample against the state) and `absorb` (fold the sample into the state).
+
+use super::counters::{self, CounterReading};
+use super::ewma::Ewma;
+use super::hysteresis::{self, OpenAnomaly, Transition};
+use super::rules::{self, Finding};
+use super::DetectConfig;
+use crate::sample::{Counter, Metric, Sample};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DetectorState {
+    pub baselines: BTreeMap<Metric, Ewma>,
+    pub counters: BTreeMap<Counter, CounterReading>,
+    pub open: BTreeMap<String, OpenAnomaly>,
+    pub last_timestamp_ms: Option<i64>,
+}
+
+/// What the rules say about one sample.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Evaluation {
+    pub findings: Vec<Finding>,
+    /// Metric and counter names the sample carried (for hysteresis).
+    pub observed: BTreeSet<&'static str>,
+    pub transitions: Vec<Transition>,
+}
+
+/// Judge `sample` against the state as it was before the sample.
+pub fn evaluate(state: &DetectorState, sample: &Sample, cfg: &DetectConfig) -> Evaluation {
+    let window_start_ms = state.last_timestamp_ms.unwrap_or(sample.timestamp_ms);
+    let mut findings = rules::sample_gauge_findings(
+        sample,
+        |m| state.baselines.get(&m).copied(),
+        cfg,
+        window_start_ms,
+    );
+    let mut observed: BTreeSet<&'static str> = Metric::ALL
+        .into_iter()
+        .filter(|m| sample.metric(*m).is_some())
+        .map(Metric::field)
+        .collect();
+    for (&counter, &value) in &sample.counters {
+        observed.insert(counter.name());
+        let prev = state.counters.get(&counter);
+        if let (Some(delta), _) = counters::observe(counter, prev, value, sample.timestamp_ms) {
+            let start = prev.map_or(window_start_ms, |p| p.timestamp_ms);
+            findings.extend(rules::counter_findings(counter, &delta, value, cfg, start));
+        }
+    }
+    let transitions =
+        hysteresis::transitions(&state.open, &findings, &observed, cfg.clear_samples);
+    Evaluation {
+        findings,
+        observed,
+        transitions,
+    }
+}
+
+/// Fold a sample into the state: baselines, counter readings, clear streaks, last timestamp.
+/// Opening and resolving anomalies is done by applying their events, not here.
+pub fn absorb(state: &mut DetectorState, sample: &Sample, eval: &Evaluation, cfg: &DetectConfig) {
+    for metric in Metric::ALL {
+        let Some(value) = sample.metric(metric) else {
+            continue;
+        };
+        // An anomalous value moves the baseline slowly, so a spike does not teach itself
+        // into normal while a lasting shift still becomes the new normal.
+        let firing = eval.findings.iter().any(|f| f.metric == metric.field());
+        let alpha = if firing {
+            cfg.ewma_alpha * 0.1
+        } else {
+            cfg.ewma_alpha
+        };
+        state.baselines.entry(metric).or_default().update(value, alpha);
+    }
+    for (&counter, &value) in &sample.counters {
+        let (_, reading) = counters::observe(
+            counter,
+            state.counters.get(&counter),
+            value,
+            sample.timestamp_ms,
+        );
+        state.counters.insert(counter, reading);
+    }
+    hysteresis::track_clear_streaks(&mut state.open, &eval.findings, &eval.observed);
+    state.last_timestamp_ms = Some(sample.timestamp_ms);
+}

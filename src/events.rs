@@ -1,0 +1,48 @@
+//! The event log: the source of truth of ibsight.
+//!
+//! - `types`: the events of a stream (past tense), one struct per (type, version).
+//! - `codec`: bincode payloads, decoded by (event_type, schema_version); the record frame
+//!   with its CRC.
+//! - `store`: the `EventStore` trait every engine implements, and its errors.
+//! - `fjall_store`, `sled_store`: the two engines (fjall is the default).
+//! - `writer`: group commit: one writer thread batches appends from all actors and fsyncs
+//!   once per batch; an append is acknowledged only after its batch is durable.
+//! - `retention`: which old raw samples and events may be dropped.
+
+pub mod codec;
+pub mod fjall_store;
+pub mod json;
+pub mod retention;
+pub mod sled_store;
+pub mod store;
+pub mod types;
+pub mod writer;
+
+#[cfg(test)]
+mod conformance;
+#[cfg(test)]
+mod golden;
+
+pub use store::{EventStore, NewEvent, Snapshot, StoreError, StoredEvent, WriteOp};
+pub use types::StreamEvent;
+
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+use std::sync::Arc;
+
+/// Which storage engine backs the event log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Engine {
+    #[default]
+    Fjall,
+    Sled,
+}
+
+/// Open the event store of `engine` in `dir`.
+pub fn open_store(engine: Engine, dir: &Path) -> Result<Arc<dyn EventStore>, StoreError> {
+    Ok(match engine {
+        Engine::Fjall => Arc::new(fjall_store::FjallStore::open(dir)?),
+        Engine::Sled => Arc::new(sled_store::SledStore::open(dir)?),
+    })
+}

@@ -1,0 +1,179 @@
+//! The fjall engine (default): an LSM tree with atomic cross-keyspace batches.
+//! A batch is committed with `PersistMode::SyncAll`, so `write` returns only once durable.
+
+use super::store::{decode_stored, keys, EventStore, Snapshot, StoreError, StoredEvent, WriteOp};
+use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
+use std::path::Path;
+use std::sync::Mutex;
+
+pub struct FjallStore {
+    db: Database,
+    records: Keyspace,
+    index: Keyspace,
+    snapshots: Keyspace,
+    checkpoints: Keyspace,
+    /// Highest offset assigned; the lock also serialises writers.
+    last_offset: Mutex<u64>,
+}
+
+fn engine_err(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Engine(e.to_string())
+}
+
+impl FjallStore {
+    pub fn open(dir: &Path) -> Result<FjallStore, StoreError> {
+        let path = dir.join("fjall");
+        let db = Database::builder(&path)
+            .open()
+            .map_err(|e| StoreError::Open {
+                path: path.display().to_string(),
+                reason: e.to_string(),
+            })?;
+        let ks = |name: &str| db.keyspace(name, KeyspaceCreateOptions::default).map_err(engine_err);
+        let records = ks("records")?;
+        let index = ks("stream_index")?;
+        let snapshots = ks("snapshots")?;
+        let checkpoints = ks("checkpoints")?;
+        let last = match records.last_key_value() {
+            Some(guard) => {
+                let key = guard.key().map_err(engine_err)?;
+                keys::parse_u64(&key).ok_or_else(|| engine_err("record key is not 8 bytes"))?
+            }
+            None => 0,
+        };
+        let recorded = checkpoints.get(keys::LAST_OFFSET).map_err(engine_err)?;
+        let last = last.max(recorded.and_then(|v| keys::parse_u64(&v)).unwrap_or(0));
+        Ok(FjallStore {
+            db,
+            records,
+            index,
+            snapshots,
+            checkpoints,
+            last_offset: Mutex::new(last),
+        })
+    }
+
+    fn get_record(&self, offset: u64) -> Result<Option<StoredEvent>, StoreError> {
+        match self.records.get(keys::offset(offset)).map_err(engine_err)? {
+            Some(frame) => decode_stored(offset, &frame).map(Some),
+            None => Ok(None),
+        }
+    }
+}
+
+impl EventStore for FjallStore {
+    fn write(&self, ops: &[WriteOp]) -> Result<Vec<u64>, StoreError> {
+        let mut last = self.last_offset.lock().expect("offset lock poisoned");
+        let mut next = *last;
+        let mut offsets = Vec::new();
+        let mut batch = self.db.batch().durability(Some(PersistMode::SyncAll));
+        for op in ops {
+            match op {
+                WriteOp::Append(e) => {
+                    next += 1;
+                    batch.insert(&self.records, keys::offset(next), e.frame.as_slice());
+                    batch.insert(
+                        &self.index,
+                        keys::stream_seq(&e.stream_id, e.seq),
+                        keys::offset(next),
+                    );
+                    offsets.push(next);
+                }
+                WriteOp::Snapshot(s) => batch.insert(
+                    &self.snapshots,
+                    s.stream_id.as_bytes(),
+                    keys::snapshot_value(s.seq, &s.state),
+                ),
+                WriteOp::Checkpoint { name, offset } => {
+                    batch.insert(&self.checkpoints, name.as_bytes(), keys::offset(*offset))
+                }
+                WriteOp::Remove {
+                    offset,
+                    stream_id,
+                    seq,
+                } => {
+                    batch.remove(&self.records, keys::offset(*offset));
+                    batch.remove(&self.index, keys::stream_seq(stream_id, *seq));
+                }
+            }
+        }
+        if ops.is_empty() {
+            return Ok(offsets);
+        }
+        if next > *last {
+            batch.insert(&self.checkpoints, keys::LAST_OFFSET, keys::offset(next));
+        }
+        batch.commit().map_err(engine_err)?;
+        *last = next;
+        Ok(offsets)
+    }
+
+    fn read_stream(
+        &self,
+        stream_id: &str,
+        from_seq: u64,
+        limit: usize,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        let start = keys::stream_seq(stream_id, from_seq);
+        let end = keys::stream_seq(stream_id, u64::MAX);
+        let mut out = Vec::new();
+        for guard in self.index.range(start..=end) {
+            if out.len() >= limit {
+                break;
+            }
+            let value = guard.value().map_err(engine_err)?;
+            let offset =
+                keys::parse_u64(&value).ok_or_else(|| engine_err("index value is not 8 bytes"))?;
+            if let Some(e) = self.get_record(offset)? {
+                out.push(e);
+            }
+        }
+        Ok(out)
+    }
+
+    fn read_from(&self, from_offset: u64, limit: usize) -> Result<Vec<StoredEvent>, StoreError> {
+        let mut out = Vec::new();
+        for guard in self.records.range(keys::offset(from_offset)..) {
+            if out.len() >= limit {
+                break;
+            }
+            let (k, v) = guard.into_inner().map_err(engine_err)?;
+            let offset = keys::parse_u64(&k).ok_or_else(|| engine_err("record key is not 8 bytes"))?;
+            out.push(decode_stored(offset, &v)?);
+        }
+        Ok(out)
+    }
+
+    fn stream_head(&self, stream_id: &str) -> Result<u64, StoreError> {
+        match self.index.prefix(keys::stream_prefix(stream_id)).next_back() {
+            Some(guard) => {
+                let key = guard.key().map_err(engine_err)?;
+                let seq = key.get(key.len().saturating_sub(8)..).and_then(keys::parse_u64);
+                seq.ok_or_else(|| engine_err("index key too short"))
+            }
+            None => Ok(0),
+        }
+    }
+
+    fn last_offset(&self) -> u64 {
+        *self.last_offset.lock().expect("offset lock poisoned")
+    }
+
+    fn snapshot(&self, stream_id: &str) -> Result<Option<Snapshot>, StoreError> {
+        let v = self.snapshots.get(stream_id.as_bytes()).map_err(engine_err)?;
+        Ok(v.and_then(|v| keys::parse_snapshot(stream_id, &v)))
+    }
+
+    fn checkpoint(&self, name: &str) -> Result<Option<u64>, StoreError> {
+        let v = self.checkpoints.get(name.as_bytes()).map_err(engine_err)?;
+        Ok(v.and_then(|v| keys::parse_u64(&v)))
+    }
+
+    fn disk_bytes(&self) -> u64 {
+        self.db.disk_space().unwrap_or(0)
+    }
+
+    fn engine(&self) -> &'static str {
+        "fjall"
+    }
+}

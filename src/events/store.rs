@@ -1,0 +1,154 @@
+//! The `EventStore` trait: what every storage engine provides, and nothing engine-specific.
+//!
+//! Layout (both engines): one keyspace of records keyed by big-endian global offset, one
+//! index `(stream_id, 0x00, seq BE) → offset`, one keyspace of snapshots and one of
+//! checkpoints. Never a tree per stream. Stream ids never contain 0x00, so the separator
+//! keeps one stream's keys from running into another's.
+
+use super::codec::{self, CodecError, EventRecord};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("storage engine: {0}")]
+    Engine(String),
+    #[error("corrupt record at offset {offset}: {source}")]
+    Corrupt { offset: u64, source: CodecError },
+    #[error("stream {stream_id}: expected seq {expected}, got {got} (another writer appended)")]
+    SeqConflict {
+        stream_id: String,
+        expected: u64,
+        got: u64,
+    },
+    #[error("event writer stopped")]
+    WriterStopped,
+    #[error("cannot open store at {path}: {reason}")]
+    Open { path: String, reason: String },
+}
+
+/// A new event ready to append: its record, already framed, plus the keys the index needs.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    pub stream_id: String,
+    pub seq: u64,
+    pub frame: Vec<u8>,
+}
+
+impl NewEvent {
+    pub fn new(record: &EventRecord) -> NewEvent {
+        NewEvent {
+            stream_id: record.stream_id.clone(),
+            seq: record.seq,
+            frame: codec::encode_frame(record),
+        }
+    }
+}
+
+/// An actor's state at `seq`, so recovery replays only the tail after it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Snapshot {
+    pub stream_id: String,
+    pub seq: u64,
+    pub state: Vec<u8>,
+}
+
+/// One operation of an atomic, durable write.
+#[derive(Debug, Clone)]
+pub enum WriteOp {
+    Append(NewEvent),
+    Snapshot(Snapshot),
+    Checkpoint { name: String, offset: u64 },
+    /// Retention: drop an event and its index entry.
+    Remove { offset: u64, stream_id: String, seq: u64 },
+}
+
+/// An event read back, with its global offset.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredEvent {
+    pub offset: u64,
+    pub record: EventRecord,
+}
+
+pub trait EventStore: Send + Sync + 'static {
+    /// Apply `ops` atomically and durably (fsync before returning). Returns the global offsets
+    /// assigned to the appends, in order. Offsets start at 1 and have no gaps.
+    fn write(&self, ops: &[WriteOp]) -> Result<Vec<u64>, StoreError>;
+
+    /// Events of one stream with seq ≥ `from_seq`, in seq order.
+    fn read_stream(
+        &self,
+        stream_id: &str,
+        from_seq: u64,
+        limit: usize,
+    ) -> Result<Vec<StoredEvent>, StoreError>;
+
+    /// Events of all streams with offset ≥ `from_offset`, in offset order (tailing).
+    fn read_from(&self, from_offset: u64, limit: usize) -> Result<Vec<StoredEvent>, StoreError>;
+
+    /// The highest seq of a stream, 0 when the stream has no events.
+    fn stream_head(&self, stream_id: &str) -> Result<u64, StoreError>;
+
+    /// The highest offset ever assigned, 0 for an empty store.
+    fn last_offset(&self) -> u64;
+
+    fn snapshot(&self, stream_id: &str) -> Result<Option<Snapshot>, StoreError>;
+
+    fn checkpoint(&self, name: &str) -> Result<Option<u64>, StoreError>;
+
+    /// Bytes the store uses on disk.
+    fn disk_bytes(&self) -> u64;
+
+    /// Engine name, for logs and benchmarks.
+    fn engine(&self) -> &'static str;
+}
+
+/// Key helpers shared by the engines.
+pub mod keys {
+    /// Checkpoint key holding the highest offset ever assigned, so that retention removing
+    /// the newest records can never make an offset be handed out twice.
+    pub const LAST_OFFSET: &[u8] = b"\0last_offset";
+
+    pub fn offset(offset: u64) -> [u8; 8] {
+        offset.to_be_bytes()
+    }
+
+    pub fn parse_u64(bytes: &[u8]) -> Option<u64> {
+        Some(u64::from_be_bytes(bytes.try_into().ok()?))
+    }
+
+    pub fn stream_prefix(stream_id: &str) -> Vec<u8> {
+        let mut k = Vec::with_capacity(stream_id.len() + 9);
+        k.extend_from_slice(stream_id.as_bytes());
+        k.push(0);
+        k
+    }
+
+    pub fn stream_seq(stream_id: &str, seq: u64) -> Vec<u8> {
+        let mut k = stream_prefix(stream_id);
+        k.extend_from_slice(&seq.to_be_bytes());
+        k
+    }
+
+    pub fn snapshot_value(seq: u64, state: &[u8]) -> Vec<u8> {
+        let mut v = Vec::with_capacity(8 + state.len());
+        v.extend_from_slice(&seq.to_be_bytes());
+        v.extend_from_slice(state);
+        v
+    }
+
+    pub fn parse_snapshot(stream_id: &str, v: &[u8]) -> Option<super::Snapshot> {
+        let seq = parse_u64(v.get(..8)?)?;
+        Some(super::Snapshot {
+            stream_id: stream_id.to_string(),
+            seq,
+            state: v[8..].to_vec(),
+        })
+    }
+}
+
+/// Decode a stored frame, naming its offset if it is corrupt.
+pub fn decode_stored(offset: u64, frame: &[u8]) -> Result<StoredEvent, StoreError> {
+    codec::decode_frame(frame)
+        .map(|record| StoredEvent { offset, record })
+        .map_err(|source| StoreError::Corrupt { offset, source })
+}

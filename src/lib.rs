@@ -1,0 +1,27 @@
+//! ibsight: an InfiniBand fabric monitor.
+//!
+//! - `sample`: the validated telemetry sample and the validation of posted JSON
+//! - `detect`: baselines and rules, pure functions over numbers
+//! - `events`: event types, codec, the `EventStore` trait, fjall and sled engines, group commit
+//! - `actors`: the supervision tree, stream actors and the router
+//! - `ingest`: from validated samples to durable events, with backpressure
+//! - `projections`: read models fed by tailing the event log from a checkpoint
+//! - `api`: the HTTP API
+//! - `node`: one running node, assembled from config
+//! - `config`: typed configuration with env overrides
+//! - `cli`: the subcommands (`serve`, `events`, `bench`)
+//! - `sim`: synthetic telemetry
+//! - `clock`: the only wall-clock reads
+
+pub mod actors;
+pub mod api;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod detect;
+pub mod events;
+pub mod ingest;
+pub mod node;
+pub mod projections;
+pub mod sample;
+pub mod sim;

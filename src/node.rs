@@ -1,0 +1,128 @@
+//! One ibsight node: the event store, the group-commit writer, the actor tree, the router and
+//! the background retention task, built from a `Config`. `serve`, `bench` and the tests all
+//! start the same `Node`, so they exercise the same path.
+
+use crate::actors::stream::StreamContext;
+use crate::actors::supervisor::{
+    Registry, StreamSupervisor, SupervisionPolicy, SupervisorArgs, SupervisorMsg,
+};
+use crate::actors::StreamRouter;
+use crate::config::Config;
+use crate::events::retention::{self, RetentionPolicy};
+use crate::events::writer::Writer;
+use crate::events::{open_store, StoreError};
+use crate::ingest::Ingestor;
+use ractor::{Actor, ActorRef};
+use std::sync::Arc;
+use std::time::Duration;
+
+pub struct Node {
+    pub config: Config,
+    pub router: StreamRouter,
+    pub ingestor: Ingestor,
+    pub writer: Writer,
+    supervisor: ActorRef<SupervisorMsg>,
+    retention: tokio::task::JoinHandle<()>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("actor system: {0}")]
+    Actors(String),
+}
+
+impl Node {
+    pub async fn start(config: Config) -> Result<Node, NodeError> {
+        std::fs::create_dir_all(&config.server.data_dir).map_err(|e| StoreError::Open {
+            path: config.server.data_dir.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        let store = open_store(config.store.engine, &config.server.data_dir)?;
+        let writer = Writer::spawn(store.clone(), config.store.max_batch_ops);
+        let ctx = Arc::new(StreamContext {
+            writer: writer.clone(),
+            detect: config.detect.clone(),
+            snapshot_every: config.store.snapshot_every,
+        });
+        let registry = Registry::default();
+        let passivate_after = Duration::from_secs(config.actors.passivate_after_s);
+        let policy = SupervisionPolicy {
+            max_restarts: config.actors.max_restarts,
+            restart_window: Duration::from_secs(config.actors.restart_window_s),
+            passivate_after,
+            sweep_every: (passivate_after / 4).clamp(Duration::from_millis(200), Duration::from_secs(60)),
+        };
+        let (supervisor, _) = Actor::spawn(
+            None,
+            StreamSupervisor,
+            SupervisorArgs {
+                registry: registry.clone(),
+                ctx,
+                policy,
+            },
+        )
+        .await
+        .map_err(|e| NodeError::Actors(e.to_string()))?;
+        let router = StreamRouter::new(registry, supervisor.clone(), store);
+        let ingestor = Ingestor::new(router.clone(), config.ingest.max_inflight_samples);
+        let retention = tokio::spawn(run_retention(writer.clone(), &config));
+        Ok(Node {
+            config,
+            router,
+            ingestor,
+            writer,
+            supervisor,
+            retention,
+        })
+    }
+
+    /// Stop the actors (passivating leaves snapshots) and wait for them.
+    pub async fn shutdown(self) {
+        self.retention.abort();
+        self.supervisor.drain_children_and_wait(Some(Duration::from_secs(10))).await;
+        self.supervisor.stop(None);
+        // Snapshots from post_stop go through the writer; one durable no-op write behind them
+        // guarantees they are flushed before we return.
+        let _ = self.writer.write(Vec::new()).await;
+    }
+}
+
+fn retention_policy(config: &Config) -> RetentionPolicy {
+    let day_ms = 24 * 3600 * 1000;
+    RetentionPolicy {
+        raw_max_age_ms: config.store.raw_retention_hours as i64 * 3600 * 1000,
+        events_max_age_ms: (config.store.event_retention_days > 0)
+            .then(|| config.store.event_retention_days as i64 * day_ms),
+    }
+}
+
+fn run_retention(writer: Writer, config: &Config) -> impl std::future::Future<Output = ()> {
+    let policy = retention_policy(config);
+    let every = Duration::from_secs(config.store.retention_interval_s);
+    async move {
+        let mut tick = tokio::time::interval(every);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            let store = writer.store().clone();
+            let planned = tokio::task::spawn_blocking(move || {
+                retention::plan(store.as_ref(), policy, crate::clock::now_ms(), 100_000)
+            })
+            .await;
+            match planned {
+                Ok(Ok(ops)) if !ops.is_empty() => {
+                    let n = ops.len();
+                    match writer.write(ops).await {
+                        Ok(_) => tracing::info!(removed = n, "retention compacted old events"),
+                        Err(e) => tracing::warn!(error = %e, "retention write failed"),
+                    }
+                }
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => tracing::warn!(error = %e, "retention scan failed"),
+                Err(e) => tracing::warn!(error = %e, "retention task failed"),
+            }
+        }
+    }
+}

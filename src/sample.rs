@@ -1,0 +1,104 @@
+//! A telemetry sample: one reading of one stream (a port or a link).
+//!
+//! `Sample` is the validated form; everything downstream (actors, detection, the event log)
+//! trusts it. `validate` turns untrusted JSON into samples and reports every bad field.
+
+mod counter;
+pub mod validate;
+
+pub use counter::{max_for_width as counter_max_for_width, Counter};
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// A validated sample. Field units are in the names; `timestamp_ms` is epoch milliseconds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Sample {
+    pub stream_id: String,
+    pub timestamp_ms: i64,
+    pub latency_p99_us: Option<f64>,
+    pub utilization_pct: Option<f64>,
+    pub error_rate: Option<f64>,
+    pub bandwidth_gbps: Option<f64>,
+    pub qp_errors: Option<u64>,
+    /// Cumulative IB port counters as read by perfquery.
+    pub counters: BTreeMap<Counter, u64>,
+    pub labels: BTreeMap<String, String>,
+}
+
+/// The gauge metrics that carry an EWMA baseline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Metric {
+    LatencyP99Us,
+    UtilizationPct,
+    ErrorRate,
+    BandwidthGbps,
+    QpErrors,
+}
+
+impl Metric {
+    pub const ALL: [Metric; 5] = [
+        Metric::LatencyP99Us,
+        Metric::UtilizationPct,
+        Metric::ErrorRate,
+        Metric::BandwidthGbps,
+        Metric::QpErrors,
+    ];
+
+    /// The JSON field name of the metric, as posted by collectors.
+    pub fn field(self) -> &'static str {
+        match self {
+            Metric::LatencyP99Us => "latency_p99",
+            Metric::UtilizationPct => "utilization",
+            Metric::ErrorRate => "error_rate",
+            Metric::BandwidthGbps => "bandwidth_gbps",
+            Metric::QpErrors => "qp_errors",
+        }
+    }
+}
+
+impl Sample {
+    /// The value of a gauge metric, if the sample carries it.
+    pub fn metric(&self, metric: Metric) -> Option<f64> {
+        match metric {
+            Metric::LatencyP99Us => self.latency_p99_us,
+            Metric::UtilizationPct => self.utilization_pct,
+            Metric::ErrorRate => self.error_rate,
+            Metric::BandwidthGbps => self.bandwidth_gbps,
+            Metric::QpErrors => self.qp_errors.map(|v| v as f64),
+        }
+    }
+
+    /// The sample as the JSON object a collector would post (used by the HTTP bench and tests).
+    pub fn to_json(&self) -> serde_json::Value {
+        let mut obj = serde_json::Map::new();
+        obj.insert("stream_id".into(), self.stream_id.clone().into());
+        obj.insert("timestamp".into(), self.timestamp_ms.into());
+        for metric in Metric::ALL {
+            if let Some(v) = self.metric(metric) {
+                let value = match metric {
+                    Metric::QpErrors => serde_json::Value::from(v as u64),
+                    _ => serde_json::Value::from(v),
+                };
+                obj.insert(metric.field().into(), value);
+            }
+        }
+        if !self.counters.is_empty() {
+            let counters: serde_json::Map<_, _> = self
+                .counters
+                .iter()
+                .map(|(c, v)| (c.name().to_string(), serde_json::Value::from(*v)))
+                .collect();
+            obj.insert("counters".into(), counters.into());
+        }
+        if !self.labels.is_empty() {
+            let labels: serde_json::Map<_, _> = self
+                .labels
+                .iter()
+                .map(|(k, v)| (k.clone(), serde_json::Value::from(v.clone())))
+                .collect();
+            obj.insert("labels".into(), labels.into());
+        }
+        serde_json::Value::Object(obj)
+    }
+}
