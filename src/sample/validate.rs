@@ -132,19 +132,18 @@ fn parse_sample(item: &Value, limits: &Limits, report: &mut Report) -> Option<Sa
     let qp_errors = unsigned(obj, "qp_errors", report);
     let counters = counters(obj, report);
     let labels = labels(obj, report);
-    let has_metric = latency_p99_us.is_some()
-        || utilization_pct.is_some()
-        || error_rate.is_some()
-        || bandwidth_gbps.is_some()
-        || qp_errors.is_some()
-        || !counters.is_empty();
-    let metric_present = ["latency_p99", "utilization", "error_rate", "bandwidth_gbps", "qp_errors", "counters"]
+    let carries_metric = ["latency_p99", "utilization", "error_rate", "bandwidth_gbps", "qp_errors"]
         .iter()
-        .any(|f| obj.contains_key(*f));
-    if !has_metric && !metric_present {
+        .any(|f| obj.contains_key(*f))
+        || obj
+            .get("counters")
+            .is_some_and(|c| c.as_object().is_none_or(|m| !m.is_empty()));
+    if !carries_metric {
         report.add(
             "",
-            "sample carries no metric: give at least one of latency_p99, utilization, error_rate, bandwidth_gbps, qp_errors, counters".into(),
+            "sample carries no metric: give at least one of latency_p99, utilization, \
+             error_rate, bandwidth_gbps, qp_errors, counters"
+                .into(),
         );
     }
     if report.errors.len() > before {

@@ -1,0 +1,251 @@
+//! Given/when/then tests of the stream's decisions: given the samples a stream has seen,
+//! when a new sample arrives, then these events are recorded.
+
+use super::state::{apply, decide, Decision, StreamState};
+use crate::detect::rules::{Rule, Severity};
+use crate::detect::DetectConfig;
+use crate::events::StreamEvent;
+use crate::sample::{Counter, Sample};
+use std::collections::BTreeMap;
+
+fn cfg() -> DetectConfig {
+    DetectConfig {
+        warmup_samples: 5,
+        ..DetectConfig::default()
+    }
+}
+
+fn sample(ts_s: i64) -> Sample {
+    Sample {
+        stream_id: "sw1/p1".into(),
+        timestamp_ms: ts_s * 1000,
+        latency_p99_us: Some(5.0),
+        utilization_pct: Some(50.0),
+        error_rate: None,
+        bandwidth_gbps: None,
+        qp_errors: None,
+        counters: BTreeMap::new(),
+        labels: BTreeMap::new(),
+    }
+}
+
+fn with_util(ts_s: i64, util: f64) -> Sample {
+    Sample {
+        utilization_pct: Some(util),
+        ..sample(ts_s)
+    }
+}
+
+fn with_counter(ts_s: i64, counter: Counter, value: u64) -> Sample {
+    let mut s = sample(ts_s);
+    s.counters.insert(counter, value);
+    s
+}
+
+struct Scenario {
+    state: StreamState,
+    cfg: DetectConfig,
+}
+
+fn given(samples: impl IntoIterator<Item = Sample>) -> Scenario {
+    let cfg = cfg();
+    let mut state = StreamState::new("sw1/p1");
+    for s in samples {
+        if let Decision::Record(events) = decide(&state, &s, &cfg) {
+            for e in &events {
+                apply(&mut state, e, &cfg);
+            }
+        }
+    }
+    Scenario { state, cfg }
+}
+
+impl Scenario {
+    /// Decide on `s`, apply what was decided, and return the events.
+    fn when(&mut self, s: Sample) -> Vec<StreamEvent> {
+        match decide(&self.state, &s, &self.cfg) {
+            Decision::Duplicate => Vec::new(),
+            Decision::Record(events) => {
+                for e in &events {
+                    apply(&mut self.state, e, &self.cfg);
+                }
+                events
+            }
+        }
+    }
+}
+
+fn kinds(events: &[StreamEvent]) -> Vec<String> {
+    events
+        .iter()
+        .map(|e| match e {
+            StreamEvent::MetricObserved(_) => "observed".to_string(),
+            StreamEvent::AnomalyDetected(a) => format!(
+                "detected {} {}{}",
+                a.rule.name(),
+                a.severity.name(),
+                a.escalated_from.map(|s| format!(" from {}", s.name())).unwrap_or_default()
+            ),
+            StreamEvent::AnomalyResolved(a) => format!("resolved {}", a.rule.name()),
+        })
+        .collect()
+}
+
+fn steady(n: i64) -> Vec<Sample> {
+    (1..=n).map(sample).collect()
+}
+
+#[test]
+fn a_normal_sample_is_only_observed() {
+    let mut s = given(steady(10));
+    assert_eq!(kinds(&s.when(sample(11))), vec!["observed"]);
+    assert_eq!(s.state.last_seq, 11);
+}
+
+#[test]
+fn a_sample_at_or_before_the_last_timestamp_is_a_duplicate() {
+    let s = given(steady(10));
+    assert_eq!(decide(&s.state, &sample(10), &s.cfg), Decision::Duplicate);
+    assert_eq!(decide(&s.state, &sample(3), &s.cfg), Decision::Duplicate);
+}
+
+#[test]
+fn an_anomaly_opens_once_and_holds_while_the_condition_lasts() {
+    let mut s = given(steady(10));
+    assert_eq!(
+        kinds(&s.when(with_util(11, 85.0))),
+        vec!["observed", "detected utilization_high warning"]
+    );
+    assert_eq!(kinds(&s.when(with_util(12, 86.0))), vec!["observed"]);
+    assert_eq!(kinds(&s.when(with_util(13, 84.0))), vec!["observed"]);
+    assert_eq!(s.state.detector.open.len(), 1);
+}
+
+#[test]
+fn the_evidence_names_rule_metric_value_baseline_and_window() {
+    let mut s = given(steady(10));
+    let events = s.when(Sample {
+        latency_p99_us: Some(20.0),
+        ..sample(11)
+    });
+    let StreamEvent::AnomalyDetected(a) = &events[1] else {
+        panic!("{events:?}")
+    };
+    assert_eq!(a.rule, Rule::LatencySpike);
+    assert_eq!(a.metric, "latency_p99");
+    assert_eq!(a.value, 20.0);
+    assert_eq!(a.baseline, Some(5.0));
+    assert_eq!(a.delta_pct, Some(300.0));
+    assert_eq!((a.window_start_ms, a.window_end_ms), (10_000, 11_000));
+}
+
+#[test]
+fn a_worse_reading_escalates_the_open_anomaly() {
+    let mut s = given(steady(10));
+    s.when(with_util(11, 85.0));
+    let events = s.when(with_util(12, 99.0));
+    assert_eq!(
+        kinds(&events),
+        vec!["observed", "detected utilization_high critical from warning"]
+    );
+    let StreamEvent::AnomalyDetected(a) = &events[1] else {
+        panic!()
+    };
+    assert_eq!(a.anomaly_id, "utilization_high:utilization@11000", "same anomaly");
+    assert_eq!(
+        s.state.detector.open.values().next().map(|a| a.severity),
+        Some(Severity::Critical)
+    );
+}
+
+#[test]
+fn an_anomaly_resolves_after_three_clear_samples() {
+    let mut s = given(steady(10));
+    s.when(with_util(11, 85.0));
+    assert_eq!(kinds(&s.when(with_util(12, 50.0))), vec!["observed"]);
+    assert_eq!(kinds(&s.when(with_util(13, 50.0))), vec!["observed"]);
+    assert_eq!(
+        kinds(&s.when(with_util(14, 50.0))),
+        vec!["observed", "resolved utilization_high"]
+    );
+    assert!(s.state.detector.open.is_empty());
+    // And it can open again afterwards.
+    assert_eq!(
+        kinds(&s.when(with_util(15, 90.0))),
+        vec!["observed", "detected utilization_high major"]
+    );
+}
+
+#[test]
+fn a_flapping_condition_does_not_reopen() {
+    let mut s = given(steady(10));
+    s.when(with_util(11, 85.0));
+    s.when(with_util(12, 50.0));
+    s.when(with_util(13, 50.0));
+    assert_eq!(kinds(&s.when(with_util(14, 85.0))), vec!["observed"]);
+    assert_eq!(kinds(&s.when(with_util(15, 50.0))), vec!["observed"]);
+}
+
+#[test]
+fn a_link_down_is_detected_from_counter_deltas() {
+    let mut s = given([with_counter(1, Counter::LinkDownedCounter, 4)]);
+    assert_eq!(
+        kinds(&s.when(with_counter(2, Counter::LinkDownedCounter, 4))),
+        vec!["observed"]
+    );
+    assert_eq!(
+        kinds(&s.when(with_counter(3, Counter::LinkDownedCounter, 5))),
+        vec!["observed", "detected link_downed critical"]
+    );
+}
+
+#[test]
+fn a_counter_reset_is_not_a_burst_of_errors() {
+    let mut s = given([with_counter(0, Counter::SymbolErrorCounter, 60_000)]);
+    // Cleared by an operator: 60000 → 1 within a minute is one error, not −59999 or 2^16.
+    assert_eq!(
+        kinds(&s.when(with_counter(60, Counter::SymbolErrorCounter, 1))),
+        vec!["observed"]
+    );
+}
+
+#[test]
+fn a_saturated_counter_opens_an_anomaly_once() {
+    let mut s = given([with_counter(0, Counter::SymbolErrorCounter, 65_530)]);
+    let first = s.when(with_counter(3600, Counter::SymbolErrorCounter, 65_535));
+    assert_eq!(
+        kinds(&first),
+        vec!["observed", "detected counter_saturated warning"]
+    );
+    let stuck = s.when(with_counter(7200, Counter::SymbolErrorCounter, 65_535));
+    assert_eq!(kinds(&stuck), vec!["observed"]);
+}
+
+#[test]
+fn detection_uses_sample_time_not_arrival_time() {
+    // The same counter delta is a symbol-error storm over 10 s and harmless over a day.
+    let mut fast = given([with_counter(0, Counter::SymbolErrorCounter, 0)]);
+    assert_eq!(
+        kinds(&fast.when(with_counter(10, Counter::SymbolErrorCounter, 5))),
+        vec!["observed", "detected symbol_errors critical"]
+    );
+    let mut slow = given([with_counter(0, Counter::SymbolErrorCounter, 0)]);
+    assert_eq!(
+        kinds(&slow.when(with_counter(86_400, Counter::SymbolErrorCounter, 5))),
+        vec!["observed"]
+    );
+}
+
+#[test]
+fn replaying_the_events_rebuilds_the_same_state() {
+    let mut s = given(steady(10));
+    let mut log = Vec::new();
+    for (i, u) in [85.0, 99.0, 50.0, 50.0, 50.0, 91.0].iter().enumerate() {
+        log.extend(s.when(with_util(11 + i as i64, *u)));
+    }
+    let mut replayed = given(steady(10)).state;
+    for e in &log {
+        apply(&mut replayed, e, &s.cfg);
+    }
+    assert_eq!(replayed, s.state);
+}

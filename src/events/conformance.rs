@@ -1,0 +1,267 @@
+//! One conformance suite, run against every engine: the same tests, so the engines are
+//! interchangeable behind `EventStore`. (The kill -9 test, also run per engine, is in
+//! tests/crash.rs because it needs a real process to kill.)
+
+use super::codec::EventRecord;
+use super::retention::{self, RetentionPolicy};
+use super::store::{EventStore, NewEvent, Snapshot, StoreError, WriteOp};
+use super::writer::Writer;
+use super::{open_store, Engine};
+use std::path::Path;
+use std::sync::Arc;
+
+fn record(stream: &str, seq: u64, event_type: &str, recorded_at_ms: i64) -> EventRecord {
+    EventRecord {
+        stream_id: stream.into(),
+        seq,
+        recorded_at_ms,
+        event_type: event_type.into(),
+        schema_version: 1,
+        correlation_id: None,
+        payload: vec![seq as u8; 3],
+    }
+}
+
+fn append(stream: &str, seq: u64) -> WriteOp {
+    WriteOp::Append(NewEvent::new(&record(stream, seq, "MetricObserved", 1000)))
+}
+
+fn seqs(events: &[super::StoredEvent]) -> Vec<(String, u64)> {
+    events
+        .iter()
+        .map(|e| (e.record.stream_id.clone(), e.record.seq))
+        .collect()
+}
+
+fn appends_get_gapless_offsets(open: fn(&Path) -> Arc<dyn EventStore>) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(dir.path());
+    assert_eq!(store.last_offset(), 0);
+    let offsets = store
+        .write(&[append("a", 1), append("b", 1), append("a", 2)])
+        .expect("write");
+    assert_eq!(offsets, vec![1, 2, 3]);
+    let offsets = store.write(&[append("b", 2)]).expect("write");
+    assert_eq!(offsets, vec![4]);
+    assert_eq!(store.last_offset(), 4);
+    let all = store.read_from(1, 100).expect("read");
+    assert_eq!(all.iter().map(|e| e.offset).collect::<Vec<_>>(), vec![1, 2, 3, 4]);
+    assert_eq!(all[0].record, record("a", 1, "MetricObserved", 1000));
+}
+
+fn reads_one_stream_in_seq_order(open: fn(&Path) -> Arc<dyn EventStore>) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(dir.path());
+    // "a" and "a/b" share a prefix; the index must keep them apart.
+    let mut ops = Vec::new();
+    for seq in 1..=5 {
+        ops.push(append("a", seq));
+        ops.push(append("a/b", seq));
+    }
+    store.write(&ops).expect("write");
+    let a = store.read_stream("a", 1, 100).expect("read");
+    assert_eq!(seqs(&a), (1..=5).map(|s| ("a".to_string(), s)).collect::<Vec<_>>());
+    let page = store.read_stream("a", 3, 2).expect("read");
+    assert_eq!(seqs(&page), vec![("a".into(), 3), ("a".into(), 4)]);
+    assert_eq!(store.stream_head("a").expect("head"), 5);
+    assert_eq!(store.stream_head("a/b").expect("head"), 5);
+    assert_eq!(store.stream_head("nope").expect("head"), 0);
+    assert!(store.read_stream("nope", 1, 10).expect("read").is_empty());
+}
+
+fn tails_by_offset_in_pages(open: fn(&Path) -> Arc<dyn EventStore>) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(dir.path());
+    let ops: Vec<_> = (1..=25).map(|s| append("t", s)).collect();
+    store.write(&ops).expect("write");
+    let mut from = 1;
+    let mut seen = Vec::new();
+    loop {
+        let page = store.read_from(from, 10).expect("read");
+        let Some(last) = page.last() else { break };
+        from = last.offset + 1;
+        seen.extend(page.iter().map(|e| e.offset));
+    }
+    assert_eq!(seen, (1..=25).collect::<Vec<_>>());
+}
+
+fn reopen_keeps_everything(open: fn(&Path) -> Arc<dyn EventStore>) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        let store = open(dir.path());
+        store.write(&[append("a", 1), append("a", 2)]).expect("write");
+        store
+            .write(&[
+                WriteOp::Snapshot(Snapshot {
+                    stream_id: "a".into(),
+                    seq: 2,
+                    state: vec![9, 9],
+                }),
+                WriteOp::Checkpoint {
+                    name: "proj".into(),
+                    offset: 2,
+                },
+            ])
+            .expect("write");
+    }
+    let store = open(dir.path());
+    assert_eq!(store.last_offset(), 2);
+    assert_eq!(store.stream_head("a").expect("head"), 2);
+    let snap = store.snapshot("a").expect("snapshot").expect("some");
+    assert_eq!((snap.seq, snap.state), (2, vec![9, 9]));
+    assert_eq!(store.checkpoint("proj").expect("checkpoint"), Some(2));
+    assert_eq!(store.checkpoint("other").expect("checkpoint"), None);
+    assert_eq!(store.write(&[append("a", 3)]).expect("write"), vec![3]);
+}
+
+fn removed_offsets_are_never_reused(open: fn(&Path) -> Arc<dyn EventStore>) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        let store = open(dir.path());
+        store.write(&[append("a", 1), append("a", 2)]).expect("write");
+        store
+            .write(&[
+                WriteOp::Remove {
+                    offset: 1,
+                    stream_id: "a".into(),
+                    seq: 1,
+                },
+                WriteOp::Remove {
+                    offset: 2,
+                    stream_id: "a".into(),
+                    seq: 2,
+                },
+            ])
+            .expect("remove");
+        assert!(store.read_from(1, 10).expect("read").is_empty());
+        assert!(store.read_stream("a", 1, 10).expect("read").is_empty());
+    }
+    let store = open(dir.path());
+    assert_eq!(store.last_offset(), 2);
+    assert_eq!(store.write(&[append("b", 1)]).expect("write"), vec![3]);
+}
+
+async fn writer_group_commits_concurrent_appends(open: fn(&Path) -> Arc<dyn EventStore>) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(dir.path());
+    let writer = Writer::spawn(store.clone(), 10_000);
+    let mut tasks = Vec::new();
+    for stream in 0..20 {
+        let writer = writer.clone();
+        tasks.push(tokio::spawn(async move {
+            for seq in 1..=10 {
+                writer
+                    .write(vec![append(&format!("s{stream}"), seq)])
+                    .await
+                    .expect("append");
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.expect("task");
+    }
+    assert_eq!(store.last_offset(), 200);
+    for stream in 0..20 {
+        assert_eq!(store.stream_head(&format!("s{stream}")).expect("head"), 10);
+    }
+}
+
+async fn writer_rejects_a_seq_gap_or_repeat(open: fn(&Path) -> Arc<dyn EventStore>) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(dir.path());
+    let writer = Writer::spawn(store.clone(), 10_000);
+    writer.write(vec![append("a", 1)]).await.expect("first");
+    let repeat = writer.write(vec![append("a", 1)]).await;
+    assert!(matches!(repeat, Err(StoreError::SeqConflict { expected: 2, got: 1, .. })));
+    let gap = writer.write(vec![append("a", 3)]).await;
+    assert!(matches!(gap, Err(StoreError::SeqConflict { expected: 2, got: 3, .. })));
+    // A rejected request writes nothing, and does not disturb the others.
+    writer.write(vec![append("a", 2)]).await.expect("next");
+    assert_eq!(store.last_offset(), 2);
+}
+
+fn retention_drops_only_old_raw_samples_covered_by_a_snapshot(
+    open: fn(&Path) -> Arc<dyn EventStore>,
+) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(dir.path());
+    let day = 86_400_000;
+    let ops = vec![
+        WriteOp::Append(NewEvent::new(&record("a", 1, "MetricObserved", 0))),
+        WriteOp::Append(NewEvent::new(&record("a", 2, "AnomalyDetected", 0))),
+        WriteOp::Append(NewEvent::new(&record("a", 3, "MetricObserved", 0))),
+        WriteOp::Append(NewEvent::new(&record("b", 1, "MetricObserved", 0))),
+        WriteOp::Append(NewEvent::new(&record("a", 4, "MetricObserved", 10 * day))),
+        WriteOp::Snapshot(Snapshot {
+            stream_id: "a".into(),
+            seq: 2,
+            state: vec![],
+        }),
+    ];
+    store.write(&ops).expect("write");
+    let policy = RetentionPolicy {
+        raw_max_age_ms: day,
+        events_max_age_ms: None,
+    };
+    let removals = retention::plan(store.as_ref(), policy, 10 * day, 1000).expect("plan");
+    // Only a#1: a#3 is not covered by the snapshot, b has no snapshot, a#2 is not raw,
+    // a#4 is recent.
+    let removed: Vec<_> = removals
+        .iter()
+        .map(|op| match op {
+            WriteOp::Remove { stream_id, seq, .. } => (stream_id.clone(), *seq),
+            _ => panic!("retention planned a non-removal"),
+        })
+        .collect();
+    assert_eq!(removed, vec![("a".to_string(), 1)]);
+    store.write(&removals).expect("remove");
+    assert_eq!(
+        seqs(&store.read_stream("a", 1, 10).expect("read")),
+        vec![("a".into(), 2), ("a".into(), 3), ("a".into(), 4)]
+    );
+}
+
+macro_rules! conformance {
+    ($engine:ident, $open:expr) => {
+        mod $engine {
+            use super::*;
+            const OPEN: fn(&Path) -> Arc<dyn EventStore> = $open;
+
+            #[test]
+            fn gapless_offsets() {
+                appends_get_gapless_offsets(OPEN);
+            }
+            #[test]
+            fn per_stream_reads() {
+                reads_one_stream_in_seq_order(OPEN);
+            }
+            #[test]
+            fn tailing() {
+                tails_by_offset_in_pages(OPEN);
+            }
+            #[test]
+            fn reopen() {
+                reopen_keeps_everything(OPEN);
+            }
+            #[test]
+            fn no_offset_reuse() {
+                removed_offsets_are_never_reused(OPEN);
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn group_commit() {
+                writer_group_commits_concurrent_appends(OPEN).await;
+            }
+            #[tokio::test]
+            async fn seq_check() {
+                writer_rejects_a_seq_gap_or_repeat(OPEN).await;
+            }
+            #[test]
+            fn retention() {
+                retention_drops_only_old_raw_samples_covered_by_a_snapshot(OPEN);
+            }
+        }
+    };
+}
+
+conformance!(fjall, |dir| open_store(Engine::Fjall, dir).expect("open fjall"));
+conformance!(sled, |dir| open_store(Engine::Sled, dir).expect("open sled"));

@@ -1,0 +1,120 @@
+//! Golden bytes: every (event_type, schema_version) has a checked-in encoding in
+//! `tests/golden/`. A change that alters how a persisted version encodes fails here; the fix
+//! is a new version plus an upcast, never new golden bytes for an old version.
+//! `IBSIGHT_BLESS_GOLDEN=1 cargo test golden` writes missing fixtures (never overwrites).
+
+use super::codec::{self, EventRecord};
+use super::types::{AnomalyDetectedV1, AnomalyResolvedV1, MetricObservedV1, StreamEvent};
+use crate::detect::rules::{Rule, Severity};
+use crate::sample::{Counter, Sample};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+fn fixture_path(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden")
+        .join(format!("{name}.hex"))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(s: &str) -> Vec<u8> {
+    let s = s.trim();
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("golden file is hex"))
+        .collect()
+}
+
+fn check(name: &str, bytes: &[u8]) -> Vec<u8> {
+    let path = fixture_path(name);
+    if !path.exists() && std::env::var("IBSIGHT_BLESS_GOLDEN").is_ok() {
+        std::fs::write(&path, hex(bytes) + "\n").expect("write golden");
+    }
+    let golden = std::fs::read_to_string(&path)
+        .unwrap_or_else(|_| panic!("missing golden fixture {}", path.display()));
+    assert_eq!(hex(bytes), golden.trim(), "encoding of {name} changed");
+    unhex(&golden)
+}
+
+fn sample() -> Sample {
+    Sample {
+        stream_id: "sw0001/p07".into(),
+        timestamp_ms: 1_750_000_000_123,
+        latency_p99_us: Some(4.5),
+        utilization_pct: Some(87.25),
+        error_rate: Some(0.0125),
+        bandwidth_gbps: None,
+        qp_errors: Some(3),
+        counters: BTreeMap::from([
+            (Counter::SymbolErrorCounter, 12),
+            (Counter::LinkDownedCounter, 1),
+            (Counter::PortXmitData, 5_000_000_000),
+        ]),
+        labels: BTreeMap::from([("rack".to_string(), "r12".to_string())]),
+    }
+}
+
+fn examples() -> Vec<(&'static str, StreamEvent)> {
+    vec![
+        (
+            "MetricObserved_v1",
+            StreamEvent::MetricObserved(MetricObservedV1 { sample: sample() }),
+        ),
+        (
+            "AnomalyDetected_v1",
+            StreamEvent::AnomalyDetected(AnomalyDetectedV1 {
+                anomaly_id: "utilization_high:utilization@1750000000123".into(),
+                rule: Rule::UtilizationHigh,
+                metric: "utilization".into(),
+                value: 87.25,
+                baseline: Some(52.5),
+                delta_pct: Some(66.19),
+                threshold: 80.0,
+                severity: Severity::Warning,
+                escalated_from: None,
+                window_start_ms: 1_750_000_000_000,
+                window_end_ms: 1_750_000_000_123,
+            }),
+        ),
+        (
+            "AnomalyResolved_v1",
+            StreamEvent::AnomalyResolved(AnomalyResolvedV1 {
+                anomaly_id: "link_downed:LinkDownedCounter@1750000000123".into(),
+                rule: Rule::LinkDowned,
+                metric: "LinkDownedCounter".into(),
+                opened_at_ms: 1_750_000_000_123,
+                resolved_at_ms: 1_750_000_600_000,
+                last_value: 1.0,
+            }),
+        ),
+    ]
+}
+
+#[test]
+fn every_event_type_and_version_matches_its_golden_bytes() {
+    for (name, event) in examples() {
+        let bytes = codec::encode_payload(&event);
+        let golden = check(name, &bytes);
+        let decoded = codec::decode_payload(event.event_type(), event.schema_version(), &golden)
+            .expect("golden bytes decode");
+        assert_eq!(decoded, event, "{name}");
+    }
+}
+
+#[test]
+fn the_record_frame_matches_its_golden_bytes() {
+    let record = EventRecord {
+        stream_id: "sw0001/p07".into(),
+        seq: 42,
+        recorded_at_ms: 1_750_000_000_999,
+        event_type: "MetricObserved".into(),
+        schema_version: 1,
+        correlation_id: Some("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".into()),
+        payload: vec![1, 2, 3, 4],
+    };
+    let golden = check("record_frame_v1", &codec::encode_frame(&record));
+    assert_eq!(codec::decode_frame(&golden).expect("decode"), record);
+}
