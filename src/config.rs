@@ -169,7 +169,10 @@ impl Config {
         if self.ingest.max_body_bytes < 1024 {
             return bad(
                 "ingest.max_body_bytes",
-                format!("{} is too small (at least 1024)", self.ingest.max_body_bytes),
+                format!(
+                    "{} is too small (at least 1024)",
+                    self.ingest.max_body_bytes
+                ),
             );
         }
         if self.ingest.max_inflight_samples < self.ingest.max_samples {
@@ -230,7 +233,9 @@ mod tests {
 
     #[test]
     fn defaults_are_valid() {
-        Config::default().validate().expect("defaults must validate");
+        Config::default()
+            .validate()
+            .expect("defaults must validate");
     }
 
     #[test]

@@ -71,7 +71,10 @@ impl DetectConfig {
     pub fn validate(&self) -> Result<(), (String, String)> {
         let bad = |key: &str, why: String| Err((format!("detect.{key}"), why));
         if !(self.ewma_alpha > 0.0 && self.ewma_alpha <= 1.0) {
-            return bad("ewma_alpha", format!("{} must be in (0, 1]", self.ewma_alpha));
+            return bad(
+                "ewma_alpha",
+                format!("{} must be in (0, 1]", self.ewma_alpha),
+            );
         }
         if self.clear_samples == 0 {
             return bad("clear_samples", "0 must be at least 1".into());

@@ -13,6 +13,7 @@ use crate::events::writer::Writer;
 use crate::events::{open_store, StoreError};
 use crate::ingest::Ingestor;
 use ractor::{Actor, ActorRef};
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -47,25 +48,28 @@ impl Node {
             snapshot_every: config.store.snapshot_every,
         });
         let registry = Registry::default();
+        let restarts = Arc::new(AtomicU64::new(0));
         let passivate_after = Duration::from_secs(config.actors.passivate_after_s);
         let policy = SupervisionPolicy {
             max_restarts: config.actors.max_restarts,
             restart_window: Duration::from_secs(config.actors.restart_window_s),
             passivate_after,
-            sweep_every: (passivate_after / 4).clamp(Duration::from_millis(200), Duration::from_secs(60)),
+            sweep_every: (passivate_after / 4)
+                .clamp(Duration::from_millis(200), Duration::from_secs(60)),
         };
         let (supervisor, _) = Actor::spawn(
             None,
             StreamSupervisor,
             SupervisorArgs {
                 registry: registry.clone(),
+                restarts: restarts.clone(),
                 ctx,
                 policy,
             },
         )
         .await
         .map_err(|e| NodeError::Actors(e.to_string()))?;
-        let router = StreamRouter::new(registry, supervisor.clone(), store);
+        let router = StreamRouter::new(registry, restarts, supervisor.clone(), store);
         let ingestor = Ingestor::new(router.clone(), config.ingest.max_inflight_samples);
         let retention = tokio::spawn(run_retention(writer.clone(), &config));
         Ok(Node {
@@ -81,7 +85,9 @@ impl Node {
     /// Stop the actors (passivating leaves snapshots) and wait for them.
     pub async fn shutdown(self) {
         self.retention.abort();
-        self.supervisor.drain_children_and_wait(Some(Duration::from_secs(10))).await;
+        self.supervisor
+            .drain_children_and_wait(Some(Duration::from_secs(10)))
+            .await;
         self.supervisor.stop(None);
         // Snapshots from post_stop go through the writer; one durable no-op write behind them
         // guarantees they are flushed before we return.

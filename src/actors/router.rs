@@ -10,6 +10,7 @@ use crate::events::{EventStore, StoreError};
 use crate::sample::Sample;
 use ractor::rpc::CallResult;
 use ractor::ActorRef;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -30,6 +31,7 @@ pub enum RouteError {
 #[derive(Clone)]
 pub struct StreamRouter {
     registry: Registry,
+    restarts: Arc<AtomicU64>,
     supervisor: ActorRef<SupervisorMsg>,
     store: Arc<dyn EventStore>,
 }
@@ -37,11 +39,13 @@ pub struct StreamRouter {
 impl StreamRouter {
     pub fn new(
         registry: Registry,
+        restarts: Arc<AtomicU64>,
         supervisor: ActorRef<SupervisorMsg>,
         store: Arc<dyn EventStore>,
     ) -> StreamRouter {
         StreamRouter {
             registry,
+            restarts,
             supervisor,
             store,
         }
@@ -54,6 +58,11 @@ impl StreamRouter {
     /// Number of live stream actors on this node.
     pub fn active_streams(&self) -> usize {
         self.registry.lock().expect("registry lock poisoned").len()
+    }
+
+    /// Stream actors restarted by the supervisor since start.
+    pub fn restarts(&self) -> u64 {
+        self.restarts.load(Ordering::Relaxed)
     }
 
     /// Record samples of one stream; answers once they are durable.

@@ -9,6 +9,7 @@
 use super::stream::{StreamActor, StreamArgs, StreamContext, StreamMsg};
 use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -35,7 +36,10 @@ pub enum SupervisorMsg {
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum SpawnError {
     #[error("stream {stream_id} is quarantined for {retry_after_s} s after repeated failures")]
-    Quarantined { stream_id: String, retry_after_s: u64 },
+    Quarantined {
+        stream_id: String,
+        retry_after_s: u64,
+    },
     #[error("stream {stream_id} could not start: {reason}")]
     Failed { stream_id: String, reason: String },
 }
@@ -44,12 +48,15 @@ pub struct StreamSupervisor;
 
 pub struct SupervisorArgs {
     pub registry: Registry,
+    /// Restarts done so far, for metrics and tests.
+    pub restarts: Arc<AtomicU64>,
     pub ctx: Arc<StreamContext>,
     pub policy: SupervisionPolicy,
 }
 
 pub struct SupervisorState {
     registry: Registry,
+    restarts_total: Arc<AtomicU64>,
     ctx: Arc<StreamContext>,
     policy: SupervisionPolicy,
     children: HashMap<ActorId, String>,
@@ -70,6 +77,7 @@ impl Actor for StreamSupervisor {
         myself.send_interval(args.policy.sweep_every, || SupervisorMsg::Sweep);
         Ok(SupervisorState {
             registry: args.registry,
+            restarts_total: args.restarts,
             ctx: args.ctx,
             policy: args.policy,
             children: HashMap::new(),
@@ -111,6 +119,7 @@ impl Actor for StreamSupervisor {
                 };
                 tracing::warn!(stream_id = %stream_id, error = %err, "stream actor failed");
                 if within_budget(st, &stream_id) {
+                    st.restarts_total.fetch_add(1, Ordering::Relaxed);
                     if let Err(e) = spawn(&myself, st, stream_id).await {
                         tracing::error!(error = %e, "stream actor restart failed");
                     }
@@ -172,7 +181,10 @@ async fn spawn(
 fn forget(st: &mut SupervisorState, id: ActorId) -> Option<String> {
     let stream_id = st.children.remove(&id)?;
     let mut registry = lock(&st.registry);
-    if registry.get(&stream_id).is_some_and(|(a, _)| a.get_id() == id) {
+    if registry
+        .get(&stream_id)
+        .is_some_and(|(a, _)| a.get_id() == id)
+    {
         registry.remove(&stream_id);
     }
     Some(stream_id)
@@ -182,7 +194,10 @@ fn within_budget(st: &mut SupervisorState, stream_id: &str) -> bool {
     let now = Instant::now();
     let window = st.policy.restart_window;
     let history = st.restarts.entry(stream_id.to_string()).or_default();
-    while history.front().is_some_and(|t| now.duration_since(*t) > window) {
+    while history
+        .front()
+        .is_some_and(|t| now.duration_since(*t) > window)
+    {
         history.pop_front();
     }
     history.push_back(now);

@@ -13,7 +13,11 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
 
 /// Compare without an early exit, so timing does not reveal a token prefix.
 fn same(a: &str, b: &str) -> bool {
-    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
 }
 
 fn allowed(headers: &HeaderMap, tokens: &[&String]) -> bool {
@@ -25,7 +29,9 @@ pub fn check_ingest(auth: &AuthConfig, headers: &HeaderMap) -> Result<(), ApiErr
         return Ok(());
     }
     let tokens: Vec<&String> = auth.ingest_tokens.iter().collect();
-    allowed(headers, &tokens).then_some(()).ok_or(ApiError::Unauthorized)
+    allowed(headers, &tokens)
+        .then_some(())
+        .ok_or(ApiError::Unauthorized)
 }
 
 pub fn check_read(auth: &AuthConfig, headers: &HeaderMap) -> Result<(), ApiError> {
@@ -33,5 +39,7 @@ pub fn check_read(auth: &AuthConfig, headers: &HeaderMap) -> Result<(), ApiError
         return Ok(());
     }
     let tokens: Vec<&String> = auth.read_tokens.iter().chain(&auth.ingest_tokens).collect();
-    allowed(headers, &tokens).then_some(()).ok_or(ApiError::Unauthorized)
+    allowed(headers, &tokens)
+        .then_some(())
+        .ok_or(ApiError::Unauthorized)
 }

@@ -83,7 +83,8 @@ impl From<IngestError> for ApiError {
                 retry_after_s: 1,
             },
             IngestError::Route(RouteError::Spawn(SpawnError::Quarantined {
-                retry_after_s, ..
+                retry_after_s,
+                ..
             })) => ApiError::Unavailable {
                 message: e.to_string(),
                 retry_after_s,

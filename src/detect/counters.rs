@@ -136,7 +136,10 @@ mod tests {
         assert_eq!((d.delta, d.kind), (5, DeltaKind::Saturated));
         // Stuck at max: still saturated, no new increments visible.
         let (d2, _) = observe(Counter::LinkDownedCounter, Some(&r), 255, 2000);
-        assert_eq!(d2.map(|d| (d.delta, d.kind)), Some((0, DeltaKind::Saturated)));
+        assert_eq!(
+            d2.map(|d| (d.delta, d.kind)),
+            Some((0, DeltaKind::Saturated))
+        );
     }
 
     #[test]

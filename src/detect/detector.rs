@@ -49,8 +49,7 @@ pub fn evaluate(state: &DetectorState, sample: &Sample, cfg: &DetectConfig) -> E
             findings.extend(rules::counter_findings(counter, &delta, value, cfg, start));
         }
     }
-    let transitions =
-        hysteresis::transitions(&state.open, &findings, &observed, cfg.clear_samples);
+    let transitions = hysteresis::transitions(&state.open, &findings, &observed, cfg.clear_samples);
     Evaluation {
         findings,
         observed,
@@ -73,7 +72,11 @@ pub fn absorb(state: &mut DetectorState, sample: &Sample, eval: &Evaluation, cfg
         } else {
             cfg.ewma_alpha
         };
-        state.baselines.entry(metric).or_default().update(value, alpha);
+        state
+            .baselines
+            .entry(metric)
+            .or_default()
+            .update(value, alpha);
     }
     for (&counter, &value) in &sample.counters {
         let (_, reading) = counters::observe(

@@ -87,6 +87,10 @@ mod tests {
             e.update(if i % 2 == 0 { 9.0 } else { 11.0 }, 0.1);
         }
         assert!((e.mean - 10.0).abs() < 0.2);
-        assert!(e.stddev() > 0.5 && e.stddev() < 1.5, "stddev {}", e.stddev());
+        assert!(
+            e.stddev() > 0.5 && e.stddev() < 1.5,
+            "stddev {}",
+            e.stddev()
+        );
     }
 }

@@ -130,7 +130,10 @@ mod tests {
         );
         assert!(matches!(
             t.as_slice(),
-            [Transition::Escalated { from: Severity::Warning, .. }]
+            [Transition::Escalated {
+                from: Severity::Warning,
+                ..
+            }]
         ));
         let t = transitions(
             &open_one(Severity::Critical, 0),

@@ -12,7 +12,10 @@ use super::DetectConfig;
 use crate::sample::{Counter, Metric, Sample};
 use serde::{Deserialize, Serialize};
 
+// Serde names are for JSON only: bincode encodes variants by index, so renaming them never
+// changes stored bytes (the golden tests would say so).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Rule {
     UtilizationHigh,
     LatencySpike,
@@ -46,6 +49,7 @@ impl Rule {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Severity {
     Warning,
     Major,
@@ -144,7 +148,11 @@ pub fn gauge_findings(
             } else {
                 Severity::Warning
             };
-            out.push(finding(Rule::UtilizationHigh, cfg.utilization_max_pct, severity));
+            out.push(finding(
+                Rule::UtilizationHigh,
+                cfg.utilization_max_pct,
+                severity,
+            ));
         }
         Metric::ErrorRate if value > cfg.error_rate_max => {
             let severity = Severity::from_ratio(value / cfg.error_rate_max);
@@ -166,7 +174,11 @@ pub fn gauge_findings(
         // One finding per metric: a specific rule that fired already explains the deviation.
         if delta.abs() > cfg.deviation_pct && out.is_empty() {
             let severity = Severity::from_ratio(delta.abs() / cfg.deviation_pct / 2.0 + 0.5);
-            out.push(finding(Rule::BaselineDeviation, cfg.deviation_pct, severity));
+            out.push(finding(
+                Rule::BaselineDeviation,
+                cfg.deviation_pct,
+                severity,
+            ));
         }
     }
     out
@@ -193,8 +205,14 @@ pub fn counter_findings(
         window_start_ms,
     };
     let rate_rule = |rule, rate: f64, threshold: f64| {
-        (rate > threshold)
-            .then(|| finding(rule, rate, threshold, Severity::from_ratio(rate / threshold)))
+        (rate > threshold).then(|| {
+            finding(
+                rule,
+                rate,
+                threshold,
+                Severity::from_ratio(rate / threshold),
+            )
+        })
     };
     let fired = match counter {
         Counter::LinkDownedCounter if delta.delta > 0 => Some(finding(
@@ -203,9 +221,11 @@ pub fn counter_findings(
             0.0,
             Severity::Critical,
         )),
-        Counter::SymbolErrorCounter => {
-            rate_rule(Rule::SymbolErrors, per_s * 3600.0, cfg.symbol_errors_per_hour)
-        }
+        Counter::SymbolErrorCounter => rate_rule(
+            Rule::SymbolErrors,
+            per_s * 3600.0,
+            cfg.symbol_errors_per_hour,
+        ),
         Counter::LinkErrorRecoveryCounter => rate_rule(
             Rule::LinkErrorRecovery,
             per_s * 60.0,

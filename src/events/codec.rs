@@ -115,10 +115,16 @@ pub fn encode_frame(record: &EventRecord) -> Vec<u8> {
 
 pub fn decode_frame(bytes: &[u8]) -> Result<EventRecord, CodecError> {
     if bytes.len() < HEADER_LEN {
-        return Err(CodecError::Frame(format!("{} bytes is too short", bytes.len())));
+        return Err(CodecError::Frame(format!(
+            "{} bytes is too short",
+            bytes.len()
+        )));
     }
     if bytes[0] != FRAME_VERSION {
-        return Err(CodecError::Frame(format!("unknown frame version {}", bytes[0])));
+        return Err(CodecError::Frame(format!(
+            "unknown frame version {}",
+            bytes[0]
+        )));
     }
     let stored = u32::from_le_bytes([bytes[1], bytes[2], bytes[3], bytes[4]]);
     let body = &bytes[HEADER_LEN..];
@@ -168,7 +174,10 @@ mod tests {
         for i in 1..frame.len() {
             let mut bad = frame.clone();
             bad[i] ^= 0x10;
-            assert!(decode_frame(&bad).is_err(), "flip at byte {i} went unnoticed");
+            assert!(
+                decode_frame(&bad).is_err(),
+                "flip at byte {i} went unnoticed"
+            );
         }
     }
 

@@ -45,7 +45,10 @@ fn appends_get_gapless_offsets(open: fn(&Path) -> Arc<dyn EventStore>) {
     assert_eq!(offsets, vec![4]);
     assert_eq!(store.last_offset(), 4);
     let all = store.read_from(1, 100).expect("read");
-    assert_eq!(all.iter().map(|e| e.offset).collect::<Vec<_>>(), vec![1, 2, 3, 4]);
+    assert_eq!(
+        all.iter().map(|e| e.offset).collect::<Vec<_>>(),
+        vec![1, 2, 3, 4]
+    );
     assert_eq!(all[0].record, record("a", 1, "MetricObserved", 1000));
 }
 
@@ -60,7 +63,10 @@ fn reads_one_stream_in_seq_order(open: fn(&Path) -> Arc<dyn EventStore>) {
     }
     store.write(&ops).expect("write");
     let a = store.read_stream("a", 1, 100).expect("read");
-    assert_eq!(seqs(&a), (1..=5).map(|s| ("a".to_string(), s)).collect::<Vec<_>>());
+    assert_eq!(
+        seqs(&a),
+        (1..=5).map(|s| ("a".to_string(), s)).collect::<Vec<_>>()
+    );
     let page = store.read_stream("a", 3, 2).expect("read");
     assert_eq!(seqs(&page), vec![("a".into(), 3), ("a".into(), 4)]);
     assert_eq!(store.stream_head("a").expect("head"), 5);
@@ -89,7 +95,9 @@ fn reopen_keeps_everything(open: fn(&Path) -> Arc<dyn EventStore>) {
     let dir = tempfile::tempdir().expect("tempdir");
     {
         let store = open(dir.path());
-        store.write(&[append("a", 1), append("a", 2)]).expect("write");
+        store
+            .write(&[append("a", 1), append("a", 2)])
+            .expect("write");
         store
             .write(&[
                 WriteOp::Snapshot(Snapshot {
@@ -118,7 +126,9 @@ fn removed_offsets_are_never_reused(open: fn(&Path) -> Arc<dyn EventStore>) {
     let dir = tempfile::tempdir().expect("tempdir");
     {
         let store = open(dir.path());
-        store.write(&[append("a", 1), append("a", 2)]).expect("write");
+        store
+            .write(&[append("a", 1), append("a", 2)])
+            .expect("write");
         store
             .write(&[
                 WriteOp::Remove {
@@ -172,9 +182,23 @@ async fn writer_rejects_a_seq_gap_or_repeat(open: fn(&Path) -> Arc<dyn EventStor
     let writer = Writer::spawn(store.clone(), 10_000);
     writer.write(vec![append("a", 1)]).await.expect("first");
     let repeat = writer.write(vec![append("a", 1)]).await;
-    assert!(matches!(repeat, Err(StoreError::SeqConflict { expected: 2, got: 1, .. })));
+    assert!(matches!(
+        repeat,
+        Err(StoreError::SeqConflict {
+            expected: 2,
+            got: 1,
+            ..
+        })
+    ));
     let gap = writer.write(vec![append("a", 3)]).await;
-    assert!(matches!(gap, Err(StoreError::SeqConflict { expected: 2, got: 3, .. })));
+    assert!(matches!(
+        gap,
+        Err(StoreError::SeqConflict {
+            expected: 2,
+            got: 3,
+            ..
+        })
+    ));
     // A rejected request writes nothing, and does not disturb the others.
     writer.write(vec![append("a", 2)]).await.expect("next");
     assert_eq!(store.last_offset(), 2);
@@ -263,5 +287,7 @@ macro_rules! conformance {
     };
 }
 
-conformance!(fjall, |dir| open_store(Engine::Fjall, dir).expect("open fjall"));
-conformance!(sled, |dir| open_store(Engine::Sled, dir).expect("open sled"));
+conformance!(fjall, |dir| open_store(Engine::Fjall, dir)
+    .expect("open fjall"));
+conformance!(sled, |dir| open_store(Engine::Sled, dir)
+    .expect("open sled"));

@@ -29,7 +29,10 @@ impl FjallStore {
                 path: path.display().to_string(),
                 reason: e.to_string(),
             })?;
-        let ks = |name: &str| db.keyspace(name, KeyspaceCreateOptions::default).map_err(engine_err);
+        let ks = |name: &str| {
+            db.keyspace(name, KeyspaceCreateOptions::default)
+                .map_err(engine_err)
+        };
         let records = ks("records")?;
         let index = ks("stream_index")?;
         let snapshots = ks("snapshots")?;
@@ -138,17 +141,24 @@ impl EventStore for FjallStore {
                 break;
             }
             let (k, v) = guard.into_inner().map_err(engine_err)?;
-            let offset = keys::parse_u64(&k).ok_or_else(|| engine_err("record key is not 8 bytes"))?;
+            let offset =
+                keys::parse_u64(&k).ok_or_else(|| engine_err("record key is not 8 bytes"))?;
             out.push(decode_stored(offset, &v)?);
         }
         Ok(out)
     }
 
     fn stream_head(&self, stream_id: &str) -> Result<u64, StoreError> {
-        match self.index.prefix(keys::stream_prefix(stream_id)).next_back() {
+        match self
+            .index
+            .prefix(keys::stream_prefix(stream_id))
+            .next_back()
+        {
             Some(guard) => {
                 let key = guard.key().map_err(engine_err)?;
-                let seq = key.get(key.len().saturating_sub(8)..).and_then(keys::parse_u64);
+                let seq = key
+                    .get(key.len().saturating_sub(8)..)
+                    .and_then(keys::parse_u64);
                 seq.ok_or_else(|| engine_err("index key too short"))
             }
             None => Ok(0),
@@ -160,7 +170,10 @@ impl EventStore for FjallStore {
     }
 
     fn snapshot(&self, stream_id: &str) -> Result<Option<Snapshot>, StoreError> {
-        let v = self.snapshots.get(stream_id.as_bytes()).map_err(engine_err)?;
+        let v = self
+            .snapshots
+            .get(stream_id.as_bytes())
+            .map_err(engine_err)?;
         Ok(v.and_then(|v| keys::parse_snapshot(stream_id, &v)))
     }
 

@@ -65,47 +65,50 @@ impl EventStore for SledStore {
                 offsets.push(next);
             }
         }
-        let result: Result<(), TransactionError<()>> =
-            (&self.records, &self.index, &self.snapshots, &self.checkpoints).transaction(
-                |(records, index, snapshots, checkpoints)| {
-                    let mut appended = offsets.iter();
-                    for op in ops {
-                        match op {
-                            WriteOp::Append(e) => {
-                                let offset = *appended.next().ok_or(
-                                    ConflictableTransactionError::Abort(()),
-                                )?;
-                                records.insert(&keys::offset(offset), e.frame.as_slice())?;
-                                index.insert(
-                                    keys::stream_seq(&e.stream_id, e.seq),
-                                    &keys::offset(offset),
-                                )?;
-                            }
-                            WriteOp::Snapshot(s) => {
-                                snapshots.insert(
-                                    s.stream_id.as_bytes(),
-                                    keys::snapshot_value(s.seq, &s.state),
-                                )?;
-                            }
-                            WriteOp::Checkpoint { name, offset } => {
-                                checkpoints.insert(name.as_bytes(), &keys::offset(*offset))?;
-                            }
-                            WriteOp::Remove {
-                                offset,
-                                stream_id,
-                                seq,
-                            } => {
-                                records.remove(&keys::offset(*offset))?;
-                                index.remove(keys::stream_seq(stream_id, *seq))?;
-                            }
+        let result: Result<(), TransactionError<()>> = (
+            &self.records,
+            &self.index,
+            &self.snapshots,
+            &self.checkpoints,
+        )
+            .transaction(|(records, index, snapshots, checkpoints)| {
+                let mut appended = offsets.iter();
+                for op in ops {
+                    match op {
+                        WriteOp::Append(e) => {
+                            let offset = *appended
+                                .next()
+                                .ok_or(ConflictableTransactionError::Abort(()))?;
+                            records.insert(&keys::offset(offset), e.frame.as_slice())?;
+                            index.insert(
+                                keys::stream_seq(&e.stream_id, e.seq),
+                                &keys::offset(offset),
+                            )?;
+                        }
+                        WriteOp::Snapshot(s) => {
+                            snapshots.insert(
+                                s.stream_id.as_bytes(),
+                                keys::snapshot_value(s.seq, &s.state),
+                            )?;
+                        }
+                        WriteOp::Checkpoint { name, offset } => {
+                            checkpoints.insert(name.as_bytes(), &keys::offset(*offset))?;
+                        }
+                        WriteOp::Remove {
+                            offset,
+                            stream_id,
+                            seq,
+                        } => {
+                            records.remove(&keys::offset(*offset))?;
+                            index.remove(keys::stream_seq(stream_id, *seq))?;
                         }
                     }
-                    if let Some(last) = offsets.last() {
-                        checkpoints.insert(keys::LAST_OFFSET, &keys::offset(*last))?;
-                    }
-                    Ok(())
-                },
-            );
+                }
+                if let Some(last) = offsets.last() {
+                    checkpoints.insert(keys::LAST_OFFSET, &keys::offset(*last))?;
+                }
+                Ok(())
+            });
         result.map_err(|e| engine_err(format!("{e:?}")))?;
         self.db.flush().map_err(engine_err)?;
         *last = next;
@@ -142,14 +145,19 @@ impl EventStore for SledStore {
                 break;
             }
             let (k, v) = item.map_err(engine_err)?;
-            let offset = keys::parse_u64(&k).ok_or_else(|| engine_err("record key is not 8 bytes"))?;
+            let offset =
+                keys::parse_u64(&k).ok_or_else(|| engine_err("record key is not 8 bytes"))?;
             out.push(decode_stored(offset, &v)?);
         }
         Ok(out)
     }
 
     fn stream_head(&self, stream_id: &str) -> Result<u64, StoreError> {
-        match self.index.scan_prefix(keys::stream_prefix(stream_id)).next_back() {
+        match self
+            .index
+            .scan_prefix(keys::stream_prefix(stream_id))
+            .next_back()
+        {
             Some(item) => {
                 let (k, _) = item.map_err(engine_err)?;
                 let seq = k.get(k.len().saturating_sub(8)..).and_then(keys::parse_u64);
@@ -164,7 +172,10 @@ impl EventStore for SledStore {
     }
 
     fn snapshot(&self, stream_id: &str) -> Result<Option<Snapshot>, StoreError> {
-        let v = self.snapshots.get(stream_id.as_bytes()).map_err(engine_err)?;
+        let v = self
+            .snapshots
+            .get(stream_id.as_bytes())
+            .map_err(engine_err)?;
         Ok(v.and_then(|v| keys::parse_snapshot(stream_id, &v)))
     }
 

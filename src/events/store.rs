@@ -57,9 +57,16 @@ pub struct Snapshot {
 pub enum WriteOp {
     Append(NewEvent),
     Snapshot(Snapshot),
-    Checkpoint { name: String, offset: u64 },
+    Checkpoint {
+        name: String,
+        offset: u64,
+    },
     /// Retention: drop an event and its index entry.
-    Remove { offset: u64, stream_id: String, seq: u64 },
+    Remove {
+        offset: u64,
+        stream_id: String,
+        seq: u64,
+    },
 }
 
 /// An event read back, with its global offset.

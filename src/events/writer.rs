@@ -137,7 +137,10 @@ fn check_seqs(
     let mut staged: HashMap<String, u64> = HashMap::new();
     for op in ops {
         let WriteOp::Append(e) = op else { continue };
-        let head = match staged.get(&e.stream_id).or_else(|| pending.get(&e.stream_id)) {
+        let head = match staged
+            .get(&e.stream_id)
+            .or_else(|| pending.get(&e.stream_id))
+        {
             Some(h) => *h,
             None => match heads.get(&e.stream_id) {
                 Some(h) => *h,

@@ -114,7 +114,10 @@ impl Report<'_> {
 
 fn parse_sample(item: &Value, limits: &Limits, report: &mut Report) -> Option<Sample> {
     let Value::Object(obj) = item else {
-        report.add("", format!("sample must be an object, got {}", describe(item)));
+        report.add(
+            "",
+            format!("sample must be an object, got {}", describe(item)),
+        );
         return None;
     };
     let before = report.errors.len();
@@ -132,9 +135,15 @@ fn parse_sample(item: &Value, limits: &Limits, report: &mut Report) -> Option<Sa
     let qp_errors = unsigned(obj, "qp_errors", report);
     let counters = counters(obj, report);
     let labels = labels(obj, report);
-    let carries_metric = ["latency_p99", "utilization", "error_rate", "bandwidth_gbps", "qp_errors"]
-        .iter()
-        .any(|f| obj.contains_key(*f))
+    let carries_metric = [
+        "latency_p99",
+        "utilization",
+        "error_rate",
+        "bandwidth_gbps",
+        "qp_errors",
+    ]
+    .iter()
+    .any(|f| obj.contains_key(*f))
         || obj
             .get("counters")
             .is_some_and(|c| c.as_object().is_none_or(|m| !m.is_empty()));
@@ -350,7 +359,10 @@ fn labels(obj: &Map<String, Value>, report: &mut Report) -> BTreeMap<String, Str
     let Value::Object(map) = value else {
         report.add(
             "labels",
-            format!("labels must be an object of strings, got {}", describe(value)),
+            format!(
+                "labels must be an object of strings, got {}",
+                describe(value)
+            ),
         );
         return out;
     };
@@ -366,7 +378,10 @@ fn labels(obj: &Map<String, Value>, report: &mut Report) -> BTreeMap<String, Str
         if key.is_empty() || key.chars().count() > MAX_LABEL_LEN {
             report.add(
                 &field,
-                format!("label key {} must be 1 to {MAX_LABEL_LEN} characters", quote(key)),
+                format!(
+                    "label key {} must be 1 to {MAX_LABEL_LEN} characters",
+                    quote(key)
+                ),
             );
             continue;
         }

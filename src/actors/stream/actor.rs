@@ -1,7 +1,9 @@
 //! Ractor glue for a stream: decide on a scratch copy, append durably, then keep the copy.
 //! If the append fails the state is untouched and the caller is told; nothing is half-applied.
 
-use super::messages::{BaselineView, CounterView, ObserveOutcome, StreamError, StreamMsg, StreamView};
+use super::messages::{
+    BaselineView, CounterView, ObserveOutcome, StreamError, StreamMsg, StreamView,
+};
 use super::state::{self, Decision, StreamState};
 use crate::detect::DetectConfig;
 use crate::events::codec::{self, EventRecord};
@@ -138,11 +140,13 @@ async fn observe(
 }
 
 fn snapshot(st: &mut StreamActorState) {
-    st.ctx.writer.write_detached(vec![WriteOp::Snapshot(Snapshot {
-        stream_id: st.stream.stream_id.clone(),
-        seq: st.stream.last_seq,
-        state: codec::encode_state(&st.stream),
-    })]);
+    st.ctx
+        .writer
+        .write_detached(vec![WriteOp::Snapshot(Snapshot {
+            stream_id: st.stream.stream_id.clone(),
+            seq: st.stream.last_seq,
+            state: codec::encode_state(&st.stream),
+        })]);
     st.since_snapshot = 0;
 }
 

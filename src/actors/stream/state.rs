@@ -106,15 +106,19 @@ pub fn apply(state: &mut StreamState, event: &StreamEvent, cfg: &DetectConfig) {
         }
         StreamEvent::AnomalyDetected(e) => {
             let key = anomaly_key(e.rule, &e.metric);
-            let entry = state.detector.open.entry(key).or_insert_with(|| OpenAnomaly {
-                anomaly_id: e.anomaly_id.clone(),
-                rule: e.rule,
-                metric: e.metric.clone(),
-                severity: e.severity,
-                opened_at_ms: e.window_end_ms,
-                last_value: e.value,
-                clear_streak: 0,
-            });
+            let entry = state
+                .detector
+                .open
+                .entry(key)
+                .or_insert_with(|| OpenAnomaly {
+                    anomaly_id: e.anomaly_id.clone(),
+                    rule: e.rule,
+                    metric: e.metric.clone(),
+                    severity: e.severity,
+                    opened_at_ms: e.window_end_ms,
+                    last_value: e.value,
+                    clear_streak: 0,
+                });
             entry.severity = entry.severity.max(e.severity);
             entry.last_value = e.value;
         }

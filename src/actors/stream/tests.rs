@@ -84,7 +84,9 @@ fn kinds(events: &[StreamEvent]) -> Vec<String> {
                 "detected {} {}{}",
                 a.rule.name(),
                 a.severity.name(),
-                a.escalated_from.map(|s| format!(" from {}", s.name())).unwrap_or_default()
+                a.escalated_from
+                    .map(|s| format!(" from {}", s.name()))
+                    .unwrap_or_default()
             ),
             StreamEvent::AnomalyResolved(a) => format!("resolved {}", a.rule.name()),
         })
@@ -146,12 +148,18 @@ fn a_worse_reading_escalates_the_open_anomaly() {
     let events = s.when(with_util(12, 99.0));
     assert_eq!(
         kinds(&events),
-        vec!["observed", "detected utilization_high critical from warning"]
+        vec![
+            "observed",
+            "detected utilization_high critical from warning"
+        ]
     );
     let StreamEvent::AnomalyDetected(a) = &events[1] else {
         panic!()
     };
-    assert_eq!(a.anomaly_id, "utilization_high:utilization@11000", "same anomaly");
+    assert_eq!(
+        a.anomaly_id, "utilization_high:utilization@11000",
+        "same anomaly"
+    );
     assert_eq!(
         s.state.detector.open.values().next().map(|a| a.severity),
         Some(Severity::Critical)

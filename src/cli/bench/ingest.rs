@@ -40,7 +40,10 @@ pub struct IngestBenchArgs {
 
 pub fn run(args: IngestBenchArgs) -> anyhow::Result<()> {
     anyhow::ensure!(args.streams > 0, "--streams must be at least 1");
-    anyhow::ensure!(args.batch > 0 && args.batch <= 10_000, "--batch must be 1 to 10000");
+    anyhow::ensure!(
+        args.batch > 0 && args.batch <= 10_000,
+        "--batch must be 1 to 10000"
+    );
     anyhow::ensure!(args.concurrency > 0, "--concurrency must be at least 1");
     let tmp;
     let dir = match &args.data_dir {
@@ -109,7 +112,9 @@ async fn drive(args: IngestBenchArgs, config: Config) -> anyhow::Result<()> {
                 }
                 let range = b * batch..((b + 1) * batch).min(samples);
                 let batch_samples: Vec<_> = range
-                    .map(|i| sim::steady_sample(&mut rng, i % streams, (i / streams) as u64, base_ms))
+                    .map(|i| {
+                        sim::steady_sample(&mut rng, i % streams, (i / streams) as u64, base_ms)
+                    })
                     .collect();
                 let t0 = Instant::now();
                 let (accepted, duplicates) = match &url {

@@ -132,7 +132,12 @@ fn symbol_errors_are_judged_per_hour_of_sample_time() {
 #[test]
 fn rate_rules_for_recovery_receive_errors_discards_and_wait() {
     let cases = [
-        (Counter::LinkErrorRecoveryCounter, 6, 60_000, Rule::LinkErrorRecovery),
+        (
+            Counter::LinkErrorRecoveryCounter,
+            6,
+            60_000,
+            Rule::LinkErrorRecovery,
+        ),
         (Counter::PortRcvErrors, 11, 1_000, Rule::PortRcvErrors),
         (Counter::PortXmitDiscards, 101, 1_000, Rule::XmitDiscards),
         (Counter::PortXmitWait, 1_000_001, 1_000, Rule::Congestion),
@@ -141,7 +146,10 @@ fn rate_rules_for_recovery_receive_errors_discards_and_wait() {
         let f = counter_findings(counter, &delta(d, ms, DeltaKind::Normal), d, &cfg(), 0);
         assert_eq!(rules_of(&f), vec![rule], "{counter:?}");
         let under = counter_findings(counter, &delta(d - 1, ms, DeltaKind::Normal), d, &cfg(), 0);
-        assert!(under.is_empty(), "{counter:?} at threshold fired: {under:?}");
+        assert!(
+            under.is_empty(),
+            "{counter:?} at threshold fired: {under:?}"
+        );
     }
 }
 

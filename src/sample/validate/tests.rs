@@ -148,9 +148,17 @@ fn counter_values_respect_their_width() {
     let (f, msg) = one_error(with("counters", json!({"LinkDownedCounter": 256})));
     assert_eq!(f, "counters.LinkDownedCounter");
     assert!(msg.contains("256") && msg.contains("255"), "{msg}");
-    assert!(parse_batch(&with("counters", json!({"LinkDownedCounter": 255})), &limits()).is_ok());
+    assert!(parse_batch(
+        &with("counters", json!({"LinkDownedCounter": 255})),
+        &limits()
+    )
+    .is_ok());
     // Extended 64-bit data counters take any u64.
-    assert!(parse_batch(&with("counters", json!({"PortRcvData": u64::MAX})), &limits()).is_ok());
+    assert!(parse_batch(
+        &with("counters", json!({"PortRcvData": u64::MAX})),
+        &limits()
+    )
+    .is_ok());
     assert_eq!(
         one_error(with("counters", json!({"PortXmitWait": -1}))).0,
         "counters.PortXmitWait"
@@ -220,7 +228,10 @@ fn too_many_samples_and_bad_shapes() {
         parse_batch(&body, &small),
         Err(BatchError::TooMany { count: 3, max: 2 })
     );
-    assert!(matches!(parse_batch(&json!([1]), &limits()), Err(BatchError::Shape(_))));
+    assert!(matches!(
+        parse_batch(&json!([1]), &limits()),
+        Err(BatchError::Shape(_))
+    ));
     assert!(matches!(
         parse_batch(&json!({"samples": []}), &limits()),
         Err(BatchError::Shape(_))

@@ -1,0 +1,183 @@
+//! Test harnesses: an in-process server on port 0, and the built binary as a child process.
+#![allow(dead_code)]
+
+use ibsight::api::{self, AppState};
+use ibsight::config::Config;
+use ibsight::node::Node;
+use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+pub fn now_ms() -> i64 {
+    ibsight::clock::now_ms()
+}
+
+/// A server running in this process, on a loopback port chosen by the OS.
+pub struct InProcess {
+    pub url: String,
+    pub node: Arc<Node>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    handle: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+    pub client: reqwest::Client,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl InProcess {
+    pub async fn start(mut config: Config) -> InProcess {
+        let dir = tempfile::tempdir().expect("tempdir");
+        config.server.data_dir = dir.path().to_path_buf();
+        Self::start_in(config, Some(dir)).await
+    }
+
+    pub async fn start_in(config: Config, dir: Option<tempfile::TempDir>) -> InProcess {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        let node = Arc::new(Node::start(config.clone()).await.expect("node"));
+        let state = AppState {
+            ingestor: node.ingestor.clone(),
+            config: Arc::new(config),
+        };
+        let (stop, rx) = tokio::sync::oneshot::channel::<()>();
+        let handle = tokio::spawn(api::serve(listener, state, async {
+            let _ = rx.await;
+        }));
+        InProcess {
+            url,
+            node,
+            stop: Some(stop),
+            handle: Some(handle),
+            client: reqwest::Client::new(),
+            _dir: dir,
+        }
+    }
+
+    pub async fn post(&self, body: &Value) -> (u16, Value) {
+        post_json(&self.client, &self.url, body, None).await
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        get_json(&self.client, &format!("{}{path}", self.url), None).await
+    }
+
+    /// The store's highest offset: proves whether anything was written.
+    pub fn last_offset(&self) -> u64 {
+        self.node.writer.store().last_offset()
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(h) = self.handle.take() {
+            let _ = h.await;
+        }
+    }
+}
+
+pub async fn post_json(
+    client: &reqwest::Client,
+    base: &str,
+    body: &Value,
+    token: Option<&str>,
+) -> (u16, Value) {
+    let mut req = client
+        .post(format!("{base}/v1/metrics"))
+        .header("content-type", "application/json")
+        .body(body.to_string());
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    let resp = req.send().await.expect("request");
+    let status = resp.status().as_u16();
+    let value = resp.json().await.unwrap_or(Value::Null);
+    (status, value)
+}
+
+pub async fn get_json(client: &reqwest::Client, url: &str, token: Option<&str>) -> (u16, Value) {
+    let mut req = client.get(url);
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    let resp = req.send().await.expect("request");
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+/// Poll `cond` until it holds or `timeout` passes.
+pub async fn eventually<F, Fut>(timeout: Duration, mut cond: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if cond().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    false
+}
+
+/// The `ibsight` binary as a child process.
+pub struct Server {
+    pub child: Child,
+    pub url: String,
+}
+
+pub fn binary() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_ibsight"))
+}
+
+impl Server {
+    /// Start `ibsight serve` on port 0 in `data_dir` with extra env, and wait for its address.
+    pub fn start(data_dir: &Path, env: &[(&str, &str)]) -> Server {
+        let mut cmd = Command::new(binary());
+        cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data_dir)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("spawn ibsight");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("read listening line");
+        let addr = line
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+            .to_string();
+        Server {
+            child,
+            url: format!("http://{addr}"),
+        }
+    }
+
+    pub fn kill9(mut self) {
+        let _ = self.child.kill(); // SIGKILL on Unix
+        let _ = self.child.wait();
+    }
+
+    pub fn terminate(mut self) {
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
