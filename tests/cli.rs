@@ -1,0 +1,124 @@
+//! The command line: config errors name the key, the listen policy, `ibsight events`.
+
+mod common;
+
+use common::{binary, now_ms, post_json, Server};
+use serde_json::{json, Value};
+use std::process::Command;
+
+fn serve_fails_with(args: &[&str], env: &[(&str, &str)]) -> String {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut cmd = Command::new(binary());
+    cmd.arg("serve")
+        .args(args)
+        .arg("--data-dir")
+        .arg(dir.path());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("run");
+    assert!(!out.status.success(), "serve should have failed");
+    String::from_utf8_lossy(&out.stderr).to_string()
+}
+
+#[test]
+fn a_bad_env_override_names_the_key() {
+    let err = serve_fails_with(
+        &["--listen", "127.0.0.1:0"],
+        &[("IBSIGHT_DETECT__EWMA_ALPHA", "2.5")],
+    );
+    assert!(
+        err.contains("detect.ewma_alpha") && err.contains("2.5"),
+        "{err}"
+    );
+    let err = serve_fails_with(
+        &["--listen", "127.0.0.1:0"],
+        &[("IBSIGHT_STORE__ENGINE", "rocksdb")],
+    );
+    assert!(
+        err.contains("store.engine") && err.contains("rocksdb"),
+        "{err}"
+    );
+}
+
+#[test]
+fn an_unknown_key_in_the_file_is_named() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("bad.toml");
+    std::fs::write(&file, "[ingest]\nmax_sample = 5\n").expect("write");
+    let err = serve_fails_with(
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--config",
+            file.to_str().expect("utf8"),
+        ],
+        &[],
+    );
+    assert!(err.contains("max_sample"), "{err}");
+    let err = serve_fails_with(&["--config", "/nonexistent.toml"], &[]);
+    assert!(err.contains("/nonexistent.toml"), "{err}");
+}
+
+#[test]
+fn non_loopback_without_tokens_is_refused() {
+    let err = serve_fails_with(&["--listen", "0.0.0.0:0"], &[]);
+    assert!(
+        err.contains("non-loopback") && err.contains("--insecure"),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_prints_the_log_as_json_lines() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let srv = Server::start(dir.path(), &[]);
+    let client = reqwest::Client::new();
+    let t = now_ms() - 10_000;
+    let body = json!({"samples": [
+        {"stream_id": "e/1", "timestamp": t, "utilization": 95},
+        {"stream_id": "e/2", "timestamp": t, "utilization": 10},
+    ]});
+    assert_eq!(post_json(&client, &srv.url, &body, None).await.0, 202);
+    srv.terminate();
+
+    let run = |extra: &[&str]| {
+        let out = Command::new(binary())
+            .arg("events")
+            .arg("--data-dir")
+            .arg(dir.path())
+            .args(extra)
+            .output()
+            .expect("run events");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout)
+            .expect("utf8")
+            .lines()
+            .map(|l| serde_json::from_str::<Value>(l).expect("each line is JSON"))
+            .collect::<Vec<_>>()
+    };
+    let all = run(&[]);
+    let offsets: Vec<u64> = all
+        .iter()
+        .map(|e| e["offset"].as_u64().expect("offset"))
+        .collect();
+    assert_eq!(offsets, vec![1, 2, 3]);
+    let one = run(&["--stream", "e/1"]);
+    let types: Vec<&str> = one
+        .iter()
+        .map(|e| e["event_type"].as_str().expect("type"))
+        .collect();
+    assert_eq!(types, vec!["MetricObserved", "AnomalyDetected"]);
+    assert_eq!(one[1]["payload"]["rule"], "utilization_high");
+
+    let out = Command::new(binary())
+        .args(["events", "--data-dir", "/nonexistent/ibsight"])
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/ibsight"));
+}
