@@ -1,5 +1,10 @@
 use clap::Parser;
 
+// Ingest allocates many small, short-lived objects on every core; mimalloc handles that with
+// less time and far less fragmentation (RSS) than glibc's malloc.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> std::process::ExitCode {
     let cli = ibsight::cli::Cli::parse();
     ibsight::cli::init_logging();

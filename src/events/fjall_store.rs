@@ -6,6 +6,8 @@ use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
 use std::path::Path;
 use std::sync::Mutex;
 
+const MIB: u64 = 1024 * 1024;
+
 pub struct FjallStore {
     db: Database,
     records: Keyspace,
@@ -23,7 +25,10 @@ fn engine_err(e: impl std::fmt::Display) -> StoreError {
 impl FjallStore {
     pub fn open(dir: &Path) -> Result<FjallStore, StoreError> {
         let path = dir.join("fjall");
+        // Bounded memory: a 16 MiB block cache and small memtables (fjall's 64 MiB default per
+        // keyspace would dominate the node's RSS).
         let db = Database::builder(&path)
+            .cache_size(16 * MIB)
             .open()
             .map_err(|e| StoreError::Open {
                 path: path.display().to_string(),

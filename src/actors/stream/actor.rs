@@ -1,5 +1,9 @@
-//! Ractor glue for a stream: decide on a scratch copy, append durably, then keep the copy.
-//! If the append fails the state is untouched and the caller is told; nothing is half-applied.
+//! Ractor glue for a stream: decide and apply, append durably, then answer.
+//!
+//! Events are applied before the append completes, so no per-batch copy of the state is
+//! needed. If the append fails, the in-memory state is ahead of the log: the actor answers
+//! the error and stops without a snapshot, and the next request gets a fresh actor rebuilt
+//! from the log. Nothing unacknowledged is ever kept.
 
 use super::messages::{
     BaselineView, CounterView, ObserveOutcome, StreamError, StreamMsg, StreamView,
@@ -8,7 +12,7 @@ use super::state::{self, Decision, StreamState};
 use crate::detect::DetectConfig;
 use crate::events::codec::{self, EventRecord};
 use crate::events::writer::Writer;
-use crate::events::{NewEvent, Snapshot, StoreError, StreamEvent, WriteOp};
+use crate::events::{NewEvent, Snapshot, StreamEvent, WriteOp};
 use crate::sample::Sample;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use std::sync::Arc;
@@ -32,6 +36,8 @@ pub struct StreamActorState {
     stream: StreamState,
     ctx: Arc<StreamContext>,
     since_snapshot: u64,
+    /// Set when the state ran ahead of a failed append; such a state is never snapshotted.
+    ahead_of_log: bool,
 }
 
 impl Actor for StreamActor {
@@ -51,6 +57,7 @@ impl Actor for StreamActor {
             stream,
             ctx: args.ctx,
             since_snapshot: 0,
+            ahead_of_log: false,
         })
     }
 
@@ -67,9 +74,9 @@ impl Actor for StreamActor {
                 reply,
             } => {
                 let result = observe(st, &samples, correlation_id).await;
-                if let Err(StreamError::Store(StoreError::SeqConflict { .. })) = &result {
-                    // Someone else owns this stream's log now; this actor's state is stale.
-                    myself.stop(Some("seq conflict".into()));
+                if let Err(e) = &result {
+                    st.ahead_of_log = true;
+                    myself.stop(Some(format!("append failed: {e}")));
                 }
                 let _ = reply.send(result);
             }
@@ -87,7 +94,7 @@ impl Actor for StreamActor {
         st: &mut StreamActorState,
     ) -> Result<(), ActorProcessingErr> {
         // Passivation: leave a snapshot so re-activation replays nothing.
-        if st.since_snapshot > 0 {
+        if st.since_snapshot > 0 && !st.ahead_of_log {
             snapshot(st);
         }
         Ok(())
@@ -99,12 +106,12 @@ async fn observe(
     samples: &[Sample],
     correlation_id: Option<String>,
 ) -> Result<ObserveOutcome, StreamError> {
-    let mut next = st.stream.clone();
+    let next = &mut st.stream;
     let mut outcome = ObserveOutcome::default();
     let mut ops = Vec::new();
     let now_ms = crate::clock::now_ms();
     for sample in samples {
-        match state::decide(&next, sample, &st.ctx.detect) {
+        match state::decide(next, sample, &st.ctx.detect) {
             Decision::Duplicate => outcome.duplicates += 1,
             Decision::Record(events) => {
                 outcome.accepted += 1;
@@ -112,7 +119,7 @@ async fn observe(
                     if matches!(event, StreamEvent::AnomalyDetected(_)) {
                         outcome.anomalies += 1;
                     }
-                    state::apply(&mut next, &event, &st.ctx.detect);
+                    state::apply(next, &event, &st.ctx.detect);
                     ops.push(WriteOp::Append(NewEvent::new(&EventRecord {
                         stream_id: next.stream_id.clone(),
                         seq: next.last_seq,
@@ -131,7 +138,6 @@ async fn observe(
     }
     let appended = ops.len() as u64;
     st.ctx.writer.write(ops).await?;
-    st.stream = next;
     st.since_snapshot += appended;
     if st.since_snapshot >= st.ctx.snapshot_every {
         snapshot(st);
