@@ -6,7 +6,8 @@
 use crate::actors::stream::ObserveOutcome;
 use crate::actors::{RouteError, StreamRouter};
 use crate::sample::Sample;
-use std::collections::HashMap;
+use futures_util::stream::{FuturesUnordered, StreamExt};
+use rustc_hash::FxHashMap;
 use std::sync::Arc;
 use tokio::sync::Semaphore;
 
@@ -63,7 +64,8 @@ impl Ingestor {
             }
         });
         let mut total = ObserveOutcome::default();
-        for result in futures_util::future::join_all(calls).await {
+        let mut pending: FuturesUnordered<_> = calls.collect();
+        while let Some(result) = pending.next().await {
             total += result?;
         }
         Ok(total)
@@ -72,7 +74,7 @@ impl Ingestor {
 
 /// Samples grouped by stream, each group in request order.
 fn group_by_stream(samples: Vec<Sample>) -> Vec<(String, Vec<Sample>)> {
-    let mut index: HashMap<String, usize> = HashMap::new();
+    let mut index: FxHashMap<String, usize> = FxHashMap::default();
     let mut groups: Vec<(String, Vec<Sample>)> = Vec::new();
     for s in samples {
         match index.get(&s.stream_id) {

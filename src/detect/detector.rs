@@ -36,18 +36,26 @@ pub fn evaluate(state: &DetectorState, sample: &Sample, cfg: &DetectConfig) -> E
         cfg,
         window_start_ms,
     );
-    let mut observed: BTreeSet<&'static str> = Metric::ALL
-        .into_iter()
-        .filter(|m| sample.metric(*m).is_some())
-        .map(Metric::field)
-        .collect();
+    // Only hysteresis reads `observed`, and only for open anomalies: skip it when none are.
+    let mut observed: BTreeSet<&'static str> = if state.open.is_empty() {
+        BTreeSet::new()
+    } else {
+        Metric::ALL
+            .into_iter()
+            .filter(|m| sample.metric(*m).is_some())
+            .map(Metric::field)
+            .chain(sample.counters.keys().map(|c| c.name()))
+            .collect()
+    };
     for (&counter, &value) in &sample.counters {
-        observed.insert(counter.name());
         let prev = state.counters.get(&counter);
         if let (Some(delta), _) = counters::observe(counter, prev, value, sample.timestamp_ms) {
             let start = prev.map_or(window_start_ms, |p| p.timestamp_ms);
             findings.extend(rules::counter_findings(counter, &delta, value, cfg, start));
         }
+    }
+    if !findings.is_empty() {
+        observed.extend(findings.iter().map(|f| f.metric));
     }
     let transitions = hysteresis::transitions(&state.open, &findings, &observed, cfg.clear_samples);
     Evaluation {

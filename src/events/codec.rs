@@ -31,7 +31,7 @@ pub struct EventRecord {
     pub stream_id: String,
     pub seq: u64,
     pub recorded_at_ms: i64,
-    pub event_type: String,
+    pub event_type: std::borrow::Cow<'static, str>,
     pub schema_version: u16,
     pub correlation_id: Option<String>,
     pub payload: Vec<u8>,
@@ -53,8 +53,15 @@ fn config() -> bincode::config::Configuration {
 }
 
 fn to_bytes<T: Serialize>(value: &T) -> Vec<u8> {
-    bincode::serde::encode_to_vec(value, config())
-        .expect("in-memory bincode encoding of plain structs cannot fail")
+    let mut out = Vec::with_capacity(256);
+    append_bytes(value, &mut out);
+    out
+}
+
+/// Encode onto the end of `out` (one buffer, no intermediate copies).
+fn append_bytes<T: Serialize>(value: &T, out: &mut Vec<u8>) {
+    bincode::serde::encode_into_std_write(value, out, config())
+        .expect("in-memory bincode encoding of plain structs cannot fail");
 }
 
 fn from_bytes<T: DeserializeOwned>(
@@ -105,11 +112,11 @@ pub fn decode_payload(
 }
 
 pub fn encode_frame(record: &EventRecord) -> Vec<u8> {
-    let body = to_bytes(record);
-    let mut out = Vec::with_capacity(HEADER_LEN + body.len());
-    out.push(FRAME_VERSION);
-    out.extend_from_slice(&crc32fast::hash(&body).to_le_bytes());
-    out.extend_from_slice(&body);
+    let mut out = Vec::with_capacity(HEADER_LEN + 64 + record.payload.len());
+    out.extend_from_slice(&[FRAME_VERSION, 0, 0, 0, 0]);
+    append_bytes(record, &mut out);
+    let crc = crc32fast::hash(&out[HEADER_LEN..]);
+    out[1..HEADER_LEN].copy_from_slice(&crc.to_le_bytes());
     out
 }
 

@@ -15,7 +15,7 @@ fn record(stream: &str, seq: u64, event_type: &str, recorded_at_ms: i64) -> Even
         stream_id: stream.into(),
         seq,
         recorded_at_ms,
-        event_type: event_type.into(),
+        event_type: event_type.to_string().into(),
         schema_version: 1,
         correlation_id: None,
         payload: vec![seq as u8; 3],

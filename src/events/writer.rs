@@ -7,7 +7,7 @@
 //! second event with the same seq.
 
 use super::store::{EventStore, StoreError, WriteOp};
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 use std::sync::mpsc;
 use std::sync::Arc;
 use tokio::sync::oneshot;
@@ -60,8 +60,11 @@ impl Writer {
     }
 }
 
+/// The last seq of each stream, as the log has it (filled lazily from the store).
+type Heads = FxHashMap<String, u64>;
+
 fn run(store: Arc<dyn EventStore>, rx: mpsc::Receiver<Request>, max_batch_ops: usize) {
-    let mut heads: HashMap<String, u64> = HashMap::new();
+    let mut heads = Heads::default();
     while let Ok(first) = rx.recv() {
         let mut requests = vec![first];
         let mut n = requests[0].ops.len();
@@ -80,14 +83,12 @@ fn run(store: Arc<dyn EventStore>, rx: mpsc::Receiver<Request>, max_batch_ops: u
 }
 
 /// Check seqs, write the accepted requests as one batch, answer everyone.
-fn flush(store: &dyn EventStore, heads: &mut HashMap<String, u64>, requests: Vec<Request>) {
-    let mut pending: HashMap<String, u64> = HashMap::new();
+fn flush(store: &dyn EventStore, heads: &mut Heads, requests: Vec<Request>) {
     let mut accepted = Vec::with_capacity(requests.len());
     let mut ops = Vec::new();
     for req in requests {
-        match check_seqs(store, heads, &mut pending, &req.ops) {
-            Ok(staged) => {
-                pending.extend(staged);
+        match check_seqs(store, heads, &req.ops) {
+            Ok(()) => {
                 let appends = req
                     .ops
                     .iter()
@@ -105,7 +106,6 @@ fn flush(store: &dyn EventStore, heads: &mut HashMap<String, u64>, requests: Vec
     }
     match store.write(&ops) {
         Ok(offsets) => {
-            heads.extend(pending);
             let mut rest = offsets.as_slice();
             for (appends, reply) in accepted {
                 let (mine, tail) = rest.split_at(appends.min(rest.len()));
@@ -117,6 +117,8 @@ fn flush(store: &dyn EventStore, heads: &mut HashMap<String, u64>, requests: Vec
         }
         Err(e) => {
             tracing::error!(error = %e, ops = ops.len(), "event batch write failed");
+            // The cached heads already count this batch; forget them and re-read the truth.
+            heads.clear();
             let msg = e.to_string();
             for (_, reply) in accepted {
                 if let Some(reply) = reply {
@@ -127,38 +129,45 @@ fn flush(store: &dyn EventStore, heads: &mut HashMap<String, u64>, requests: Vec
     }
 }
 
-/// Every append of a request must continue its stream's seq. Returns the new heads.
+/// Every append of a request must continue its stream's seq. On success the cached heads
+/// advance (a request is all-or-nothing: a rejected one changes nothing).
 fn check_seqs(
     store: &dyn EventStore,
-    heads: &mut HashMap<String, u64>,
-    pending: &mut HashMap<String, u64>,
+    heads: &mut Heads,
     ops: &[WriteOp],
-) -> Result<HashMap<String, u64>, StoreError> {
-    let mut staged: HashMap<String, u64> = HashMap::new();
+) -> Result<(), StoreError> {
+    // Requests come from one actor, so this holds one or two streams: a Vec beats a map.
+    let mut staged: Vec<(&str, u64)> = Vec::new();
     for op in ops {
         let WriteOp::Append(e) = op else { continue };
-        let head = match staged
-            .get(&e.stream_id)
-            .or_else(|| pending.get(&e.stream_id))
-        {
-            Some(h) => *h,
-            None => match heads.get(&e.stream_id) {
+        let stream = e.stream_id.as_str();
+        let head = match staged.iter().rev().find(|(s, _)| *s == stream) {
+            Some((_, h)) => *h,
+            None => match heads.get(stream) {
                 Some(h) => *h,
                 None => {
-                    let h = store.stream_head(&e.stream_id)?;
-                    heads.insert(e.stream_id.clone(), h);
+                    let h = store.stream_head(stream)?;
+                    heads.insert(stream.to_string(), h);
                     h
                 }
             },
         };
         if e.seq != head + 1 {
             return Err(StoreError::SeqConflict {
-                stream_id: e.stream_id.clone(),
+                stream_id: stream.to_string(),
                 expected: head + 1,
                 got: e.seq,
             });
         }
-        staged.insert(e.stream_id.clone(), e.seq);
+        match staged.iter_mut().find(|(s, _)| *s == stream) {
+            Some(entry) => entry.1 = e.seq,
+            None => staged.push((stream, e.seq)),
+        }
     }
-    Ok(staged)
+    for (stream, seq) in staged {
+        if let Some(h) = heads.get_mut(stream) {
+            *h = seq;
+        }
+    }
+    Ok(())
 }

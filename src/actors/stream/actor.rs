@@ -8,7 +8,7 @@
 use super::messages::{
     BaselineView, CounterView, ObserveOutcome, StreamError, StreamMsg, StreamView,
 };
-use super::state::{self, Decision, StreamState};
+use super::state::{self, StreamState};
 use crate::detect::DetectConfig;
 use crate::events::codec::{self, EventRecord};
 use crate::events::writer::Writer;
@@ -111,26 +111,25 @@ async fn observe(
     let mut ops = Vec::new();
     let now_ms = crate::clock::now_ms();
     for sample in samples {
-        match state::decide(next, sample, &st.ctx.detect) {
-            Decision::Duplicate => outcome.duplicates += 1,
-            Decision::Record(events) => {
-                outcome.accepted += 1;
-                for event in events {
-                    if matches!(event, StreamEvent::AnomalyDetected(_)) {
-                        outcome.anomalies += 1;
-                    }
-                    state::apply(next, &event, &st.ctx.detect);
-                    ops.push(WriteOp::Append(NewEvent::new(&EventRecord {
-                        stream_id: next.stream_id.clone(),
-                        seq: next.last_seq,
-                        recorded_at_ms: now_ms,
-                        event_type: event.event_type().to_string(),
-                        schema_version: event.schema_version(),
-                        correlation_id: correlation_id.clone(),
-                        payload: codec::encode_payload(&event),
-                    })));
-                }
+        let Some(events) = state::step(next, sample, &st.ctx.detect) else {
+            outcome.duplicates += 1;
+            continue;
+        };
+        outcome.accepted += 1;
+        let first_seq = next.last_seq + 1 - events.len() as u64;
+        for (i, event) in events.iter().enumerate() {
+            if matches!(event, StreamEvent::AnomalyDetected(_)) {
+                outcome.anomalies += 1;
             }
+            ops.push(WriteOp::Append(NewEvent::new(&EventRecord {
+                stream_id: next.stream_id.clone(),
+                seq: first_seq + i as u64,
+                recorded_at_ms: now_ms,
+                event_type: event.event_type().into(),
+                schema_version: event.schema_version(),
+                correlation_id: correlation_id.clone(),
+                payload: codec::encode_payload(event),
+            })));
         }
     }
     if ops.is_empty() {

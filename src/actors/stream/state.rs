@@ -41,17 +41,51 @@ impl StreamState {
 }
 
 pub fn decide(state: &StreamState, sample: &Sample, cfg: &DetectConfig) -> Decision {
-    if state
-        .detector
-        .last_timestamp_ms
-        .is_some_and(|last| sample.timestamp_ms <= last)
-    {
+    if is_duplicate(state, sample) {
         return Decision::Duplicate;
     }
     let eval = detector::evaluate(&state.detector, sample, cfg);
-    let mut events = vec![StreamEvent::MetricObserved(MetricObservedV1 {
+    Decision::Record(events_for(state, sample, eval))
+}
+
+/// `decide` then `apply` of every decided event, evaluating the rules once instead of twice
+/// (the ingest hot path). Returns the events, `None` for a duplicate.
+pub fn step(
+    state: &mut StreamState,
+    sample: &Sample,
+    cfg: &DetectConfig,
+) -> Option<Vec<StreamEvent>> {
+    if is_duplicate(state, sample) {
+        return None;
+    }
+    let eval = detector::evaluate(&state.detector, sample, cfg);
+    detector::absorb(&mut state.detector, sample, &eval, cfg);
+    let events = events_for(state, sample, eval);
+    state.last_sample = Some(sample.clone());
+    state.last_seq += 1;
+    for event in &events[1..] {
+        apply(state, event, cfg);
+    }
+    Some(events)
+}
+
+fn is_duplicate(state: &StreamState, sample: &Sample) -> bool {
+    state
+        .detector
+        .last_timestamp_ms
+        .is_some_and(|last| sample.timestamp_ms <= last)
+}
+
+/// The events a sample causes: always `MetricObserved`, then the anomaly transitions.
+fn events_for(
+    state: &StreamState,
+    sample: &Sample,
+    eval: detector::Evaluation,
+) -> Vec<StreamEvent> {
+    let mut events = Vec::with_capacity(1 + eval.transitions.len());
+    events.push(StreamEvent::MetricObserved(MetricObservedV1 {
         sample: sample.clone(),
-    })];
+    }));
     let ts = sample.timestamp_ms;
     for t in eval.transitions {
         events.push(match t {
@@ -78,7 +112,7 @@ pub fn decide(state: &StreamState, sample: &Sample, cfg: &DetectConfig) -> Decis
             }),
         });
     }
-    Decision::Record(events)
+    events
 }
 
 fn detected(f: Finding, anomaly_id: String, from: Option<Severity>, ts: i64) -> StreamEvent {

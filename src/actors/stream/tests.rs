@@ -257,3 +257,39 @@ fn replaying_the_events_rebuilds_the_same_state() {
     }
     assert_eq!(replayed, s.state);
 }
+
+#[test]
+fn step_equals_decide_then_apply() {
+    let cfg = cfg();
+    let mut samples = steady(12);
+    samples.extend([
+        with_util(13, 85.0),
+        with_util(14, 99.0),
+        with_counter(15, Counter::LinkDownedCounter, 1),
+        with_counter(16, Counter::LinkDownedCounter, 2),
+        with_util(16, 10.0),
+        with_util(17, 50.0),
+        with_util(18, 50.0),
+        with_util(19, 50.0),
+    ]);
+    let mut stepped = StreamState::new("sw1/p1");
+    let mut decided = StreamState::new("sw1/p1");
+    for s in &samples {
+        let by_step = super::state::step(&mut stepped, s, &cfg);
+        let by_decide = match decide(&decided, s, &cfg) {
+            Decision::Duplicate => None,
+            Decision::Record(events) => {
+                for e in &events {
+                    apply(&mut decided, e, &cfg);
+                }
+                Some(events)
+            }
+        };
+        assert_eq!(by_step, by_decide, "at t={}", s.timestamp_ms);
+        assert_eq!(stepped, decided, "at t={}", s.timestamp_ms);
+    }
+    assert!(
+        stepped.last_seq > samples.len() as u64 - 1,
+        "anomalies were exercised"
+    );
+}
