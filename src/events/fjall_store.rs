@@ -29,6 +29,7 @@ impl FjallStore {
         // keyspace would dominate the node's RSS).
         let db = Database::builder(&path)
             .cache_size(16 * MIB)
+            .max_journaling_size(64 * MIB)
             .open()
             .map_err(|e| StoreError::Open {
                 path: path.display().to_string(),

@@ -2,7 +2,7 @@
 //! In-process it calls the same `Ingestor` the HTTP handler uses; with `--http` it starts the
 //! real server on a loopback port and posts JSON batches to it. Latency is per batch.
 
-use super::{peak_rss_mb, quantile};
+use super::{current_rss_mb, peak_rss_mb, quantile};
 use crate::api::{self, AppState};
 use crate::cli::events::EngineArg;
 use crate::config::Config;
@@ -71,8 +71,6 @@ struct Totals {
 async fn drive(args: IngestBenchArgs, config: Config) -> anyhow::Result<()> {
     let node = Node::start(config.clone()).await?;
     let base_ms = crate::clock::now_ms() - (args.samples / args.streams + 1) as i64 * 1000;
-    let batches = args.samples.div_ceil(args.batch);
-    let next_batch = Arc::new(AtomicU64::new(0));
     let totals = Arc::new(Totals {
         accepted: AtomicU64::new(0),
         duplicates: AtomicU64::new(0),
@@ -95,27 +93,31 @@ async fn drive(args: IngestBenchArgs, config: Config) -> anyhow::Result<()> {
     let client = reqwest::Client::new();
     let started = Instant::now();
     let mut workers = Vec::new();
-    for worker in 0..args.concurrency {
-        let next_batch = next_batch.clone();
+    // Each worker owns the streams `i % concurrency == worker`, like a collector owning its
+    // switches, so every stream's samples arrive in timestamp order.
+    let workers_n = args.concurrency.min(args.streams);
+    for worker in 0..workers_n {
         let totals = totals.clone();
         let ingestor = node.ingestor.clone();
         let client = client.clone();
         let url = url.clone();
-        let (streams, samples, batch) = (args.streams, args.samples, args.batch);
+        let owned_streams = (worker..args.streams).step_by(workers_n).count();
+        let share = args.samples / workers_n + usize::from(worker < args.samples % workers_n);
+        let batch = args.batch;
         workers.push(tokio::spawn(async move {
             let mut rng = sim::Rng::new(worker as u64 + 1);
             let mut latencies_ms = Vec::new();
-            loop {
-                let b = next_batch.fetch_add(1, Ordering::Relaxed) as usize;
-                if b >= batches {
-                    break;
-                }
-                let range = b * batch..((b + 1) * batch).min(samples);
-                let batch_samples: Vec<_> = range
-                    .map(|i| {
-                        sim::steady_sample(&mut rng, i % streams, (i / streams) as u64, base_ms)
+            let mut j = 0;
+            while j < share {
+                let end = (j + batch).min(share);
+                let batch_samples: Vec<_> = (j..end)
+                    .map(|n| {
+                        let stream = worker + workers_n * (n % owned_streams);
+                        let k = (n / owned_streams) as u64;
+                        sim::steady_sample(&mut rng, stream, k, base_ms)
                     })
                     .collect();
+                j = end;
                 let t0 = Instant::now();
                 let (accepted, duplicates) = match &url {
                     None => {
@@ -140,6 +142,7 @@ async fn drive(args: IngestBenchArgs, config: Config) -> anyhow::Result<()> {
         let _ = stop.send(());
         let _ = handle.await;
     }
+    let rss_end_mb = current_rss_mb();
     let disk_mb = node.writer.store().disk_bytes() as f64 / 1_048_576.0;
     let engine = node.writer.store().engine();
     node.shutdown().await;
@@ -148,6 +151,7 @@ async fn drive(args: IngestBenchArgs, config: Config) -> anyhow::Result<()> {
         "p50_ms": round2(quantile(&mut latencies, 0.50)),
         "p99_ms": round2(quantile(&mut latencies, 0.99)),
         "rss_mb": round2(peak_rss_mb()),
+        "rss_end_mb": round2(rss_end_mb),
         "streams": args.streams,
         "samples": args.samples,
         "batch": args.batch,
