@@ -74,16 +74,70 @@ impl Ingestor {
 
 /// Samples grouped by stream, each group in request order.
 fn group_by_stream(samples: Vec<Sample>) -> Vec<(String, Vec<Sample>)> {
-    let mut index: FxHashMap<String, usize> = FxHashMap::default();
-    let mut groups: Vec<(String, Vec<Sample>)> = Vec::new();
-    for s in samples {
-        match index.get(&s.stream_id) {
-            Some(&i) => groups[i].1.push(s),
-            None => {
-                index.insert(s.stream_id.clone(), groups.len());
-                groups.push((s.stream_id.clone(), vec![s]));
+    // Assign group numbers while borrowing the ids, then move the samples: no id is copied
+    // per sample, only once per group.
+    let mut slots: Vec<usize> = Vec::with_capacity(samples.len());
+    let mut firsts: Vec<usize> = Vec::new();
+    {
+        let mut index: FxHashMap<&str, usize> = FxHashMap::default();
+        index.reserve(samples.len());
+        for (i, s) in samples.iter().enumerate() {
+            let next = index.len();
+            let slot = *index.entry(s.stream_id.as_str()).or_insert(next);
+            if slot == next {
+                firsts.push(i);
             }
+            slots.push(slot);
         }
     }
+    let mut groups: Vec<(String, Vec<Sample>)> = firsts
+        .iter()
+        .map(|&i| (samples[i].stream_id.clone(), Vec::new()))
+        .collect();
+    for (sample, slot) in samples.into_iter().zip(slots) {
+        groups[slot].1.push(sample);
+    }
     groups
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(stream: &str, ts: i64) -> Sample {
+        Sample {
+            stream_id: stream.into(),
+            timestamp_ms: ts,
+            latency_p99_us: Some(1.0),
+            utilization_pct: None,
+            error_rate: None,
+            bandwidth_gbps: None,
+            qp_errors: None,
+            counters: Default::default(),
+            labels: Default::default(),
+        }
+    }
+
+    #[test]
+    fn groups_keep_request_order_within_each_stream() {
+        let groups = group_by_stream(vec![
+            sample("b", 1),
+            sample("a", 2),
+            sample("b", 3),
+            sample("a", 4),
+            sample("c", 5),
+        ]);
+        let shape: Vec<(String, Vec<i64>)> = groups
+            .into_iter()
+            .map(|(id, g)| (id, g.iter().map(|s| s.timestamp_ms).collect()))
+            .collect();
+        assert_eq!(
+            shape,
+            vec![
+                ("b".to_string(), vec![1, 3]),
+                ("a".to_string(), vec![2, 4]),
+                ("c".to_string(), vec![5]),
+            ]
+        );
+    }
 }

@@ -6,6 +6,7 @@ use clap::Parser;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> std::process::ExitCode {
+    disable_transparent_huge_pages();
     let cli = ibsight::cli::Cli::parse();
     ibsight::cli::init_logging();
     match ibsight::cli::run(cli) {
@@ -14,5 +15,15 @@ fn main() -> std::process::ExitCode {
             eprintln!("error: {e:#}");
             std::process::ExitCode::FAILURE
         }
+    }
+}
+
+/// mimalloc asks for transparent huge pages; each fault then zeroes 2 MiB, which cost ~15 %
+/// of ingest CPU and ~60 MiB of RSS in `bench ingest`. Small pages serve this workload better.
+fn disable_transparent_huge_pages() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: prctl(PR_SET_THP_DISABLE) only sets a flag on this process; no memory is touched.
+    unsafe {
+        libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0);
     }
 }

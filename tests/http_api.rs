@@ -340,3 +340,35 @@ async fn unknown_streams_and_bad_queries() {
     assert_eq!(srv.get("/v1/streams/q/events?frm=1").await.0, 400);
     srv.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ingest_past_the_in_flight_bound_is_refused_not_queued() {
+    let srv = InProcess::start(Config::default()).await;
+    let bounded = ibsight::ingest::Ingestor::new(srv.node.router.clone(), 2);
+    let t = now_ms() - 10_000;
+    let samples: Vec<_> = (0..3)
+        .map(|i| ibsight::sample::Sample {
+            stream_id: "o".into(),
+            timestamp_ms: t + i,
+            latency_p99_us: Some(1.0),
+            utilization_pct: None,
+            error_rate: None,
+            bandwidth_gbps: None,
+            qp_errors: None,
+            counters: Default::default(),
+            labels: Default::default(),
+        })
+        .collect();
+    let result = bounded.ingest(samples.clone(), None).await;
+    assert!(
+        matches!(result, Err(ibsight::ingest::IngestError::Overloaded { .. })),
+        "{result:?}"
+    );
+    assert_eq!(srv.last_offset(), 0, "an overloaded request writes nothing");
+    let ok = bounded
+        .ingest(samples[..2].to_vec(), None)
+        .await
+        .expect("within bound");
+    assert_eq!(ok.accepted, 2);
+    srv.stop().await;
+}
