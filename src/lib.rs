@@ -2,6 +2,7 @@
 //!
 //! - `sample`: the validated telemetry sample and the validation of posted JSON
 //! - `detect`: baselines and rules, pure functions over numbers
+//! - `analyst`: insights for anomalies (Bedrock or rules), with quota, outage and cost control
 //! - `events`: event types, codec, the `EventStore` trait, fjall and sled engines, group commit
 //! - `actors`: the supervision tree, stream actors and the router
 //! - `ingest`: from validated samples to durable events, with backpressure
@@ -14,6 +15,7 @@
 //! - `clock`: the only wall-clock reads
 
 pub mod actors;
+pub mod analyst;
 pub mod api;
 pub mod cli;
 pub mod clock;

@@ -1,0 +1,140 @@
+//! The analyst: turns anomalies into insights (prediction type, risk, explanation,
+//! recommendations, confidence), with AWS Bedrock (Claude 3.5 Haiku) or the rules backend.
+//!
+//! - `job`, `insight`: what is asked and what is answered.
+//! - `prompt`, `parse`: the model's prompt and the validation of its answer.
+//! - `rules_backend`: deterministic insights; the fallback and the offline default.
+//! - `limiter`, `breaker`, `cache`, `cost`: quota, outage, repetition and budget control,
+//!   each a small pure state machine driven by the pool's clock.
+
+pub mod breaker;
+pub mod cache;
+pub mod cost;
+pub mod insight;
+pub mod job;
+pub mod limiter;
+pub mod parse;
+pub mod prompt;
+pub mod rules_backend;
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    /// Deterministic, offline: the default when no AWS is configured.
+    #[default]
+    Rules,
+    Bedrock,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AnalystConfig {
+    pub backend: Backend,
+    /// Ask the model at all (`AI_ENABLED` overrides). Off: the rules backend answers.
+    pub ai_enabled: bool,
+    /// Fraction of anomalies sent to the model (`AI_SAMPLING_RATE` overrides).
+    pub ai_sampling_rate: f64,
+    pub model_id: String,
+    /// Concurrent model calls.
+    pub workers: usize,
+    /// Jobs waiting for a worker; past this the oldest low-severity job gets the fallback.
+    pub queue_capacity: usize,
+    pub max_rpm: u32,
+    pub max_tpm: u32,
+    /// Per-call timeout.
+    pub timeout_s: u64,
+    /// Retries on throttling, 5xx and timeouts.
+    pub max_retries: u32,
+    /// Consecutive failures that open the circuit breaker…
+    pub breaker_failures: u32,
+    /// …for this long, before one probe call is let through.
+    pub breaker_cool_off_s: u64,
+    pub daily_budget_usd: f64,
+    pub input_usd_per_mtok: f64,
+    pub output_usd_per_mtok: f64,
+    /// Reuse an insight for the same (stream, class, severity) within this window; 0 = off.
+    pub cache_window_s: u64,
+    /// Anomalies analysed in one call when several are queued.
+    pub batch_max: usize,
+}
+
+impl Default for AnalystConfig {
+    fn default() -> Self {
+        AnalystConfig {
+            backend: Backend::Rules,
+            ai_enabled: true,
+            ai_sampling_rate: 1.0,
+            model_id: "anthropic.claude-3-5-haiku-20241022-v1:0".into(),
+            workers: 4,
+            queue_capacity: 1000,
+            max_rpm: 1800,
+            max_tpm: 400_000,
+            timeout_s: 10,
+            max_retries: 3,
+            breaker_failures: 5,
+            breaker_cool_off_s: 30,
+            daily_budget_usd: 50.0,
+            input_usd_per_mtok: 0.8,
+            output_usd_per_mtok: 4.0,
+            cache_window_s: 300,
+            batch_max: 8,
+        }
+    }
+}
+
+impl AnalystConfig {
+    pub fn validate(&self) -> Result<(), (String, String)> {
+        let bad = |key: &str, why: String| Err((format!("analyst.{key}"), why));
+        if !(0.0..=1.0).contains(&self.ai_sampling_rate) {
+            return bad(
+                "ai_sampling_rate",
+                format!("{} must be between 0 and 1", self.ai_sampling_rate),
+            );
+        }
+        if !is_valid_model_id(&self.model_id) {
+            return bad(
+                "model_id",
+                format!(
+                    "{:?} is not a Bedrock model or inference profile id",
+                    self.model_id
+                ),
+            );
+        }
+        for (key, v) in [
+            ("workers", self.workers),
+            ("queue_capacity", self.queue_capacity),
+            ("batch_max", self.batch_max),
+        ] {
+            if v == 0 {
+                return bad(key, "0 must be at least 1".into());
+            }
+        }
+        if self.max_rpm == 0 || self.max_tpm == 0 {
+            return bad("max_rpm", "rate limits must be at least 1".into());
+        }
+        if self.timeout_s == 0 {
+            return bad("timeout_s", "0 must be at least 1".into());
+        }
+        for (key, v) in [
+            ("daily_budget_usd", self.daily_budget_usd),
+            ("input_usd_per_mtok", self.input_usd_per_mtok),
+            ("output_usd_per_mtok", self.output_usd_per_mtok),
+        ] {
+            if !(v.is_finite() && v >= 0.0) {
+                return bad(key, format!("{v} must be a non-negative number"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `anthropic.claude-…` ids and cross-region inference profiles such as `us.anthropic.…`.
+pub fn is_valid_model_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 256
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'_' | b'/'))
+}
