@@ -7,15 +7,18 @@
 //! - `limiter`, `breaker`, `cache`, `cost`: quota, outage, repetition and budget control,
 //!   each a small pure state machine driven by the pool's clock.
 
+pub mod bedrock;
 pub mod breaker;
 pub mod cache;
 pub mod cost;
+pub mod fake_bedrock;
 pub mod insight;
 pub mod job;
 pub mod limiter;
 pub mod parse;
 pub mod prompt;
 pub mod rules_backend;
+pub mod service;
 
 use serde::{Deserialize, Serialize};
 

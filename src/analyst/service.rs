@@ -1,0 +1,351 @@
+//! The analyst service: one call answers a batch of anomaly jobs, each with an insight and
+//! its provenance. Per job it picks the source — rules by choice (AI off, not sampled), a
+//! cached insight, or the model — and for the model it applies, in order: the daily budget,
+//! the circuit breaker, the rate limiter (which waits, never drops), the call with retries,
+//! then parsing. Whatever fails, the rules backend answers with source `fallback` and the
+//! reason, so every job gets an insight.
+
+use super::bedrock::{self, BedrockModel};
+use super::breaker::CircuitBreaker;
+use super::cache::{CacheKey, InsightCache};
+use super::cost::{DailyBudget, Pricing};
+use super::insight::{Insight, InsightSource};
+use super::job::AnomalyJob;
+use super::limiter::RateLimiter;
+use super::{parse, prompt, rules_backend, AnalystConfig, Backend};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// An insight with everything recorded about how it was made.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InsightOutcome {
+    pub insight: Insight,
+    pub source: InsightSource,
+    /// Why the rules answered or why the model was not used (`not_sampled`, `ai_disabled`,
+    /// `breaker_open`, `budget_exhausted`, `throttled`, `timeout`, `parse_error`, …).
+    pub reason: Option<String>,
+    pub model_id: Option<String>,
+    pub prompt_version: &'static str,
+    pub prompt_hash: Option<String>,
+    pub input_tokens: u32,
+    pub output_tokens: u32,
+    pub cost_usd: f64,
+    pub latency_ms: u64,
+    pub attempts: u32,
+    /// Anomalies answered by the same model call (1 when not batched).
+    pub batch_size: u32,
+}
+
+/// Counters for the metrics endpoint.
+#[derive(Debug, Default)]
+pub struct AnalystCounters {
+    pub calls: AtomicU64,
+    pub attempts: AtomicU64,
+    pub call_latency_ms_total: AtomicU64,
+    pub insights: AtomicU64,
+    pub ai: AtomicU64,
+    pub rules: AtomicU64,
+    pub fallbacks: AtomicU64,
+    pub cache_hits: AtomicU64,
+    pub input_tokens: AtomicU64,
+    pub output_tokens: AtomicU64,
+    /// Cost in micro-dollars (integers add up exactly).
+    pub cost_micro_usd: AtomicU64,
+}
+
+struct Control {
+    limiter: RateLimiter,
+    breaker: CircuitBreaker,
+    budget: DailyBudget,
+    cache: InsightCache,
+}
+
+pub struct Analyst {
+    cfg: AnalystConfig,
+    model: Option<BedrockModel>,
+    pricing: Pricing,
+    retry_base: Duration,
+    control: Mutex<Control>,
+    pub counters: AnalystCounters,
+}
+
+/// A deterministic sampling decision for a job, stable across replays.
+pub fn sampled(job: &AnomalyJob, rate: f64) -> bool {
+    if rate >= 1.0 {
+        return true;
+    }
+    if rate <= 0.0 {
+        return false;
+    }
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in job.stream_id.bytes().chain(job.anomaly_seq.to_le_bytes()) {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    (h % 10_000) as f64 / 10_000.0 < rate
+}
+
+fn cache_key(job: &AnomalyJob) -> CacheKey {
+    let a = &job.anomaly;
+    CacheKey {
+        stream_id: job.stream_id.clone(),
+        class: rules_backend::prediction_for(a.rule, &a.metric, a.delta_pct),
+        severity: a.severity,
+    }
+}
+
+impl Analyst {
+    /// `model` is `None` for the rules backend. `retry_base` is the first backoff step.
+    pub fn new(
+        cfg: AnalystConfig,
+        model: Option<BedrockModel>,
+        retry_base: Duration,
+        now_ms: i64,
+    ) -> Analyst {
+        let control = Control {
+            limiter: RateLimiter::new(cfg.max_rpm, cfg.max_tpm, now_ms),
+            breaker: CircuitBreaker::new(
+                cfg.breaker_failures,
+                cfg.breaker_cool_off_s as i64 * 1000,
+            ),
+            budget: DailyBudget::new(cfg.daily_budget_usd),
+            cache: InsightCache::new(cfg.cache_window_s as i64 * 1000, 100_000),
+        };
+        Analyst {
+            pricing: Pricing {
+                input_usd_per_mtok: cfg.input_usd_per_mtok,
+                output_usd_per_mtok: cfg.output_usd_per_mtok,
+            },
+            model: if cfg.backend == Backend::Bedrock {
+                model
+            } else {
+                None
+            },
+            cfg,
+            retry_base,
+            control: Mutex::new(control),
+            counters: AnalystCounters::default(),
+        }
+    }
+
+    pub fn config(&self) -> &AnalystConfig {
+        &self.cfg
+    }
+
+    fn control(&self) -> std::sync::MutexGuard<'_, Control> {
+        self.control.lock().expect("analyst control lock poisoned")
+    }
+
+    /// The rules backend's answer, with its provenance.
+    pub fn rules_outcome(
+        &self,
+        job: &AnomalyJob,
+        source: InsightSource,
+        reason: &str,
+    ) -> InsightOutcome {
+        InsightOutcome {
+            insight: rules_backend::insight(job),
+            source,
+            reason: Some(reason.to_string()),
+            model_id: None,
+            prompt_version: prompt::TEMPLATE_VERSION,
+            prompt_hash: None,
+            input_tokens: 0,
+            output_tokens: 0,
+            cost_usd: 0.0,
+            latency_ms: 0,
+            attempts: 0,
+            batch_size: 1,
+        }
+    }
+
+    /// Answer `jobs` (one model call at most), one outcome per job in the same order.
+    pub async fn analyse(&self, jobs: &[AnomalyJob]) -> Vec<InsightOutcome> {
+        let now = crate::clock::now_ms();
+        let mut out: Vec<Option<InsightOutcome>> = vec![None; jobs.len()];
+        let mut to_model = Vec::new();
+        for (i, job) in jobs.iter().enumerate() {
+            let route = if self.model.is_none() {
+                Some((InsightSource::Rules, "rules_backend"))
+            } else if !self.cfg.ai_enabled {
+                Some((InsightSource::Rules, "ai_disabled"))
+            } else if !sampled(job, self.cfg.ai_sampling_rate) {
+                Some((InsightSource::Rules, "not_sampled"))
+            } else {
+                None
+            };
+            if let Some((source, reason)) = route {
+                out[i] = Some(self.rules_outcome(job, source, reason));
+                continue;
+            }
+            if let Some(hit) = self.control().cache.get(&cache_key(job), now).cloned() {
+                let mut o = self.rules_outcome(job, InsightSource::Cache, "cache_hit");
+                o.insight = hit;
+                o.reason = None;
+                o.model_id = Some(self.cfg.model_id.clone());
+                out[i] = Some(o);
+                continue;
+            }
+            to_model.push(i);
+        }
+        if !to_model.is_empty() {
+            let asked: Vec<&AnomalyJob> = to_model.iter().map(|&i| &jobs[i]).collect();
+            for (slot, outcome) in to_model.iter().zip(self.ask_model(&asked).await) {
+                out[*slot] = Some(outcome);
+            }
+        }
+        let outcomes: Vec<InsightOutcome> = out
+            .into_iter()
+            .enumerate()
+            .map(|(i, o)| {
+                o.unwrap_or_else(|| {
+                    self.rules_outcome(&jobs[i], InsightSource::Fallback, "internal")
+                })
+            })
+            .collect();
+        for o in &outcomes {
+            self.count(o);
+        }
+        outcomes
+    }
+
+    fn count(&self, o: &InsightOutcome) {
+        let c = &self.counters;
+        c.insights.fetch_add(1, Ordering::Relaxed);
+        let which = match o.source {
+            InsightSource::Ai => &c.ai,
+            InsightSource::Rules => &c.rules,
+            InsightSource::Fallback => &c.fallbacks,
+            InsightSource::Cache => &c.cache_hits,
+        };
+        which.fetch_add(1, Ordering::Relaxed);
+    }
+
+    async fn ask_model(&self, jobs: &[&AnomalyJob]) -> Vec<InsightOutcome> {
+        let Some(model) = &self.model else {
+            return jobs
+                .iter()
+                .map(|j| self.rules_outcome(j, InsightSource::Rules, "rules_backend"))
+                .collect();
+        };
+        let fallback_all = |reason: &str| -> Vec<InsightOutcome> {
+            jobs.iter()
+                .map(|j| self.rules_outcome(j, InsightSource::Fallback, reason))
+                .collect()
+        };
+        let now = crate::clock::now_ms();
+        {
+            let mut control = self.control();
+            if !control.budget.allows(now) {
+                return fallback_all("budget_exhausted");
+            }
+            if !control.breaker.allow(now) {
+                return fallback_all("breaker_open");
+            }
+        }
+        let body = prompt::request_body(jobs);
+        let hash = prompt::prompt_hash(&body);
+        // A rough token estimate (4 characters a token) reserved up front, settled after.
+        let est_tokens = (body.to_string().len() / 4) as u32 + prompt::MAX_TOKENS;
+        loop {
+            let wait = self
+                .control()
+                .limiter
+                .reserve(est_tokens, crate::clock::now_ms());
+            if wait == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(wait as u64)).await;
+        }
+        let attempted =
+            bedrock::invoke_with_retries(model, &body, self.cfg.max_retries, self.retry_base).await;
+        let c = &self.counters;
+        c.calls.fetch_add(1, Ordering::Relaxed);
+        c.attempts
+            .fetch_add(u64::from(attempted.attempts), Ordering::Relaxed);
+        let latency_ms = attempted.latency.as_millis() as u64;
+        c.call_latency_ms_total
+            .fetch_add(latency_ms, Ordering::Relaxed);
+        let now = crate::clock::now_ms();
+        let answer = match attempted.result {
+            Ok(answer) => answer,
+            Err(e) => {
+                tracing::warn!(error = %e, attempts = attempted.attempts, "model call failed; rules answer");
+                {
+                    let mut control = self.control();
+                    control.breaker.on_failure(now);
+                    control.limiter.settle(est_tokens, 0, now);
+                }
+                let mut out = fallback_all(e.reason());
+                for o in &mut out {
+                    o.model_id = Some(model.model_id.clone());
+                    o.prompt_hash = Some(hash.clone());
+                    o.latency_ms = latency_ms;
+                    o.attempts = attempted.attempts;
+                    o.batch_size = jobs.len() as u32;
+                }
+                return out;
+            }
+        };
+        let cost = self
+            .pricing
+            .cost_usd(answer.input_tokens, answer.output_tokens);
+        {
+            let mut control = self.control();
+            control.breaker.on_success();
+            control.budget.record(cost, now);
+            control
+                .limiter
+                .settle(est_tokens, answer.input_tokens + answer.output_tokens, now);
+        }
+        c.input_tokens
+            .fetch_add(u64::from(answer.input_tokens), Ordering::Relaxed);
+        c.output_tokens
+            .fetch_add(u64::from(answer.output_tokens), Ordering::Relaxed);
+        c.cost_micro_usd
+            .fetch_add((cost * 1_000_000.0).round() as u64, Ordering::Relaxed);
+
+        let fillers: Vec<Vec<String>> = jobs
+            .iter()
+            .map(|j| rules_backend::recommendations(j))
+            .collect();
+        let parsed = if jobs.len() == 1 {
+            vec![parse::parse_insight(&answer.text, &fillers[0])]
+        } else {
+            match parse::parse_batch(&answer.text, &fillers) {
+                Ok(items) => items,
+                Err(e) => vec![Err(e); jobs.len()],
+            }
+        };
+        let n = jobs.len() as u32;
+        let share = |total: u32| total / n.max(1);
+        jobs.iter()
+            .zip(parsed)
+            .map(|(job, parsed)| {
+                let mut o = match parsed {
+                    Ok(insight) => {
+                        self.control().cache.put(cache_key(job), insight.clone(), now);
+                        let mut o = self.rules_outcome(job, InsightSource::Ai, "");
+                        o.insight = insight;
+                        o.reason = None;
+                        o
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, stream_id = %job.stream_id, "unusable model answer; rules answer");
+                        self.rules_outcome(job, InsightSource::Fallback, "parse_error")
+                    }
+                };
+                o.model_id = Some(model.model_id.clone());
+                o.prompt_hash = Some(hash.clone());
+                o.input_tokens = share(answer.input_tokens);
+                o.output_tokens = share(answer.output_tokens);
+                o.cost_usd = cost / f64::from(n.max(1));
+                o.latency_ms = latency_ms;
+                o.attempts = attempted.attempts;
+                o.batch_size = n;
+                o
+            })
+            .collect()
+    }
+}

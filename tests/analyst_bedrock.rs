@@ -1,0 +1,374 @@
+//! The analyst through the real `aws-sdk-bedrockruntime` client against a local server that
+//! speaks InvokeModel: success, fenced and prose answers, broken JSON, throttling, 5xx,
+//! timeouts, the circuit breaker, the budget, the cache and batching.
+
+use ibsight::analyst::bedrock::{local_sdk_config, BedrockModel};
+use ibsight::analyst::fake_bedrock::{FakeBedrock, FakeReply};
+use ibsight::analyst::insight::{InsightSource, PredictionType};
+use ibsight::analyst::job::{AnomalyJob, Reading};
+use ibsight::analyst::service::Analyst;
+use ibsight::analyst::{AnalystConfig, Backend};
+use ibsight::detect::rules::{Rule, Severity};
+use ibsight::events::types::AnomalyDetectedV1;
+use std::time::Duration;
+
+const MODEL: &str = "anthropic.claude-3-5-haiku-20241022-v1:0";
+
+fn cfg() -> AnalystConfig {
+    AnalystConfig {
+        backend: Backend::Bedrock,
+        max_retries: 3,
+        timeout_s: 2,
+        ..AnalystConfig::default()
+    }
+}
+
+async fn setup(cfg: AnalystConfig, timeout: Duration) -> (FakeBedrock, Analyst) {
+    let fake = FakeBedrock::start(None).await.expect("fake bedrock");
+    let model =
+        BedrockModel::from_sdk_config(&local_sdk_config(&fake.url()), &cfg.model_id, timeout);
+    let analyst = Analyst::new(
+        cfg,
+        Some(model),
+        Duration::from_millis(5),
+        ibsight::clock::now_ms(),
+    );
+    (fake, analyst)
+}
+
+fn job(stream: &str, seq: u64, severity: Severity) -> AnomalyJob {
+    AnomalyJob {
+        stream_id: stream.into(),
+        anomaly_seq: seq,
+        anomaly: AnomalyDetectedV1 {
+            anomaly_id: format!("latency_spike:latency_p99@{seq}"),
+            rule: Rule::LatencySpike,
+            metric: "latency_p99".into(),
+            value: 12.0,
+            baseline: Some(4.0),
+            delta_pct: Some(200.0),
+            threshold: 8.0,
+            severity,
+            escalated_from: None,
+            window_start_ms: 1000,
+            window_end_ms: 2000,
+        },
+        readings: vec![Reading {
+            metric: "utilization",
+            value: 55.0,
+            baseline: Some(50.0),
+        }],
+    }
+}
+
+const ANSWER: &str = r#"{"prediction_type":"latency_spike","risk_score":66,"explanation":"p99 is 3x baseline","recommendations":["Check PortXmitWait upstream","Review QoS"],"confidence":0.9}"#;
+
+#[tokio::test]
+async fn a_good_answer_becomes_an_ai_insight_with_its_accounting() {
+    let (fake, analyst) = setup(cfg(), Duration::from_secs(2)).await;
+    fake.script([FakeReply::Text(ANSWER.into())]);
+    let out = analyst
+        .analyse(&[job("leaf1/p1", 3, Severity::Major)])
+        .await;
+    let o = &out[0];
+    assert_eq!(o.source, InsightSource::Ai, "{o:?}");
+    assert_eq!(o.insight.prediction_type, PredictionType::LatencySpike);
+    assert_eq!(o.insight.risk_score, 66);
+    assert_eq!(o.insight.explanation, "p99 is 3x baseline");
+    assert_eq!(o.attempts, 1);
+    assert!(
+        o.input_tokens > 0 && o.output_tokens > 0 && o.cost_usd > 0.0,
+        "{o:?}"
+    );
+    assert_eq!(o.model_id.as_deref(), Some(MODEL));
+    assert!(o.prompt_hash.is_some());
+
+    let received = fake.received();
+    assert_eq!(received.len(), 1);
+    let r = &received[0];
+    assert_eq!(r.model_id, MODEL, "the configured model id, ':' decoded");
+    assert_eq!(r.body["temperature"], 0.3);
+    assert_eq!(r.body["max_tokens"], 1000);
+    assert_eq!(r.body["anthropic_version"], "bedrock-2023-05-31");
+    assert!(
+        r.authorization
+            .as_deref()
+            .is_some_and(|a| a.starts_with("AWS4-HMAC-SHA256")),
+        "the SDK signs with SigV4: {:?}",
+        r.authorization
+    );
+}
+
+#[tokio::test]
+async fn fenced_json_and_prose_around_json_are_understood() {
+    let (fake, analyst) = setup(cfg(), Duration::from_secs(2)).await;
+    fake.script([
+        FakeReply::Text(format!("```json\n{ANSWER}\n```")),
+        FakeReply::Text(format!(
+            "Sure. Here is the analysis:\n{ANSWER}\nHope this helps."
+        )),
+    ]);
+    for seq in [1, 2] {
+        let out = analyst
+            .analyse(&[job(&format!("s{seq}"), seq, Severity::Major)])
+            .await;
+        assert_eq!(out[0].source, InsightSource::Ai, "{:?}", out[0]);
+        assert_eq!(out[0].insight.risk_score, 66);
+    }
+}
+
+#[tokio::test]
+async fn broken_json_falls_back_to_the_rules() {
+    let (fake, analyst) = setup(cfg(), Duration::from_secs(2)).await;
+    fake.script([FakeReply::Text("{\"prediction_type\": \"latency_sp".into())]);
+    let out = analyst.analyse(&[job("s", 1, Severity::Major)]).await;
+    assert_eq!(out[0].source, InsightSource::Fallback);
+    assert_eq!(out[0].reason.as_deref(), Some("parse_error"));
+    assert!(
+        out[0].insight.explanation.contains("latency_p99"),
+        "rules explanation"
+    );
+}
+
+#[tokio::test]
+async fn throttling_is_retried_and_then_succeeds() {
+    let (fake, analyst) = setup(cfg(), Duration::from_secs(2)).await;
+    let throttle = FakeReply::Error {
+        status: 429,
+        error_type: "ThrottlingException".into(),
+    };
+    fake.script([throttle.clone(), throttle, FakeReply::Text(ANSWER.into())]);
+    let out = analyst.analyse(&[job("s", 1, Severity::Major)]).await;
+    assert_eq!(out[0].source, InsightSource::Ai, "{:?}", out[0]);
+    assert_eq!(out[0].attempts, 3);
+    assert_eq!(fake.received().len(), 3, "the retries reached the server");
+}
+
+#[tokio::test]
+async fn persistent_throttling_falls_back_after_the_retry_cap() {
+    let (fake, analyst) = setup(cfg(), Duration::from_secs(2)).await;
+    fake.script((0..10).map(|_| FakeReply::Error {
+        status: 429,
+        error_type: "ThrottlingException".into(),
+    }));
+    let out = analyst.analyse(&[job("s", 1, Severity::Major)]).await;
+    assert_eq!(out[0].source, InsightSource::Fallback);
+    assert_eq!(out[0].reason.as_deref(), Some("throttled"));
+    assert_eq!(out[0].attempts, 4, "1 call + 3 retries");
+    assert_eq!(fake.received().len(), 4);
+}
+
+#[tokio::test]
+async fn server_errors_are_retried_validation_errors_are_not() {
+    let (fake, analyst) = setup(cfg(), Duration::from_secs(2)).await;
+    fake.script([
+        FakeReply::Error {
+            status: 500,
+            error_type: "InternalServerException".into(),
+        },
+        FakeReply::Text(ANSWER.into()),
+    ]);
+    let out = analyst.analyse(&[job("a", 1, Severity::Major)]).await;
+    assert_eq!((out[0].source, out[0].attempts), (InsightSource::Ai, 2));
+
+    fake.script([FakeReply::Error {
+        status: 400,
+        error_type: "ValidationException".into(),
+    }]);
+    let out = analyst.analyse(&[job("b", 2, Severity::Major)]).await;
+    assert_eq!(out[0].source, InsightSource::Fallback);
+    assert_eq!(out[0].reason.as_deref(), Some("rejected"));
+    assert_eq!(out[0].attempts, 1, "no retry on a validation error");
+}
+
+#[tokio::test]
+async fn a_slow_model_times_out_and_falls_back() {
+    let cfg = AnalystConfig {
+        max_retries: 1,
+        ..cfg()
+    };
+    let (fake, analyst) = setup(cfg, Duration::from_millis(200)).await;
+    let slow = || {
+        FakeReply::Slow(
+            Duration::from_secs(2),
+            Box::new(FakeReply::Text(ANSWER.into())),
+        )
+    };
+    fake.script([slow(), slow()]);
+    let out = analyst.analyse(&[job("s", 1, Severity::Major)]).await;
+    assert_eq!(out[0].source, InsightSource::Fallback);
+    assert_eq!(out[0].reason.as_deref(), Some("timeout"));
+    assert_eq!(out[0].attempts, 2);
+}
+
+#[tokio::test]
+async fn the_circuit_breaker_opens_then_a_probe_closes_it() {
+    let cfg = AnalystConfig {
+        max_retries: 0,
+        breaker_failures: 2,
+        breaker_cool_off_s: 1,
+        ..cfg()
+    };
+    let (fake, analyst) = setup(cfg, Duration::from_secs(2)).await;
+    let err = || FakeReply::Error {
+        status: 503,
+        error_type: "ServiceUnavailableException".into(),
+    };
+    fake.script([err(), err()]);
+    for seq in 1..=2 {
+        let out = analyst
+            .analyse(&[job(&format!("s{seq}"), seq, Severity::Major)])
+            .await;
+        assert_eq!(out[0].reason.as_deref(), Some("server_error"));
+    }
+    let out = analyst.analyse(&[job("s3", 3, Severity::Major)]).await;
+    assert_eq!(out[0].source, InsightSource::Fallback);
+    assert_eq!(out[0].reason.as_deref(), Some("breaker_open"));
+    assert_eq!(
+        fake.received().len(),
+        2,
+        "no call while the breaker is open"
+    );
+    // After the cool-off one probe goes through; it succeeds and closes the breaker.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let out = analyst.analyse(&[job("s4", 4, Severity::Major)]).await;
+    assert_eq!(out[0].source, InsightSource::Ai);
+    let out = analyst.analyse(&[job("s5", 5, Severity::Major)]).await;
+    assert_eq!(out[0].source, InsightSource::Ai);
+}
+
+#[tokio::test]
+async fn an_exhausted_budget_falls_back_without_calling() {
+    let cfg = AnalystConfig {
+        daily_budget_usd: 0.000_001,
+        ..cfg()
+    };
+    let (fake, analyst) = setup(cfg, Duration::from_secs(2)).await;
+    let first = analyst.analyse(&[job("a", 1, Severity::Major)]).await;
+    assert_eq!(
+        first[0].source,
+        InsightSource::Ai,
+        "the first call spends the budget"
+    );
+    let out = analyst.analyse(&[job("b", 2, Severity::Major)]).await;
+    assert_eq!(out[0].source, InsightSource::Fallback);
+    assert_eq!(out[0].reason.as_deref(), Some("budget_exhausted"));
+    assert_eq!(fake.received().len(), 1);
+}
+
+#[tokio::test]
+async fn a_cache_hit_makes_no_call() {
+    let (fake, analyst) = setup(cfg(), Duration::from_secs(2)).await;
+    fake.script([FakeReply::Text(ANSWER.into())]);
+    let first = analyst.analyse(&[job("a", 1, Severity::Major)]).await;
+    assert_eq!(first[0].source, InsightSource::Ai);
+    let again = analyst.analyse(&[job("a", 7, Severity::Major)]).await;
+    assert_eq!(again[0].source, InsightSource::Cache);
+    assert_eq!(again[0].insight, first[0].insight);
+    assert_eq!(fake.received().len(), 1);
+    // Another severity is another question.
+    let other = analyst.analyse(&[job("a", 8, Severity::Critical)]).await;
+    assert_eq!(other[0].source, InsightSource::Ai);
+    assert_eq!(fake.received().len(), 2);
+}
+
+#[tokio::test]
+async fn a_batch_call_maps_insights_back_by_index() {
+    let (fake, analyst) = setup(cfg(), Duration::from_secs(2)).await;
+    let answer = format!(
+        "[{}, {{\"prediction_type\": 3}}, {}]",
+        ANSWER,
+        ANSWER
+            .replace("latency_spike", "rdma_timeout")
+            .replace("66", "91")
+    );
+    fake.script([FakeReply::Text(answer)]);
+    let jobs = [
+        job("a", 1, Severity::Major),
+        job("b", 2, Severity::Major),
+        job("c", 3, Severity::Critical),
+    ];
+    let out = analyst.analyse(&jobs).await;
+    assert_eq!(fake.received().len(), 1, "one call for three anomalies");
+    let user = fake.received()[0].body["messages"][0]["content"][0]["text"]
+        .as_str()
+        .expect("prompt")
+        .to_string();
+    assert!(user.contains("JSON array of 3 objects"), "{user}");
+    assert_eq!(out[0].source, InsightSource::Ai);
+    assert_eq!(out[0].insight.prediction_type, PredictionType::LatencySpike);
+    assert_eq!(
+        out[1].source,
+        InsightSource::Fallback,
+        "the malformed element falls back alone"
+    );
+    assert_eq!(out[2].source, InsightSource::Ai);
+    assert_eq!(out[2].insight.prediction_type, PredictionType::RdmaTimeout);
+    assert_eq!(out[2].insight.risk_score, 91);
+    assert!(out.iter().all(|o| o.batch_size == 3));
+}
+
+#[tokio::test]
+async fn ai_off_or_unsampled_anomalies_get_rules_insights() {
+    let (fake, analyst) = setup(
+        AnalystConfig {
+            ai_enabled: false,
+            ..cfg()
+        },
+        Duration::from_secs(2),
+    )
+    .await;
+    let out = analyst.analyse(&[job("a", 1, Severity::Major)]).await;
+    assert_eq!(
+        (out[0].source, out[0].reason.as_deref()),
+        (InsightSource::Rules, Some("ai_disabled"))
+    );
+    let (fake2, sampled_out) = setup(
+        AnalystConfig {
+            ai_sampling_rate: 0.0,
+            ..cfg()
+        },
+        Duration::from_secs(2),
+    )
+    .await;
+    let out = sampled_out.analyse(&[job("a", 1, Severity::Major)]).await;
+    assert_eq!(
+        (out[0].source, out[0].reason.as_deref()),
+        (InsightSource::Rules, Some("not_sampled"))
+    );
+    assert!(fake.received().is_empty() && fake2.received().is_empty());
+}
+
+#[tokio::test]
+async fn no_label_text_reaches_the_model() {
+    // Jobs carry numbers and validated ids only; this checks the wire.
+    let (fake, analyst) = setup(cfg(), Duration::from_secs(2)).await;
+    analyst
+        .analyse(&[job("leaf1/p1", 1, Severity::Major)])
+        .await;
+    let body = fake.received()[0].body.to_string();
+    assert!(body.contains("leaf1/p1"));
+    assert!(!body.contains("labels"), "{body}");
+}
+
+#[tokio::test]
+async fn an_unreachable_model_falls_back() {
+    let (fake, analyst) = setup(
+        AnalystConfig {
+            max_retries: 1,
+            ..cfg()
+        },
+        Duration::from_secs(2),
+    )
+    .await;
+    fake.stop();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let out = analyst.analyse(&[job("a", 1, Severity::Major)]).await;
+    assert_eq!(out[0].source, InsightSource::Fallback);
+    assert_eq!(
+        out[0].reason.as_deref(),
+        Some("unreachable"),
+        "{:?}",
+        out[0]
+    );
+}
