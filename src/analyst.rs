@@ -16,6 +16,7 @@ pub mod insight;
 pub mod job;
 pub mod limiter;
 pub mod parse;
+pub mod pool;
 pub mod prompt;
 pub mod rules_backend;
 pub mod service;

@@ -205,12 +205,13 @@ impl Analyst {
             })
             .collect();
         for o in &outcomes {
-            self.count(o);
+            self.count_outcome(o);
         }
         outcomes
     }
 
-    fn count(&self, o: &InsightOutcome) {
+    /// Count an outcome by source (for the metrics endpoint).
+    pub fn count_outcome(&self, o: &InsightOutcome) {
         let c = &self.counters;
         c.insights.fetch_add(1, Ordering::Relaxed);
         let which = match o.source {

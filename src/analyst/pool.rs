@@ -1,0 +1,292 @@
+//! The analyst pool, built on `ractor::factory`: queuer routing over a priority queue
+//! (critical anomalies first), a bounded queue whose overflow — the oldest job of the lowest
+//! severity — is answered at once by the rules backend with reason `queue_full`, and a
+//! dead-man's switch longer than the longest model call. Rate limiting and retries live in the
+//! workers (the `Analyst`), never as a router that drops jobs.
+//!
+//! In front of the factory an intake groups anomalies that arrive together (a fault storm) into
+//! batches of up to `batch_max` of the same severity, so one model call answers several.
+//! Every job's outcome goes to `Deliver`, whatever happens to it.
+
+use super::insight::InsightSource;
+use super::job::AnomalyJob;
+use super::service::{Analyst, InsightOutcome};
+use crate::detect::rules::Severity;
+use ractor::factory::queues::{PriorityManager, PriorityQueue, StandardPriority};
+use ractor::factory::routing::QueuerRouting;
+use ractor::factory::*;
+use ractor::{Actor, ActorProcessingErr, ActorRef};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// Receives each job's outcome (the stream actor appends it as `InsightGenerated`).
+pub type Deliver = Arc<dyn Fn(AnomalyJob, InsightOutcome) + Send + Sync>;
+
+/// A queued unit of work: its priority and a unique id.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct BatchKey {
+    pub priority: StandardPriority,
+    pub id: u64,
+}
+
+/// Anomalies answered by one model call.
+pub struct AnalyseBatch {
+    pub jobs: Vec<AnomalyJob>,
+}
+
+fn priority_of(severity: Severity) -> StandardPriority {
+    match severity {
+        Severity::Critical => StandardPriority::Highest,
+        Severity::Major => StandardPriority::High,
+        Severity::Warning => StandardPriority::Normal,
+    }
+}
+
+struct ByPriority;
+
+impl PriorityManager<BatchKey, StandardPriority> for ByPriority {
+    fn get_priority(&self, key: &BatchKey) -> Option<StandardPriority> {
+        Some(key.priority)
+    }
+
+    fn is_discardable(&self, _key: &BatchKey) -> bool {
+        true
+    }
+}
+
+/// Overflow is never dropped: the rules backend answers it with reason `queue_full`.
+struct AnswerOverflow {
+    analyst: Arc<Analyst>,
+    deliver: Deliver,
+}
+
+impl DiscardHandler<BatchKey, AnalyseBatch> for AnswerOverflow {
+    fn discard(&self, reason: DiscardReason, job: &mut Job<BatchKey, AnalyseBatch>) {
+        tracing::warn!(
+            ?reason,
+            anomalies = job.msg.jobs.len(),
+            "analyst queue full; rules answer"
+        );
+        for j in job.msg.jobs.drain(..) {
+            let outcome = self
+                .analyst
+                .rules_outcome(&j, InsightSource::Fallback, "queue_full");
+            self.analyst.count_outcome(&outcome);
+            (self.deliver)(j, outcome);
+        }
+    }
+}
+
+struct AnalystWorker {
+    analyst: Arc<Analyst>,
+    deliver: Deliver,
+}
+
+impl Actor for AnalystWorker {
+    type Msg = WorkerMessage<BatchKey, AnalyseBatch>;
+    type State = WorkerStartContext<BatchKey, AnalyseBatch, ()>;
+    type Arguments = WorkerStartContext<BatchKey, AnalyseBatch, ()>;
+
+    async fn pre_start(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        ctx: Self::Arguments,
+    ) -> Result<Self::State, ActorProcessingErr> {
+        Ok(ctx)
+    }
+
+    async fn handle(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        msg: Self::Msg,
+        ctx: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            WorkerMessage::FactoryPing(time) => {
+                ctx.factory
+                    .cast(FactoryMessage::WorkerPong(ctx.wid, time.elapsed()))?;
+            }
+            WorkerMessage::Dispatch(job) => {
+                let outcomes = self.analyst.analyse(&job.msg.jobs).await;
+                for (j, o) in job.msg.jobs.into_iter().zip(outcomes) {
+                    (self.deliver)(j, o);
+                }
+                ctx.factory
+                    .cast(FactoryMessage::Finished(ctx.wid, job.key))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+struct Builder {
+    analyst: Arc<Analyst>,
+    deliver: Deliver,
+}
+
+impl WorkerBuilder<AnalystWorker, ()> for Builder {
+    fn build(&mut self, _wid: usize) -> (AnalystWorker, ()) {
+        (
+            AnalystWorker {
+                analyst: self.analyst.clone(),
+                deliver: self.deliver.clone(),
+            },
+            (),
+        )
+    }
+}
+
+type PoolFactory = Factory<
+    BatchKey,
+    AnalyseBatch,
+    (),
+    AnalystWorker,
+    QueuerRouting<BatchKey, AnalyseBatch>,
+    PriorityQueue<
+        BatchKey,
+        AnalyseBatch,
+        StandardPriority,
+        ByPriority,
+        { StandardPriority::size() },
+    >,
+>;
+
+/// The handle the stream actors submit anomalies to.
+#[derive(Clone)]
+pub struct AnalystPool {
+    intake: mpsc::UnboundedSender<AnomalyJob>,
+    deliver: Deliver,
+    factory: ActorRef<FactoryMessage<BatchKey, AnalyseBatch>>,
+    pub analyst: Arc<Analyst>,
+    queued: Arc<AtomicU64>,
+}
+
+impl AnalystPool {
+    /// Start the factory and the batching intake. `linger` is how long the intake waits for
+    /// more anomalies to fill a batch.
+    pub async fn start(
+        analyst: Arc<Analyst>,
+        deliver: Deliver,
+        linger: Duration,
+    ) -> Result<AnalystPool, ractor::SpawnErr> {
+        let cfg = analyst.config().clone();
+        let deliver_handle = deliver.clone();
+        let longest_call = Duration::from_secs(cfg.timeout_s) * (cfg.max_retries + 1)
+            + Duration::from_secs(5 * u64::from(cfg.max_retries) + 5);
+        let args = FactoryArguments::builder()
+            .worker_builder(Box::new(Builder {
+                analyst: analyst.clone(),
+                deliver: deliver.clone(),
+            }))
+            .queue(PriorityQueue::new(ByPriority))
+            .router(QueuerRouting::default())
+            .num_initial_workers(cfg.workers)
+            .discard_settings(DiscardSettings::Static {
+                limit: cfg.queue_capacity,
+                mode: DiscardMode::Oldest,
+            })
+            .discard_handler(Arc::new(AnswerOverflow {
+                analyst: analyst.clone(),
+                deliver: deliver.clone(),
+            }))
+            .dead_mans_switch(DeadMansSwitchConfiguration {
+                detection_timeout: longest_call,
+                kill_worker: true,
+            })
+            .build();
+        let (factory, _) = Actor::spawn(None, PoolFactory::default(), args).await?;
+        let (tx, rx) = mpsc::unbounded_channel();
+        let queued = Arc::new(AtomicU64::new(0));
+        tokio::spawn(intake(
+            rx,
+            factory.clone(),
+            cfg.batch_max,
+            linger,
+            queued.clone(),
+        ));
+        Ok(AnalystPool {
+            intake: tx,
+            deliver: deliver_handle,
+            factory,
+            analyst,
+            queued,
+        })
+    }
+
+    /// Submit an anomaly. Never blocks; its insight arrives through `Deliver`.
+    pub fn submit(&self, job: AnomalyJob) {
+        if let Err(e) = self.intake.send(job) {
+            // The intake is gone (shutdown): answer now rather than lose the anomaly.
+            let job = e.0;
+            tracing::warn!(stream_id = %job.stream_id, "analyst pool stopped; rules answer");
+            let outcome = self
+                .analyst
+                .rules_outcome(&job, InsightSource::Fallback, "pool_stopped");
+            self.analyst.count_outcome(&outcome);
+            (self.deliver)(job, outcome);
+        }
+    }
+
+    /// Batches handed to the factory so far.
+    pub fn batches_dispatched(&self) -> u64 {
+        self.queued.load(Ordering::Relaxed)
+    }
+
+    pub fn stop(&self) {
+        self.factory.stop(None);
+    }
+}
+
+/// Group arriving anomalies into batches of one severity, up to `batch_max`, waiting at most
+/// `linger` for a batch to fill, and hand them to the factory.
+async fn intake(
+    mut rx: mpsc::UnboundedReceiver<AnomalyJob>,
+    factory: ActorRef<FactoryMessage<BatchKey, AnalyseBatch>>,
+    batch_max: usize,
+    linger: Duration,
+    dispatched: Arc<AtomicU64>,
+) {
+    let mut next_id = 0u64;
+    while let Some(first) = rx.recv().await {
+        let mut pending = vec![first];
+        let deadline = tokio::time::Instant::now() + linger;
+        while pending.len() < batch_max * 3 {
+            match tokio::time::timeout_at(deadline, rx.recv()).await {
+                Ok(Some(job)) => pending.push(job),
+                _ => break,
+            }
+        }
+        for severity in [Severity::Critical, Severity::Major, Severity::Warning] {
+            let mut same: Vec<AnomalyJob> = Vec::new();
+            pending.retain(|j| {
+                if j.severity() == severity {
+                    same.push(j.clone());
+                    false
+                } else {
+                    true
+                }
+            });
+            while !same.is_empty() {
+                let rest = same.split_off(same.len().min(batch_max));
+                let batch = std::mem::replace(&mut same, rest);
+                next_id += 1;
+                dispatched.fetch_add(1, Ordering::Relaxed);
+                let job = Job {
+                    key: BatchKey {
+                        priority: priority_of(severity),
+                        id: next_id,
+                    },
+                    msg: AnalyseBatch { jobs: batch },
+                    options: JobOptions::default(),
+                    accepted: None,
+                };
+                if factory.cast(FactoryMessage::Dispatch(job)).is_err() {
+                    tracing::error!("analyst factory stopped");
+                    return;
+                }
+            }
+        }
+    }
+}
