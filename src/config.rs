@@ -2,6 +2,8 @@
 //! built-in defaults, the TOML file, `IBSIGHT_<SECTION>__<KEY>` environment variables, then
 //! command-line flags. Unknown keys are errors; `validate` names the key and the reason.
 
+use crate::analyst::bedrock::AwsConfig;
+use crate::analyst::AnalystConfig;
 use crate::detect::DetectConfig;
 use crate::events::Engine;
 use figment::providers::{Env, Format, Serialized, Toml};
@@ -19,6 +21,8 @@ pub struct Config {
     pub store: StoreConfig,
     pub actors: ActorsConfig,
     pub detect: DetectConfig,
+    pub analyst: AnalystConfig,
+    pub aws: AwsConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -152,6 +156,8 @@ impl Config {
                 reason: e.kind.to_string(),
             }
         })?;
+        let mut config = config;
+        apply_ai_flags(&mut config, |k| std::env::var(k).ok())?;
         config.validate()?;
         Ok(config)
     }
@@ -218,6 +224,9 @@ impl Config {
         }
         self.detect
             .validate()
+            .or_else(|(key, reason)| bad(&key, reason))?;
+        self.analyst
+            .validate()
             .or_else(|(key, reason)| bad(&key, reason))
     }
 
@@ -225,6 +234,33 @@ impl Config {
     pub fn has_auth(&self) -> bool {
         !self.auth.ingest_tokens.is_empty()
     }
+}
+
+/// The feature flags `AI_ENABLED` and `AI_SAMPLING_RATE`, honoured as plain environment
+/// variables on top of `analyst.ai_enabled` and `analyst.ai_sampling_rate`.
+pub fn apply_ai_flags(
+    config: &mut Config,
+    env: impl Fn(&str) -> Option<String>,
+) -> Result<(), ConfigError> {
+    if let Some(v) = env("AI_ENABLED") {
+        config.analyst.ai_enabled = match v.trim().to_ascii_lowercase().as_str() {
+            "1" | "true" | "yes" | "on" => true,
+            "0" | "false" | "no" | "off" => false,
+            _ => {
+                return Err(ConfigError {
+                    key: "AI_ENABLED".into(),
+                    reason: format!("{v:?} is not a boolean (true/false/1/0)"),
+                })
+            }
+        };
+    }
+    if let Some(v) = env("AI_SAMPLING_RATE") {
+        config.analyst.ai_sampling_rate = v.trim().parse().map_err(|_| ConfigError {
+            key: "AI_SAMPLING_RATE".into(),
+            reason: format!("{v:?} is not a number between 0 and 1"),
+        })?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -254,6 +290,28 @@ mod tests {
             .extract::<Config>()
             .expect_err("unknown key");
         assert!(err.to_string().contains("engin"), "{err}");
+    }
+
+    #[test]
+    fn ai_flags_override_the_config() {
+        let mut c = Config::default();
+        let env = |k: &str| match k {
+            "AI_ENABLED" => Some("false".to_string()),
+            "AI_SAMPLING_RATE" => Some("0.25".to_string()),
+            _ => None,
+        };
+        apply_ai_flags(&mut c, env).expect("flags");
+        assert!(!c.analyst.ai_enabled);
+        assert_eq!(c.analyst.ai_sampling_rate, 0.25);
+        let err = apply_ai_flags(&mut c, |k| (k == "AI_ENABLED").then(|| "maybe".into()))
+            .expect_err("bad flag");
+        assert_eq!(err.key, "AI_ENABLED");
+        assert!(err.reason.contains("maybe"));
+        c.analyst.ai_sampling_rate = 1.5;
+        assert_eq!(
+            c.validate().expect_err("rate").key,
+            "analyst.ai_sampling_rate"
+        );
     }
 
     #[test]

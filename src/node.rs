@@ -7,6 +7,10 @@ use crate::actors::supervisor::{
     Registry, StreamSupervisor, SupervisionPolicy, SupervisorArgs, SupervisorMsg,
 };
 use crate::actors::StreamRouter;
+use crate::analyst::bedrock::BedrockModel;
+use crate::analyst::pool::{AnalystPool, Deliver};
+use crate::analyst::service::Analyst;
+use crate::analyst::Backend;
 use crate::config::Config;
 use crate::events::retention::{self, RetentionPolicy};
 use crate::events::writer::Writer;
@@ -14,11 +18,12 @@ use crate::events::{open_store, StoreError};
 use crate::ingest::Ingestor;
 use ractor::{Actor, ActorRef};
 use std::sync::atomic::AtomicU64;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 pub struct Node {
     pub config: Config,
+    pub analyst: AnalystPool,
     pub router: StreamRouter,
     pub ingestor: Ingestor,
     pub writer: Writer,
@@ -42,8 +47,13 @@ impl Node {
         })?;
         let store = open_store(config.store.engine, &config.server.data_dir)?;
         let writer = Writer::spawn(store.clone(), config.store.max_batch_ops);
+        // The pool delivers insights through the router, which exists only after the actor
+        // tree it routes to: the cell breaks that cycle.
+        let router_cell: Arc<OnceLock<StreamRouter>> = Arc::default();
+        let analyst = start_analyst(&config, router_cell.clone()).await?;
         let ctx = Arc::new(StreamContext {
             writer: writer.clone(),
+            analyst: Some(analyst.clone()),
             detect: config.detect.clone(),
             snapshot_every: config.store.snapshot_every,
         });
@@ -70,10 +80,12 @@ impl Node {
         .await
         .map_err(|e| NodeError::Actors(e.to_string()))?;
         let router = StreamRouter::new(registry, restarts, supervisor.clone(), store);
+        let _ = router_cell.set(router.clone());
         let ingestor = Ingestor::new(router.clone(), config.ingest.max_inflight_samples);
         let retention = tokio::spawn(run_retention(writer.clone(), &config));
         Ok(Node {
             config,
+            analyst,
             router,
             ingestor,
             writer,
@@ -85,6 +97,7 @@ impl Node {
     /// Stop the actors (passivating leaves snapshots) and wait for them.
     pub async fn shutdown(self) {
         self.retention.abort();
+        self.analyst.stop();
         self.supervisor
             .drain_children_and_wait(Some(Duration::from_secs(10)))
             .await;
@@ -93,6 +106,47 @@ impl Node {
         // guarantees they are flushed before we return.
         let _ = self.writer.write(Vec::new()).await;
     }
+}
+
+/// The analyst pool: Bedrock when configured, else the rules backend.
+async fn start_analyst(
+    config: &Config,
+    router: Arc<OnceLock<StreamRouter>>,
+) -> Result<AnalystPool, NodeError> {
+    let cfg = config.analyst.clone();
+    let model = match cfg.backend {
+        Backend::Bedrock => Some(
+            BedrockModel::from_env(
+                &config.aws,
+                &cfg.model_id,
+                Duration::from_secs(cfg.timeout_s),
+            )
+            .await,
+        ),
+        Backend::Rules => None,
+    };
+    let analyst = Arc::new(Analyst::new(
+        cfg,
+        model,
+        Duration::from_millis(200),
+        crate::clock::now_ms(),
+    ));
+    let deliver: Deliver = Arc::new(move |job, outcome| {
+        let Some(router) = router.get().cloned() else {
+            // Only before the node finished starting; the anomaly stays awaiting and is
+            // asked again when its actor next starts.
+            return;
+        };
+        let event = outcome.into_event(job.anomaly_seq, job.anomaly.anomaly_id.clone());
+        tokio::spawn(async move {
+            if let Err(e) = router.record_insight(&job.stream_id, event).await {
+                tracing::warn!(stream_id = %job.stream_id, error = %e, "insight not recorded; it will be asked again");
+            }
+        });
+    });
+    AnalystPool::start(analyst, deliver, Duration::from_millis(20))
+        .await
+        .map_err(|e| NodeError::Actors(e.to_string()))
 }
 
 fn retention_policy(config: &Config) -> RetentionPolicy {

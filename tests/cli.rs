@@ -80,6 +80,17 @@ async fn events_prints_the_log_as_json_lines() {
         {"stream_id": "e/2", "timestamp": t, "utilization": 10},
     ]});
     assert_eq!(post_json(&client, &srv.url, &body, None).await.0, 202);
+    // Wait for the anomaly's insight, so the log is complete before the server stops.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let (_, page) =
+            common::get_json(&client, &format!("{}/v1/streams/e/1/events", srv.url), None).await;
+        if page["events"].as_array().is_some_and(|e| e.len() == 3) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no insight: {page}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     srv.terminate();
 
     let run = |extra: &[&str]| {
@@ -106,13 +117,16 @@ async fn events_prints_the_log_as_json_lines() {
         .iter()
         .map(|e| e["offset"].as_u64().expect("offset"))
         .collect();
-    assert_eq!(offsets, vec![1, 2, 3]);
+    assert_eq!(offsets, vec![1, 2, 3, 4]);
     let one = run(&["--stream", "e/1"]);
     let types: Vec<&str> = one
         .iter()
         .map(|e| e["event_type"].as_str().expect("type"))
         .collect();
-    assert_eq!(types, vec!["MetricObserved", "AnomalyDetected"]);
+    assert_eq!(
+        types,
+        vec!["MetricObserved", "AnomalyDetected", "InsightGenerated"]
+    );
     assert_eq!(one[1]["payload"]["rule"], "utilization_high");
 
     let out = Command::new(binary())

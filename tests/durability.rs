@@ -49,13 +49,19 @@ async fn restart_continues_state_and_seq(engine: (&str, &str)) {
         None,
     )
     .await;
-    let seqs: Vec<u64> = events["events"]
+    let seqs: Vec<(u64, &str)> = events["events"]
         .as_array()
         .expect("events")
         .iter()
-        .map(|e| e["seq"].as_u64().expect("seq"))
+        .map(|e| {
+            (
+                e["seq"].as_u64().expect("seq"),
+                e["event_type"].as_str().expect("type"),
+            )
+        })
+        .take(2)
         .collect();
-    assert_eq!(seqs, vec![6, 7]);
+    assert_eq!(seqs, vec![(6, "MetricObserved"), (7, "AnomalyDetected")]);
     srv.terminate();
 }
 

@@ -28,6 +28,13 @@ async fn a_valid_batch_is_durable_and_visible() {
         json!({"accepted": 3, "duplicates": 0, "anomalies": 1})
     );
 
+    // The anomaly's insight (rules backend by default) is appended right after it.
+    let insight_recorded = eventually(Duration::from_secs(5), || async {
+        let (_, events) = srv.get("/v1/streams/sw1/p1/events").await;
+        events["events"].as_array().is_some_and(|e| e.len() == 4)
+    })
+    .await;
+    assert!(insight_recorded, "no insight for the anomaly");
     let (status, events) = srv.get("/v1/streams/sw1/p1/events").await;
     assert_eq!(status, 200, "{events}");
     let types: Vec<&str> = events["events"]
@@ -38,7 +45,12 @@ async fn a_valid_batch_is_durable_and_visible() {
         .collect();
     assert_eq!(
         types,
-        vec!["MetricObserved", "MetricObserved", "AnomalyDetected"]
+        vec![
+            "MetricObserved",
+            "MetricObserved",
+            "AnomalyDetected",
+            "InsightGenerated"
+        ]
     );
     let anomaly = &events["events"][2];
     assert_eq!(anomaly["seq"], 3);
@@ -46,10 +58,21 @@ async fn a_valid_batch_is_durable_and_visible() {
     assert_eq!(anomaly["payload"]["metric"], "utilization");
     assert_eq!(anomaly["payload"]["value"], 92.0);
     assert_eq!(anomaly["payload"]["baseline"], 50.0);
+    let insight = &events["events"][3]["payload"];
+    assert_eq!(insight["anomaly_seq"], 3);
+    assert_eq!(insight["source"], "rules");
+    assert_eq!(insight["prediction_type"], "resource_saturation");
+    assert!(
+        insight["explanation"]
+            .as_str()
+            .is_some_and(|e| e.contains("92")),
+        "{insight}"
+    );
 
     let (status, state) = srv.get("/v1/streams/sw1/p1").await;
     assert_eq!(status, 200, "{state}");
-    assert_eq!(state["last_seq"], 3);
+    assert_eq!(state["last_seq"], 4);
+    assert_eq!(state["awaiting_insight"], json!([]));
     assert_eq!(state["metrics"]["utilization"]["samples"], 2);
     assert_eq!(state["open_anomalies"][0]["rule"], "utilization_high");
     assert_eq!(state["last_sample"]["utilization"], 92.0);

@@ -6,6 +6,7 @@
 
 use super::stream::{ObserveOutcome, StreamError, StreamMsg, StreamView};
 use super::supervisor::{Registry, SpawnError, SupervisorMsg};
+use crate::events::types::InsightGeneratedV1;
 use crate::events::{EventStore, StoreError};
 use crate::sample::Sample;
 use ractor::rpc::CallResult;
@@ -88,6 +89,32 @@ impl StreamRouter {
                 Ok(CallResult::Success(Err(StreamError::Store(StoreError::SeqConflict {
                     ..
                 })))) => self.forget(stream_id, &actor),
+                Ok(CallResult::Success(result)) => return Ok(result?),
+                _ => self.forget(stream_id, &actor),
+            }
+        }
+        Err(RouteError::Unavailable(stream_id.to_string()))
+    }
+
+    /// Record an insight for one of the stream's anomalies (durable on return). `Ok(false)`
+    /// when that anomaly already had one.
+    pub async fn record_insight(
+        &self,
+        stream_id: &str,
+        insight: InsightGeneratedV1,
+    ) -> Result<bool, RouteError> {
+        for _ in 0..ATTEMPTS {
+            let actor = self.actor_for(stream_id).await?;
+            let call = actor
+                .call(
+                    |reply| StreamMsg::RecordInsight {
+                        insight: Box::new(insight.clone()),
+                        reply,
+                    },
+                    None,
+                )
+                .await;
+            match call {
                 Ok(CallResult::Success(result)) => return Ok(result?),
                 _ => self.forget(stream_id, &actor),
             }

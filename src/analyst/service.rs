@@ -13,6 +13,7 @@ use super::insight::{Insight, InsightSource};
 use super::job::AnomalyJob;
 use super::limiter::RateLimiter;
 use super::{parse, prompt, rules_backend, AnalystConfig, Backend};
+use crate::events::types::InsightGeneratedV1;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -35,6 +36,33 @@ pub struct InsightOutcome {
     pub attempts: u32,
     /// Anomalies answered by the same model call (1 when not batched).
     pub batch_size: u32,
+}
+
+impl InsightOutcome {
+    /// The event that records this outcome for the anomaly at `anomaly_seq`.
+    pub fn into_event(self, anomaly_seq: u64, anomaly_id: String) -> InsightGeneratedV1 {
+        InsightGeneratedV1 {
+            anomaly_seq,
+            anomaly_id,
+            prediction_type: self.insight.prediction_type,
+            risk_score: self.insight.risk_score,
+            explanation: self.insight.explanation,
+            recommendations: self.insight.recommendations,
+            confidence: self.insight.confidence,
+            notes: self.insight.notes,
+            source: self.source,
+            reason: self.reason,
+            model_id: self.model_id,
+            prompt_version: self.prompt_version.to_string(),
+            prompt_hash: self.prompt_hash,
+            input_tokens: self.input_tokens,
+            output_tokens: self.output_tokens,
+            cost_usd: self.cost_usd,
+            latency_ms: self.latency_ms,
+            attempts: self.attempts,
+            batch_size: self.batch_size,
+        }
+    }
 }
 
 /// Counters for the metrics endpoint.

@@ -5,7 +5,9 @@
 //! body = bincode of `EventRecord`; the CRC covers the body, so a torn or flipped record is
 //! detected on read instead of being decoded into nonsense.
 
-use super::types::{AnomalyDetectedV1, AnomalyResolvedV1, MetricObservedV1, StreamEvent};
+use super::types::{
+    AnomalyDetectedV1, AnomalyResolvedV1, InsightGeneratedV1, MetricObservedV1, StreamEvent,
+};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
 const FRAME_VERSION: u8 = 1;
@@ -89,6 +91,7 @@ pub fn encode_payload(event: &StreamEvent) -> Vec<u8> {
         StreamEvent::MetricObserved(e) => to_bytes(e),
         StreamEvent::AnomalyDetected(e) => to_bytes(e),
         StreamEvent::AnomalyResolved(e) => to_bytes(e),
+        StreamEvent::InsightGenerated(e) => to_bytes(e),
     }
 }
 
@@ -104,6 +107,8 @@ pub fn decode_payload(
             .map(StreamEvent::AnomalyDetected),
         ("AnomalyResolved", 1) => from_bytes::<AnomalyResolvedV1>(bytes, event_type, version)
             .map(StreamEvent::AnomalyResolved),
+        ("InsightGenerated", 1) => from_bytes::<InsightGeneratedV1>(bytes, event_type, version)
+            .map(StreamEvent::InsightGenerated),
         _ => Err(CodecError::UnknownType {
             event_type: event_type.into(),
             version,

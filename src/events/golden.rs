@@ -4,7 +4,10 @@
 //! `IBSIGHT_BLESS_GOLDEN=1 cargo test golden` writes missing fixtures (never overwrites).
 
 use super::codec::{self, EventRecord};
-use super::types::{AnomalyDetectedV1, AnomalyResolvedV1, MetricObservedV1, StreamEvent};
+use super::types::{
+    AnomalyDetectedV1, AnomalyResolvedV1, InsightGeneratedV1, MetricObservedV1, StreamEvent,
+};
+use crate::analyst::insight::{InsightSource, PredictionType};
 use crate::detect::rules::{Rule, Severity};
 use crate::sample::{Counter, Sample};
 use std::collections::BTreeMap;
@@ -88,6 +91,30 @@ fn examples() -> Vec<(&'static str, StreamEvent)> {
                 opened_at_ms: 1_750_000_000_123,
                 resolved_at_ms: 1_750_000_600_000,
                 last_value: 1.0,
+            }),
+        ),
+        (
+            "InsightGenerated_v1",
+            StreamEvent::InsightGenerated(InsightGeneratedV1 {
+                anomaly_seq: 42,
+                anomaly_id: "utilization_high:utilization@1750000000123".into(),
+                prediction_type: PredictionType::ResourceSaturation,
+                risk_score: 85,
+                explanation: "Port utilization critical at 87.25 %".into(),
+                recommendations: vec!["Move the heaviest job".into(), "Rebalance paths".into()],
+                confidence: 0.92,
+                notes: vec!["risk_score 120 clamped to 100".into()],
+                source: InsightSource::Ai,
+                reason: None,
+                model_id: Some("anthropic.claude-3-5-haiku-20241022-v1:0".into()),
+                prompt_version: "ib-insight-v1".into(),
+                prompt_hash: Some("0123456789abcdef".into()),
+                input_tokens: 1200,
+                output_tokens: 180,
+                cost_usd: 0.00168,
+                latency_ms: 840,
+                attempts: 2,
+                batch_size: 3,
             }),
         ),
     ]

@@ -1,6 +1,7 @@
 //! Events of a stream. A persisted struct never changes: a new shape is a new version with an
 //! upcast in `codec`. Golden bytes for every (type, version) are checked in `golden`.
 
+use crate::analyst::insight::{InsightSource, PredictionType};
 use crate::detect::rules::{Rule, Severity};
 use crate::sample::Sample;
 use serde::{Deserialize, Serialize};
@@ -40,11 +41,40 @@ pub struct AnomalyResolvedV1 {
     pub last_value: f64,
 }
 
+/// The analyst's answer to one anomaly. An LLM answer is recorded, never recomputed: replay
+/// reads it back as it was.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InsightGeneratedV1 {
+    /// Seq of the `AnomalyDetected` event this insight answers.
+    pub anomaly_seq: u64,
+    pub anomaly_id: String,
+    pub prediction_type: PredictionType,
+    pub risk_score: u8,
+    pub explanation: String,
+    pub recommendations: Vec<String>,
+    pub confidence: f64,
+    /// What validation changed in the model's answer.
+    pub notes: Vec<String>,
+    pub source: InsightSource,
+    /// Why the rules answered, or why the model was not asked.
+    pub reason: Option<String>,
+    pub model_id: Option<String>,
+    pub prompt_version: String,
+    pub prompt_hash: Option<String>,
+    pub input_tokens: u32,
+    pub output_tokens: u32,
+    pub cost_usd: f64,
+    pub latency_ms: u64,
+    pub attempts: u32,
+    pub batch_size: u32,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum StreamEvent {
     MetricObserved(MetricObservedV1),
     AnomalyDetected(AnomalyDetectedV1),
     AnomalyResolved(AnomalyResolvedV1),
+    InsightGenerated(InsightGeneratedV1),
 }
 
 impl StreamEvent {
@@ -53,6 +83,7 @@ impl StreamEvent {
             StreamEvent::MetricObserved(_) => "MetricObserved",
             StreamEvent::AnomalyDetected(_) => "AnomalyDetected",
             StreamEvent::AnomalyResolved(_) => "AnomalyResolved",
+            StreamEvent::InsightGenerated(_) => "InsightGenerated",
         }
     }
 
@@ -72,6 +103,7 @@ impl StreamEvent {
             StreamEvent::MetricObserved(e) => serde_json::to_value(e),
             StreamEvent::AnomalyDetected(e) => serde_json::to_value(e),
             StreamEvent::AnomalyResolved(e) => serde_json::to_value(e),
+            StreamEvent::InsightGenerated(e) => serde_json::to_value(e),
         };
         v.unwrap_or(serde_json::Value::Null)
     }

@@ -9,17 +9,22 @@ use super::messages::{
     BaselineView, CounterView, ObserveOutcome, StreamError, StreamMsg, StreamView,
 };
 use super::state::{self, StreamState};
+use crate::analyst::job::{AnomalyJob, Reading};
+use crate::analyst::pool::AnalystPool;
 use crate::detect::DetectConfig;
 use crate::events::codec::{self, EventRecord};
+use crate::events::types::{AnomalyDetectedV1, InsightGeneratedV1};
 use crate::events::writer::Writer;
 use crate::events::{NewEvent, Snapshot, StreamEvent, WriteOp};
-use crate::sample::Sample;
+use crate::sample::{Metric, Sample};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use std::sync::Arc;
 
 /// What every stream actor shares.
 pub struct StreamContext {
     pub writer: Writer,
+    /// Where anomalies go for insights; `None` runs detection only.
+    pub analyst: Option<AnalystPool>,
     pub detect: DetectConfig,
     /// Write a snapshot after this many events.
     pub snapshot_every: u64,
@@ -53,6 +58,18 @@ impl Actor for StreamActor {
         let store = args.ctx.writer.store().clone();
         let stream = state::recover(store.as_ref(), &args.stream_id, &args.ctx.detect)?;
         tracing::debug!(stream_id = %args.stream_id, last_seq = stream.last_seq, "stream actor started");
+        // Anomalies that never got their insight (crash, restart, passivation mid-call) are
+        // asked again; a duplicate answer is ignored by `RecordInsight`.
+        if let Some(pool) = &args.ctx.analyst {
+            for &seq in &stream.awaiting_insight {
+                let Some(stored) = store.read_stream(&stream.stream_id, seq, 1)?.pop() else {
+                    continue;
+                };
+                if let Ok(StreamEvent::AnomalyDetected(anomaly)) = stored.record.decode_event() {
+                    pool.submit(job_for(&stream, seq, anomaly));
+                }
+            }
+        }
         Ok(StreamActorState {
             stream,
             ctx: args.ctx,
@@ -83,6 +100,14 @@ impl Actor for StreamActor {
             StreamMsg::GetView(reply) => {
                 let _ = reply.send(view(&st.stream));
             }
+            StreamMsg::RecordInsight { insight, reply } => {
+                let result = record_insight(st, *insight).await;
+                if let Err(e) = &result {
+                    st.ahead_of_log = true;
+                    myself.stop(Some(format!("append failed: {e}")));
+                }
+                let _ = reply.send(result);
+            }
             StreamMsg::Panic => panic!("injected panic in stream {}", st.stream.stream_id),
         }
         Ok(())
@@ -109,6 +134,7 @@ async fn observe(
     let next = &mut st.stream;
     let mut outcome = ObserveOutcome::default();
     let mut ops = Vec::new();
+    let mut anomalies = Vec::new();
     let now_ms = crate::clock::now_ms();
     for sample in samples {
         let Some(events) = state::step(next, sample, &st.ctx.detect) else {
@@ -118,8 +144,9 @@ async fn observe(
         outcome.accepted += 1;
         let first_seq = next.last_seq + 1 - events.len() as u64;
         for (i, event) in events.iter().enumerate() {
-            if matches!(event, StreamEvent::AnomalyDetected(_)) {
+            if let StreamEvent::AnomalyDetected(a) = event {
                 outcome.anomalies += 1;
+                anomalies.push((first_seq + i as u64, a.clone()));
             }
             ops.push(WriteOp::Append(NewEvent::new(&EventRecord {
                 stream_id: next.stream_id.clone(),
@@ -141,7 +168,62 @@ async fn observe(
     if st.since_snapshot >= st.ctx.snapshot_every {
         snapshot(st);
     }
+    // Only durable anomalies go to the analyst.
+    if let Some(pool) = &st.ctx.analyst {
+        for (seq, anomaly) in anomalies {
+            pool.submit(job_for(&st.stream, seq, anomaly));
+        }
+    }
     Ok(outcome)
+}
+
+/// The analyst's job for an anomaly: its evidence plus the stream's numbers (no labels).
+fn job_for(stream: &StreamState, anomaly_seq: u64, anomaly: AnomalyDetectedV1) -> AnomalyJob {
+    let mut readings = Vec::new();
+    if let Some(sample) = &stream.last_sample {
+        for metric in Metric::ALL {
+            if let Some(value) = sample.metric(metric) {
+                readings.push(Reading {
+                    metric: metric.field(),
+                    value,
+                    baseline: stream.detector.baselines.get(&metric).map(|b| b.mean),
+                });
+            }
+        }
+    }
+    AnomalyJob {
+        stream_id: stream.stream_id.clone(),
+        anomaly_seq,
+        anomaly,
+        readings,
+    }
+}
+
+/// Append an insight for an anomaly still awaiting one; `Ok(false)` for a duplicate.
+async fn record_insight(
+    st: &mut StreamActorState,
+    insight: InsightGeneratedV1,
+) -> Result<bool, StreamError> {
+    if !st.stream.awaiting_insight.contains(&insight.anomaly_seq) {
+        return Ok(false);
+    }
+    let event = StreamEvent::InsightGenerated(insight);
+    state::apply(&mut st.stream, &event, &st.ctx.detect);
+    let record = EventRecord {
+        stream_id: st.stream.stream_id.clone(),
+        seq: st.stream.last_seq,
+        recorded_at_ms: crate::clock::now_ms(),
+        event_type: event.event_type().into(),
+        schema_version: event.schema_version(),
+        correlation_id: None,
+        payload: codec::encode_payload(&event),
+    };
+    st.ctx
+        .writer
+        .write(vec![WriteOp::Append(NewEvent::new(&record))])
+        .await?;
+    st.since_snapshot += 1;
+    Ok(true)
 }
 
 fn snapshot(st: &mut StreamActorState) {
@@ -192,5 +274,6 @@ fn view(s: &StreamState) -> StreamView {
             .collect(),
         last_sample: s.last_sample.as_ref().map(Sample::to_json),
         open_anomalies: s.detector.open.values().cloned().collect(),
+        awaiting_insight: s.awaiting_insight.iter().copied().collect(),
     }
 }

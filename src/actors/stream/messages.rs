@@ -1,6 +1,7 @@
 //! Messages a stream actor handles and the answers it gives.
 
 use crate::detect::hysteresis::OpenAnomaly;
+use crate::events::types::InsightGeneratedV1;
 use crate::events::StoreError;
 use crate::sample::Sample;
 use ractor::RpcReplyPort;
@@ -16,6 +17,12 @@ pub enum StreamMsg {
     },
     /// The stream's current state, for the API.
     GetView(RpcReplyPort<StreamView>),
+    /// Append the analyst's insight for one of this stream's anomalies (once: a second
+    /// insight for the same anomaly is ignored). Answered once durable.
+    RecordInsight {
+        insight: Box<InsightGeneratedV1>,
+        reply: RpcReplyPort<Result<bool, StreamError>>,
+    },
     /// Panics inside the handler, to exercise supervision. Reachable only through
     /// `StreamRouter::inject_panic`, which tests use.
     Panic,
@@ -65,4 +72,6 @@ pub struct StreamView {
     pub counters: std::collections::BTreeMap<&'static str, CounterView>,
     pub last_sample: Option<serde_json::Value>,
     pub open_anomalies: Vec<OpenAnomaly>,
+    /// Anomalies whose insight has not been recorded yet (by `AnomalyDetected` seq).
+    pub awaiting_insight: Vec<u64>,
 }

@@ -21,6 +21,9 @@ pub struct StreamState {
     pub last_seq: u64,
     pub detector: DetectorState,
     pub last_sample: Option<Sample>,
+    /// Seqs of `AnomalyDetected` events with no `InsightGenerated` yet. Re-submitted to the
+    /// analyst after a restart, so no anomaly is left without an insight.
+    pub awaiting_insight: std::collections::BTreeSet<u64>,
 }
 
 /// What a sample means for the stream.
@@ -63,6 +66,7 @@ pub fn step(
     let events = events_for(state, sample, eval);
     state.last_sample = Some(sample.clone());
     state.last_seq += 1;
+    // The anomaly events carry no sample, so `apply` is exact (and cheap) for them.
     for event in &events[1..] {
         apply(state, event, cfg);
     }
@@ -132,6 +136,7 @@ fn detected(f: Finding, anomaly_id: String, from: Option<Severity>, ts: i64) -> 
 }
 
 pub fn apply(state: &mut StreamState, event: &StreamEvent, cfg: &DetectConfig) {
+    state.last_seq += 1;
     match event {
         StreamEvent::MetricObserved(e) => {
             let eval = detector::evaluate(&state.detector, &e.sample, cfg);
@@ -155,12 +160,15 @@ pub fn apply(state: &mut StreamState, event: &StreamEvent, cfg: &DetectConfig) {
                 });
             entry.severity = entry.severity.max(e.severity);
             entry.last_value = e.value;
+            state.awaiting_insight.insert(state.last_seq);
         }
         StreamEvent::AnomalyResolved(e) => {
             state.detector.open.remove(&anomaly_key(e.rule, &e.metric));
         }
+        StreamEvent::InsightGenerated(e) => {
+            state.awaiting_insight.remove(&e.anomaly_seq);
+        }
     }
-    state.last_seq += 1;
 }
 
 /// Rebuild a stream's state from its latest snapshot plus the log tail after it.

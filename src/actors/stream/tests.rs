@@ -89,6 +89,7 @@ fn kinds(events: &[StreamEvent]) -> Vec<String> {
                     .unwrap_or_default()
             ),
             StreamEvent::AnomalyResolved(a) => format!("resolved {}", a.rule.name()),
+            StreamEvent::InsightGenerated(i) => format!("insight for {}", i.anomaly_seq),
         })
         .collect()
 }
