@@ -137,7 +137,15 @@ pub fn binary() -> PathBuf {
 impl Server {
     /// Start `ibsight serve` on port 0 in `data_dir` with extra env, and wait for its address.
     pub fn start(data_dir: &Path, env: &[(&str, &str)]) -> Server {
+        Server::start_with(data_dir, env, &[])
+    }
+
+    /// Like `start`, also removing `unset` from the child's environment.
+    pub fn start_with(data_dir: &Path, env: &[(&str, &str)], unset: &[&str]) -> Server {
         let mut cmd = Command::new(binary());
+        for k in unset {
+            cmd.env_remove(k);
+        }
         cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
             .env("RUST_LOG", "warn")
