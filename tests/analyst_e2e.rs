@@ -54,10 +54,11 @@ async fn insight_for(client: &reqwest::Client, url: &str, stream: &str) -> Value
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let (_, page) = get_json(client, &format!("{url}/v1/streams/{stream}/events"), None).await;
-        if let Some(e) = page["events"]
-            .as_array()
-            .and_then(|events| events.iter().find(|e| e["event_type"] == "InsightGenerated"))
-        {
+        if let Some(e) = page["events"].as_array().and_then(|events| {
+            events
+                .iter()
+                .find(|e| e["event_type"] == "InsightGenerated")
+        }) {
             return e["payload"].clone();
         }
         assert!(Instant::now() < deadline, "no insight for {stream}: {page}");
@@ -76,10 +77,15 @@ async fn anomalies_get_ai_insights_from_bedrock_and_fallbacks_without_it() {
     assert_eq!(insight["source"], "ai", "{insight}");
     assert_eq!(insight["anomaly_seq"], 3);
     assert!(
-        insight["explanation"].as_str().is_some_and(|e| e.starts_with("fake model analysis")),
+        insight["explanation"]
+            .as_str()
+            .is_some_and(|e| e.starts_with("fake model analysis")),
         "the server's content: {insight}"
     );
-    assert_eq!(insight["model_id"], "anthropic.claude-3-5-haiku-20241022-v1:0");
+    assert_eq!(
+        insight["model_id"],
+        "anthropic.claude-3-5-haiku-20241022-v1:0"
+    );
     assert!(insight["input_tokens"].as_u64() > Some(0));
     let received = fake.received();
     assert!(!received.is_empty());
@@ -87,7 +93,10 @@ async fn anomalies_get_ai_insights_from_bedrock_and_fallbacks_without_it() {
         assert_eq!(r.model_id, "anthropic.claude-3-5-haiku-20241022-v1:0");
         assert_eq!(r.body["temperature"], 0.3);
         assert_eq!(r.body["max_tokens"], 1000);
-        assert!(!r.body.to_string().contains(MARKER), "label text reached the model");
+        assert!(
+            !r.body.to_string().contains(MARKER),
+            "label text reached the model"
+        );
     }
     srv.terminate();
 
@@ -100,8 +109,17 @@ async fn anomalies_get_ai_insights_from_bedrock_and_fallbacks_without_it() {
     let insight = insight_for(&client, &srv.url, "leaf3/p10").await;
     assert_eq!(insight["source"], "fallback", "{insight}");
     assert_eq!(insight["reason"], "unreachable", "{insight}");
-    assert!(insight["explanation"].as_str().is_some_and(|e| e.contains("97")), "{insight}");
+    assert!(
+        insight["explanation"]
+            .as_str()
+            .is_some_and(|e| e.contains("97")),
+        "{insight}"
+    );
     let (_, state) = get_json(&client, &format!("{}/v1/streams/leaf3/p10", srv.url), None).await;
-    assert_eq!(state["awaiting_insight"], json!([]), "no anomaly left without an insight");
+    assert_eq!(
+        state["awaiting_insight"],
+        json!([]),
+        "no anomaly left without an insight"
+    );
     srv.terminate();
 }

@@ -161,6 +161,7 @@ pub struct AnalystPool {
     factory: ActorRef<FactoryMessage<BatchKey, AnalyseBatch>>,
     pub analyst: Arc<Analyst>,
     queued: Arc<AtomicU64>,
+    depth: Arc<AtomicU64>,
 }
 
 impl AnalystPool {
@@ -172,6 +173,14 @@ impl AnalystPool {
         linger: Duration,
     ) -> Result<AnalystPool, ractor::SpawnErr> {
         let cfg = analyst.config().clone();
+        // Queue depth: anomalies submitted and not yet answered.
+        let depth = Arc::new(AtomicU64::new(0));
+        let inner = deliver;
+        let counted = depth.clone();
+        let deliver: Deliver = Arc::new(move |job, outcome| {
+            counted.fetch_sub(1, Ordering::Relaxed);
+            inner(job, outcome)
+        });
         let deliver_handle = deliver.clone();
         let longest_call = Duration::from_secs(cfg.timeout_s) * (cfg.max_retries + 1)
             + Duration::from_secs(5 * u64::from(cfg.max_retries) + 5);
@@ -212,11 +221,13 @@ impl AnalystPool {
             factory,
             analyst,
             queued,
+            depth,
         })
     }
 
     /// Submit an anomaly. Never blocks; its insight arrives through `Deliver`.
     pub fn submit(&self, job: AnomalyJob) {
+        self.depth.fetch_add(1, Ordering::Relaxed);
         if let Err(e) = self.intake.send(job) {
             // The intake is gone (shutdown): answer now rather than lose the anomaly.
             let job = e.0;
@@ -227,6 +238,11 @@ impl AnalystPool {
             self.analyst.count_outcome(&outcome);
             (self.deliver)(job, outcome);
         }
+    }
+
+    /// Anomalies submitted and not yet answered (the metrics endpoint's queue depth).
+    pub fn queue_depth(&self) -> u64 {
+        self.depth.load(Ordering::Relaxed)
     }
 
     /// Batches handed to the factory so far.

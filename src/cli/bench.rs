@@ -1,5 +1,6 @@
 //! `ibsight bench …`: benchmarks of the real paths. Each prints one JSON line of figures.
 
+pub mod analyst;
 pub mod ingest;
 
 use clap::Subcommand;
@@ -8,11 +9,14 @@ use clap::Subcommand;
 pub enum BenchCommand {
     /// Ingest throughput and latency: router → actors → durable store (or through HTTP).
     Ingest(ingest::IngestBenchArgs),
+    /// Analyst pool in a fault storm, against a local Bedrock-protocol server.
+    Analyst(analyst::AnalystBenchArgs),
 }
 
 pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
     match cmd {
         BenchCommand::Ingest(args) => ingest::run(args),
+        BenchCommand::Analyst(args) => analyst::run(args),
     }
 }
 
