@@ -3,6 +3,7 @@
 //!
 //! - `metrics`: `POST /v1/metrics` (ingest)
 //! - `streams`: `GET /v1/streams/{id}` and `GET /v1/streams/{id}/events`
+//! - `stats`: `GET /v1/stats` (analyst counters, queue depth, store and actor figures)
 //! - `health`: `/healthz`, `/readyz`
 //! - `auth`: bearer tokens for ingest and reads
 
@@ -10,10 +11,12 @@ mod auth;
 mod error;
 mod health;
 mod metrics;
+mod stats;
 mod streams;
 
 pub use error::ApiError;
 
+use crate::analyst::pool::AnalystPool;
 use crate::config::Config;
 use crate::ingest::Ingestor;
 use axum::extract::DefaultBodyLimit;
@@ -27,6 +30,7 @@ use tokio::net::TcpListener;
 #[derive(Clone)]
 pub struct AppState {
     pub ingestor: Ingestor,
+    pub analyst: AnalystPool,
     pub config: Arc<Config>,
 }
 
@@ -34,6 +38,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/v1/metrics", post(metrics::post_metrics))
         .route("/v1/streams/{*path}", get(streams::get_stream))
+        .route("/v1/stats", get(stats::get_stats))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         // The ingest handler enforces its own limit so it can answer 413 in JSON.

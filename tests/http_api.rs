@@ -78,6 +78,13 @@ async fn a_valid_batch_is_durable_and_visible() {
     assert_eq!(state["last_sample"]["utilization"], 92.0);
     assert_eq!(state["counters"]["LinkDownedCounter"]["value"], 1);
 
+    let (status, stats) = srv.get("/v1/stats").await;
+    assert_eq!(status, 200, "{stats}");
+    assert_eq!(stats["analyst"]["insights"], 1);
+    assert_eq!(stats["analyst"]["rules"], 1);
+    assert_eq!(stats["analyst"]["queue_depth"], 0);
+    assert_eq!(stats["store"]["last_offset"], 5);
+
     // Paging through the events.
     let (_, page) = srv
         .get("/v1/streams/sw1/p1/events?from_seq=2&limit=1")

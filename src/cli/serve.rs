@@ -53,6 +53,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         let node = Node::start(config.clone()).await?;
         let state = AppState {
             ingestor: node.ingestor.clone(),
+            analyst: node.analyst.clone(),
             config: Arc::new(config),
         };
         tracing::info!(%addr, engine = ?node.config.store.engine, "ibsight listening");

@@ -40,6 +40,7 @@ impl InProcess {
         let node = Arc::new(Node::start(config.clone()).await.expect("node"));
         let state = AppState {
             ingestor: node.ingestor.clone(),
+            analyst: node.analyst.clone(),
             config: Arc::new(config),
         };
         let (stop, rx) = tokio::sync::oneshot::channel::<()>();

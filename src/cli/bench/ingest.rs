@@ -80,6 +80,7 @@ async fn drive(args: IngestBenchArgs, config: Config) -> anyhow::Result<()> {
         let url = format!("http://{}/v1/metrics", listener.local_addr()?);
         let state = AppState {
             ingestor: node.ingestor.clone(),
+            analyst: node.analyst.clone(),
             config: Arc::new(config),
         };
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
