@@ -23,7 +23,7 @@ pub async fn get_stats(
             "backend": state.analyst.analyst.config().backend,
             "calls": calls,
             "attempts": get(&c.attempts),
-            "mean_call_latency_ms": if calls > 0 { get(&c.call_latency_ms_total) / calls } else { 0 },
+            "mean_call_latency_ms": get(&c.call_latency_ms_total).checked_div(calls).unwrap_or(0),
             "insights": insights,
             "ai": get(&c.ai),
             "rules": get(&c.rules),
