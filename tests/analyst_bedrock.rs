@@ -2,17 +2,19 @@
 //! speaks InvokeModel: success, fenced and prose answers, broken JSON, throttling, 5xx,
 //! timeouts, the circuit breaker, the budget, the cache and batching.
 
+mod common;
+
 use ibsight::analyst::bedrock::{local_sdk_config, BedrockModel};
 use ibsight::analyst::fake_bedrock::{FakeBedrock, FakeReply};
 use ibsight::analyst::insight::{InsightSource, PredictionType};
-use ibsight::analyst::job::{AnomalyJob, Reading};
 use ibsight::analyst::service::Analyst;
 use ibsight::analyst::{AnalystConfig, Backend};
-use ibsight::detect::rules::{Rule, Severity};
-use ibsight::events::types::AnomalyDetectedV1;
+use ibsight::detect::rules::Severity;
 use std::time::Duration;
 
 const MODEL: &str = "anthropic.claude-3-5-haiku-20241022-v1:0";
+
+use common::latency_job as job;
 
 fn cfg() -> AnalystConfig {
     AnalystConfig {
@@ -34,31 +36,6 @@ async fn setup(cfg: AnalystConfig, timeout: Duration) -> (FakeBedrock, Analyst) 
         ibsight::clock::now_ms(),
     );
     (fake, analyst)
-}
-
-fn job(stream: &str, seq: u64, severity: Severity) -> AnomalyJob {
-    AnomalyJob {
-        stream_id: stream.into(),
-        anomaly_seq: seq,
-        anomaly: AnomalyDetectedV1 {
-            anomaly_id: format!("latency_spike:latency_p99@{seq}"),
-            rule: Rule::LatencySpike,
-            metric: "latency_p99".into(),
-            value: 12.0,
-            baseline: Some(4.0),
-            delta_pct: Some(200.0),
-            threshold: 8.0,
-            severity,
-            escalated_from: None,
-            window_start_ms: 1000,
-            window_end_ms: 2000,
-        },
-        readings: vec![Reading {
-            metric: "utilization",
-            value: 55.0,
-            baseline: Some(50.0),
-        }],
-    }
 }
 
 const ANSWER: &str = r#"{"prediction_type":"latency_spike","risk_score":66,"explanation":"p99 is 3x baseline","recommendations":["Check PortXmitWait upstream","Review QoS"],"confidence":0.9}"#;

@@ -2,6 +2,8 @@
 //! the rules backend with `queue_full`, critical work goes first, and a fault storm is
 //! batched into few model calls.
 
+mod common;
+
 use ibsight::analyst::bedrock::{local_sdk_config, BedrockModel};
 use ibsight::analyst::fake_bedrock::FakeBedrock;
 use ibsight::analyst::insight::InsightSource;
@@ -9,8 +11,7 @@ use ibsight::analyst::job::AnomalyJob;
 use ibsight::analyst::pool::{AnalystPool, Deliver};
 use ibsight::analyst::service::{Analyst, InsightOutcome};
 use ibsight::analyst::{AnalystConfig, Backend};
-use ibsight::detect::rules::{Rule, Severity};
-use ibsight::events::types::AnomalyDetectedV1;
+use ibsight::detect::rules::Severity;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -44,26 +45,7 @@ async fn pool(
     (fake, pool, delivered)
 }
 
-fn job(stream: &str, seq: u64, severity: Severity) -> AnomalyJob {
-    AnomalyJob {
-        stream_id: stream.into(),
-        anomaly_seq: seq,
-        anomaly: AnomalyDetectedV1 {
-            anomaly_id: format!("x@{seq}"),
-            rule: Rule::UtilizationHigh,
-            metric: "utilization".into(),
-            value: 91.0,
-            baseline: Some(50.0),
-            delta_pct: Some(82.0),
-            threshold: 80.0,
-            severity,
-            escalated_from: None,
-            window_start_ms: 0,
-            window_end_ms: 1000,
-        },
-        readings: vec![],
-    }
-}
+use common::latency_job as job;
 
 async fn wait_for(delivered: &Delivered, n: usize) {
     let deadline = Instant::now() + Duration::from_secs(20);

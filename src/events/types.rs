@@ -42,7 +42,8 @@ pub struct AnomalyResolvedV1 {
 }
 
 /// The analyst's answer to one anomaly. An LLM answer is recorded, never recomputed: replay
-/// reads it back as it was.
+/// reads it back as it was. The fields repeat `analyst::Insight` and its provenance on
+/// purpose: a persisted struct is frozen, while the analyst's own types may evolve.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct InsightGeneratedV1 {
     /// Seq of the `AnomalyDetected` event this insight answers.

@@ -190,3 +190,36 @@ impl Drop for Server {
         let _ = self.child.wait();
     }
 }
+
+/// A latency-spike anomaly job of `stream`, as the stream actors submit them.
+pub fn latency_job(
+    stream: &str,
+    seq: u64,
+    severity: ibsight::detect::rules::Severity,
+) -> ibsight::analyst::job::AnomalyJob {
+    use ibsight::analyst::job::{AnomalyJob, Reading};
+    use ibsight::detect::rules::Rule;
+    use ibsight::events::types::AnomalyDetectedV1;
+    AnomalyJob {
+        stream_id: stream.into(),
+        anomaly_seq: seq,
+        anomaly: AnomalyDetectedV1 {
+            anomaly_id: format!("latency_spike:latency_p99@{seq}"),
+            rule: Rule::LatencySpike,
+            metric: "latency_p99".into(),
+            value: 12.0,
+            baseline: Some(4.0),
+            delta_pct: Some(200.0),
+            threshold: 8.0,
+            severity,
+            escalated_from: None,
+            window_start_ms: 1000,
+            window_end_ms: 2000,
+        },
+        readings: vec![Reading {
+            metric: "utilization",
+            value: 55.0,
+            baseline: Some(50.0),
+        }],
+    }
+}
