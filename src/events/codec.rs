@@ -212,3 +212,36 @@ mod tests {
         ));
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn any_record_round_trips_and_any_corruption_is_caught(
+            stream_id in "[A-Za-z0-9._:/-]{1,128}",
+            seq in 1u64..u64::MAX,
+            recorded_at_ms in any::<i64>(),
+            payload in proptest::collection::vec(any::<u8>(), 0..512),
+            flip in any::<usize>(),
+        ) {
+            let record = EventRecord {
+                stream_id,
+                seq,
+                recorded_at_ms,
+                event_type: "MetricObserved".into(),
+                schema_version: 1,
+                correlation_id: None,
+                payload,
+            };
+            let frame = encode_frame(&record);
+            prop_assert_eq!(decode_frame(&frame), Ok(record));
+            let mut bad = frame.clone();
+            let i = 1 + flip % (bad.len() - 1);
+            bad[i] ^= 0x01;
+            prop_assert!(decode_frame(&bad).is_err());
+        }
+    }
+}

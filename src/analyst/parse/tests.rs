@@ -122,3 +122,31 @@ fn a_batch_is_matched_by_index_and_a_bad_element_fails_alone() {
     let out = parse_batch(&format!("[{GOOD}]"), &fillers).expect("batch");
     assert!(out[0].is_ok() && out[1].is_err() && out[2].is_err());
 }
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn arbitrary_model_text_never_panics(text in ".{0,400}") {
+            let _ = parse_insight(&text, &filler());
+            let _ = parse_batch(&text, &[filler(), filler()]);
+        }
+
+        #[test]
+        fn any_numbers_are_clamped_into_range(risk in any::<f64>(), confidence in any::<f64>()) {
+            let text = serde_json::json!({
+                "prediction_type": "latency_spike",
+                "risk_score": if risk.is_finite() { risk } else { 0.0 },
+                "explanation": "x",
+                "recommendations": ["a", "b"],
+                "confidence": if confidence.is_finite() { confidence } else { 0.0 },
+            })
+            .to_string();
+            let i = parse_insight(&text, &filler()).expect("valid shape");
+            prop_assert!(i.risk_score <= 100);
+            prop_assert!((0.0..=1.0).contains(&i.confidence));
+        }
+    }
+}
