@@ -245,6 +245,38 @@ fn retention_drops_only_old_raw_samples_covered_by_a_snapshot(
     );
 }
 
+fn views_scan_in_key_order_within_their_view(open: fn(&Path) -> Arc<dyn EventStore>) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(dir.path());
+    let put = |view: &str, key: &[u8], value: &[u8]| WriteOp::PutView {
+        view: view.into(),
+        key: key.to_vec(),
+        value: value.to_vec(),
+    };
+    store
+        .write(&[
+            put("insights", b"b", b"2"),
+            put("insights", b"a", b"1"),
+            put("insights", b"c", b"3"),
+            put("insightsx", b"a", b"other view"),
+            put("alerts", b"a", b"alert"),
+        ])
+        .expect("write");
+    let all = store.scan_view("insights", b"", 10).expect("scan");
+    let keys: Vec<&[u8]> = all.iter().map(|(k, _)| k.as_slice()).collect();
+    assert_eq!(keys, vec![&b"a"[..], b"b", b"c"]);
+    let page = store.scan_view("insights", b"b", 1).expect("scan");
+    assert_eq!(page, vec![(b"b".to_vec(), b"2".to_vec())]);
+    store
+        .write(&[put("insights", b"a", b"1bis")])
+        .expect("overwrite");
+    assert_eq!(
+        store.scan_view("insights", b"", 1).expect("scan")[0].1,
+        b"1bis".to_vec()
+    );
+    assert!(store.scan_view("none", b"", 10).expect("scan").is_empty());
+}
+
 macro_rules! conformance {
     ($engine:ident, $open:expr) => {
         mod $engine {
@@ -278,6 +310,10 @@ macro_rules! conformance {
             #[tokio::test]
             async fn seq_check() {
                 writer_rejects_a_seq_gap_or_repeat(OPEN).await;
+            }
+            #[test]
+            fn views() {
+                views_scan_in_key_order_within_their_view(OPEN);
             }
             #[test]
             fn retention() {

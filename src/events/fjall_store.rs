@@ -14,6 +14,7 @@ pub struct FjallStore {
     index: Keyspace,
     snapshots: Keyspace,
     checkpoints: Keyspace,
+    views: Keyspace,
     /// Highest offset assigned; the lock also serialises writers.
     last_offset: Mutex<u64>,
 }
@@ -35,14 +36,17 @@ impl FjallStore {
                 path: path.display().to_string(),
                 reason: e.to_string(),
             })?;
-        let ks = |name: &str| {
-            db.keyspace(name, KeyspaceCreateOptions::default)
-                .map_err(engine_err)
+        let ks = |name: &str, memtable: u64| {
+            db.keyspace(name, || {
+                KeyspaceCreateOptions::default().max_memtable_size(memtable)
+            })
+            .map_err(engine_err)
         };
-        let records = ks("records")?;
-        let index = ks("stream_index")?;
-        let snapshots = ks("snapshots")?;
-        let checkpoints = ks("checkpoints")?;
+        let records = ks("records", 8 * MIB)?;
+        let index = ks("stream_index", 4 * MIB)?;
+        let snapshots = ks("snapshots", 4 * MIB)?;
+        let checkpoints = ks("checkpoints", MIB)?;
+        let views = ks("views", 4 * MIB)?;
         let last = match records.last_key_value() {
             Some(guard) => {
                 let key = guard.key().map_err(engine_err)?;
@@ -58,6 +62,7 @@ impl FjallStore {
             index,
             snapshots,
             checkpoints,
+            views,
             last_offset: Mutex::new(last),
         })
     }
@@ -103,6 +108,9 @@ impl EventStore for FjallStore {
                 } => {
                     batch.remove(&self.records, keys::offset(*offset));
                     batch.remove(&self.index, keys::stream_seq(stream_id, *seq));
+                }
+                WriteOp::PutView { view, key, value } => {
+                    batch.insert(&self.views, keys::view_key(view, key), value.as_slice())
                 }
             }
         }
@@ -186,6 +194,28 @@ impl EventStore for FjallStore {
     fn checkpoint(&self, name: &str) -> Result<Option<u64>, StoreError> {
         let v = self.checkpoints.get(name.as_bytes()).map_err(engine_err)?;
         Ok(v.and_then(|v| keys::parse_u64(&v)))
+    }
+
+    fn scan_view(
+        &self,
+        view: &str,
+        from_key: &[u8],
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+        let prefix = keys::view_key(view, &[]);
+        let start = keys::view_key(view, from_key);
+        let mut out = Vec::new();
+        for guard in self.views.range(start..) {
+            if out.len() >= limit {
+                break;
+            }
+            let (k, v) = guard.into_inner().map_err(engine_err)?;
+            let Some(key) = k.strip_prefix(prefix.as_slice()) else {
+                break;
+            };
+            out.push((key.to_vec(), v.to_vec()));
+        }
+        Ok(out)
     }
 
     fn disk_bytes(&self) -> u64 {

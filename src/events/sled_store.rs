@@ -13,6 +13,7 @@ pub struct SledStore {
     index: Tree,
     snapshots: Tree,
     checkpoints: Tree,
+    views: Tree,
     last_offset: Mutex<u64>,
 }
 
@@ -32,6 +33,7 @@ impl SledStore {
         let index = tree("stream_index")?;
         let snapshots = tree("snapshots")?;
         let checkpoints = tree("checkpoints")?;
+        let views = tree("views")?;
         let last = match records.last().map_err(engine_err)? {
             Some((k, _)) => {
                 keys::parse_u64(&k).ok_or_else(|| engine_err("record key is not 8 bytes"))?
@@ -46,6 +48,7 @@ impl SledStore {
             index,
             snapshots,
             checkpoints,
+            views,
             last_offset: Mutex::new(last),
         })
     }
@@ -70,8 +73,9 @@ impl EventStore for SledStore {
             &self.index,
             &self.snapshots,
             &self.checkpoints,
+            &self.views,
         )
-            .transaction(|(records, index, snapshots, checkpoints)| {
+            .transaction(|(records, index, snapshots, checkpoints, views)| {
                 let mut appended = offsets.iter();
                 for op in ops {
                     match op {
@@ -101,6 +105,9 @@ impl EventStore for SledStore {
                         } => {
                             records.remove(&keys::offset(*offset))?;
                             index.remove(keys::stream_seq(stream_id, *seq))?;
+                        }
+                        WriteOp::PutView { view, key, value } => {
+                            views.insert(keys::view_key(view, key), value.as_slice())?;
                         }
                     }
                 }
@@ -182,6 +189,28 @@ impl EventStore for SledStore {
     fn checkpoint(&self, name: &str) -> Result<Option<u64>, StoreError> {
         let v = self.checkpoints.get(name.as_bytes()).map_err(engine_err)?;
         Ok(v.and_then(|v| keys::parse_u64(&v)))
+    }
+
+    fn scan_view(
+        &self,
+        view: &str,
+        from_key: &[u8],
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+        let prefix = keys::view_key(view, &[]);
+        let start = keys::view_key(view, from_key);
+        let mut out = Vec::new();
+        for item in self.views.range(start..) {
+            if out.len() >= limit {
+                break;
+            }
+            let (k, v) = item.map_err(engine_err)?;
+            let Some(key) = k.strip_prefix(prefix.as_slice()) else {
+                break;
+            };
+            out.push((key.to_vec(), v.to_vec()));
+        }
+        Ok(out)
     }
 
     fn disk_bytes(&self) -> u64 {

@@ -67,6 +67,12 @@ pub enum WriteOp {
         stream_id: String,
         seq: u64,
     },
+    /// Put an entry of an embedded read view (written with its projection's checkpoint).
+    PutView {
+        view: String,
+        key: Vec<u8>,
+        value: Vec<u8>,
+    },
 }
 
 /// An event read back, with its global offset.
@@ -102,6 +108,15 @@ pub trait EventStore: Send + Sync + 'static {
 
     fn checkpoint(&self, name: &str) -> Result<Option<u64>, StoreError>;
 
+    /// Entries of an embedded view in key order, up to `limit`, starting at `from_key`
+    /// (inclusive; empty = the start). Returns (key, value) pairs.
+    fn scan_view(
+        &self,
+        view: &str,
+        from_key: &[u8],
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError>;
+
     /// Bytes the store uses on disk.
     fn disk_bytes(&self) -> u64;
 
@@ -133,6 +148,15 @@ pub mod keys {
     pub fn stream_seq(stream_id: &str, seq: u64) -> Vec<u8> {
         let mut k = stream_prefix(stream_id);
         k.extend_from_slice(&seq.to_be_bytes());
+        k
+    }
+
+    /// A view entry's key: view name, 0x00, then the entry's own key.
+    pub fn view_key(view: &str, key: &[u8]) -> Vec<u8> {
+        let mut k = Vec::with_capacity(view.len() + 1 + key.len());
+        k.extend_from_slice(view.as_bytes());
+        k.push(0);
+        k.extend_from_slice(key);
         k
     }
 
