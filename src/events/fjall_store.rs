@@ -1,7 +1,9 @@
 //! The fjall engine (default): an LSM tree with atomic cross-keyspace batches.
 //! A batch is committed with `PersistMode::SyncAll`, so `write` returns only once durable.
 
-use super::store::{decode_stored, keys, EventStore, Snapshot, StoreError, StoredEvent, WriteOp};
+use super::store::{
+    decode_stored, keys, EventStore, Snapshot, StoreError, StoredEvent, ViewEntry, WriteOp,
+};
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
 use std::path::Path;
 use std::sync::Mutex;
@@ -201,7 +203,7 @@ impl EventStore for FjallStore {
         view: &str,
         from_key: &[u8],
         limit: usize,
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+    ) -> Result<Vec<ViewEntry>, StoreError> {
         let prefix = keys::view_key(view, &[]);
         let start = keys::view_key(view, from_key);
         let mut out = Vec::new();

@@ -1,7 +1,9 @@
 //! The sled engine: the design card's engine, kept behind the same trait. A write is one
 //! multi-tree transaction followed by `flush` (fsync), so it is atomic and durable.
 
-use super::store::{decode_stored, keys, EventStore, Snapshot, StoreError, StoredEvent, WriteOp};
+use super::store::{
+    decode_stored, keys, EventStore, Snapshot, StoreError, StoredEvent, ViewEntry, WriteOp,
+};
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::{Db, Transactional, Tree};
 use std::path::Path;
@@ -196,7 +198,7 @@ impl EventStore for SledStore {
         view: &str,
         from_key: &[u8],
         limit: usize,
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+    ) -> Result<Vec<ViewEntry>, StoreError> {
         let prefix = keys::view_key(view, &[]);
         let start = keys::view_key(view, from_key);
         let mut out = Vec::new();

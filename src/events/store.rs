@@ -75,6 +75,9 @@ pub enum WriteOp {
     },
 }
 
+/// A view entry: (key, value).
+pub type ViewEntry = (Vec<u8>, Vec<u8>);
+
 /// An event read back, with its global offset.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredEvent {
@@ -115,7 +118,7 @@ pub trait EventStore: Send + Sync + 'static {
         view: &str,
         from_key: &[u8],
         limit: usize,
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError>;
+    ) -> Result<Vec<ViewEntry>, StoreError>;
 
     /// Bytes the store uses on disk.
     fn disk_bytes(&self) -> u64;
