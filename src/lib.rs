@@ -5,6 +5,7 @@
 //! - `analyst`: insights for anomalies (Bedrock or rules), with quota, outage and cost control
 //! - `events`: event types, codec, the `EventStore` trait, fjall and sled engines, group commit
 //! - `actors`: the supervision tree, stream actors and the router
+//! - `alerts`: deduplicated critical alerts (pure decisions)
 //! - `ingest`: from validated samples to durable events, with backpressure
 //! - `projections`: read models fed by tailing the event log from a checkpoint
 //! - `api`: the HTTP API
@@ -15,6 +16,7 @@
 //! - `clock`: the only wall-clock reads
 
 pub mod actors;
+pub mod alerts;
 pub mod analyst;
 pub mod api;
 pub mod cli;

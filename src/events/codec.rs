@@ -6,7 +6,8 @@
 //! detected on read instead of being decoded into nonsense.
 
 use super::types::{
-    AnomalyDetectedV1, AnomalyResolvedV1, InsightGeneratedV1, MetricObservedV1, StreamEvent,
+    AlertRaisedV1, AlertSuppressedV1, AnomalyDetectedV1, AnomalyResolvedV1, InsightGeneratedV1,
+    MetricObservedV1, StreamEvent,
 };
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
@@ -92,6 +93,8 @@ pub fn encode_payload(event: &StreamEvent) -> Vec<u8> {
         StreamEvent::AnomalyDetected(e) => to_bytes(e),
         StreamEvent::AnomalyResolved(e) => to_bytes(e),
         StreamEvent::InsightGenerated(e) => to_bytes(e),
+        StreamEvent::AlertRaised(e) => to_bytes(e),
+        StreamEvent::AlertSuppressed(e) => to_bytes(e),
     }
 }
 
@@ -109,6 +112,11 @@ pub fn decode_payload(
             .map(StreamEvent::AnomalyResolved),
         ("InsightGenerated", 1) => from_bytes::<InsightGeneratedV1>(bytes, event_type, version)
             .map(StreamEvent::InsightGenerated),
+        ("AlertRaised", 1) => {
+            from_bytes::<AlertRaisedV1>(bytes, event_type, version).map(StreamEvent::AlertRaised)
+        }
+        ("AlertSuppressed", 1) => from_bytes::<AlertSuppressedV1>(bytes, event_type, version)
+            .map(StreamEvent::AlertSuppressed),
         _ => Err(CodecError::UnknownType {
             event_type: event_type.into(),
             version,

@@ -5,7 +5,8 @@
 
 use super::codec::{self, EventRecord};
 use super::types::{
-    AnomalyDetectedV1, AnomalyResolvedV1, InsightGeneratedV1, MetricObservedV1, StreamEvent,
+    AlertRaisedV1, AlertSuppressedV1, AnomalyDetectedV1, AnomalyResolvedV1, InsightGeneratedV1,
+    MetricObservedV1, StreamEvent,
 };
 use crate::analyst::insight::{InsightSource, PredictionType};
 use crate::detect::rules::{Rule, Severity};
@@ -115,6 +116,34 @@ fn examples() -> Vec<(&'static str, StreamEvent)> {
                 latency_ms: 840,
                 attempts: 2,
                 batch_size: 3,
+            }),
+        ),
+        (
+            "AlertRaised_v1",
+            StreamEvent::AlertRaised(AlertRaisedV1 {
+                alert_id: "sw0001/p07#43".into(),
+                stream_id: "sw0001/p07".into(),
+                prediction_type: PredictionType::ConnectionInstability,
+                risk_score: 92,
+                tier: 9,
+                escalated_from_tier: Some(8),
+                explanation: "LinkDowned twice in a minute".into(),
+                insight_seq: 43,
+                anomaly_seq: 41,
+                raised_at_ms: 1_750_000_000_999,
+            }),
+        ),
+        (
+            "AlertSuppressed_v1",
+            StreamEvent::AlertSuppressed(AlertSuppressedV1 {
+                alert_id: "sw0001/p07#43".into(),
+                stream_id: "sw0001/p07".into(),
+                prediction_type: PredictionType::ConnectionInstability,
+                risk_score: 90,
+                insight_seq: 47,
+                suppressed_count: 3,
+                alert_raised_at_ms: 1_750_000_000_999,
+                at_ms: 1_750_000_060_000,
             }),
         ),
     ]

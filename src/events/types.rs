@@ -70,12 +70,45 @@ pub struct InsightGeneratedV1 {
     pub batch_size: u32,
 }
 
+/// A critical insight raised an alert (or escalated one to a higher risk tier).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AlertRaisedV1 {
+    /// Deterministic: the insight's stream and seq.
+    pub alert_id: String,
+    pub stream_id: String,
+    pub prediction_type: PredictionType,
+    pub risk_score: u8,
+    pub tier: u8,
+    pub escalated_from_tier: Option<u8>,
+    pub explanation: String,
+    pub insight_seq: u64,
+    pub anomaly_seq: u64,
+    pub raised_at_ms: i64,
+}
+
+/// A repeat of a raised alert inside the dedup window.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AlertSuppressedV1 {
+    /// The alert this repeat was folded into.
+    pub alert_id: String,
+    pub stream_id: String,
+    pub prediction_type: PredictionType,
+    pub risk_score: u8,
+    pub insight_seq: u64,
+    /// Repeats suppressed into the alert so far, this one included.
+    pub suppressed_count: u32,
+    pub alert_raised_at_ms: i64,
+    pub at_ms: i64,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum StreamEvent {
     MetricObserved(MetricObservedV1),
     AnomalyDetected(AnomalyDetectedV1),
     AnomalyResolved(AnomalyResolvedV1),
     InsightGenerated(InsightGeneratedV1),
+    AlertRaised(AlertRaisedV1),
+    AlertSuppressed(AlertSuppressedV1),
 }
 
 impl StreamEvent {
@@ -85,6 +118,8 @@ impl StreamEvent {
             StreamEvent::AnomalyDetected(_) => "AnomalyDetected",
             StreamEvent::AnomalyResolved(_) => "AnomalyResolved",
             StreamEvent::InsightGenerated(_) => "InsightGenerated",
+            StreamEvent::AlertRaised(_) => "AlertRaised",
+            StreamEvent::AlertSuppressed(_) => "AlertSuppressed",
         }
     }
 
@@ -105,6 +140,8 @@ impl StreamEvent {
             StreamEvent::AnomalyDetected(e) => serde_json::to_value(e),
             StreamEvent::AnomalyResolved(e) => serde_json::to_value(e),
             StreamEvent::InsightGenerated(e) => serde_json::to_value(e),
+            StreamEvent::AlertRaised(e) => serde_json::to_value(e),
+            StreamEvent::AlertSuppressed(e) => serde_json::to_value(e),
         };
         v.unwrap_or(serde_json::Value::Null)
     }

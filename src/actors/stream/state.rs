@@ -168,6 +168,8 @@ pub fn apply(state: &mut StreamState, event: &StreamEvent, cfg: &DetectConfig) {
         StreamEvent::InsightGenerated(e) => {
             state.awaiting_insight.remove(&e.anomaly_seq);
         }
+        // Alerts live in the alert stream, never in a port's.
+        StreamEvent::AlertRaised(_) | StreamEvent::AlertSuppressed(_) => {}
     }
 }
 

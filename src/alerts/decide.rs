@@ -1,0 +1,204 @@
+//! The alert decisions. A fingerprint (stream, prediction type) raises once per window; a
+//! repeat inside the window is suppressed (and counted); a higher risk tier inside the window
+//! re-raises as an escalation. Time is the insight's recorded time, so replay decides alike.
+
+use super::AlertsConfig;
+use crate::analyst::insight::PredictionType;
+use crate::events::types::{AlertRaisedV1, AlertSuppressedV1};
+use crate::events::StreamEvent;
+use std::collections::HashMap;
+
+/// What the alert actor knows about one insight.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InsightFacts {
+    pub stream_id: String,
+    pub insight_seq: u64,
+    pub anomaly_seq: u64,
+    pub prediction_type: PredictionType,
+    pub risk_score: u8,
+    pub explanation: String,
+    pub at_ms: i64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+struct Tracked {
+    alert_id: String,
+    raised_at_ms: i64,
+    tier: u8,
+    suppressed: u32,
+}
+
+/// The open fingerprints.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AlertBook {
+    open: HashMap<(String, PredictionType), Tracked>,
+}
+
+/// Risk tiers: 80-89, 90-99, 100.
+pub fn tier(risk: u8) -> u8 {
+    risk / 10
+}
+
+pub fn decide(book: &AlertBook, facts: &InsightFacts, cfg: &AlertsConfig) -> Option<StreamEvent> {
+    if facts.risk_score < cfg.threshold {
+        return None;
+    }
+    let window_ms = cfg.dedup_window_s as i64 * 1000;
+    let key = (facts.stream_id.clone(), facts.prediction_type);
+    let live = book
+        .open
+        .get(&key)
+        .filter(|t| facts.at_ms - t.raised_at_ms < window_ms);
+    let raise = |escalated_from_tier| {
+        StreamEvent::AlertRaised(AlertRaisedV1 {
+            alert_id: format!("{}#{}", facts.stream_id, facts.insight_seq),
+            stream_id: facts.stream_id.clone(),
+            prediction_type: facts.prediction_type,
+            risk_score: facts.risk_score,
+            tier: tier(facts.risk_score),
+            escalated_from_tier,
+            explanation: facts.explanation.clone(),
+            insight_seq: facts.insight_seq,
+            anomaly_seq: facts.anomaly_seq,
+            raised_at_ms: facts.at_ms,
+        })
+    };
+    Some(match live {
+        None => raise(None),
+        Some(t) if tier(facts.risk_score) > t.tier => raise(Some(t.tier)),
+        Some(t) => StreamEvent::AlertSuppressed(AlertSuppressedV1 {
+            alert_id: t.alert_id.clone(),
+            stream_id: facts.stream_id.clone(),
+            prediction_type: facts.prediction_type,
+            risk_score: facts.risk_score,
+            insight_seq: facts.insight_seq,
+            suppressed_count: t.suppressed + 1,
+            alert_raised_at_ms: t.raised_at_ms,
+            at_ms: facts.at_ms,
+        }),
+    })
+}
+
+pub fn apply(book: &mut AlertBook, event: &StreamEvent) {
+    match event {
+        StreamEvent::AlertRaised(a) => {
+            book.open.insert(
+                (a.stream_id.clone(), a.prediction_type),
+                Tracked {
+                    alert_id: a.alert_id.clone(),
+                    raised_at_ms: a.raised_at_ms,
+                    tier: a.tier,
+                    suppressed: 0,
+                },
+            );
+        }
+        StreamEvent::AlertSuppressed(s) => {
+            if let Some(t) = book.open.get_mut(&(s.stream_id.clone(), s.prediction_type)) {
+                t.suppressed = s.suppressed_count;
+            }
+        }
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg() -> AlertsConfig {
+        AlertsConfig::default()
+    }
+
+    fn facts(stream: &str, seq: u64, risk: u8, at_s: i64) -> InsightFacts {
+        InsightFacts {
+            stream_id: stream.into(),
+            insight_seq: seq,
+            anomaly_seq: seq - 1,
+            prediction_type: PredictionType::ConnectionInstability,
+            risk_score: risk,
+            explanation: "link flapping".into(),
+            at_ms: at_s * 1000,
+        }
+    }
+
+    /// Given these insights, when one more arrives, then this is decided.
+    fn given(insights: &[InsightFacts]) -> AlertBook {
+        let mut book = AlertBook::default();
+        for f in insights {
+            if let Some(e) = decide(&book, f, &cfg()) {
+                apply(&mut book, &e);
+            }
+        }
+        book
+    }
+
+    fn kind(e: &Option<StreamEvent>) -> String {
+        match e {
+            None => "none".into(),
+            Some(StreamEvent::AlertRaised(a)) => match a.escalated_from_tier {
+                Some(t) => format!("raised {} escalated from tier {t}", a.alert_id),
+                None => format!("raised {}", a.alert_id),
+            },
+            Some(StreamEvent::AlertSuppressed(s)) => {
+                format!("suppressed into {} x{}", s.alert_id, s.suppressed_count)
+            }
+            Some(other) => format!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_critical_insight_raises_and_below_threshold_does_not() {
+        let book = given(&[]);
+        assert_eq!(
+            kind(&decide(&book, &facts("p1", 5, 85, 0), &cfg())),
+            "raised p1#5"
+        );
+        assert_eq!(kind(&decide(&book, &facts("p1", 5, 79, 0), &cfg())), "none");
+    }
+
+    #[test]
+    fn repeats_inside_the_window_are_suppressed_and_counted() {
+        let book = given(&[facts("p1", 5, 85, 0), facts("p1", 9, 86, 60)]);
+        assert_eq!(
+            kind(&decide(&book, &facts("p1", 12, 84, 120), &cfg())),
+            "suppressed into p1#5 x2"
+        );
+    }
+
+    #[test]
+    fn after_the_window_it_raises_again() {
+        let book = given(&[facts("p1", 5, 85, 0)]);
+        assert_eq!(
+            kind(&decide(&book, &facts("p1", 20, 85, 300), &cfg())),
+            "raised p1#20"
+        );
+    }
+
+    #[test]
+    fn a_higher_tier_inside_the_window_escalates() {
+        let book = given(&[facts("p1", 5, 85, 0)]);
+        assert_eq!(
+            kind(&decide(&book, &facts("p1", 7, 95, 30), &cfg())),
+            "raised p1#7 escalated from tier 8"
+        );
+        let book = given(&[facts("p1", 5, 85, 0), facts("p1", 7, 95, 30)]);
+        assert_eq!(
+            kind(&decide(&book, &facts("p1", 9, 96, 40), &cfg())),
+            "suppressed into p1#7 x1"
+        );
+    }
+
+    #[test]
+    fn fingerprints_are_per_stream_and_prediction_type() {
+        let book = given(&[facts("p1", 5, 85, 0)]);
+        assert_eq!(
+            kind(&decide(&book, &facts("p2", 5, 85, 1), &cfg())),
+            "raised p2#5"
+        );
+        let other = InsightFacts {
+            prediction_type: PredictionType::LatencySpike,
+            ..facts("p1", 6, 85, 1)
+        };
+        assert_eq!(kind(&decide(&book, &other, &cfg())), "raised p1#6");
+    }
+}
