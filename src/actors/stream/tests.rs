@@ -90,7 +90,7 @@ fn kinds(events: &[StreamEvent]) -> Vec<String> {
             ),
             StreamEvent::AnomalyResolved(a) => format!("resolved {}", a.rule.name()),
             StreamEvent::InsightGenerated(i) => format!("insight for {}", i.anomaly_seq),
-            other => format!("{}", other.event_type()),
+            other => other.event_type().to_string(),
         })
         .collect()
 }
