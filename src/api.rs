@@ -3,6 +3,7 @@
 //!
 //! - `metrics`: `POST /v1/metrics` (ingest)
 //! - `streams`: `GET /v1/streams/{id}` and `GET /v1/streams/{id}/events`
+//! - `recent`: `GET /v1/insights/recent` and `GET /v1/alerts/recent` (the read views)
 //! - `stats`: `GET /v1/stats` (analyst counters, queue depth, store and actor figures)
 //! - `health`: `/healthz`, `/readyz`
 //! - `auth`: bearer tokens for ingest and reads
@@ -11,6 +12,7 @@ mod auth;
 mod error;
 mod health;
 mod metrics;
+mod recent;
 mod stats;
 mod streams;
 
@@ -19,6 +21,7 @@ pub use error::ApiError;
 use crate::analyst::pool::AnalystPool;
 use crate::config::Config;
 use crate::ingest::Ingestor;
+use crate::projections::runner::ProjectionLag;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use axum::Router;
@@ -31,6 +34,7 @@ use tokio::net::TcpListener;
 pub struct AppState {
     pub ingestor: Ingestor,
     pub analyst: AnalystPool,
+    pub projections: Vec<(&'static str, Arc<ProjectionLag>)>,
     pub config: Arc<Config>,
 }
 
@@ -39,6 +43,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/metrics", post(metrics::post_metrics))
         .route("/v1/streams/{*path}", get(streams::get_stream))
         .route("/v1/stats", get(stats::get_stats))
+        .route("/v1/insights/recent", get(recent::insights))
+        .route("/v1/alerts/recent", get(recent::alerts))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         // The ingest handler enforces its own limit so it can answer 413 in JSON.

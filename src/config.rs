@@ -2,6 +2,7 @@
 //! built-in defaults, the TOML file, `IBSIGHT_<SECTION>__<KEY>` environment variables, then
 //! command-line flags. Unknown keys are errors; `validate` names the key and the reason.
 
+use crate::alerts::AlertsConfig;
 use crate::analyst::bedrock::AwsConfig;
 use crate::analyst::AnalystConfig;
 use crate::detect::DetectConfig;
@@ -22,6 +23,7 @@ pub struct Config {
     pub actors: ActorsConfig,
     pub detect: DetectConfig,
     pub analyst: AnalystConfig,
+    pub alerts: AlertsConfig,
     pub aws: AwsConfig,
 }
 
@@ -201,6 +203,15 @@ impl Config {
         }
         if self.store.retention_interval_s == 0 {
             return bad("store.retention_interval_s", "0 must be at least 1".into());
+        }
+        if self.alerts.dedup_window_s == 0 {
+            return bad("alerts.dedup_window_s", "0 must be at least 1".into());
+        }
+        if self.alerts.threshold > 100 {
+            return bad(
+                "alerts.threshold",
+                format!("{} must be 0 to 100", self.alerts.threshold),
+            );
         }
         if self.actors.passivate_after_s == 0 {
             return bad("actors.passivate_after_s", "0 must be at least 1".into());

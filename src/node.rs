@@ -16,6 +16,9 @@ use crate::events::retention::{self, RetentionPolicy};
 use crate::events::writer::Writer;
 use crate::events::{open_store, StoreError};
 use crate::ingest::Ingestor;
+use crate::projections::alerts::AlertProjection;
+use crate::projections::runner::{self, ProjectionLag};
+use crate::projections::views::ViewsProjection;
 use ractor::{Actor, ActorRef};
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, OnceLock};
@@ -24,6 +27,9 @@ use std::time::Duration;
 pub struct Node {
     pub config: Config,
     pub analyst: AnalystPool,
+    /// Lag of each projection, by name.
+    pub projections: Vec<(&'static str, Arc<ProjectionLag>)>,
+    projection_tasks: Vec<tokio::task::JoinHandle<()>>,
     pub router: StreamRouter,
     pub ingestor: Ingestor,
     pub writer: Writer,
@@ -83,9 +89,18 @@ impl Node {
         let _ = router_cell.set(router.clone());
         let ingestor = Ingestor::new(router.clone(), config.ingest.max_inflight_samples);
         let retention = tokio::spawn(run_retention(writer.clone(), &config));
+        let poll = Duration::from_millis(100);
+        let (alerts_task, alerts_lag) = runner::spawn(
+            writer.clone(),
+            AlertProjection::new(config.alerts.clone()),
+            poll,
+        );
+        let (views_task, views_lag) = runner::spawn(writer.clone(), ViewsProjection, poll);
         Ok(Node {
             config,
             analyst,
+            projections: vec![("alerts", alerts_lag), ("views", views_lag)],
+            projection_tasks: vec![alerts_task, views_task],
             router,
             ingestor,
             writer,
@@ -97,6 +112,9 @@ impl Node {
     /// Stop the actors (passivating leaves snapshots) and wait for them.
     pub async fn shutdown(self) {
         self.retention.abort();
+        for task in &self.projection_tasks {
+            task.abort();
+        }
         self.analyst.stop();
         self.supervisor
             .drain_children_and_wait(Some(Duration::from_secs(10)))

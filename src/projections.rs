@@ -1,6 +1,12 @@
 //! Projections: read models and sinks fed by tailing the event log from a stored checkpoint.
 //!
-//! - `runner`: the generic tailing loop (read from the checkpoint, handle, advance the
-//!   checkpoint durably), shared by every projection.
+//! - `runner`: the tailing loop shared by every projection (checkpointed, atomic for local
+//!   writes, retried with backoff, lag measured).
+//! - `alerts`: the alert actor: insights in, deduplicated `AlertRaised`/`AlertSuppressed` out.
+//! - `views`: the embedded `insights` and `alerts` views the API reads with no AWS at all.
+//! - `items`: the item shape shared by every sink.
 
+pub mod alerts;
+pub mod items;
 pub mod runner;
+pub mod views;

@@ -39,6 +39,12 @@ pub async fn get_stats(
             "active": router.active_streams(),
             "restarts": router.restarts(),
         },
+        "projections": state.projections.iter().map(|(name, lag)| json!({
+            "name": name,
+            "checkpoint": lag.checkpoint.load(Ordering::Relaxed),
+            "events_behind": lag.events_behind.load(Ordering::Relaxed),
+            "ms_behind": lag.ms_behind.load(Ordering::Relaxed),
+        })).collect::<Vec<_>>(),
         "store": {
             "engine": router.store().engine(),
             "last_offset": router.store().last_offset(),

@@ -54,6 +54,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         let state = AppState {
             ingestor: node.ingestor.clone(),
             analyst: node.analyst.clone(),
+            projections: node.projections.clone(),
             config: Arc::new(config),
         };
         tracing::info!(%addr, engine = ?node.config.store.engine, "ibsight listening");

@@ -1,16 +1,31 @@
 //! The tailing loop every projection shares: read the log after the projection's checkpoint,
-//! hand the page to the projection, then store the new checkpoint durably. A crash between
-//! handling and checkpointing replays the page, so projections must be idempotent
-//! (deterministic ids, conditional writes); an outage of a sink delays, never loses.
+//! let the projection handle the page, then write what it returns together with the new
+//! checkpoint in one atomic, durable write. Local read models are thus exactly-once; external
+//! sinks (which write before returning) are at-least-once and must be idempotent
+//! (deterministic ids, conditional writes). An outage delays a projection, never skips an event:
+//! on error it restores its state from the store and retries the same page with backoff.
 
 use crate::events::writer::Writer;
-use crate::events::{StoreError, StoredEvent, WriteOp};
+use crate::events::{EventStore, StoreError, StoredEvent, WriteOp};
+use std::future::Future;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
 
 pub trait Projection: Send {
     /// Names the checkpoint; never change it for a live projection.
-    fn name(&self) -> &str;
-    /// Apply a page of events in offset order. An error leaves the checkpoint where it was.
-    fn handle(&mut self, events: &[StoredEvent]) -> Result<(), ProjectionError>;
+    fn name(&self) -> &'static str;
+
+    /// Rebuild in-memory state from the store (at start and after a failed page).
+    fn restore(&mut self, store: &dyn EventStore) -> Result<(), ProjectionError>;
+
+    /// Handle a page of events in offset order; returns local writes to commit with the
+    /// checkpoint. An error leaves the checkpoint where it was.
+    fn handle(
+        &mut self,
+        store: &dyn EventStore,
+        events: &[StoredEvent],
+    ) -> impl Future<Output = Result<Vec<WriteOp>, ProjectionError>> + Send;
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -21,29 +36,87 @@ pub enum ProjectionError {
     Sink { name: String, reason: String },
 }
 
+/// How far behind the log a projection is.
+#[derive(Debug, Default)]
+pub struct ProjectionLag {
+    pub checkpoint: AtomicU64,
+    pub events_behind: AtomicU64,
+    /// Age of the oldest unprocessed event, in ms (0 when caught up).
+    pub ms_behind: AtomicI64,
+}
+
 /// Run `projection` until it has seen the whole log. Returns its checkpoint (last offset).
-pub async fn catch_up(
+pub async fn catch_up<P: Projection>(
     writer: &Writer,
-    projection: &mut dyn Projection,
+    projection: &mut P,
     page_size: usize,
+    lag: &ProjectionLag,
 ) -> Result<u64, ProjectionError> {
     let store = writer.store().clone();
-    let name = projection.name().to_string();
-    let mut checkpoint = store.checkpoint(&name)?.unwrap_or(0);
+    let name = projection.name();
+    let mut checkpoint = store.checkpoint(name)?.unwrap_or(0);
     loop {
         let page = store.read_from(checkpoint + 1, page_size)?;
+        let head = store.last_offset();
+        lag.checkpoint.store(checkpoint, Ordering::Relaxed);
+        lag.events_behind
+            .store(head.saturating_sub(checkpoint), Ordering::Relaxed);
         let Some(last) = page.last().map(|e| e.offset) else {
+            lag.ms_behind.store(0, Ordering::Relaxed);
             return Ok(checkpoint);
         };
-        projection.handle(&page)?;
-        writer
-            .write(vec![WriteOp::Checkpoint {
-                name: name.clone(),
-                offset: last,
-            }])
-            .await?;
+        lag.ms_behind.store(
+            (crate::clock::now_ms() - page[0].record.recorded_at_ms).max(0),
+            Ordering::Relaxed,
+        );
+        let mut ops = projection.handle(store.as_ref(), &page).await?;
+        ops.push(WriteOp::Checkpoint {
+            name: name.to_string(),
+            offset: last,
+        });
+        writer.write(ops).await?;
         checkpoint = last;
     }
+}
+
+/// Keep `projection` caught up in the background: poll every `poll`, back off on errors.
+pub fn spawn<P: Projection + 'static>(
+    writer: Writer,
+    mut projection: P,
+    poll: Duration,
+) -> (tokio::task::JoinHandle<()>, Arc<ProjectionLag>) {
+    let lag = Arc::new(ProjectionLag::default());
+    let shared = lag.clone();
+    let handle = tokio::spawn(async move {
+        let mut backoff = Duration::from_millis(100);
+        let mut restored = false;
+        loop {
+            if !restored {
+                match projection.restore(writer.store().as_ref()) {
+                    Ok(()) => restored = true,
+                    Err(e) => {
+                        tracing::warn!(projection = projection.name(), error = %e, "restore failed")
+                    }
+                }
+            }
+            if restored {
+                match catch_up(&writer, &mut projection, 500, &shared).await {
+                    Ok(_) => {
+                        backoff = Duration::from_millis(100);
+                        tokio::time::sleep(poll).await;
+                        continue;
+                    }
+                    Err(e) => {
+                        tracing::warn!(projection = projection.name(), error = %e, ?backoff, "projection failed; retrying");
+                        restored = false;
+                    }
+                }
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_secs(30));
+        }
+    });
+    (handle, lag)
 }
 
 #[cfg(test)]
@@ -52,18 +125,25 @@ mod tests {
     use crate::events::codec::EventRecord;
     use crate::events::{open_store, Engine, NewEvent};
 
-    /// Counts events per stream, as a read model would.
+    /// Records the offsets it saw into a view, as a read model would.
     struct Counting {
-        seen: Vec<u64>,
         fail_once_at: Option<u64>,
     }
 
     impl Projection for Counting {
-        fn name(&self) -> &str {
+        fn name(&self) -> &'static str {
             "counting"
         }
 
-        fn handle(&mut self, events: &[StoredEvent]) -> Result<(), ProjectionError> {
+        fn restore(&mut self, _store: &dyn EventStore) -> Result<(), ProjectionError> {
+            Ok(())
+        }
+
+        async fn handle(
+            &mut self,
+            _store: &dyn EventStore,
+            events: &[StoredEvent],
+        ) -> Result<Vec<WriteOp>, ProjectionError> {
             if let Some(at) = self.fail_once_at {
                 if events.iter().any(|e| e.offset == at) {
                     self.fail_once_at = None;
@@ -73,8 +153,14 @@ mod tests {
                     });
                 }
             }
-            self.seen.extend(events.iter().map(|e| e.offset));
-            Ok(())
+            Ok(events
+                .iter()
+                .map(|e| WriteOp::PutView {
+                    view: "seen".into(),
+                    key: e.offset.to_be_bytes().to_vec(),
+                    value: vec![],
+                })
+                .collect())
         }
     }
 
@@ -90,8 +176,17 @@ mod tests {
         }))
     }
 
+    fn seen(store: &dyn EventStore) -> Vec<u64> {
+        store
+            .scan_view("seen", b"", 100)
+            .expect("scan")
+            .iter()
+            .map(|(k, _)| u64::from_be_bytes(k.as_slice().try_into().expect("8 bytes")))
+            .collect()
+    }
+
     #[tokio::test]
-    async fn catches_up_resumes_from_its_checkpoint_and_survives_a_sink_outage() {
+    async fn resumes_from_its_checkpoint_and_survives_a_sink_outage() {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = open_store(Engine::Fjall, dir.path()).expect("open");
         let writer = Writer::spawn(store.clone(), 1000);
@@ -99,34 +194,37 @@ mod tests {
             .write((1..=5).map(append).collect())
             .await
             .expect("append");
-
+        let lag = ProjectionLag::default();
         let mut p = Counting {
-            seen: vec![],
             fail_once_at: Some(4),
         };
         // Pages of 2: offsets 1-2 and 3-4; the page holding 4 fails, so the checkpoint stays at 2.
-        assert!(catch_up(&writer, &mut p, 2).await.is_err());
+        assert!(catch_up(&writer, &mut p, 2, &lag).await.is_err());
         assert_eq!(store.checkpoint("counting").expect("checkpoint"), Some(2));
+        assert_eq!(seen(store.as_ref()), vec![1, 2]);
         // The outage is over: it resumes after 2 and loses nothing.
-        assert_eq!(catch_up(&writer, &mut p, 2).await.expect("catch up"), 5);
-        assert_eq!(p.seen, vec![1, 2, 3, 4, 5]);
+        assert_eq!(
+            catch_up(&writer, &mut p, 2, &lag).await.expect("catch up"),
+            5
+        );
+        assert_eq!(seen(store.as_ref()), vec![1, 2, 3, 4, 5]);
+        assert_eq!(lag.events_behind.load(Ordering::Relaxed), 0);
 
         writer
             .write((6..=7).map(append).collect())
             .await
             .expect("append");
-        let mut fresh = Counting {
-            seen: vec![],
-            fail_once_at: None,
-        };
+        let mut fresh = Counting { fail_once_at: None };
         assert_eq!(
-            catch_up(&writer, &mut fresh, 10).await.expect("catch up"),
+            catch_up(&writer, &mut fresh, 10, &lag)
+                .await
+                .expect("catch up"),
             7
         );
         assert_eq!(
-            fresh.seen,
-            vec![6, 7],
-            "a restarted projection starts at its checkpoint"
+            seen(store.as_ref()),
+            vec![1, 2, 3, 4, 5, 6, 7],
+            "no event twice"
         );
     }
 }

@@ -41,6 +41,7 @@ impl InProcess {
         let state = AppState {
             ingestor: node.ingestor.clone(),
             analyst: node.analyst.clone(),
+            projections: node.projections.clone(),
             config: Arc::new(config),
         };
         let (stop, rx) = tokio::sync::oneshot::channel::<()>();

@@ -81,6 +81,7 @@ async fn drive(args: IngestBenchArgs, config: Config) -> anyhow::Result<()> {
         let state = AppState {
             ingestor: node.ingestor.clone(),
             analyst: node.analyst.clone(),
+            projections: node.projections.clone(),
             config: Arc::new(config),
         };
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();

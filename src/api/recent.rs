@@ -1,0 +1,88 @@
+//! `GET /v1/insights/recent?limit=&stream_id=&min_risk=` and `GET /v1/alerts/recent?limit=`:
+//! newest first, from the embedded views.
+
+use super::{auth, ApiError, AppState};
+use crate::projections::views::{self, ALERTS_VIEW, INSIGHTS_VIEW};
+use crate::sample::validate::is_valid_stream_id;
+use axum::extract::{Query, State};
+use axum::http::HeaderMap;
+use axum::Json;
+use serde_json::{json, Value};
+use std::collections::HashMap;
+
+const MAX_LIMIT: usize = 500;
+/// A filtered query stops after scanning this many entries.
+const SCAN_MAX: usize = 50_000;
+
+fn bad(field: &str, message: String) -> ApiError {
+    ApiError::BadRequest {
+        field: field.into(),
+        message,
+    }
+}
+
+fn check_known(query: &HashMap<String, String>, known: &[&str]) -> Result<(), ApiError> {
+    match query.keys().find(|k| !known.contains(&k.as_str())) {
+        Some(k) => Err(bad(k, format!("unknown query parameter {k:?}"))),
+        None => Ok(()),
+    }
+}
+
+fn limit(query: &HashMap<String, String>) -> Result<usize, ApiError> {
+    match query.get("limit") {
+        None => Ok(50),
+        Some(v) => match v.parse::<usize>() {
+            Ok(n) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
+            _ => Err(bad(
+                "limit",
+                format!("limit {v:?} must be 1 to {MAX_LIMIT}"),
+            )),
+        },
+    }
+}
+
+pub async fn insights(
+    State(state): State<AppState>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    auth::check_read(&state.config.auth, &headers)?;
+    check_known(&query, &["limit", "stream_id", "min_risk"])?;
+    let limit = limit(&query)?;
+    let stream = query.get("stream_id").cloned();
+    if let Some(s) = &stream {
+        if !is_valid_stream_id(s) {
+            return Err(bad("stream_id", format!("invalid stream_id {s:?}")));
+        }
+    }
+    let min_risk: u64 = match query.get("min_risk") {
+        None => 0,
+        Some(v) => match v.parse::<u64>() {
+            Ok(n) if n <= 100 => n,
+            _ => return Err(bad("min_risk", format!("min_risk {v:?} must be 0 to 100"))),
+        },
+    };
+    let store = state.ingestor.router().store().clone();
+    let items = views::recent(store.as_ref(), INSIGHTS_VIEW, limit, SCAN_MAX, |item| {
+        stream
+            .as_deref()
+            .is_none_or(|s| item["related_entity"] == s)
+            && item["risk_score"].as_u64().unwrap_or(0) >= min_risk
+    })
+    .map_err(|e| ApiError::Internal(e.to_string()))?;
+    Ok(Json(json!({ "insights": items })))
+}
+
+pub async fn alerts(
+    State(state): State<AppState>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    auth::check_read(&state.config.auth, &headers)?;
+    check_known(&query, &["limit"])?;
+    let limit = limit(&query)?;
+    let store = state.ingestor.router().store().clone();
+    let items = views::recent(store.as_ref(), ALERTS_VIEW, limit, SCAN_MAX, |_| true)
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    Ok(Json(json!({ "alerts": items })))
+}
