@@ -9,6 +9,7 @@
 //! - `ingest`: from validated samples to durable events, with backpressure
 //! - `projections`: read models fed by tailing the event log from a checkpoint
 //! - `api`: the HTTP API
+//! - `aws`: the AWS provider chain with overrides, and JSON ⇄ DynamoDB items
 //! - `node`: one running node, assembled from config
 //! - `config`: typed configuration with env overrides
 //! - `cli`: the subcommands (`serve`, `events`, `bench`)
@@ -19,6 +20,7 @@ pub mod actors;
 pub mod alerts;
 pub mod analyst;
 pub mod api;
+pub mod aws;
 pub mod cli;
 pub mod clock;
 pub mod config;

@@ -69,25 +69,12 @@ pub struct BedrockModel {
     timeout: Duration,
 }
 
-/// Where to reach Bedrock; empty fields fall back to the AWS provider chain.
-#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct AwsConfig {
-    pub region: String,
-    pub endpoint_url: String,
-}
+pub use crate::aws::AwsConfig;
 
 impl BedrockModel {
     /// Build from the standard AWS environment plus `aws` overrides.
     pub async fn from_env(aws: &AwsConfig, model_id: &str, timeout: Duration) -> BedrockModel {
-        let mut loader = aws_config::defaults(BehaviorVersion::latest());
-        if !aws.region.is_empty() {
-            loader = loader.region(Region::new(aws.region.clone()));
-        }
-        if !aws.endpoint_url.is_empty() {
-            loader = loader.endpoint_url(aws.endpoint_url.clone());
-        }
-        let sdk = loader.load().await;
+        let sdk = crate::aws::sdk_config(aws).await;
         BedrockModel::from_sdk_config(&sdk, model_id, timeout)
     }
 

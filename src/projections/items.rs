@@ -4,6 +4,7 @@
 //! related_entity, ttl) plus the source and the anomaly's evidence.
 
 use crate::events::types::{AlertRaisedV1, AnomalyDetectedV1, InsightGeneratedV1};
+use crate::events::{EventStore, StoreError, StoredEvent, StreamEvent};
 use serde_json::{json, Value};
 
 /// Items expire from DynamoDB after this long.
@@ -80,5 +81,77 @@ pub fn alert_item(a: &AlertRaisedV1, suppressed: u32) -> Value {
         "insight_entity_id": insight_entity_id(&a.stream_id, a.insight_seq),
         "suppressed": suppressed,
         "ttl": ttl(a.raised_at_ms),
+    })
+}
+
+/// What one event changes in the read models.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ItemChange {
+    Insight {
+        key: Vec<u8>,
+        item: Value,
+    },
+    Alert {
+        alert_id: String,
+        key: Vec<u8>,
+        item: Value,
+    },
+    /// A repeat folded into a raised alert: its item's `suppressed` count becomes `count`.
+    Suppressed {
+        alert_id: String,
+        key: Vec<u8>,
+        entity_id: String,
+        timestamp: String,
+        count: u32,
+    },
+}
+
+/// The read-model change an event causes, if any. Insights carry their anomaly's evidence,
+/// read back from the log.
+pub fn change_for(
+    store: &dyn EventStore,
+    e: &StoredEvent,
+) -> Result<Option<ItemChange>, StoreError> {
+    let r = &e.record;
+    if !matches!(
+        &*r.event_type,
+        "InsightGenerated" | "AlertRaised" | "AlertSuppressed"
+    ) {
+        return Ok(None);
+    }
+    let Ok(event) = r.decode_event() else {
+        return Ok(None);
+    };
+    Ok(match event {
+        StreamEvent::InsightGenerated(i) => {
+            let anomaly = store
+                .read_stream(&r.stream_id, i.anomaly_seq, 1)?
+                .pop()
+                .and_then(|a| match a.record.decode_event() {
+                    Ok(StreamEvent::AnomalyDetected(a)) => Some(a),
+                    _ => None,
+                });
+            let entity_id = insight_entity_id(&r.stream_id, r.seq);
+            Some(ItemChange::Insight {
+                key: newest_first_key(r.recorded_at_ms, &entity_id),
+                item: insight_item(&r.stream_id, r.seq, r.recorded_at_ms, &i, anomaly.as_ref()),
+            })
+        }
+        StreamEvent::AlertRaised(a) => Some(ItemChange::Alert {
+            alert_id: a.alert_id.clone(),
+            key: newest_first_key(a.raised_at_ms, &alert_entity_id(&a.alert_id)),
+            item: alert_item(&a, 0),
+        }),
+        StreamEvent::AlertSuppressed(s) => {
+            let entity_id = alert_entity_id(&s.alert_id);
+            Some(ItemChange::Suppressed {
+                alert_id: s.alert_id.clone(),
+                key: newest_first_key(s.alert_raised_at_ms, &entity_id),
+                entity_id,
+                timestamp: crate::clock::rfc3339(s.alert_raised_at_ms),
+                count: s.suppressed_count,
+            })
+        }
+        _ => None,
     })
 }

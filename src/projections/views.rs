@@ -1,9 +1,9 @@
 //! The embedded read views (the default, no AWS needed): `insights` and `alerts`, newest
 //! first, written to the local store together with this projection's checkpoint.
 
-use super::items;
+use super::items::{self, ItemChange};
 use super::runner::{Projection, ProjectionError};
-use crate::events::{EventStore, StoredEvent, StreamEvent, WriteOp};
+use crate::events::{EventStore, StoredEvent, WriteOp};
 use serde_json::Value;
 
 pub const INSIGHTS_VIEW: &str = "insights";
@@ -35,56 +35,26 @@ impl Projection for ViewsProjection {
         events: &[StoredEvent],
     ) -> Result<Vec<WriteOp>, ProjectionError> {
         let mut ops = Vec::new();
-        // Alerts raised earlier in this same page, for suppressions that follow them.
-        let mut raised: Vec<(String, Value)> = Vec::new();
+        // Alert items written earlier in this page, for suppressions that follow them.
+        let mut alerts: Vec<(String, Value)> = Vec::new();
         for e in events {
-            let r = &e.record;
-            if !matches!(
-                &*r.event_type,
-                "InsightGenerated" | "AlertRaised" | "AlertSuppressed"
-            ) {
-                continue;
-            }
-            let Ok(event) = r.decode_event() else {
-                continue;
-            };
-            match event {
-                StreamEvent::InsightGenerated(i) => {
-                    let anomaly = store
-                        .read_stream(&r.stream_id, i.anomaly_seq, 1)?
-                        .pop()
-                        .and_then(|a| match a.record.decode_event() {
-                            Ok(StreamEvent::AnomalyDetected(a)) => Some(a),
-                            _ => None,
-                        });
-                    let item = items::insight_item(
-                        &r.stream_id,
-                        r.seq,
-                        r.recorded_at_ms,
-                        &i,
-                        anomaly.as_ref(),
-                    );
-                    let key = items::newest_first_key(
-                        r.recorded_at_ms,
-                        &items::insight_entity_id(&r.stream_id, r.seq),
-                    );
-                    ops.push(put(INSIGHTS_VIEW, key, &item));
-                }
-                StreamEvent::AlertRaised(a) => {
-                    let item = items::alert_item(&a, 0);
-                    let key = items::newest_first_key(
-                        a.raised_at_ms,
-                        &items::alert_entity_id(&a.alert_id),
-                    );
-                    raised.push((a.alert_id.clone(), item.clone()));
+            match items::change_for(store, e)? {
+                Some(ItemChange::Insight { key, item }) => ops.push(put(INSIGHTS_VIEW, key, &item)),
+                Some(ItemChange::Alert {
+                    alert_id,
+                    key,
+                    item,
+                }) => {
                     ops.push(put(ALERTS_VIEW, key, &item));
+                    alerts.push((alert_id, item));
                 }
-                StreamEvent::AlertSuppressed(s) => {
-                    let key = items::newest_first_key(
-                        s.alert_raised_at_ms,
-                        &items::alert_entity_id(&s.alert_id),
-                    );
-                    let current = match raised.iter().rev().find(|(id, _)| *id == s.alert_id) {
+                Some(ItemChange::Suppressed {
+                    alert_id,
+                    key,
+                    count,
+                    ..
+                }) => {
+                    let current = match alerts.iter().rev().find(|(id, _)| *id == alert_id) {
                         Some((_, item)) => Some(item.clone()),
                         None => store
                             .scan_view(ALERTS_VIEW, &key, 1)?
@@ -93,12 +63,12 @@ impl Projection for ViewsProjection {
                             .and_then(|(_, v)| serde_json::from_slice::<Value>(&v).ok()),
                     };
                     if let Some(mut item) = current {
-                        item["suppressed"] = s.suppressed_count.into();
-                        raised.push((s.alert_id.clone(), item.clone()));
+                        item["suppressed"] = count.into();
                         ops.push(put(ALERTS_VIEW, key, &item));
+                        alerts.push((alert_id, item));
                     }
                 }
-                _ => {}
+                None => {}
             }
         }
         Ok(ops)
