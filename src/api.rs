@@ -21,6 +21,7 @@ pub use error::ApiError;
 use crate::analyst::pool::AnalystPool;
 use crate::config::Config;
 use crate::ingest::Ingestor;
+use crate::projections::dynamodb::DynamoSink;
 use crate::projections::runner::ProjectionLag;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
@@ -35,6 +36,8 @@ pub struct AppState {
     pub ingestor: Ingestor,
     pub analyst: AnalystPool,
     pub projections: Vec<(&'static str, Arc<ProjectionLag>)>,
+    /// Read insights through DynamoDB's GSI when enabled; the embedded view otherwise.
+    pub dynamo: Option<DynamoSink>,
     pub config: Arc<Config>,
 }
 

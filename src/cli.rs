@@ -1,5 +1,6 @@
 //! The command line: one file per subcommand; this file holds only the enum and dispatch.
 
+pub mod aws;
 pub mod bench;
 pub mod events;
 pub mod serve;
@@ -19,6 +20,9 @@ pub enum Command {
     Serve(serve::ServeArgs),
     /// Print the event log as JSON lines.
     Events(events::EventsArgs),
+    /// AWS setup (`aws init` creates the DynamoDB table).
+    #[command(subcommand)]
+    Aws(aws::AwsCommand),
     /// Benchmarks that print one JSON line of figures.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -29,6 +33,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve(args) => serve::run(args),
         Command::Events(args) => events::run(args),
         Command::Bench(cmd) => bench::run(cmd),
+        Command::Aws(cmd) => aws::run(cmd),
     }
 }
 

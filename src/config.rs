@@ -7,6 +7,8 @@ use crate::analyst::bedrock::AwsConfig;
 use crate::analyst::AnalystConfig;
 use crate::detect::DetectConfig;
 use crate::events::Engine;
+use crate::projections::dynamodb::DynamoConfig;
+use crate::projections::eventbridge::EventBridgeConfig;
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
@@ -24,6 +26,8 @@ pub struct Config {
     pub detect: DetectConfig,
     pub analyst: AnalystConfig,
     pub alerts: AlertsConfig,
+    pub dynamodb: DynamoConfig,
+    pub eventbridge: EventBridgeConfig,
     pub aws: AwsConfig,
 }
 

@@ -17,6 +17,8 @@ use crate::events::writer::Writer;
 use crate::events::{open_store, StoreError};
 use crate::ingest::Ingestor;
 use crate::projections::alerts::AlertProjection;
+use crate::projections::dynamodb::{DynamoProjection, DynamoSink};
+use crate::projections::eventbridge::EventBridgeProjection;
 use crate::projections::runner::{self, ProjectionLag};
 use crate::projections::views::ViewsProjection;
 use ractor::{Actor, ActorRef};
@@ -27,6 +29,8 @@ use std::time::Duration;
 pub struct Node {
     pub config: Config,
     pub analyst: AnalystPool,
+    /// The DynamoDB table, when `[dynamodb] enabled`.
+    pub dynamo: Option<DynamoSink>,
     /// Lag of each projection, by name.
     pub projections: Vec<(&'static str, Arc<ProjectionLag>)>,
     projection_tasks: Vec<tokio::task::JoinHandle<()>>,
@@ -96,11 +100,32 @@ impl Node {
             poll,
         );
         let (views_task, views_lag) = runner::spawn(writer.clone(), ViewsProjection, poll);
+        let mut projections = vec![("alerts", alerts_lag), ("views", views_lag)];
+        let mut projection_tasks = vec![alerts_task, views_task];
+        let mut dynamo = None;
+        if config.dynamodb.enabled || config.eventbridge.enabled {
+            let sdk = crate::aws::sdk_config(&config.aws).await;
+            if config.dynamodb.enabled {
+                let sink = DynamoSink::new(&sdk, &config.dynamodb.table);
+                let projection = DynamoProjection { sink: sink.clone() };
+                let (task, lag) = runner::spawn(writer.clone(), projection, poll);
+                projections.push(("dynamodb", lag));
+                projection_tasks.push(task);
+                dynamo = Some(sink);
+            }
+            if config.eventbridge.enabled {
+                let projection = EventBridgeProjection::new(&sdk, config.eventbridge.clone());
+                let (task, lag) = runner::spawn(writer.clone(), projection, poll);
+                projections.push(("eventbridge", lag));
+                projection_tasks.push(task);
+            }
+        }
         Ok(Node {
             config,
             analyst,
-            projections: vec![("alerts", alerts_lag), ("views", views_lag)],
-            projection_tasks: vec![alerts_task, views_task],
+            dynamo,
+            projections,
+            projection_tasks,
             router,
             ingestor,
             writer,

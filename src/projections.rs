@@ -5,8 +5,11 @@
 //! - `alerts`: the alert actor: insights in, deduplicated `AlertRaised`/`AlertSuppressed` out.
 //! - `views`: the embedded `insights` and `alerts` views the API reads with no AWS at all.
 //! - `items`: the item shape shared by every sink.
+//! - `dynamodb`, `eventbridge`: the AWS sinks (off by default).
 
 pub mod alerts;
+pub mod dynamodb;
+pub mod eventbridge;
 pub mod items;
 pub mod runner;
 pub mod views;

@@ -62,14 +62,28 @@ pub async fn insights(
             _ => return Err(bad("min_risk", format!("min_risk {v:?} must be 0 to 100"))),
         },
     };
-    let store = state.ingestor.router().store().clone();
-    let items = views::recent(store.as_ref(), INSIGHTS_VIEW, limit, SCAN_MAX, |item| {
+    let keep = |item: &Value| {
         stream
             .as_deref()
             .is_none_or(|s| item["related_entity"] == s)
             && item["risk_score"].as_u64().unwrap_or(0) >= min_risk
-    })
-    .map_err(|e| ApiError::Internal(e.to_string()))?;
+    };
+    let items = match &state.dynamo {
+        Some(table) => {
+            table
+                .recent("insight", limit, keep)
+                .await
+                .map_err(|e| ApiError::Unavailable {
+                    message: e.to_string(),
+                    retry_after_s: 1,
+                })?
+        }
+        None => {
+            let store = state.ingestor.router().store().clone();
+            views::recent(store.as_ref(), INSIGHTS_VIEW, limit, SCAN_MAX, keep)
+                .map_err(|e| ApiError::Internal(e.to_string()))?
+        }
+    };
     Ok(Json(json!({ "insights": items })))
 }
 

@@ -55,6 +55,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             ingestor: node.ingestor.clone(),
             analyst: node.analyst.clone(),
             projections: node.projections.clone(),
+            dynamo: node.dynamo.clone(),
             config: Arc::new(config),
         };
         tracing::info!(%addr, engine = ?node.config.store.engine, "ibsight listening");

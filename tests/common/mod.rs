@@ -42,6 +42,7 @@ impl InProcess {
             ingestor: node.ingestor.clone(),
             analyst: node.analyst.clone(),
             projections: node.projections.clone(),
+            dynamo: node.dynamo.clone(),
             config: Arc::new(config),
         };
         let (stop, rx) = tokio::sync::oneshot::channel::<()>();
@@ -222,5 +223,150 @@ pub fn latency_job(
             value: 55.0,
             baseline: Some(50.0),
         }],
+    }
+}
+
+/// A moto_server of this test's own, on a free loopback port (DynamoDB, EventBridge, SQS).
+/// `scripts/test` installs moto into `.venv`; `IBSIGHT_MOTO_SERVER` may name another binary.
+pub struct Moto {
+    child: Child,
+    pub url: String,
+}
+
+impl Moto {
+    pub fn start() -> Moto {
+        let bin = std::env::var("IBSIGHT_MOTO_SERVER")
+            .unwrap_or_else(|_| format!("{}/.venv/bin/moto_server", env!("CARGO_MANIFEST_DIR")));
+        assert!(
+            Path::new(&bin).exists(),
+            "moto_server not found at {bin}: run scripts/test, which installs it"
+        );
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let child = Command::new(&bin)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn moto_server");
+        let url = format!("http://127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "moto_server did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Moto { child, url }
+    }
+
+    /// The environment `ibsight` needs to use this server through the AWS provider chain.
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("IBSIGHT_AWS__ENDPOINT_URL", self.url.clone()),
+            ("AWS_REGION", "us-east-1".into()),
+            ("AWS_ACCESS_KEY_ID", "testing".into()),
+            ("AWS_SECRET_ACCESS_KEY", "testing".into()),
+            ("AWS_EC2_METADATA_DISABLED", "true".into()),
+        ]
+    }
+
+    pub async fn sdk(&self) -> aws_config::SdkConfig {
+        use aws_sdk_dynamodb::config::{Credentials, Region, SharedCredentialsProvider};
+        aws_config::SdkConfig::builder()
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .endpoint_url(&self.url)
+            .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
+                "testing", "testing", None, None, "test",
+            )))
+            .build()
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Environment variables an `ibsight` child must not inherit when it talks to local servers.
+pub const AWS_UNSET: &[&str] = &[
+    "AWS_BEARER_TOKEN_BEDROCK",
+    "AWS_PROFILE",
+    "AWS_SESSION_TOKEN",
+    "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_DYNAMODB",
+    "AWS_ENDPOINT_URL_EVENTBRIDGE",
+    "AWS_ENDPOINT_URL_BEDROCK_RUNTIME",
+    "AI_ENABLED",
+    "AI_SAMPLING_RATE",
+];
+
+/// A TCP proxy on loopback that can be taken down (connections refused, open ones cut) and
+/// brought back on the same port: an outage between ibsight and a server, where nothing sent
+/// during the outage reaches the server.
+pub struct Outage {
+    pub url: String,
+    port: u16,
+    target: std::net::SocketAddr,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Outage {
+    pub async fn start(target_url: &str) -> Outage {
+        let target: std::net::SocketAddr = target_url
+            .trim_start_matches("http://")
+            .parse()
+            .expect("target address");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let mut o = Outage {
+            url: format!("http://127.0.0.1:{port}"),
+            port,
+            target,
+            task: None,
+        };
+        o.task = Some(tokio::spawn(Self::serve(listener, target)));
+        o
+    }
+
+    async fn serve(listener: tokio::net::TcpListener, target: std::net::SocketAddr) {
+        let mut conns = tokio::task::JoinSet::new();
+        while let Ok((mut inbound, _)) = listener.accept().await {
+            conns.spawn(async move {
+                if let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await {
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                }
+            });
+        }
+    }
+
+    /// Refuse new connections and cut the open ones.
+    pub fn down(&mut self) {
+        if let Some(t) = self.task.take() {
+            t.abort();
+        }
+    }
+
+    pub async fn up(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let listener = loop {
+            match tokio::net::TcpListener::bind(("127.0.0.1", self.port)).await {
+                Ok(l) => break l,
+                Err(e) => {
+                    assert!(
+                        Instant::now() < deadline,
+                        "cannot rebind port {}: {e}",
+                        self.port
+                    );
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        };
+        self.task = Some(tokio::spawn(Self::serve(listener, self.target)));
     }
 }

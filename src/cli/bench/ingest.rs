@@ -82,6 +82,7 @@ async fn drive(args: IngestBenchArgs, config: Config) -> anyhow::Result<()> {
             ingestor: node.ingestor.clone(),
             analyst: node.analyst.clone(),
             projections: node.projections.clone(),
+            dynamo: node.dynamo.clone(),
             config: Arc::new(config),
         };
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
