@@ -227,7 +227,7 @@ pub fn latency_job(
 }
 
 /// A moto_server of this test's own, on a free loopback port (DynamoDB, EventBridge, SQS).
-/// `scripts/test` installs moto into `.venv`; `IBSIGHT_MOTO_SERVER` may name another binary.
+/// `scripts/test` installs moto into `.venv`; `MOTO_SERVER_BIN` may name another binary.
 pub struct Moto {
     child: Child,
     pub url: String,
@@ -235,7 +235,7 @@ pub struct Moto {
 
 impl Moto {
     pub fn start() -> Moto {
-        let bin = std::env::var("IBSIGHT_MOTO_SERVER")
+        let bin = std::env::var("MOTO_SERVER_BIN")
             .unwrap_or_else(|_| format!("{}/.venv/bin/moto_server", env!("CARGO_MANIFEST_DIR")));
         assert!(
             Path::new(&bin).exists(),
