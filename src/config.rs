@@ -85,6 +85,9 @@ pub struct StoreConfig {
     pub snapshot_every: u64,
     /// Upper bound of operations in one group commit.
     pub max_batch_ops: usize,
+    /// fjall write buffer of the records keyspace in MiB (the index gets half): more is
+    /// faster ingest, less is lower memory.
+    pub memtable_mib: u64,
     /// Raw samples (MetricObserved) older than this are compacted once a snapshot covers them.
     pub raw_retention_hours: u64,
     /// Other events are kept this long; 0 keeps them forever.
@@ -99,6 +102,7 @@ impl Default for StoreConfig {
             engine: Engine::Fjall,
             snapshot_every: 1000,
             max_batch_ops: 50_000,
+            memtable_mib: 8,
             raw_retention_hours: 168,
             event_retention_days: 0,
             retention_interval_s: 600,
@@ -198,6 +202,12 @@ impl Config {
         }
         if self.store.snapshot_every == 0 {
             return bad("store.snapshot_every", "0 must be at least 1".into());
+        }
+        if !(1..=1024).contains(&self.store.memtable_mib) {
+            return bad(
+                "store.memtable_mib",
+                format!("{} must be 1 to 1024", self.store.memtable_mib),
+            );
         }
         if self.store.max_batch_ops == 0 {
             return bad("store.max_batch_ops", "0 must be at least 1".into());

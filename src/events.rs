@@ -39,10 +39,19 @@ pub enum Engine {
     Sled,
 }
 
-/// Open the event store of `engine` in `dir`.
+/// Open the event store of `engine` in `dir` with the default memtable budget.
 pub fn open_store(engine: Engine, dir: &Path) -> Result<Arc<dyn EventStore>, StoreError> {
+    open_store_with(engine, dir, 8)
+}
+
+/// Open the event store; `memtable_mib` sizes fjall's write buffers (memory vs. throughput).
+pub fn open_store_with(
+    engine: Engine,
+    dir: &Path,
+    memtable_mib: u64,
+) -> Result<Arc<dyn EventStore>, StoreError> {
     Ok(match engine {
-        Engine::Fjall => Arc::new(fjall_store::FjallStore::open(dir)?),
+        Engine::Fjall => Arc::new(fjall_store::FjallStore::open(dir, memtable_mib)?),
         Engine::Sled => Arc::new(sled_store::SledStore::open(dir)?),
     })
 }

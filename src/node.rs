@@ -14,7 +14,7 @@ use crate::analyst::Backend;
 use crate::config::Config;
 use crate::events::retention::{self, RetentionPolicy};
 use crate::events::writer::Writer;
-use crate::events::{open_store, StoreError};
+use crate::events::{open_store_with, StoreError};
 use crate::ingest::Ingestor;
 use crate::projections::alerts::AlertProjection;
 use crate::projections::dynamodb::{DynamoProjection, DynamoSink};
@@ -55,7 +55,11 @@ impl Node {
             path: config.server.data_dir.display().to_string(),
             reason: e.to_string(),
         })?;
-        let store = open_store(config.store.engine, &config.server.data_dir)?;
+        let store = open_store_with(
+            config.store.engine,
+            &config.server.data_dir,
+            config.store.memtable_mib,
+        )?;
         let writer = Writer::spawn(store.clone(), config.store.max_batch_ops);
         // The pool delivers insights through the router, which exists only after the actor
         // tree it routes to: the cell breaks that cycle.

@@ -26,7 +26,9 @@ fn engine_err(e: impl std::fmt::Display) -> StoreError {
 }
 
 impl FjallStore {
-    pub fn open(dir: &Path) -> Result<FjallStore, StoreError> {
+    /// `memtable_mib`: the records keyspace's memtable; the index gets half. fjall keeps up to
+    /// four sealed memtables per keyspace while flushing, so this bounds most of its memory.
+    pub fn open(dir: &Path, memtable_mib: u64) -> Result<FjallStore, StoreError> {
         let path = dir.join("fjall");
         // Bounded memory: a 16 MiB block cache and small memtables (fjall's 64 MiB default per
         // keyspace would dominate the node's RSS).
@@ -44,8 +46,8 @@ impl FjallStore {
             })
             .map_err(engine_err)
         };
-        let records = ks("records", 8 * MIB)?;
-        let index = ks("stream_index", 4 * MIB)?;
+        let records = ks("records", memtable_mib.max(1) * MIB)?;
+        let index = ks("stream_index", (memtable_mib / 2).max(1) * MIB)?;
         let snapshots = ks("snapshots", 4 * MIB)?;
         let checkpoints = ks("checkpoints", MIB)?;
         let views = ks("views", 4 * MIB)?;

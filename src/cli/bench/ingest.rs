@@ -53,7 +53,8 @@ pub fn run(args: IngestBenchArgs) -> anyhow::Result<()> {
             tmp.path().to_path_buf()
         }
     };
-    let mut config = Config::default();
+    // The environment's IBSIGHT_* overrides apply, so store settings can be compared.
+    let mut config = Config::load(None)?;
     config.server.data_dir = dir;
     config.store.engine = args.engine.into();
     config.ingest.max_inflight_samples = config
