@@ -45,6 +45,8 @@ pub struct DetectConfig {
     pub xmit_discards_per_s: f64,
     /// PortXmitWait ticks per second above which the port is congested.
     pub xmit_wait_per_s: f64,
+    /// QP errors per second above which the HCA's queue pairs are failing.
+    pub qp_errors_per_s: f64,
 }
 
 impl Default for DetectConfig {
@@ -62,6 +64,7 @@ impl Default for DetectConfig {
             rcv_errors_per_s: 10.0,
             xmit_discards_per_s: 100.0,
             xmit_wait_per_s: 1_000_000.0,
+            qp_errors_per_s: 1.0,
         }
     }
 }
@@ -89,6 +92,7 @@ impl DetectConfig {
             ("rcv_errors_per_s", self.rcv_errors_per_s),
             ("xmit_discards_per_s", self.xmit_discards_per_s),
             ("xmit_wait_per_s", self.xmit_wait_per_s),
+            ("qp_errors_per_s", self.qp_errors_per_s),
         ] {
             if !(v.is_finite() && v > 0.0) {
                 return bad(key, format!("{v} must be a positive number"));

@@ -20,6 +20,7 @@ pub fn prediction_for(rule: Rule, metric: &str, delta_pct: Option<f64>) -> Predi
         }
         Rule::Congestion => PredictionType::BandwidthThrottling,
         Rule::CounterSaturated => PredictionType::AnomalyDetected,
+        Rule::QpErrorsHigh => PredictionType::QpErrorRateHigh,
         Rule::BaselineDeviation => match metric {
             "latency_p99" => PredictionType::PerformanceDegradation,
             "qp_errors" => PredictionType::QpErrorRateHigh,
@@ -149,6 +150,11 @@ pub fn recommendations(job: &AnomalyJob) -> Vec<String> {
         Rule::CounterSaturated => vec![
             format!("Clear the counters on {port} (perfquery -R) so new errors become visible"),
             "Use the 64-bit extended counters (perfquery -x) where the HCA supports them".into(),
+        ],
+        Rule::QpErrorsHigh => vec![
+            format!("Check the HCA behind {port}: firmware, driver and RDMA retry counters"),
+            "Look for memory registration failures and RNR/transport retry exhaustion in the job's logs".into(),
+            "Check the link under the QPs for errors (symbol errors, link recovery)".into(),
         ],
         Rule::BaselineDeviation => vec![
             format!(

@@ -51,7 +51,7 @@ pub fn evaluate(state: &DetectorState, sample: &Sample, cfg: &DetectConfig) -> E
         let prev = state.counters.get(&counter);
         if let (Some(delta), _) = counters::observe(counter, prev, value, sample.timestamp_ms) {
             let start = prev.map_or(window_start_ms, |p| p.timestamp_ms);
-            findings.extend(rules::counter_findings(counter, &delta, value, cfg, start));
+            findings.extend(rules::counter_findings(counter, &delta, cfg, start));
         }
     }
     if !findings.is_empty() {

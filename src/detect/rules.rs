@@ -4,9 +4,10 @@
 //! Gauge rules (seed plan): utilization > 80 %, p99 latency > 2× baseline, error rate > 5 %,
 //! |delta| > 20 % of baseline. Counter rules (NVIDIA guidance): any LinkDowned increment,
 //! symbol errors > 120/h, link error recovery > 5/min, receive errors > 10/s, transmit
-//! discards > 100/s, PortXmitWait as congestion, and a saturated counter.
+//! discards > 100/s, PortXmitWait as congestion; QP errors > 1/s. Saturated and reset counters
+//! are handled in the deltas and are not anomalies.
 
-use super::counters::{CounterDelta, DeltaKind};
+use super::counters::CounterDelta;
 use super::ewma::Ewma;
 use super::DetectConfig;
 use crate::sample::{Counter, Metric, Sample};
@@ -27,7 +28,9 @@ pub enum Rule {
     PortRcvErrors,
     XmitDiscards,
     Congestion,
+    /// Kept so older logs decode; saturation is reported in the stream's state, not as an anomaly.
     CounterSaturated,
+    QpErrorsHigh,
 }
 
 impl Rule {
@@ -44,6 +47,7 @@ impl Rule {
             Rule::XmitDiscards => "xmit_discards",
             Rule::Congestion => "congestion",
             Rule::CounterSaturated => "counter_saturated",
+            Rule::QpErrorsHigh => "qp_errors_high",
         }
     }
 }
@@ -188,11 +192,9 @@ pub fn gauge_findings(
 pub fn counter_findings(
     counter: Counter,
     delta: &CounterDelta,
-    reading: u64,
     cfg: &DetectConfig,
     window_start_ms: i64,
 ) -> Vec<Finding> {
-    let mut out = Vec::new();
     let per_s = delta.per_second();
     let finding = |rule, value: f64, threshold: f64, severity| Finding {
         rule,
@@ -236,16 +238,33 @@ pub fn counter_findings(
         Counter::PortXmitWait => rate_rule(Rule::Congestion, per_s, cfg.xmit_wait_per_s),
         _ => None,
     };
-    out.extend(fired);
-    if delta.kind == DeltaKind::Saturated {
-        out.push(finding(
-            Rule::CounterSaturated,
-            reading as f64,
-            reading as f64,
-            Severity::Warning,
-        ));
-    }
+    let out: Vec<Finding> = fired.into_iter().collect();
+    // A saturated or reset counter is not a fault in itself: the delta treats the reading as a
+    // lower bound (saturated) or counts from zero (reset); the stream's state shows saturation.
     out
+}
+
+/// QP errors per second of sample time (the field counts errors since the previous sample).
+pub fn qp_finding(
+    qp_errors: f64,
+    elapsed_ms: i64,
+    cfg: &DetectConfig,
+    window_start_ms: i64,
+) -> Option<Finding> {
+    if elapsed_ms <= 0 {
+        return None;
+    }
+    let per_s = qp_errors * 1000.0 / elapsed_ms as f64;
+    (per_s > cfg.qp_errors_per_s).then(|| Finding {
+        rule: Rule::QpErrorsHigh,
+        metric: Metric::QpErrors.field(),
+        value: per_s,
+        baseline: None,
+        delta_pct: None,
+        threshold: cfg.qp_errors_per_s,
+        severity: Severity::from_ratio(per_s / cfg.qp_errors_per_s),
+        window_start_ms,
+    })
 }
 
 /// All gauge findings of a sample (counter findings need the stream's previous readings).
@@ -255,10 +274,20 @@ pub fn sample_gauge_findings(
     cfg: &DetectConfig,
     window_start_ms: i64,
 ) -> Vec<Finding> {
+    let elapsed_ms = sample.timestamp_ms - window_start_ms;
     Metric::ALL
         .into_iter()
         .filter_map(|m| sample.metric(m).map(|v| (m, v)))
-        .flat_map(|(m, v)| gauge_findings(m, v, baseline(m).as_ref(), cfg, window_start_ms))
+        .flat_map(|(m, v)| {
+            // QP errors are a rate; their own rule explains them better than a deviation.
+            let qp = (m == Metric::QpErrors)
+                .then(|| qp_finding(v, elapsed_ms, cfg, window_start_ms))
+                .flatten();
+            match qp {
+                Some(f) => vec![f],
+                None => gauge_findings(m, v, baseline(m).as_ref(), cfg, window_start_ms),
+            }
+        })
         .collect()
 }
 

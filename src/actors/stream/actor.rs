@@ -268,6 +268,8 @@ fn view(s: &StreamState) -> StreamView {
                         value: r.value,
                         timestamp_ms: r.timestamp_ms,
                         width_bits: r.width_bits,
+                        saturated: r.width_bits < 64
+                            && r.value == crate::sample::counter_max_for_width(r.width_bits),
                     },
                 )
             })

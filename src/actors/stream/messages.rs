@@ -61,6 +61,8 @@ pub struct CounterView {
     pub value: u64,
     pub timestamp_ms: i64,
     pub width_bits: u32,
+    /// Stuck at its maximum: new errors are invisible until the counter is cleared.
+    pub saturated: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]

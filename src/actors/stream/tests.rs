@@ -220,15 +220,26 @@ fn a_counter_reset_is_not_a_burst_of_errors() {
 }
 
 #[test]
-fn a_saturated_counter_opens_an_anomaly_once() {
+fn a_saturated_counter_is_not_an_anomaly() {
     let mut s = given([with_counter(0, Counter::SymbolErrorCounter, 65_530)]);
+    // 5 errors in an hour, then stuck at the 16-bit maximum: no fault, no anomaly.
     let first = s.when(with_counter(3600, Counter::SymbolErrorCounter, 65_535));
-    assert_eq!(
-        kinds(&first),
-        vec!["observed", "detected counter_saturated warning"]
-    );
+    assert_eq!(kinds(&first), vec!["observed"]);
     let stuck = s.when(with_counter(7200, Counter::SymbolErrorCounter, 65_535));
     assert_eq!(kinds(&stuck), vec!["observed"]);
+}
+
+#[test]
+fn a_qp_error_storm_is_detected() {
+    let mut s = given(steady(10));
+    let storm = Sample {
+        qp_errors: Some(50),
+        ..sample(11)
+    };
+    assert_eq!(
+        kinds(&s.when(storm)),
+        vec!["observed", "detected qp_errors_high critical"]
+    );
 }
 
 #[test]

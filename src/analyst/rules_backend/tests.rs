@@ -41,6 +41,7 @@ fn every_rule_maps_to_a_prediction_with_two_to_four_specific_steps() {
         Rule::XmitDiscards,
         Rule::Congestion,
         Rule::CounterSaturated,
+        Rule::QpErrorsHigh,
     ] {
         let i = insight(&job(rule, "utilization", 92.0, Severity::Major));
         assert!((2..=4).contains(&i.recommendations.len()), "{rule:?}");

@@ -90,7 +90,6 @@ fn any_link_downed_increment_is_critical() {
     let f = counter_findings(
         Counter::LinkDownedCounter,
         &delta(1, 60_000, DeltaKind::Normal),
-        5,
         &cfg(),
         0,
     );
@@ -99,7 +98,6 @@ fn any_link_downed_increment_is_critical() {
     assert!(counter_findings(
         Counter::LinkDownedCounter,
         &delta(0, 60_000, DeltaKind::Normal),
-        5,
         &cfg(),
         0
     )
@@ -112,7 +110,6 @@ fn symbol_errors_are_judged_per_hour_of_sample_time() {
     let f = counter_findings(
         Counter::SymbolErrorCounter,
         &delta(3, 60_000, DeltaKind::Normal),
-        3,
         &cfg(),
         0,
     );
@@ -122,7 +119,6 @@ fn symbol_errors_are_judged_per_hour_of_sample_time() {
     assert!(counter_findings(
         Counter::SymbolErrorCounter,
         &delta(1, 60_000, DeltaKind::Normal),
-        1,
         &cfg(),
         0
     )
@@ -143,9 +139,9 @@ fn rate_rules_for_recovery_receive_errors_discards_and_wait() {
         (Counter::PortXmitWait, 1_000_001, 1_000, Rule::Congestion),
     ];
     for (counter, d, ms, rule) in cases {
-        let f = counter_findings(counter, &delta(d, ms, DeltaKind::Normal), d, &cfg(), 0);
+        let f = counter_findings(counter, &delta(d, ms, DeltaKind::Normal), &cfg(), 0);
         assert_eq!(rules_of(&f), vec![rule], "{counter:?}");
-        let under = counter_findings(counter, &delta(d - 1, ms, DeltaKind::Normal), d, &cfg(), 0);
+        let under = counter_findings(counter, &delta(d - 1, ms, DeltaKind::Normal), &cfg(), 0);
         assert!(
             under.is_empty(),
             "{counter:?} at threshold fired: {under:?}"
@@ -154,16 +150,30 @@ fn rate_rules_for_recovery_receive_errors_discards_and_wait() {
 }
 
 #[test]
-fn a_saturated_counter_is_reported() {
+fn a_saturated_counter_is_not_an_anomaly() {
     let f = counter_findings(
         Counter::SymbolErrorCounter,
         &delta(0, 1000, DeltaKind::Saturated),
-        65535,
         &cfg(),
         0,
     );
-    assert_eq!(rules_of(&f), vec![Rule::CounterSaturated]);
-    assert_eq!(f[0].value, 65535.0);
+    assert!(f.is_empty(), "{f:?}");
+}
+
+#[test]
+fn qp_errors_are_a_rate_over_sample_time() {
+    // 30 errors over 10 s = 3/s > 1/s.
+    let f = qp_finding(30.0, 10_000, &cfg(), 0).expect("fires");
+    assert_eq!(f.rule, Rule::QpErrorsHigh);
+    assert!((f.value - 3.0).abs() < 1e-9);
+    assert!(
+        qp_finding(10.0, 10_000, &cfg(), 0).is_none(),
+        "1/s is not over 1/s"
+    );
+    assert!(
+        qp_finding(30.0, 0, &cfg(), 0).is_none(),
+        "no rate without elapsed time"
+    );
 }
 
 #[test]
@@ -172,7 +182,6 @@ fn a_reset_counts_only_what_was_counted_since() {
     let f = counter_findings(
         Counter::SymbolErrorCounter,
         &delta(2, 60_000, DeltaKind::Reset),
-        2,
         &cfg(),
         0,
     );
