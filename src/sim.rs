@@ -1,5 +1,16 @@
-//! Synthetic fabric telemetry. For now a steady-state generator used by the ingest benchmark
-//! and tests; the fault scenarios of the simulator build on it.
+//! Synthetic fabric telemetry, deterministic for a seed.
+//!
+//! - `fabric`: the topology (nodes, HCAs, leaf and spine switches) and its port streams.
+//! - `faults`: fault injectors with their expected prediction type, and benign events (counter
+//!   resets and saturation) that must not alert.
+//! - `scenario`: TOML scenarios (`config/scenarios/`) of faults over a run.
+//! - `generator`: turns a fabric and a scenario into samples, tick by tick, with labels.
+//! - this file: the PRNG and the flat steady-state generator the ingest benchmark uses.
+
+pub mod fabric;
+pub mod faults;
+pub mod generator;
+pub mod scenario;
 
 use crate::sample::{Counter, Sample};
 use std::collections::BTreeMap;
