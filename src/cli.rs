@@ -2,6 +2,7 @@
 
 pub mod aws;
 pub mod bench;
+pub mod eval;
 pub mod events;
 pub mod serve;
 
@@ -20,6 +21,8 @@ pub enum Command {
     Serve(serve::ServeArgs),
     /// Print the event log as JSON lines.
     Events(events::EventsArgs),
+    /// Score detection on a labelled fault scenario.
+    Eval(eval::EvalArgs),
     /// AWS setup (`aws init` creates the DynamoDB table).
     #[command(subcommand)]
     Aws(aws::AwsCommand),
@@ -34,6 +37,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Events(args) => events::run(args),
         Command::Bench(cmd) => bench::run(cmd),
         Command::Aws(cmd) => aws::run(cmd),
+        Command::Eval(args) => eval::run(args),
     }
 }
 

@@ -13,7 +13,8 @@
 //! - `node`: one running node, assembled from config
 //! - `config`: typed configuration with env overrides
 //! - `cli`: the subcommands (`serve`, `events`, `bench`)
-//! - `sim`: synthetic telemetry
+//! - `sim`: the fabric simulator, fault scenarios and their scoring
+//! - `eval`: detection quality of a scenario through an in-process node
 //! - `clock`: the only wall-clock reads
 
 pub mod actors;
@@ -25,6 +26,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod detect;
+pub mod eval;
 pub mod events;
 pub mod ingest;
 pub mod node;

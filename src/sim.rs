@@ -11,6 +11,7 @@ pub mod fabric;
 pub mod faults;
 pub mod generator;
 pub mod scenario;
+pub mod score;
 
 use crate::sample::{Counter, Sample};
 use std::collections::BTreeMap;

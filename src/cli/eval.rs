@@ -1,0 +1,51 @@
+//! `ibsight eval`: score detection on a labelled scenario and print a table (and JSON).
+
+use crate::analyst::Backend;
+use crate::config::Config;
+use crate::sim::scenario::Scenario;
+use std::path::PathBuf;
+
+#[derive(Debug, clap::Args)]
+pub struct EvalArgs {
+    /// A bundled scenario (mixed, switch-storm, healthy) or a TOML file.
+    #[arg(long, default_value = "mixed")]
+    pub scenario: String,
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Write the report as JSON here.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// `rules` (default) or `bedrock` (the configured model, for prompt work).
+    #[arg(long, default_value = "rules")]
+    pub analyst: String,
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+}
+
+pub fn run(args: EvalArgs) -> anyhow::Result<()> {
+    let mut scenario = Scenario::load(&args.scenario)?;
+    if let Some(seed) = args.seed {
+        scenario.seed = seed;
+    }
+    let mut config = Config::load(args.config.as_deref())?;
+    config.analyst.backend = match args.analyst.as_str() {
+        "rules" => Backend::Rules,
+        "bedrock" => Backend::Bedrock,
+        other => anyhow::bail!("--analyst: {other:?} is not rules or bedrock"),
+    };
+    let name = scenario.name.clone();
+    let eval = crate::cli::runtime()?.block_on(crate::eval::evaluate(config, scenario))?;
+    println!("scenario {name} ({} analyst)\n", args.analyst);
+    print!("{}", crate::sim::score::table(&eval.report));
+    if let Some(path) = args.out {
+        let json = serde_json::json!({
+            "scenario": name,
+            "analyst": args.analyst,
+            "report": eval.report,
+            "labels": eval.labels,
+        });
+        std::fs::write(&path, serde_json::to_string_pretty(&json)?)?;
+        println!("\nreport written to {}", path.display());
+    }
+    Ok(())
+}
