@@ -2,9 +2,11 @@
 
 pub mod aws;
 pub mod bench;
+pub mod demo;
 pub mod eval;
 pub mod events;
 pub mod serve;
+pub mod simulate;
 
 use clap::{Parser, Subcommand};
 
@@ -21,6 +23,10 @@ pub enum Command {
     Serve(serve::ServeArgs),
     /// Print the event log as JSON lines.
     Events(events::EventsArgs),
+    /// The whole pipeline in one command: server, simulated fabric with faults, live insights.
+    Demo(demo::DemoArgs),
+    /// Play a fault scenario against a running server.
+    Simulate(simulate::SimulateArgs),
     /// Score detection on a labelled fault scenario.
     Eval(eval::EvalArgs),
     /// AWS setup (`aws init` creates the DynamoDB table).
@@ -38,6 +44,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench(cmd) => bench::run(cmd),
         Command::Aws(cmd) => aws::run(cmd),
         Command::Eval(args) => eval::run(args),
+        Command::Demo(args) => demo::run(args),
+        Command::Simulate(args) => simulate::run(args),
     }
 }
 

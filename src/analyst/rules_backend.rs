@@ -28,7 +28,8 @@ pub fn prediction_for(rule: Rule, metric: &str, delta_pct: Option<f64>) -> Predi
             "bandwidth_gbps" if delta_pct.is_some_and(|d| d < 0.0) => {
                 PredictionType::BandwidthThrottling
             }
-            "utilization" if delta_pct.is_some_and(|d| d > 0.0) => {
+            // More traffic than usual on a port is load building up.
+            "utilization" | "bandwidth_gbps" if delta_pct.is_some_and(|d| d > 0.0) => {
                 PredictionType::ResourceSaturation
             }
             _ => PredictionType::AnomalyDetected,
@@ -60,7 +61,10 @@ fn fmt(v: f64) -> String {
     }
 }
 
-fn unit(metric: &str) -> &'static str {
+fn unit(rule: Rule, metric: &str) -> &'static str {
+    if rule == Rule::QpErrorsHigh {
+        return " errors/s";
+    }
     match metric {
         "latency_p99" => " µs",
         "utilization" => " %",
@@ -75,7 +79,7 @@ fn unit(metric: &str) -> &'static str {
 
 fn explanation(job: &AnomalyJob) -> String {
     let a = &job.anomaly;
-    let u = unit(&a.metric);
+    let u = unit(a.rule, &a.metric);
     let mut text = match a.rule {
         Rule::LinkDowned => format!(
             "Port {} went down {} time(s) between the last two readings.",
@@ -87,6 +91,13 @@ fn explanation(job: &AnomalyJob) -> String {
             a.metric,
             job.stream_id,
             fmt(a.value)
+        ),
+        Rule::BaselineDeviation => format!(
+            "{} on {} is {}{u}, more than {} % away from its baseline.",
+            a.metric,
+            job.stream_id,
+            fmt(a.value),
+            fmt(a.threshold)
         ),
         _ => format!(
             "{} on {} is {}{u}, past the {} threshold of {}{u}.",

@@ -65,6 +65,16 @@ pub fn evaluate(state: &DetectorState, sample: &Sample, cfg: &DetectConfig) -> E
     }
 }
 
+/// A lasting shift: an anomaly on `metric` open for more than this much sample time.
+const LASTING_SHIFT_MS: i64 = 10 * 60 * 1000;
+
+fn long_open(state: &DetectorState, metric: &str, now_ms: i64) -> bool {
+    state
+        .open
+        .values()
+        .any(|a| a.metric == metric && now_ms - a.opened_at_ms > LASTING_SHIFT_MS)
+}
+
 /// Fold a sample into the state: baselines, counter readings, clear streaks, last timestamp.
 /// Opening and resolving anomalies is done by applying their events, not here.
 pub fn absorb(state: &mut DetectorState, sample: &Sample, eval: &Evaluation, cfg: &DetectConfig) {
@@ -72,13 +82,16 @@ pub fn absorb(state: &mut DetectorState, sample: &Sample, eval: &Evaluation, cfg
         let Some(value) = sample.metric(metric) else {
             continue;
         };
-        // An anomalous value moves the baseline slowly, so a spike does not teach itself
-        // into normal while a lasting shift still becomes the new normal.
+        // An anomalous value does not teach the baseline: the fault is not the new normal, and
+        // the baseline is still right when the fault ends. Only an anomaly open for a long time
+        // (a lasting shift) lets the baseline follow, slowly.
         let firing = eval.findings.iter().any(|f| f.metric == metric.field());
-        let alpha = if firing {
+        let alpha = if !firing {
+            cfg.ewma_alpha
+        } else if long_open(state, metric.field(), sample.timestamp_ms) {
             cfg.ewma_alpha * 0.1
         } else {
-            cfg.ewma_alpha
+            continue;
         };
         state
             .baselines
