@@ -11,6 +11,7 @@ use crate::analyst::bedrock::BedrockModel;
 use crate::analyst::pool::{AnalystPool, Deliver};
 use crate::analyst::service::Analyst;
 use crate::analyst::Backend;
+use crate::api::AppState;
 use crate::config::Config;
 use crate::events::retention::{self, RetentionPolicy};
 use crate::events::writer::Writer;
@@ -136,6 +137,17 @@ impl Node {
             supervisor,
             retention,
         })
+    }
+
+    /// What the HTTP handlers need from this node.
+    pub fn app_state(&self) -> AppState {
+        AppState {
+            ingestor: self.ingestor.clone(),
+            analyst: self.analyst.clone(),
+            projections: self.projections.clone(),
+            dynamo: self.dynamo.clone(),
+            config: Arc::new(self.config.clone()),
+        }
     }
 
     /// Stop the actors (passivating leaves snapshots) and wait for them.

@@ -3,7 +3,7 @@
 //! insight and alert as it is recorded, then the detection-quality table. No AWS needed (rules
 //! analyst); Bedrock is used when the configuration enables it.
 
-use crate::api::{self, AppState};
+use crate::api;
 use crate::cli::simulate::{parse_duration, play, scenario_with};
 use crate::config::Config;
 use crate::events::StreamEvent;
@@ -59,13 +59,7 @@ async fn demo(
     };
     let addr = listener.local_addr()?;
     let node = Node::start(config.clone()).await?;
-    let state = AppState {
-        ingestor: node.ingestor.clone(),
-        analyst: node.analyst.clone(),
-        projections: node.projections.clone(),
-        dynamo: node.dynamo.clone(),
-        config: Arc::new(config.clone()),
-    };
+    let state = node.app_state();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(api::serve(listener, state, async {
         let _ = stop_rx.await;

@@ -1,12 +1,11 @@
 //! `ibsight serve`: load config, start a node, serve HTTP until SIGINT or SIGTERM.
 
-use crate::api::{self, AppState};
+use crate::api;
 use crate::config::Config;
 use crate::node::Node;
 use anyhow::Context;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
 
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
@@ -51,13 +50,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             .with_context(|| format!("cannot listen on {}", config.server.listen))?;
         let addr = listener.local_addr()?;
         let node = Node::start(config.clone()).await?;
-        let state = AppState {
-            ingestor: node.ingestor.clone(),
-            analyst: node.analyst.clone(),
-            projections: node.projections.clone(),
-            dynamo: node.dynamo.clone(),
-            config: Arc::new(config),
-        };
+        let state = node.app_state();
         tracing::info!(%addr, engine = ?node.config.store.engine, "ibsight listening");
         // Tests and scripts read this line to learn the port when started with :0.
         println!("listening on {addr}");

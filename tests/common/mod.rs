@@ -1,7 +1,7 @@
 //! Test harnesses: an in-process server on port 0, and the built binary as a child process.
 #![allow(dead_code)]
 
-use ibsight::api::{self, AppState};
+use ibsight::api;
 use ibsight::config::Config;
 use ibsight::node::Node;
 use serde_json::Value;
@@ -38,13 +38,7 @@ impl InProcess {
             .expect("bind");
         let url = format!("http://{}", listener.local_addr().expect("addr"));
         let node = Arc::new(Node::start(config.clone()).await.expect("node"));
-        let state = AppState {
-            ingestor: node.ingestor.clone(),
-            analyst: node.analyst.clone(),
-            projections: node.projections.clone(),
-            dynamo: node.dynamo.clone(),
-            config: Arc::new(config),
-        };
+        let state = node.app_state();
         let (stop, rx) = tokio::sync::oneshot::channel::<()>();
         let handle = tokio::spawn(api::serve(listener, state, async {
             let _ = rx.await;

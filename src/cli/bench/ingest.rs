@@ -3,7 +3,7 @@
 //! real server on a loopback port and posts JSON batches to it. Latency is per batch.
 
 use super::{current_rss_mb, peak_rss_mb, quantile};
-use crate::api::{self, AppState};
+use crate::api;
 use crate::cli::events::EngineArg;
 use crate::config::Config;
 use crate::node::Node;
@@ -79,13 +79,7 @@ async fn drive(args: IngestBenchArgs, config: Config) -> anyhow::Result<()> {
     let (server, url) = if args.http {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let url = format!("http://{}/v1/metrics", listener.local_addr()?);
-        let state = AppState {
-            ingestor: node.ingestor.clone(),
-            analyst: node.analyst.clone(),
-            projections: node.projections.clone(),
-            dynamo: node.dynamo.clone(),
-            config: Arc::new(config),
-        };
+        let state = node.app_state();
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let handle = tokio::spawn(api::serve(listener, state, async {
             let _ = stop_rx.await;
