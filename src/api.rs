@@ -4,6 +4,7 @@
 //! - `metrics`: `POST /v1/metrics` (ingest)
 //! - `streams`: `GET /v1/streams/{id}` and `GET /v1/streams/{id}/events`
 //! - `recent`: `GET /v1/insights/recent` and `GET /v1/alerts/recent` (the read views)
+//! - `prometheus`: `GET /metrics` in the Prometheus text format
 //! - `stats`: `GET /v1/stats` (analyst counters, queue depth, store and actor figures)
 //! - `health`: `/healthz`, `/readyz`
 //! - `auth`: bearer tokens for ingest and reads
@@ -12,6 +13,7 @@ mod auth;
 mod error;
 mod health;
 mod metrics;
+mod prometheus;
 mod recent;
 mod stats;
 mod streams;
@@ -46,6 +48,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/metrics", post(metrics::post_metrics))
         .route("/v1/streams/{*path}", get(streams::get_stream))
         .route("/v1/stats", get(stats::get_stats))
+        .route("/metrics", get(prometheus::get_metrics))
         .route("/v1/insights/recent", get(recent::insights))
         .route("/v1/alerts/recent", get(recent::alerts))
         .route("/healthz", get(health::healthz))

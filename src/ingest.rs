@@ -68,6 +68,11 @@ impl Ingestor {
         while let Some(result) = pending.next().await {
             total += result?;
         }
+        let m = crate::metrics::global();
+        m.ingest_samples.inc("accepted", total.accepted);
+        m.ingest_samples.inc("duplicate", total.duplicates);
+        m.ingest_batches
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Ok(total)
     }
 }

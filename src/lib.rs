@@ -10,6 +10,7 @@
 //! - `projections`: read models fed by tailing the event log from a checkpoint
 //! - `api`: the HTTP API
 //! - `aws`: the AWS provider chain with overrides, and JSON ⇄ DynamoDB items
+//! - `metrics`: Prometheus counters and the text exposition
 //! - `node`: one running node, assembled from config
 //! - `config`: typed configuration with env overrides
 //! - `cli`: the subcommands (`serve`, `events`, `bench`)
@@ -29,6 +30,7 @@ pub mod detect;
 pub mod eval;
 pub mod events;
 pub mod ingest;
+pub mod metrics;
 pub mod node;
 pub mod projections;
 pub mod sample;

@@ -157,6 +157,11 @@ impl Analyst {
         }
     }
 
+    /// Spend of the current UTC day, in USD.
+    pub fn spent_today_usd(&self) -> f64 {
+        self.control().budget.spent_today(crate::clock::now_ms())
+    }
+
     pub fn config(&self) -> &AnalystConfig {
         &self.cfg
     }
@@ -294,6 +299,9 @@ impl Analyst {
         c.attempts
             .fetch_add(u64::from(attempted.attempts), Ordering::Relaxed);
         let latency_ms = attempted.latency.as_millis() as u64;
+        crate::metrics::global()
+            .bedrock_latency
+            .observe(attempted.latency.as_secs_f64());
         c.call_latency_ms_total
             .fetch_add(latency_ms, Ordering::Relaxed);
         let now = crate::clock::now_ms();

@@ -31,6 +31,11 @@ pub enum ApiError {
 }
 
 impl ApiError {
+    /// The machine-readable error code (also the metrics' rejection reason).
+    pub fn code(&self) -> &'static str {
+        self.status_and_code().1
+    }
+
     fn status_and_code(&self) -> (StatusCode, &'static str) {
         match self {
             ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),

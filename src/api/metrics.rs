@@ -14,6 +14,16 @@ pub async fn post_metrics(
     headers: HeaderMap,
     body: Body,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
+    ingest(state, headers, body)
+        .await
+        .inspect_err(|e| crate::metrics::global().ingest_rejections.inc(e.code(), 1))
+}
+
+async fn ingest(
+    state: AppState,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
     let cfg = &state.config;
     auth::check_ingest(&cfg.auth, &headers)?;
     check_json_content_type(&headers)?;

@@ -104,7 +104,12 @@ fn flush(store: &dyn EventStore, heads: &mut Heads, requests: Vec<Request>) {
             }
         }
     }
-    match store.write(&ops) {
+    let started = std::time::Instant::now();
+    let written = store.write(&ops);
+    let m = crate::metrics::global();
+    m.commit_seconds.observe(started.elapsed().as_secs_f64());
+    m.commit_ops.observe(ops.len() as f64);
+    match written {
         Ok(offsets) => {
             let mut rest = offsets.as_slice();
             for (appends, reply) in accepted {

@@ -73,6 +73,11 @@ impl Projection for AlertProjection {
                 continue;
             };
             decide::apply(&mut self.book, &alert);
+            let outcome = match alert {
+                StreamEvent::AlertRaised(_) => "raised",
+                _ => "suppressed",
+            };
+            crate::metrics::global().alerts.inc(outcome, 1);
             self.head += 1;
             ops.push(WriteOp::Append(NewEvent::new(&EventRecord {
                 stream_id: ALERT_STREAM.to_string(),

@@ -146,6 +146,7 @@ async fn observe(
         for (i, event) in events.iter().enumerate() {
             if let StreamEvent::AnomalyDetected(a) = event {
                 outcome.anomalies += 1;
+                crate::metrics::global().anomalies.inc(a.rule.name(), 1);
                 anomalies.push((first_seq + i as u64, a.clone()));
             }
             ops.push(WriteOp::Append(NewEvent::new(&EventRecord {
@@ -207,6 +208,7 @@ async fn record_insight(
     if !st.stream.awaiting_insight.contains(&insight.anomaly_seq) {
         return Ok(false);
     }
+    let (prediction, source) = (insight.prediction_type, insight.source);
     let event = StreamEvent::InsightGenerated(insight);
     state::apply(&mut st.stream, &event, &st.ctx.detect);
     let record = EventRecord {
@@ -223,6 +225,10 @@ async fn record_insight(
         .write(vec![WriteOp::Append(NewEvent::new(&record))])
         .await?;
     st.since_snapshot += 1;
+    let m = crate::metrics::global();
+    m.insights_by_type.inc(prediction.name(), 1);
+    m.insights_by_source
+        .inc(&format!("{source:?}").to_lowercase(), 1);
     Ok(true)
 }
 
