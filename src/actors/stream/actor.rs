@@ -146,7 +146,6 @@ async fn observe(
         for (i, event) in events.iter().enumerate() {
             if let StreamEvent::AnomalyDetected(a) = event {
                 outcome.anomalies += 1;
-                crate::metrics::global().anomalies.inc(a.rule.name(), 1);
                 anomalies.push((first_seq + i as u64, a.clone()));
             }
             ops.push(WriteOp::Append(NewEvent::new(&EventRecord {
@@ -169,7 +168,11 @@ async fn observe(
     if st.since_snapshot >= st.ctx.snapshot_every {
         snapshot(st);
     }
-    // Only durable anomalies go to the analyst.
+    // Only durable anomalies are counted and go to the analyst.
+    let metrics = crate::metrics::global();
+    for (_, a) in &anomalies {
+        metrics.anomalies.inc(a.rule.name(), 1);
+    }
     if let Some(pool) = &st.ctx.analyst {
         for (seq, anomaly) in anomalies {
             pool.submit(job_for(&st.stream, seq, anomaly));
