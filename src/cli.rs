@@ -5,6 +5,7 @@ pub mod bench;
 pub mod demo;
 pub mod eval;
 pub mod events;
+pub mod replay;
 pub mod serve;
 pub mod simulate;
 
@@ -27,6 +28,9 @@ pub enum Command {
     Demo(demo::DemoArgs),
     /// Play a fault scenario against a running server.
     Simulate(simulate::SimulateArgs),
+    /// Replay the event log (`replay audit`).
+    #[command(subcommand)]
+    Replay(replay::ReplayCommand),
     /// Score detection on a labelled fault scenario.
     Eval(eval::EvalArgs),
     /// AWS setup (`aws init` creates the DynamoDB table).
@@ -44,6 +48,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench(cmd) => bench::run(cmd),
         Command::Aws(cmd) => aws::run(cmd),
         Command::Eval(args) => eval::run(args),
+        Command::Replay(cmd) => replay::run(cmd),
         Command::Demo(args) => demo::run(args),
         Command::Simulate(args) => simulate::run(args),
     }

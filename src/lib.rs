@@ -8,6 +8,7 @@
 //! - `alerts`: deduplicated critical alerts (pure decisions)
 //! - `ingest`: from validated samples to durable events, with backpressure
 //! - `projections`: read models fed by tailing the event log from a checkpoint
+//! - `replay`: audits of the event log with today's code
 //! - `api`: the HTTP API
 //! - `aws`: the AWS provider chain with overrides, and JSON ⇄ DynamoDB items
 //! - `metrics`: Prometheus counters and the text exposition
@@ -33,5 +34,6 @@ pub mod ingest;
 pub mod metrics;
 pub mod node;
 pub mod projections;
+pub mod replay;
 pub mod sample;
 pub mod sim;

@@ -1,0 +1,6 @@
+//! Replaying the event log: the payoff of event sourcing.
+//!
+//! - `audit`: verify every record (CRC, seq continuity) and re-run the stream decisions from
+//!   the recorded samples with today's detection code, comparing with the recorded anomalies.
+
+pub mod audit;
