@@ -104,7 +104,8 @@ impl Node {
             AlertProjection::new(config.alerts.clone()),
             poll,
         );
-        let (views_task, views_lag) = runner::spawn(writer.clone(), ViewsProjection, poll);
+        let (views_task, views_lag) =
+            runner::spawn(writer.clone(), ViewsProjection::default(), poll);
         let mut projections = vec![("alerts", alerts_lag), ("views", views_lag)];
         let mut projection_tasks = vec![alerts_task, views_task];
         let mut dynamo = None;

@@ -2,5 +2,7 @@
 //!
 //! - `audit`: verify every record (CRC, seq continuity) and re-run the stream decisions from
 //!   the recorded samples with today's detection code, comparing with the recorded anomalies.
+//! - `rebuild`: re-run a projection from the log, and verify the embedded views against it.
 
 pub mod audit;
+pub mod rebuild;

@@ -99,3 +99,18 @@ async fn a_flipped_byte_is_reported_with_its_offset() {
     );
     node.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rebuild_of_the_views_equals_the_live_views() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let node = node_with_scenario(dir.path()).await;
+    let report = ibsight::replay::rebuild::verify_views(&node.writer)
+        .await
+        .expect("rebuild");
+    assert_eq!(report.len(), 2);
+    for v in &report {
+        assert!(v.live > 0, "{v:?}");
+        assert_eq!((v.rebuilt, v.differing), (v.live, 0), "{v:?}");
+    }
+    node.shutdown().await;
+}

@@ -9,8 +9,18 @@ use serde_json::Value;
 pub const INSIGHTS_VIEW: &str = "insights";
 pub const ALERTS_VIEW: &str = "alerts";
 
+/// Writes the `insights` and `alerts` views. A non-empty `prefix` writes them under other names
+/// (and its own checkpoint), so a rebuild can be compared with the live views.
 #[derive(Default)]
-pub struct ViewsProjection;
+pub struct ViewsProjection {
+    pub prefix: String,
+}
+
+impl ViewsProjection {
+    fn view(&self, name: &str) -> String {
+        format!("{}{name}", self.prefix)
+    }
+}
 
 fn put(view: &str, key: Vec<u8>, item: &Value) -> WriteOp {
     WriteOp::PutView {
@@ -22,7 +32,11 @@ fn put(view: &str, key: Vec<u8>, item: &Value) -> WriteOp {
 
 impl Projection for ViewsProjection {
     fn name(&self) -> &'static str {
-        "views"
+        if self.prefix.is_empty() {
+            "views"
+        } else {
+            "views-rebuild"
+        }
     }
 
     fn restore(&mut self, _store: &dyn EventStore) -> Result<(), ProjectionError> {
@@ -39,13 +53,15 @@ impl Projection for ViewsProjection {
         let mut alerts: Vec<(String, Value)> = Vec::new();
         for e in events {
             match items::change_for(store, e)? {
-                Some(ItemChange::Insight { key, item }) => ops.push(put(INSIGHTS_VIEW, key, &item)),
+                Some(ItemChange::Insight { key, item }) => {
+                    ops.push(put(&self.view(INSIGHTS_VIEW), key, &item))
+                }
                 Some(ItemChange::Alert {
                     alert_id,
                     key,
                     item,
                 }) => {
-                    ops.push(put(ALERTS_VIEW, key, &item));
+                    ops.push(put(&self.view(ALERTS_VIEW), key, &item));
                     alerts.push((alert_id, item));
                 }
                 Some(ItemChange::Suppressed {
@@ -57,14 +73,14 @@ impl Projection for ViewsProjection {
                     let current = match alerts.iter().rev().find(|(id, _)| *id == alert_id) {
                         Some((_, item)) => Some(item.clone()),
                         None => store
-                            .scan_view(ALERTS_VIEW, &key, 1)?
+                            .scan_view(&self.view(ALERTS_VIEW), &key, 1)?
                             .into_iter()
                             .find(|(k, _)| *k == key)
                             .and_then(|(_, v)| serde_json::from_slice::<Value>(&v).ok()),
                     };
                     if let Some(mut item) = current {
                         item["suppressed"] = count.into();
-                        ops.push(put(ALERTS_VIEW, key, &item));
+                        ops.push(put(&self.view(ALERTS_VIEW), key, &item));
                         alerts.push((alert_id, item));
                     }
                 }
