@@ -18,6 +18,7 @@
 //! - `sim`: the fabric simulator, fault scenarios and their scoring
 //! - `eval`: detection quality of a scenario through an in-process node
 //! - `clock`: the only wall-clock reads
+//! - `hash`: a stable hash for persisted and compared values
 
 pub mod actors;
 pub mod alerts;
@@ -30,6 +31,7 @@ pub mod config;
 pub mod detect;
 pub mod eval;
 pub mod events;
+pub mod hash;
 pub mod ingest;
 pub mod metrics;
 pub mod node;

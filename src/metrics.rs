@@ -92,18 +92,30 @@ pub struct Metrics {
 /// The process's metrics.
 pub fn global() -> &'static Metrics {
     static METRICS: OnceLock<Metrics> = OnceLock::new();
-    METRICS.get_or_init(|| Metrics {
-        ingest_samples: LabelledCounter::default(),
-        ingest_batches: AtomicU64::new(0),
-        ingest_rejections: LabelledCounter::default(),
-        anomalies: LabelledCounter::default(),
-        insights_by_type: LabelledCounter::default(),
-        insights_by_source: LabelledCounter::default(),
-        alerts: LabelledCounter::default(),
-        bedrock_latency: Histogram::new(LATENCY_BOUNDS),
-        commit_seconds: Histogram::new(LATENCY_BOUNDS),
-        commit_ops: Histogram::new(BATCH_BOUNDS),
-    })
+    METRICS.get_or_init(Metrics::new)
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        Metrics {
+            ingest_samples: LabelledCounter::default(),
+            ingest_batches: AtomicU64::new(0),
+            ingest_rejections: LabelledCounter::default(),
+            anomalies: LabelledCounter::default(),
+            insights_by_type: LabelledCounter::default(),
+            insights_by_source: LabelledCounter::default(),
+            alerts: LabelledCounter::default(),
+            bedrock_latency: Histogram::new(LATENCY_BOUNDS),
+            commit_seconds: Histogram::new(LATENCY_BOUNDS),
+            commit_ops: Histogram::new(BATCH_BOUNDS),
+        }
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
 }
 
 /// Builds the exposition text.
@@ -237,18 +249,8 @@ mod tests {
 
     #[test]
     fn renders_prometheus_text() {
-        let m = Metrics {
-            ingest_samples: LabelledCounter::default(),
-            ingest_batches: AtomicU64::new(2),
-            ingest_rejections: LabelledCounter::default(),
-            anomalies: LabelledCounter::default(),
-            insights_by_type: LabelledCounter::default(),
-            insights_by_source: LabelledCounter::default(),
-            alerts: LabelledCounter::default(),
-            bedrock_latency: Histogram::new(LATENCY_BOUNDS),
-            commit_seconds: Histogram::new(LATENCY_BOUNDS),
-            commit_ops: Histogram::new(BATCH_BOUNDS),
-        };
+        let m = Metrics::new();
+        m.ingest_batches.fetch_add(2, Ordering::Relaxed);
         m.ingest_samples.inc("accepted", 5);
         m.anomalies.inc("utilization_high", 1);
         m.commit_seconds.observe(0.003);

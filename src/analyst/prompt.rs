@@ -129,13 +129,7 @@ pub fn request_body(jobs: &[&AnomalyJob]) -> Value {
 
 /// FNV-1a 64 of the full prompt: identifies exactly what the model was asked.
 pub fn prompt_hash(body: &Value) -> String {
-    let text = body.to_string();
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in text.bytes() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    format!("{h:016x}")
+    format!("{:016x}", crate::hash::fnv1a64(body.to_string().bytes()))
 }
 
 #[cfg(test)]

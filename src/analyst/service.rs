@@ -106,11 +106,7 @@ pub fn sampled(job: &AnomalyJob, rate: f64) -> bool {
     if rate <= 0.0 {
         return false;
     }
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in job.stream_id.bytes().chain(job.anomaly_seq.to_le_bytes()) {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
+    let h = crate::hash::fnv1a64(job.stream_id.bytes().chain(job.anomaly_seq.to_le_bytes()));
     (h % 10_000) as f64 / 10_000.0 < rate
 }
 

@@ -155,12 +155,7 @@ pub fn audit(
 
 /// A stable assignment of streams to workers (FNV-1a; not `DefaultHasher`, which may change).
 fn worker_of(stream_id: &str, workers: usize) -> usize {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in stream_id.bytes() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    (h % workers as u64) as usize
+    (crate::hash::fnv1a64(stream_id.bytes()) % workers as u64) as usize
 }
 
 /// Anomalies today's code derives that the log never showed.
