@@ -34,6 +34,22 @@ pub enum ReplayCommand {
     },
 }
 
+/// The config and the store of `--data-dir` (default: the configured one).
+fn open(
+    config: Option<PathBuf>,
+    data_dir: Option<PathBuf>,
+) -> anyhow::Result<(Config, std::sync::Arc<dyn crate::events::EventStore>)> {
+    let config = Config::load(config.as_deref())?;
+    let dir = data_dir.unwrap_or(config.server.data_dir.clone());
+    anyhow::ensure!(
+        dir.exists(),
+        "--data-dir {}: no such directory",
+        dir.display()
+    );
+    let store = open_store_with(config.store.engine, &dir, config.store.memtable_mib)?;
+    Ok((config, store))
+}
+
 pub fn run(cmd: ReplayCommand) -> anyhow::Result<()> {
     match cmd {
         ReplayCommand::Projection {
@@ -48,14 +64,7 @@ pub fn run(cmd: ReplayCommand) -> anyhow::Result<()> {
             stream,
             config,
         } => {
-            let config = Config::load(config.as_deref())?;
-            let dir = data_dir.unwrap_or(config.server.data_dir.clone());
-            anyhow::ensure!(
-                dir.exists(),
-                "--data-dir {}: no such directory",
-                dir.display()
-            );
-            let store = open_store_with(config.store.engine, &dir, config.store.memtable_mib)?;
+            let (config, store) = open(config, data_dir)?;
             let started = std::time::Instant::now();
             let report = crate::replay::audit::audit(
                 store.as_ref(),
@@ -109,14 +118,7 @@ fn projection(
     use crate::projections::dynamodb::{DynamoProjection, DynamoSink};
     use crate::projections::views::ViewsProjection;
     use crate::replay::rebuild;
-    let config = Config::load(config.as_deref())?;
-    let dir = data_dir.unwrap_or(config.server.data_dir.clone());
-    anyhow::ensure!(
-        dir.exists(),
-        "--data-dir {}: no such directory",
-        dir.display()
-    );
-    let store = open_store_with(config.store.engine, &dir, config.store.memtable_mib)?;
+    let (config, store) = open(config, data_dir)?;
     let writer = crate::events::writer::Writer::spawn(store, config.store.max_batch_ops);
     crate::cli::runtime()?.block_on(async move {
         match name {
