@@ -136,3 +136,43 @@ async fn events_prints_the_log_as_json_lines() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/ibsight"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replay_audit_reports_divergences_in_a_time_range() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let srv = Server::start(dir.path(), &[]);
+    let client = reqwest::Client::new();
+    let t = now_ms() - 10_000;
+    let body = json!({"samples": [
+        {"stream_id": "r/1", "timestamp": t, "utilization": 50},
+        {"stream_id": "r/1", "timestamp": t + 1000, "utilization": 95},
+    ]});
+    assert_eq!(post_json(&client, &srv.url, &body, None).await.0, 202);
+    srv.terminate();
+    let audit = |env: &[(&str, &str)], extra: &[&str]| {
+        let out = Command::new(binary())
+            .args(["replay", "audit", "--data-dir"])
+            .arg(dir.path())
+            .args(extra)
+            .envs(env.iter().copied())
+            .output()
+            .expect("audit");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).expect("utf8")
+    };
+    let clean = audit(&[], &[]);
+    assert!(clean.contains("\"divergences\":0"), "{clean}");
+    let stricter = [("IBSIGHT_DETECT__UTILIZATION_MAX_PCT", "99.0")];
+    let diverged = audit(&stricter, &[]);
+    assert!(
+        diverged.contains("divergence r/1 seq 3 unexpected"),
+        "{diverged}"
+    );
+    let later = (now_ms() + 60_000).to_string();
+    let none = audit(&stricter, &["--from", &later]);
+    assert!(none.contains("\"divergences\":0"), "{none}");
+}

@@ -17,6 +17,13 @@ pub enum ReplayCommand {
         /// Detection settings to audit with (default: the configured ones).
         #[arg(long)]
         config: Option<PathBuf>,
+        /// Report divergences recorded at or after this time (RFC 3339 or epoch ms). The whole
+        /// log is still replayed, since baselines need the history.
+        #[arg(long, value_parser = parse_time)]
+        from: Option<i64>,
+        /// …and before this time.
+        #[arg(long, value_parser = parse_time)]
+        to: Option<i64>,
     },
     /// Rebuild a projection from the log: `views` (verified against the live views unless
     /// `--apply`) or `dynamodb` (re-put every item; writes are idempotent).
@@ -32,6 +39,16 @@ pub enum ReplayCommand {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+}
+
+/// `2026-11-25T12:00:00Z` or epoch milliseconds.
+fn parse_time(s: &str) -> Result<i64, String> {
+    if let Ok(ms) = s.parse::<i64>() {
+        return Ok(ms);
+    }
+    time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+        .map(|t| (t.unix_timestamp_nanos() / 1_000_000) as i64)
+        .map_err(|e| format!("{s:?} is neither RFC 3339 nor epoch milliseconds: {e}"))
 }
 
 /// The config and the store of `--data-dir` (default: the configured one).
@@ -63,20 +80,40 @@ pub fn run(cmd: ReplayCommand) -> anyhow::Result<()> {
             data_dir,
             stream,
             config,
+            from,
+            to,
         } => {
             let (config, store) = open(config, data_dir)?;
             let started = std::time::Instant::now();
+            // A progress bar on a terminal, plain lines otherwise (logs, CI).
+            let bar = std::io::IsTerminal::is_terminal(&std::io::stderr()).then(|| {
+                let bar = indicatif::ProgressBar::new(store.last_offset());
+                bar.set_style(
+                    indicatif::ProgressStyle::with_template(
+                        "{bar:40} {pos}/{len} events {per_sec} eta {eta}",
+                    )
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+                );
+                bar
+            });
             let report = crate::replay::audit::audit(
                 store.as_ref(),
                 &config.detect,
                 stream.as_deref(),
-                |n| {
-                    if n % 1_000_000 < 1000 {
-                        eprintln!("audited {n} events");
-                    }
+                |n| match &bar {
+                    Some(bar) => bar.set_position(n),
+                    None if n % 1_000_000 < 1000 => eprintln!("audited {n} events"),
+                    None => {}
                 },
             )?;
+            if let Some(bar) = &bar {
+                bar.finish_and_clear();
+            }
             let secs = started.elapsed().as_secs_f64();
+            let mut report = report;
+            report
+                .divergences
+                .retain(|d| from.is_none_or(|f| d.at_ms >= f) && to.is_none_or(|t| d.at_ms < t));
             for d in &report.divergences {
                 println!(
                     "divergence {} seq {} {}: {}",

@@ -13,6 +13,8 @@ use std::collections::{HashMap, VecDeque};
 pub struct Divergence {
     pub stream_id: String,
     pub seq: u64,
+    /// When the event that shows it was recorded (epoch ms).
+    pub at_ms: i64,
     pub kind: &'static str,
     pub detail: String,
 }
@@ -37,8 +39,9 @@ pub struct Corrupt {
 struct StreamAudit {
     state: StreamState,
     next_seq: u64,
-    /// Anomaly events today's code derived and the log has not shown yet.
-    expected: VecDeque<(u64, StreamEvent)>,
+    /// Anomaly events today's code derived (seq, recorded time of their sample) and the log
+    /// has not shown yet.
+    expected: VecDeque<(u64, i64, StreamEvent)>,
 }
 
 /// A comparable summary of an anomaly event (what must match).
@@ -161,10 +164,11 @@ fn worker_of(stream_id: &str, workers: usize) -> usize {
 /// Anomalies today's code derives that the log never showed.
 fn finish(streams: &HashMap<String, StreamAudit>, report: &mut AuditReport) {
     for (stream_id, s) in streams {
-        for (seq, e) in &s.expected {
+        for (seq, at_ms, e) in &s.expected {
             report.divergences.push(Divergence {
                 stream_id: stream_id.clone(),
                 seq: *seq,
+                at_ms: *at_ms,
                 kind: "missing",
                 detail: format!(
                     "today's code derives `{}`, the log has nothing",
@@ -220,6 +224,7 @@ fn check(
     let diverge = |kind, detail: String| Divergence {
         stream_id: r.stream_id.clone(),
         seq: r.seq,
+        at_ms: r.recorded_at_ms,
         kind,
         detail,
     };
@@ -244,7 +249,8 @@ fn check(
             if let Some(derived) = state::step(&mut s.state, &m.sample, detect) {
                 let first = r.seq;
                 for (i, d) in derived.into_iter().enumerate().skip(1) {
-                    s.expected.push_back((first + i as u64, d));
+                    s.expected
+                        .push_back((first + i as u64, r.recorded_at_ms, d));
                 }
             }
         }
@@ -252,10 +258,10 @@ fn check(
             report.recorded_anomaly_events += 1;
             let recorded = key(&event).unwrap_or_default();
             match s.expected.pop_front() {
-                Some((_, derived)) if key(&derived).as_deref() == Some(recorded.as_str()) => {
+                Some((_, _, derived)) if key(&derived).as_deref() == Some(recorded.as_str()) => {
                     report.matched += 1;
                 }
-                Some((_, derived)) => report.divergences.push(diverge(
+                Some((_, _, derived)) => report.divergences.push(diverge(
                     "different",
                     format!(
                         "log has `{recorded}`, today's code derives `{}`",
