@@ -257,13 +257,7 @@ async fn insights_and_alerts_reach_aws_exactly_once_through_outages_and_restarts
     .await;
     let items = recent["insights"].as_array().expect("insights");
     assert_eq!(items.len(), 5, "{recent}");
-    let stamps: Vec<&str> = items
-        .iter()
-        .map(|i| i["timestamp"].as_str().expect("ts"))
-        .collect();
-    let mut sorted = stamps.clone();
-    sorted.sort_by(|a, b| b.cmp(a));
-    assert_eq!(stamps, sorted, "newest first");
+    common::assert_newest_first(items);
 
     // AWS goes away during ingest (longer than the SDK's 5 s attempt timeout, so calls fail
     // and are retried): work waits, then everything lands exactly once.

@@ -73,13 +73,7 @@ async fn insights_and_deduplicated_alerts_from_the_embedded_views() {
     })
     .await;
     let items = insights["insights"].as_array().expect("insights");
-    let stamps: Vec<&str> = items
-        .iter()
-        .map(|i| i["timestamp"].as_str().expect("ts"))
-        .collect();
-    let mut sorted = stamps.clone();
-    sorted.sort_by(|a, b| b.cmp(a));
-    assert_eq!(stamps, sorted, "newest first");
+    common::assert_newest_first(items);
     for i in items {
         assert_eq!(i["entity_type"], "insight");
         assert!(i["entity_id"]

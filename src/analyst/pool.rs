@@ -160,7 +160,6 @@ pub struct AnalystPool {
     deliver: Deliver,
     factory: ActorRef<FactoryMessage<BatchKey, AnalyseBatch>>,
     pub analyst: Arc<Analyst>,
-    queued: Arc<AtomicU64>,
     depth: Arc<AtomicU64>,
 }
 
@@ -207,20 +206,12 @@ impl AnalystPool {
             .build();
         let (factory, _) = Actor::spawn(None, PoolFactory::default(), args).await?;
         let (tx, rx) = mpsc::unbounded_channel();
-        let queued = Arc::new(AtomicU64::new(0));
-        tokio::spawn(intake(
-            rx,
-            factory.clone(),
-            cfg.batch_max,
-            linger,
-            queued.clone(),
-        ));
+        tokio::spawn(intake(rx, factory.clone(), cfg.batch_max, linger));
         Ok(AnalystPool {
             intake: tx,
             deliver: deliver_handle,
             factory,
             analyst,
-            queued,
             depth,
         })
     }
@@ -245,11 +236,6 @@ impl AnalystPool {
         self.depth.load(Ordering::Relaxed)
     }
 
-    /// Batches handed to the factory so far.
-    pub fn batches_dispatched(&self) -> u64 {
-        self.queued.load(Ordering::Relaxed)
-    }
-
     pub fn stop(&self) {
         self.factory.stop(None);
     }
@@ -262,7 +248,6 @@ async fn intake(
     factory: ActorRef<FactoryMessage<BatchKey, AnalyseBatch>>,
     batch_max: usize,
     linger: Duration,
-    dispatched: Arc<AtomicU64>,
 ) {
     let mut next_id = 0u64;
     while let Some(first) = rx.recv().await {
@@ -288,7 +273,6 @@ async fn intake(
                 let rest = same.split_off(same.len().min(batch_max));
                 let batch = std::mem::replace(&mut same, rest);
                 next_id += 1;
-                dispatched.fetch_add(1, Ordering::Relaxed);
                 let job = Job {
                     key: BatchKey {
                         priority: priority_of(severity),

@@ -364,3 +364,14 @@ impl Outage {
         self.task = Some(tokio::spawn(Self::serve(listener, self.target)));
     }
 }
+
+/// Read-model items must come newest first (by their fixed-width `timestamp`).
+pub fn assert_newest_first(items: &[serde_json::Value]) {
+    let stamps: Vec<&str> = items
+        .iter()
+        .map(|i| i["timestamp"].as_str().expect("timestamp"))
+        .collect();
+    let mut sorted = stamps.clone();
+    sorted.sort_by(|a, b| b.cmp(a));
+    assert_eq!(stamps, sorted, "newest first");
+}
