@@ -54,15 +54,15 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-/// Logs go to stderr; `RUST_LOG` sets the filter (default `info`).
-pub fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .try_init();
+impl Command {
+    /// `serve`, `demo` and `bench ingest` set up logs and traces from their config
+    /// (`[telemetry]`); the other commands log to stderr with `RUST_LOG` (default `info`).
+    pub fn sets_up_telemetry(&self) -> bool {
+        matches!(
+            self,
+            Command::Serve(_) | Command::Demo(_) | Command::Bench(bench::BenchCommand::Ingest(_))
+        )
+    }
 }
 
 /// A multi-threaded runtime for the subcommands that need one.

@@ -29,6 +29,7 @@ pub struct Config {
     pub dynamodb: DynamoConfig,
     pub eventbridge: EventBridgeConfig,
     pub aws: AwsConfig,
+    pub telemetry: crate::telemetry::TelemetryConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -179,6 +180,9 @@ impl Config {
                 reason,
             })
         };
+        if let Err(e) = self.telemetry.validate() {
+            return bad(&e.field, format!("{:?} {}", e.value, e.reason));
+        }
         if self.ingest.max_samples == 0 {
             return bad("ingest.max_samples", "0 must be at least 1".into());
         }

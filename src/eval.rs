@@ -32,7 +32,7 @@ pub async fn evaluate(mut config: Config, scenario: Scenario) -> anyhow::Result<
     let streams = sim.fabric.ports.len();
     let interval_ms = sim.interval_ms();
     while let Some(samples) = sim.next_tick() {
-        node.ingestor.ingest(samples, None).await?;
+        node.ingestor.ingest(samples, Default::default()).await?;
     }
     settle(&node).await?;
     let observed = observe(&node)?;

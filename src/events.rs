@@ -7,6 +7,7 @@
 //! - `fjall_store`, `sled_store`: the two engines (fjall is the default).
 //! - `writer`: group commit: one writer thread batches appends from all actors and fsyncs
 //!   once per batch; an append is acknowledged only after its batch is durable.
+//! - `trace`: the W3C trace context kept in each record's envelope.
 //! - `retention`: which old raw samples and events may be dropped.
 
 pub mod codec;
@@ -15,6 +16,7 @@ pub mod json;
 pub mod retention;
 pub mod sled_store;
 pub mod store;
+pub mod trace;
 pub mod types;
 pub mod writer;
 
@@ -24,6 +26,7 @@ mod conformance;
 mod golden;
 
 pub use store::{EventStore, NewEvent, Snapshot, StoreError, StoredEvent, WriteOp};
+pub use trace::{Origin, TraceContext};
 pub use types::StreamEvent;
 
 use serde::{Deserialize, Serialize};

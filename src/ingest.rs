@@ -5,6 +5,7 @@
 
 use crate::actors::stream::ObserveOutcome;
 use crate::actors::{RouteError, StreamRouter};
+use crate::events::Origin;
 use crate::sample::Sample;
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use rustc_hash::FxHashMap;
@@ -43,7 +44,7 @@ impl Ingestor {
     pub async fn ingest(
         &self,
         samples: Vec<Sample>,
-        correlation_id: Option<String>,
+        origin: Origin,
     ) -> Result<ObserveOutcome, IngestError> {
         let n = u32::try_from(samples.len()).unwrap_or(u32::MAX);
         let _permit = self
@@ -56,12 +57,8 @@ impl Ingestor {
         let groups = group_by_stream(samples);
         let calls = groups.into_iter().map(|(stream_id, samples)| {
             let router = &self.router;
-            let correlation_id = correlation_id.clone();
-            async move {
-                router
-                    .observe(&stream_id, samples.into(), correlation_id)
-                    .await
-            }
+            let origin = origin.clone();
+            async move { router.observe(&stream_id, samples.into(), origin).await }
         });
         let mut total = ObserveOutcome::default();
         let mut pending: FuturesUnordered<_> = calls.collect();

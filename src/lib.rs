@@ -12,6 +12,7 @@
 //! - `api`: the HTTP API
 //! - `aws`: the AWS provider chain with overrides, and JSON ⇄ DynamoDB items
 //! - `metrics`: Prometheus counters and the text exposition
+//! - `telemetry`: logs and OTLP traces, and the trace context carried across actors
 //! - `node`: one running node, assembled from config
 //! - `config`: typed configuration with env overrides
 //! - `cli`: the subcommands (`serve`, `events`, `bench`)
@@ -39,3 +40,4 @@ pub mod projections;
 pub mod replay;
 pub mod sample;
 pub mod sim;
+pub mod telemetry;

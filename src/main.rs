@@ -8,7 +8,9 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 fn main() -> std::process::ExitCode {
     disable_transparent_huge_pages();
     let cli = ibsight::cli::Cli::parse();
-    ibsight::cli::init_logging();
+    if !cli.command.sets_up_telemetry() {
+        ibsight::telemetry::init_logs();
+    }
     match ibsight::cli::run(cli) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {

@@ -199,7 +199,10 @@ async fn start_analyst(
         };
         let event = outcome.into_event(job.anomaly_seq, job.anomaly.anomaly_id.clone());
         tokio::spawn(async move {
-            if let Err(e) = router.record_insight(&job.stream_id, event).await {
+            if let Err(e) = router
+                .record_insight(&job.stream_id, event, job.origin.clone())
+                .await
+            {
                 tracing::warn!(stream_id = %job.stream_id, error = %e, "insight not recorded; it will be asked again");
             }
         });

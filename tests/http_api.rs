@@ -391,14 +391,14 @@ async fn ingest_past_the_in_flight_bound_is_refused_not_queued() {
             labels: Default::default(),
         })
         .collect();
-    let result = bounded.ingest(samples.clone(), None).await;
+    let result = bounded.ingest(samples.clone(), Default::default()).await;
     assert!(
         matches!(result, Err(ibsight::ingest::IngestError::Overloaded { .. })),
         "{result:?}"
     );
     assert_eq!(srv.last_offset(), 0, "an overloaded request writes nothing");
     let ok = bounded
-        .ingest(samples[..2].to_vec(), None)
+        .ingest(samples[..2].to_vec(), Default::default())
         .await
         .expect("within bound");
     assert_eq!(ok.accepted, 2);

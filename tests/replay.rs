@@ -19,7 +19,7 @@ async fn node_with_scenario(dir: &std::path::Path) -> Node {
     let base = ibsight::clock::now_ms() - 600_000;
     let mut sim = Simulator::new(scenario, base);
     while let Some(samples) = sim.next_tick() {
-        node.ingestor.ingest(samples, None).await.expect("ingest");
+        node.ingestor.ingest(samples, Default::default()).await.expect("ingest");
     }
     ibsight::eval::settle(&node).await.expect("settle");
     node
@@ -70,6 +70,7 @@ async fn a_flipped_byte_is_reported_with_its_offset() {
         schema_version: 1,
         correlation_id: None,
         payload: vec![1, 2, 3],
+        trace: None,
     };
     let good = NewEvent::new(&record);
     let mut bad = NewEvent::new(&EventRecord {

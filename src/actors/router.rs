@@ -7,7 +7,7 @@
 use super::stream::{ObserveOutcome, StreamError, StreamMsg, StreamView};
 use super::supervisor::{Registry, SpawnError, SupervisorMsg};
 use crate::events::types::InsightGeneratedV1;
-use crate::events::{EventStore, StoreError};
+use crate::events::{EventStore, Origin, StoreError};
 use crate::sample::Sample;
 use ractor::rpc::CallResult;
 use ractor::ActorRef;
@@ -71,7 +71,7 @@ impl StreamRouter {
         &self,
         stream_id: &str,
         samples: Arc<[Sample]>,
-        correlation_id: Option<String>,
+        origin: Origin,
     ) -> Result<ObserveOutcome, RouteError> {
         for _ in 0..ATTEMPTS {
             let actor = self.actor_for(stream_id).await?;
@@ -79,7 +79,7 @@ impl StreamRouter {
                 .call(
                     |reply| StreamMsg::ObserveBatch {
                         samples: samples.clone(),
-                        correlation_id: correlation_id.clone(),
+                        origin: origin.clone(),
                         reply,
                     },
                     None,
@@ -102,6 +102,7 @@ impl StreamRouter {
         &self,
         stream_id: &str,
         insight: InsightGeneratedV1,
+        origin: Origin,
     ) -> Result<bool, RouteError> {
         for _ in 0..ATTEMPTS {
             let actor = self.actor_for(stream_id).await?;
@@ -109,6 +110,7 @@ impl StreamRouter {
                 .call(
                     |reply| StreamMsg::RecordInsight {
                         insight: Box::new(insight.clone()),
+                        origin: origin.clone(),
                         reply,
                     },
                     None,

@@ -18,6 +18,8 @@ pub struct ModelAnswer {
     pub text: String,
     pub input_tokens: u32,
     pub output_tokens: u32,
+    /// Why the model stopped (`end_turn`, `max_tokens`, …), when it said.
+    pub stop_reason: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -164,6 +166,7 @@ pub fn parse_answer(bytes: &[u8]) -> Result<ModelAnswer, CallError> {
         text,
         input_tokens: tokens("input_tokens"),
         output_tokens: tokens("output_tokens"),
+        stop_reason: v["stop_reason"].as_str().map(str::to_string),
     })
 }
 

@@ -4,6 +4,7 @@
 
 use crate::detect::rules::Severity;
 use crate::events::types::AnomalyDetectedV1;
+use crate::events::Origin;
 
 /// A metric's current value against its baseline.
 #[derive(Debug, Clone, PartialEq)]
@@ -22,6 +23,8 @@ pub struct AnomalyJob {
     pub anomaly_seq: u64,
     pub anomaly: AnomalyDetectedV1,
     pub readings: Vec<Reading>,
+    /// Where the anomaly came from; the insight keeps it.
+    pub origin: Origin,
 }
 
 impl AnomalyJob {

@@ -12,6 +12,7 @@ use super::insight::InsightSource;
 use super::job::AnomalyJob;
 use super::service::{Analyst, InsightOutcome};
 use crate::detect::rules::Severity;
+use crate::telemetry::context;
 use ractor::factory::queues::{PriorityManager, PriorityQueue, StandardPriority};
 use ractor::factory::routing::QueuerRouting;
 use ractor::factory::*;
@@ -20,6 +21,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
+use tracing::Instrument;
 
 /// Receives each job's outcome (the stream actor appends it as `InsightGenerated`).
 pub type Deliver = Arc<dyn Fn(AnomalyJob, InsightOutcome) + Send + Sync>;
@@ -109,8 +111,18 @@ impl Actor for AnalystWorker {
                     .cast(FactoryMessage::WorkerPong(ctx.wid, time.elapsed()))?;
             }
             WorkerMessage::Dispatch(job) => {
-                let outcomes = self.analyst.analyse(&job.msg.jobs).await;
-                for (j, o) in job.msg.jobs.into_iter().zip(outcomes) {
+                let jobs = job.msg.jobs;
+                // One span per batch: its parent is the first traced anomaly, the others are
+                // links. Each insight then points at this span.
+                let span = context::span_for(jobs.iter().filter_map(|j| j.origin.trace.as_ref()), || {
+                    tracing::info_span!(parent: None, "analyst.batch", anomalies = jobs.len() as i64)
+                });
+                let traced = context::context_of(&span);
+                let outcomes = self.analyst.analyse(&jobs).instrument(span).await;
+                for (mut j, o) in jobs.into_iter().zip(outcomes) {
+                    if traced.is_some() {
+                        j.origin.trace = traced;
+                    }
                     (self.deliver)(j, o);
                 }
                 ctx.factory

@@ -161,6 +161,7 @@ mod tests {
                 value: 85.0,
                 baseline: Some(60.0),
             }],
+            origin: Default::default(),
         }
     }
 

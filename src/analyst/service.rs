@@ -14,9 +14,11 @@ use super::job::AnomalyJob;
 use super::limiter::RateLimiter;
 use super::{parse, prompt, rules_backend, AnalystConfig, Backend};
 use crate::events::types::InsightGeneratedV1;
+use crate::telemetry::context;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
+use tracing::Instrument;
 
 /// An insight with everything recorded about how it was made.
 #[derive(Debug, Clone, PartialEq)]
@@ -288,8 +290,25 @@ impl Analyst {
             }
             tokio::time::sleep(Duration::from_millis(wait as u64)).await;
         }
+        let span = model_span(&model.model_id);
         let attempted =
-            bedrock::invoke_with_retries(model, &body, self.cfg.max_retries, self.retry_base).await;
+            bedrock::invoke_with_retries(model, &body, self.cfg.max_retries, self.retry_base)
+                .instrument(span.clone())
+                .await;
+        span.record("attempts", i64::from(attempted.attempts));
+        match &attempted.result {
+            Ok(a) => {
+                span.record("gen_ai.usage.input_tokens", i64::from(a.input_tokens));
+                span.record("gen_ai.usage.output_tokens", i64::from(a.output_tokens));
+                if let Some(reason) = &a.stop_reason {
+                    span.record("gen_ai.response.finish_reasons", reason.as_str());
+                }
+            }
+            Err(e) => {
+                span.record("error.type", e.reason());
+                span.record("otel.status_code", "ERROR");
+            }
+        }
         let c = &self.counters;
         c.calls.fetch_add(1, Ordering::Relaxed);
         c.attempts
@@ -381,4 +400,26 @@ impl Analyst {
             })
             .collect()
     }
+}
+
+/// The model call's span, with the OpenTelemetry gen_ai attributes (only when traced).
+fn model_span(model_id: &str) -> tracing::Span {
+    context::child(|| {
+        tracing::info_span!(
+            "chat",
+            otel.name = %format_args!("chat {model_id}"),
+            otel.kind = "client",
+            otel.status_code = tracing::field::Empty,
+            gen_ai.system = "aws.bedrock",
+            gen_ai.operation.name = "chat",
+            gen_ai.request.model = model_id,
+            gen_ai.request.max_tokens = i64::from(prompt::MAX_TOKENS),
+            gen_ai.request.temperature = prompt::TEMPERATURE,
+            gen_ai.usage.input_tokens = tracing::field::Empty,
+            gen_ai.usage.output_tokens = tracing::field::Empty,
+            gen_ai.response.finish_reasons = tracing::field::Empty,
+            error.type = tracing::field::Empty,
+            attempts = tracing::field::Empty,
+        )
+    })
 }

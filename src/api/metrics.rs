@@ -1,20 +1,40 @@
 //! `POST /v1/metrics`: validate the whole request, then record it; 202 only once durable.
 
 use super::{auth, ApiError, AppState};
+use crate::events::{Origin, TraceContext};
 use crate::sample::validate::{self, BatchError, Limits};
+use crate::telemetry::context;
+use tracing::Instrument;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::Json;
 use serde_json::{json, Value};
 
-#[tracing::instrument(skip_all, fields(samples, correlation_id))]
+/// The request's span: a server span, continuing the caller's trace when it sent a valid
+/// `traceparent`. The sampler decides here; unsampled requests make no spans downstream.
 pub async fn post_metrics(
     State(state): State<AppState>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let span = tracing::info_span!(
+        "POST /v1/metrics",
+        otel.kind = "server",
+        http.request.method = "POST",
+        http.route = "/v1/metrics",
+        samples = tracing::field::Empty,
+        correlation_id = tracing::field::Empty,
+    );
+    if let Some(parent) = headers
+        .get("traceparent")
+        .and_then(|v| v.to_str().ok())
+        .and_then(TraceContext::parse_traceparent)
+    {
+        context::set_parent(&span, &parent);
+    }
     ingest(state, headers, body)
+        .instrument(span)
         .await
         .inspect_err(|e| crate::metrics::global().ingest_rejections.inc(e.code(), 1))
 }
@@ -50,11 +70,15 @@ async fn ingest(
     })?;
     let correlation_id = correlation_id(&headers);
     let span = tracing::Span::current();
-    span.record("samples", samples.len());
+    span.record("samples", samples.len() as i64);
     if let Some(id) = &correlation_id {
         span.record("correlation_id", id.as_str());
     }
-    let outcome = state.ingestor.ingest(samples, correlation_id).await?;
+    let origin = Origin {
+        correlation_id,
+        trace: context::context_of(&span),
+    };
+    let outcome = state.ingestor.ingest(samples, origin).await?;
     Ok((StatusCode::ACCEPTED, Json(json!(outcome))))
 }
 

@@ -42,6 +42,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         .data_dir
         .clone()
         .unwrap_or_else(|| tmp.path().to_path_buf());
+    let _telemetry = crate::telemetry::init(&config.telemetry)?;
     crate::cli::runtime()?.block_on(demo(args, scenario, config))
 }
 

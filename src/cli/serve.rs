@@ -44,6 +44,8 @@ pub fn resolve(args: &ServeArgs) -> anyhow::Result<Config> {
 
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     let config = resolve(&args)?;
+    // Outside the runtime: the span exporter runs its own thread, and flushes when dropped.
+    let _telemetry = crate::telemetry::init(&config.telemetry)?;
     crate::cli::runtime()?.block_on(async move {
         let listener = tokio::net::TcpListener::bind(config.server.listen)
             .await

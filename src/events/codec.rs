@@ -3,15 +3,18 @@
 //! A payload is bincode (pinned 2.0.1, standard config) of the versioned struct, decoded by
 //! (event_type, schema_version). A record frame is `[frame version u8][crc32 LE u32][body]`,
 //! body = bincode of `EventRecord`; the CRC covers the body, so a torn or flipped record is
-//! detected on read instead of being decoded into nonsense.
+//! detected on read instead of being decoded into nonsense. Frame version 2 added the trace
+//! context; version 1 frames still decode (with no trace).
 
 use super::types::{
     AlertRaisedV1, AlertSuppressedV1, AnomalyDetectedV1, AnomalyResolvedV1, InsightGeneratedV1,
     MetricObservedV1, StreamEvent,
 };
+use super::trace::TraceContext;
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
-const FRAME_VERSION: u8 = 1;
+const FRAME_VERSION: u8 = 2;
+const FRAME_V1: u8 = 1;
 const HEADER_LEN: usize = 5;
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -38,6 +41,35 @@ pub struct EventRecord {
     pub schema_version: u16,
     pub correlation_id: Option<String>,
     pub payload: Vec<u8>,
+    /// The span that wrote the event, when its request was traced.
+    pub trace: Option<TraceContext>,
+}
+
+/// The record as frame version 1 stored it (before the trace context).
+#[derive(Deserialize)]
+struct EventRecordV1 {
+    stream_id: String,
+    seq: u64,
+    recorded_at_ms: i64,
+    event_type: std::borrow::Cow<'static, str>,
+    schema_version: u16,
+    correlation_id: Option<String>,
+    payload: Vec<u8>,
+}
+
+impl From<EventRecordV1> for EventRecord {
+    fn from(r: EventRecordV1) -> EventRecord {
+        EventRecord {
+            stream_id: r.stream_id,
+            seq: r.seq,
+            recorded_at_ms: r.recorded_at_ms,
+            event_type: r.event_type,
+            schema_version: r.schema_version,
+            correlation_id: r.correlation_id,
+            payload: r.payload,
+            trace: None,
+        }
+    }
 }
 
 impl EventRecord {
@@ -140,7 +172,7 @@ pub fn decode_frame(bytes: &[u8]) -> Result<EventRecord, CodecError> {
             bytes.len()
         )));
     }
-    if bytes[0] != FRAME_VERSION {
+    if bytes[0] != FRAME_VERSION && bytes[0] != FRAME_V1 {
         return Err(CodecError::Frame(format!(
             "unknown frame version {}",
             bytes[0]
@@ -153,6 +185,9 @@ pub fn decode_frame(bytes: &[u8]) -> Result<EventRecord, CodecError> {
         return Err(CodecError::Frame(format!(
             "crc mismatch: stored {stored:08x}, computed {actual:08x}"
         )));
+    }
+    if bytes[0] == FRAME_V1 {
+        return from_bytes::<EventRecordV1>(body, "record", u16::from(FRAME_V1)).map(Into::into);
     }
     from_bytes(body, "record", u16::from(FRAME_VERSION))
 }
@@ -179,6 +214,11 @@ mod tests {
             schema_version: 1,
             correlation_id: Some("abc".into()),
             payload: vec![1, 2, 3],
+            trace: Some(TraceContext {
+                trace_id: [7; 16],
+                span_id: [9; 8],
+                flags: 1,
+            }),
         }
     }
 
@@ -243,6 +283,7 @@ mod properties {
                 schema_version: 1,
                 correlation_id: None,
                 payload,
+                trace: None,
             };
             let frame = encode_frame(&record);
             prop_assert_eq!(decode_frame(&frame), Ok(record));

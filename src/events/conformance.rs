@@ -19,6 +19,7 @@ fn record(stream: &str, seq: u64, event_type: &str, recorded_at_ms: i64) -> Even
         schema_version: 1,
         correlation_id: None,
         payload: vec![seq as u8; 3],
+        trace: None,
     }
 }
 

@@ -4,6 +4,7 @@
 //! `IBSIGHT_BLESS_GOLDEN=1 cargo test golden` writes missing fixtures (never overwrites).
 
 use super::codec::{self, EventRecord};
+use super::trace::TraceContext;
 use super::types::{
     AlertRaisedV1, AlertSuppressedV1, AnomalyDetectedV1, AnomalyResolvedV1, InsightGeneratedV1,
     MetricObservedV1, StreamEvent,
@@ -30,6 +31,11 @@ fn unhex(s: &str) -> Vec<u8> {
         .step_by(2)
         .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("golden file is hex"))
         .collect()
+}
+
+fn read_golden(name: &str) -> Vec<u8> {
+    let text = std::fs::read_to_string(fixture_path(name)).expect("golden fixture exists");
+    unhex(&text)
 }
 
 fn check(name: &str, bytes: &[u8]) -> Vec<u8> {
@@ -160,9 +166,8 @@ fn every_event_type_and_version_matches_its_golden_bytes() {
     }
 }
 
-#[test]
-fn the_record_frame_matches_its_golden_bytes() {
-    let record = EventRecord {
+fn record(trace: Option<TraceContext>) -> EventRecord {
+    EventRecord {
         stream_id: "sw0001/p07".into(),
         seq: 42,
         recorded_at_ms: 1_750_000_000_999,
@@ -170,7 +175,22 @@ fn the_record_frame_matches_its_golden_bytes() {
         schema_version: 1,
         correlation_id: Some("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".into()),
         payload: vec![1, 2, 3, 4],
-    };
-    let golden = check("record_frame_v1", &codec::encode_frame(&record));
+        trace,
+    }
+}
+
+#[test]
+fn the_record_frame_matches_its_golden_bytes() {
+    let record = record(TraceContext::parse_traceparent(
+        "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+    ));
+    let golden = check("record_frame_v2", &codec::encode_frame(&record));
     assert_eq!(codec::decode_frame(&golden).expect("decode"), record);
+}
+
+/// Logs written before the trace context still read: a version 1 frame decodes with no trace.
+#[test]
+fn a_version_1_frame_still_decodes() {
+    let golden = read_golden("record_frame_v1");
+    assert_eq!(codec::decode_frame(&golden).expect("decode"), record(None));
 }

@@ -87,6 +87,7 @@ impl Projection for AlertProjection {
                 schema_version: alert.schema_version(),
                 correlation_id: e.record.correlation_id.clone(),
                 payload: codec::encode_payload(&alert),
+                trace: e.record.trace,
             })));
         }
         Ok(ops)

@@ -8,6 +8,7 @@ use super::items::{self, ItemChange};
 use super::runner::{Projection, ProjectionError};
 use crate::aws::attr;
 use crate::events::{EventStore, StoredEvent, WriteOp};
+use crate::telemetry::context;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement,
     KeyType, Projection as GsiProjection, ProjectionType, PutRequest, ScalarAttributeType,
@@ -17,6 +18,7 @@ use aws_sdk_dynamodb::Client;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::HashMap;
+use tracing::Instrument;
 use std::time::Duration;
 
 /// BatchWriteItem's limit.
@@ -299,11 +301,13 @@ impl Projection for DynamoProjection {
         events: &[StoredEvent],
     ) -> Result<Vec<WriteOp>, ProjectionError> {
         let mut puts = Vec::new();
+        let mut traces = Vec::new();
         let mut suppressed = Vec::new();
         for e in events {
             match items::change_for(store, e)? {
                 Some(ItemChange::Insight { item, .. }) | Some(ItemChange::Alert { item, .. }) => {
                     puts.push(attr::to_item(&item));
+                    traces.extend(e.record.trace);
                 }
                 Some(ItemChange::Suppressed {
                     entity_id,
@@ -315,7 +319,19 @@ impl Projection for DynamoProjection {
             }
         }
         // Puts first: a suppression updates an alert item that may be in this very page.
-        self.sink.put(puts).await?;
+        let span = context::span_for(&traces, || {
+            tracing::info_span!(
+                parent: None,
+                "dynamodb.BatchWriteItem",
+                otel.kind = "client",
+                projection = "dynamodb",
+                db.system.name = "aws.dynamodb",
+                db.operation.name = "BatchWriteItem",
+                aws.dynamodb.table_names = %self.sink.table,
+                items = puts.len() as i64,
+            )
+        });
+        self.sink.put(puts).instrument(span).await?;
         for (entity_id, timestamp, count) in suppressed {
             self.sink
                 .set_suppressed(&entity_id, &timestamp, count)

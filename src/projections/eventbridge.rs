@@ -5,11 +5,13 @@
 
 use super::runner::{Projection, ProjectionError};
 use crate::events::{EventStore, StoredEvent, StreamEvent, WriteOp};
+use crate::telemetry::context;
 use aws_sdk_eventbridge::types::PutEventsRequestEntry;
 use aws_sdk_eventbridge::Client;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::time::Duration;
+use tracing::Instrument;
 
 /// PutEvents takes at most 10 entries.
 const MAX_ENTRIES: usize = 10;
@@ -106,6 +108,7 @@ impl Projection for EventBridgeProjection {
         events: &[StoredEvent],
     ) -> Result<Vec<WriteOp>, ProjectionError> {
         let mut entries = Vec::new();
+        let mut traces = Vec::new();
         for e in events {
             if e.record.event_type != "AlertRaised" {
                 continue;
@@ -129,10 +132,28 @@ impl Projection for EventBridgeProjection {
                     .detail(detail.to_string())
                     .build(),
             );
+            traces.extend(e.record.trace);
         }
-        for chunk in entries.chunks(MAX_ENTRIES) {
-            self.send(chunk.to_vec()).await?;
+        let span = context::span_for(&traces, || {
+            tracing::info_span!(
+                parent: None,
+                "events.PutEvents",
+                otel.kind = "client",
+                projection = "eventbridge",
+                rpc.system = "aws-api",
+                rpc.service = "EventBridge",
+                rpc.method = "PutEvents",
+                entries = entries.len() as i64,
+            )
+        });
+        async {
+            for chunk in entries.chunks(MAX_ENTRIES) {
+                self.send(chunk.to_vec()).await?;
+            }
+            Ok::<_, ProjectionError>(())
         }
+        .instrument(span)
+        .await?;
         Ok(Vec::new())
     }
 }

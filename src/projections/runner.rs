@@ -173,6 +173,7 @@ mod tests {
             schema_version: 1,
             correlation_id: None,
             payload: vec![],
+            trace: None,
         }))
     }
 

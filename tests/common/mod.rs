@@ -217,6 +217,7 @@ pub fn latency_job(
             value: 55.0,
             baseline: Some(50.0),
         }],
+        origin: Default::default(),
     }
 }
 

@@ -15,10 +15,12 @@ use crate::detect::DetectConfig;
 use crate::events::codec::{self, EventRecord};
 use crate::events::types::{AnomalyDetectedV1, InsightGeneratedV1};
 use crate::events::writer::Writer;
-use crate::events::{NewEvent, Snapshot, StreamEvent, WriteOp};
+use crate::events::{NewEvent, Origin, Snapshot, StreamEvent, WriteOp};
 use crate::sample::{Metric, Sample};
+use crate::telemetry::context;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use std::sync::Arc;
+use tracing::Instrument;
 
 /// What every stream actor shares.
 pub struct StreamContext {
@@ -66,7 +68,11 @@ impl Actor for StreamActor {
                     continue;
                 };
                 if let Ok(StreamEvent::AnomalyDetected(anomaly)) = stored.record.decode_event() {
-                    pool.submit(job_for(&stream, seq, anomaly));
+                    let origin = Origin {
+                        correlation_id: stored.record.correlation_id.clone(),
+                        trace: stored.record.trace,
+                    };
+                    pool.submit(job_for(&stream, seq, anomaly, origin));
                 }
             }
         }
@@ -87,10 +93,13 @@ impl Actor for StreamActor {
         match msg {
             StreamMsg::ObserveBatch {
                 samples,
-                correlation_id,
+                origin,
                 reply,
             } => {
-                let result = observe(st, &samples, correlation_id).await;
+                let span = context::span_under(origin.trace.as_ref(), || {
+                    tracing::info_span!(parent: None, "stream.observe", stream_id = %st.stream.stream_id, samples = samples.len() as i64)
+                });
+                let result = observe(st, &samples, origin).instrument(span).await;
                 if let Err(e) = &result {
                     st.ahead_of_log = true;
                     myself.stop(Some(format!("append failed: {e}")));
@@ -100,8 +109,12 @@ impl Actor for StreamActor {
             StreamMsg::GetView(reply) => {
                 let _ = reply.send(view(&st.stream));
             }
-            StreamMsg::RecordInsight { insight, reply } => {
-                let result = record_insight(st, *insight).await;
+            StreamMsg::RecordInsight {
+                insight,
+                origin,
+                reply,
+            } => {
+                let result = record_insight(st, *insight, origin).await;
                 if let Err(e) = &result {
                     st.ahead_of_log = true;
                     myself.stop(Some(format!("append failed: {e}")));
@@ -129,8 +142,13 @@ impl Actor for StreamActor {
 async fn observe(
     st: &mut StreamActorState,
     samples: &[Sample],
-    correlation_id: Option<String>,
+    origin: Origin,
 ) -> Result<ObserveOutcome, StreamError> {
+    // The events point at this actor's span, so the analyst and the sinks continue from it.
+    let origin = Origin {
+        trace: context::current().or(origin.trace),
+        ..origin
+    };
     let next = &mut st.stream;
     let mut outcome = ObserveOutcome::default();
     let mut ops = Vec::new();
@@ -154,8 +172,9 @@ async fn observe(
                 recorded_at_ms: now_ms,
                 event_type: event.event_type().into(),
                 schema_version: event.schema_version(),
-                correlation_id: correlation_id.clone(),
+                correlation_id: origin.correlation_id.clone(),
                 payload: codec::encode_payload(event),
+                trace: origin.trace,
             })));
         }
     }
@@ -163,7 +182,8 @@ async fn observe(
         return Ok(outcome);
     }
     let appended = ops.len() as u64;
-    st.ctx.writer.write(ops).await?;
+    let append = context::child(|| tracing::info_span!("store.append", events = appended as i64));
+    st.ctx.writer.write(ops).instrument(append).await?;
     st.since_snapshot += appended;
     if st.since_snapshot >= st.ctx.snapshot_every {
         snapshot(st);
@@ -175,14 +195,19 @@ async fn observe(
     }
     if let Some(pool) = &st.ctx.analyst {
         for (seq, anomaly) in anomalies {
-            pool.submit(job_for(&st.stream, seq, anomaly));
+            pool.submit(job_for(&st.stream, seq, anomaly, origin.clone()));
         }
     }
     Ok(outcome)
 }
 
 /// The analyst's job for an anomaly: its evidence plus the stream's numbers (no labels).
-fn job_for(stream: &StreamState, anomaly_seq: u64, anomaly: AnomalyDetectedV1) -> AnomalyJob {
+fn job_for(
+    stream: &StreamState,
+    anomaly_seq: u64,
+    anomaly: AnomalyDetectedV1,
+    origin: Origin,
+) -> AnomalyJob {
     let mut readings = Vec::new();
     if let Some(sample) = &stream.last_sample {
         for metric in Metric::ALL {
@@ -200,6 +225,7 @@ fn job_for(stream: &StreamState, anomaly_seq: u64, anomaly: AnomalyDetectedV1) -
         anomaly_seq,
         anomaly,
         readings,
+        origin,
     }
 }
 
@@ -207,6 +233,7 @@ fn job_for(stream: &StreamState, anomaly_seq: u64, anomaly: AnomalyDetectedV1) -
 async fn record_insight(
     st: &mut StreamActorState,
     insight: InsightGeneratedV1,
+    origin: Origin,
 ) -> Result<bool, StreamError> {
     if !st.stream.awaiting_insight.contains(&insight.anomaly_seq) {
         return Ok(false);
@@ -220,8 +247,9 @@ async fn record_insight(
         recorded_at_ms: crate::clock::now_ms(),
         event_type: event.event_type().into(),
         schema_version: event.schema_version(),
-        correlation_id: None,
+        correlation_id: origin.correlation_id,
         payload: codec::encode_payload(&event),
+        trace: origin.trace,
     };
     st.ctx
         .writer

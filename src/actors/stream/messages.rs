@@ -2,7 +2,7 @@
 
 use crate::detect::hysteresis::OpenAnomaly;
 use crate::events::types::InsightGeneratedV1;
-use crate::events::StoreError;
+use crate::events::{Origin, StoreError};
 use crate::sample::Sample;
 use ractor::RpcReplyPort;
 use serde::Serialize;
@@ -12,7 +12,8 @@ pub enum StreamMsg {
     /// Record these samples (all of one stream, in request order). Answered once durable.
     ObserveBatch {
         samples: Arc<[Sample]>,
-        correlation_id: Option<String>,
+        /// The request's correlation id and, when it is traced, its span.
+        origin: Origin,
         reply: RpcReplyPort<Result<ObserveOutcome, StreamError>>,
     },
     /// The stream's current state, for the API.
@@ -21,6 +22,8 @@ pub enum StreamMsg {
     /// insight for the same anomaly is ignored). Answered once durable.
     RecordInsight {
         insight: Box<InsightGeneratedV1>,
+        /// The anomaly's origin, traced through the analyst's span when sampled.
+        origin: Origin,
         reply: RpcReplyPort<Result<bool, StreamError>>,
     },
     /// Panics inside the handler, to exercise supervision. Reachable only through

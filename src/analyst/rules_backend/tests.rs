@@ -24,6 +24,7 @@ pub fn job(rule: Rule, metric: &str, value: f64, severity: Severity) -> AnomalyJ
             value: 4.5,
             baseline: Some(4.0),
         }],
+        origin: Default::default(),
     }
 }
 

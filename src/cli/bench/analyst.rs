@@ -62,6 +62,7 @@ fn storm_job(i: usize, streams: usize) -> AnomalyJob {
             value: 60.0,
             baseline: Some(55.0),
         }],
+        origin: Default::default(),
     }
 }
 

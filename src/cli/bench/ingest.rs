@@ -6,13 +6,16 @@ use super::{current_rss_mb, peak_rss_mb, quantile};
 use crate::api;
 use crate::cli::events::EngineArg;
 use crate::config::Config;
+use crate::events::Origin;
 use crate::node::Node;
 use crate::sim;
+use crate::telemetry::context;
 use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
+use tracing::Instrument;
 
 #[derive(Debug, clap::Args)]
 pub struct IngestBenchArgs {
@@ -61,6 +64,7 @@ pub fn run(args: IngestBenchArgs) -> anyhow::Result<()> {
         .ingest
         .max_inflight_samples
         .max(args.batch * args.concurrency);
+    let _telemetry = crate::telemetry::init(&config.telemetry)?;
     crate::cli::runtime()?.block_on(drive(args, config))
 }
 
@@ -119,7 +123,14 @@ async fn drive(args: IngestBenchArgs, config: Config) -> anyhow::Result<()> {
                 let t0 = Instant::now();
                 let (accepted, duplicates) = match &url {
                     None => {
-                        let o = ingestor.ingest(batch_samples, None).await?;
+                        // A root span per batch, as the HTTP handler makes per request,
+                        // so the tracing overhead shows in-process too.
+                        let span = tracing::info_span!("ingest.batch");
+                        let origin = Origin {
+                            correlation_id: None,
+                            trace: context::context_of(&span),
+                        };
+                        let o = ingestor.ingest(batch_samples, origin).instrument(span).await?;
                         (o.accepted, o.duplicates)
                     }
                     Some(url) => post(&client, url, &batch_samples).await?,
