@@ -115,7 +115,11 @@ async fn one_request_is_one_trace_from_http_to_the_sinks() {
         .envs(moto.env())
         .output()
         .expect("aws init");
-    assert!(init.status.success(), "{}", String::from_utf8_lossy(&init.stderr));
+    assert!(
+        init.status.success(),
+        "{}",
+        String::from_utf8_lossy(&init.stderr)
+    );
 
     let mut env: Vec<(&str, String)> = moto
         .env()
@@ -181,7 +185,9 @@ async fn one_request_is_one_trace_from_http_to_the_sinks() {
     };
     srv.terminate();
 
-    assert!(spans.iter().all(|(service, _)| service == "ibsight-under-test"));
+    assert!(spans
+        .iter()
+        .all(|(service, _)| service == "ibsight-under-test"));
     let trace_ids: std::collections::BTreeSet<String> =
         spans.iter().map(|(_, s)| hex(&s.trace_id)).collect();
     assert_eq!(
@@ -192,7 +198,11 @@ async fn one_request_is_one_trace_from_http_to_the_sinks() {
     let spans: Vec<Span> = spans.into_iter().map(|(_, s)| s).collect();
 
     let http = find(&spans, "POST /v1/metrics");
-    assert_eq!(hex(&http.parent_span_id), CALLER_SPAN, "continues the caller");
+    assert_eq!(
+        hex(&http.parent_span_id),
+        CALLER_SPAN,
+        "continues the caller"
+    );
     let actor = find(&spans, "stream.observe");
     assert_parent(actor, http);
     assert_eq!(
@@ -203,10 +213,7 @@ async fn one_request_is_one_trace_from_http_to_the_sinks() {
     assert_parent(append, actor);
     let batch = find(&spans, "analyst.batch");
     assert_parent(batch, actor);
-    let model = find(
-        &spans,
-        "chat anthropic.claude-3-5-haiku-20241022-v1:0",
-    );
+    let model = find(&spans, "chat anthropic.claude-3-5-haiku-20241022-v1:0");
     assert_parent(model, batch);
     assert_eq!(
         attr(model, "gen_ai.system"),

@@ -19,7 +19,10 @@ async fn node_with_scenario(dir: &std::path::Path) -> Node {
     let base = ibsight::clock::now_ms() - 600_000;
     let mut sim = Simulator::new(scenario, base);
     while let Some(samples) = sim.next_tick() {
-        node.ingestor.ingest(samples, Default::default()).await.expect("ingest");
+        node.ingestor
+            .ingest(samples, Default::default())
+            .await
+            .expect("ingest");
     }
     ibsight::eval::settle(&node).await.expect("settle");
     node

@@ -114,9 +114,10 @@ impl Actor for AnalystWorker {
                 let jobs = job.msg.jobs;
                 // One span per batch: its parent is the first traced anomaly, the others are
                 // links. Each insight then points at this span.
-                let span = context::span_for(jobs.iter().filter_map(|j| j.origin.trace.as_ref()), || {
-                    tracing::info_span!(parent: None, "analyst.batch", anomalies = jobs.len() as i64)
-                });
+                let span = context::span_for(
+                    jobs.iter().filter_map(|j| j.origin.trace.as_ref()),
+                    || tracing::info_span!(parent: None, "analyst.batch", anomalies = jobs.len() as i64),
+                );
                 let traced = context::context_of(&span);
                 let outcomes = self.analyst.analyse(&jobs).instrument(span).await;
                 for (mut j, o) in jobs.into_iter().zip(outcomes) {

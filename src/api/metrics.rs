@@ -4,7 +4,6 @@ use super::{auth, ApiError, AppState};
 use crate::events::{Origin, TraceContext};
 use crate::sample::validate::{self, BatchError, Limits};
 use crate::telemetry::context;
-use tracing::Instrument;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
@@ -33,8 +32,7 @@ pub async fn post_metrics(
     {
         context::set_parent(&span, &parent);
     }
-    ingest(state, headers, body)
-        .instrument(span)
+    context::in_span(span, ingest(state, headers, body))
         .await
         .inspect_err(|e| crate::metrics::global().ingest_rejections.inc(e.code(), 1))
 }

@@ -6,11 +6,11 @@
 //! detected on read instead of being decoded into nonsense. Frame version 2 added the trace
 //! context; version 1 frames still decode (with no trace).
 
+use super::trace::TraceContext;
 use super::types::{
     AlertRaisedV1, AlertSuppressedV1, AnomalyDetectedV1, AnomalyResolvedV1, InsightGeneratedV1,
     MetricObservedV1, StreamEvent,
 };
-use super::trace::TraceContext;
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
 const FRAME_VERSION: u8 = 2;

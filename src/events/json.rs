@@ -19,6 +19,8 @@ pub fn event_json(e: &StoredEvent) -> Value {
         "schema_version": r.schema_version,
         "recorded_at": crate::clock::rfc3339(r.recorded_at_ms),
         "correlation_id": r.correlation_id,
+        // The W3C traceparent of the span that wrote the event (open it in Jaeger by its trace id).
+        "traceparent": r.trace.map(|t| t.traceparent()),
         "payload": payload,
     })
 }

@@ -18,8 +18,8 @@ use aws_sdk_dynamodb::Client;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::HashMap;
-use tracing::Instrument;
 use std::time::Duration;
+use tracing::Instrument;
 
 /// BatchWriteItem's limit.
 pub const MAX_BATCH: usize = 25;

@@ -6,10 +6,9 @@
 //! all past the HTTP handler.
 
 use crate::events::TraceContext;
-use opentelemetry::trace::{
-    SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState,
-};
-use tracing::Span;
+use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState};
+use std::future::Future;
+use tracing::{Instrument, Span};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 /// The most links one span records (a page of traced events can be long).
@@ -46,7 +45,8 @@ fn span_context(t: &TraceContext) -> SpanContext {
 
 /// Set `span`'s parent to a remote context (a `traceparent` header, a stored event).
 pub fn set_parent(span: &Span, parent: &TraceContext) {
-    let _ = span.set_parent(opentelemetry::Context::new().with_remote_span_context(span_context(parent)));
+    let _ = span
+        .set_parent(opentelemetry::Context::new().with_remote_span_context(span_context(parent)));
 }
 
 /// A span continuing `parent`'s trace, or a disabled span when there is no parent. `make`
@@ -71,6 +71,16 @@ pub fn span_for<'a>(
         span.add_link(span_context(other));
     }
     span
+}
+
+/// Run `fut` inside `span` when the span is exported. An unsampled span is left unentered,
+/// so untraced requests pay nothing per poll (a request's future is polled once per reply).
+pub async fn in_span<F: Future>(span: Span, fut: F) -> F::Output {
+    if context_of(&span).is_some() {
+        fut.instrument(span).await
+    } else {
+        fut.await
+    }
 }
 
 /// A child of the current span when the current work is traced; disabled otherwise, so that

@@ -105,7 +105,11 @@ impl TelemetryConfig {
             ));
         }
         if self.service_name.trim().is_empty() {
-            return Err(bad("telemetry.service_name", &self.service_name, "is empty"));
+            return Err(bad(
+                "telemetry.service_name",
+                &self.service_name,
+                "is empty",
+            ));
         }
         Ok(())
     }
@@ -116,8 +120,9 @@ impl TelemetryConfig {
         let env = |k: &str| env(k).filter(|v| !v.trim().is_empty());
         let protocol = match env("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
             .map(|v| ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", v))
-            .or_else(|| env("OTEL_EXPORTER_OTLP_PROTOCOL").map(|v| ("OTEL_EXPORTER_OTLP_PROTOCOL", v)))
-        {
+            .or_else(|| {
+                env("OTEL_EXPORTER_OTLP_PROTOCOL").map(|v| ("OTEL_EXPORTER_OTLP_PROTOCOL", v))
+            }) {
             None => self.otlp_protocol,
             Some((_, v)) if v == "http/protobuf" => OtlpProtocol::HttpProtobuf,
             Some((_, v)) if v == "grpc" => OtlpProtocol::Grpc,
@@ -156,7 +161,11 @@ impl TelemetryConfig {
                             .ok()
                             .filter(|r| (0.0..=1.0).contains(r))
                             .ok_or_else(|| {
-                                bad("OTEL_TRACES_SAMPLER_ARG", &arg, "must be a number within [0, 1]")
+                                bad(
+                                    "OTEL_TRACES_SAMPLER_ARG",
+                                    &arg,
+                                    "must be a number within [0, 1]",
+                                )
                             }),
                     }
                 };
@@ -243,12 +252,18 @@ mod tests {
                 ("OTEL_SERVICE_NAME", "ibsight-eu"),
                 ("OTEL_TRACES_SAMPLER", "parentbased_traceidratio"),
                 ("OTEL_TRACES_SAMPLER_ARG", "0.01"),
-                ("OTEL_RESOURCE_ATTRIBUTES", "deployment.environment=prod, host.name=n1"),
+                (
+                    "OTEL_RESOURCE_ATTRIBUTES",
+                    "deployment.environment=prod, host.name=n1",
+                ),
                 ("RUST_LOG", "debug"),
             ],
         )
         .expect("valid");
-        assert_eq!(r.endpoint.as_deref(), Some("http://collector:4318/v1/traces"));
+        assert_eq!(
+            r.endpoint.as_deref(),
+            Some("http://collector:4318/v1/traces")
+        );
         assert_eq!(r.service_name, "ibsight-eu");
         assert_eq!(r.sampler, SamplerChoice::ParentBasedRatio(0.01));
         assert_eq!(r.resource_attributes["deployment.environment"], "prod");
@@ -263,7 +278,10 @@ mod tests {
             ..TelemetryConfig::default()
         };
         let http = resolve(&cfg, &[]).expect("valid");
-        assert_eq!(http.endpoint.as_deref(), Some("http://127.0.0.1:4318/v1/traces"));
+        assert_eq!(
+            http.endpoint.as_deref(),
+            Some("http://127.0.0.1:4318/v1/traces")
+        );
         let grpc = resolve(
             &cfg,
             &[
@@ -286,14 +304,29 @@ mod tests {
     fn bad_values_name_the_variable_and_the_value() {
         let cfg = TelemetryConfig::default();
         let cases: &[(&[(&str, &str)], &str)] = &[
-            (&[("OTEL_TRACES_SAMPLER", "sometimes")], "OTEL_TRACES_SAMPLER"),
             (
-                &[("OTEL_TRACES_SAMPLER", "traceidratio"), ("OTEL_TRACES_SAMPLER_ARG", "2")],
+                &[("OTEL_TRACES_SAMPLER", "sometimes")],
+                "OTEL_TRACES_SAMPLER",
+            ),
+            (
+                &[
+                    ("OTEL_TRACES_SAMPLER", "traceidratio"),
+                    ("OTEL_TRACES_SAMPLER_ARG", "2"),
+                ],
                 "OTEL_TRACES_SAMPLER_ARG",
             ),
-            (&[("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json")], "OTEL_EXPORTER_OTLP_PROTOCOL"),
-            (&[("OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4318")], "OTEL_EXPORTER_OTLP_ENDPOINT"),
-            (&[("OTEL_RESOURCE_ATTRIBUTES", "novalue")], "OTEL_RESOURCE_ATTRIBUTES"),
+            (
+                &[("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json")],
+                "OTEL_EXPORTER_OTLP_PROTOCOL",
+            ),
+            (
+                &[("OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4318")],
+                "OTEL_EXPORTER_OTLP_ENDPOINT",
+            ),
+            (
+                &[("OTEL_RESOURCE_ATTRIBUTES", "novalue")],
+                "OTEL_RESOURCE_ATTRIBUTES",
+            ),
         ];
         for (vars, field) in cases {
             let e = resolve(&cfg, vars).expect_err("invalid");
@@ -306,6 +339,9 @@ mod tests {
         }
         .validate()
         .expect_err("out of range");
-        assert_eq!(e.to_string(), "telemetry.sampling_ratio: \"1.5\" must be within [0, 1]");
+        assert_eq!(
+            e.to_string(),
+            "telemetry.sampling_ratio: \"1.5\" must be within [0, 1]"
+        );
     }
 }

@@ -96,9 +96,10 @@ impl Actor for StreamActor {
                 origin,
                 reply,
             } => {
-                let span = context::span_under(origin.trace.as_ref(), || {
-                    tracing::info_span!(parent: None, "stream.observe", stream_id = %st.stream.stream_id, samples = samples.len() as i64)
-                });
+                let span = context::span_under(
+                    origin.trace.as_ref(),
+                    || tracing::info_span!(parent: None, "stream.observe", stream_id = %st.stream.stream_id, samples = samples.len() as i64),
+                );
                 let result = observe(st, &samples, origin).instrument(span).await;
                 if let Err(e) = &result {
                     st.ahead_of_log = true;

@@ -15,7 +15,6 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
-use tracing::Instrument;
 
 #[derive(Debug, clap::Args)]
 pub struct IngestBenchArgs {
@@ -130,7 +129,8 @@ async fn drive(args: IngestBenchArgs, config: Config) -> anyhow::Result<()> {
                             correlation_id: None,
                             trace: context::context_of(&span),
                         };
-                        let o = ingestor.ingest(batch_samples, origin).instrument(span).await?;
+                        let o =
+                            context::in_span(span, ingestor.ingest(batch_samples, origin)).await?;
                         (o.accepted, o.duplicates)
                     }
                     Some(url) => post(&client, url, &batch_samples).await?,
