@@ -20,6 +20,7 @@ pub mod pool;
 pub mod prompt;
 pub mod rules_backend;
 pub mod service;
+pub mod template;
 
 use serde::{Deserialize, Serialize};
 

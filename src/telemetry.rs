@@ -103,6 +103,7 @@ fn install(resolved: Resolved) -> anyhow::Result<Telemetry> {
         .try_init()
         .map_err(|e| anyhow::anyhow!("a tracing subscriber is already installed: {e}"))?;
     if let Some(endpoint) = &resolved.endpoint {
+        context::set_exporting();
         tracing::info!(endpoint, protocol = ?resolved.protocol, sampler = ?resolved.sampler, service = %resolved.service_name, "exporting traces over OTLP");
     }
     Ok(Telemetry { provider })

@@ -135,6 +135,14 @@ pub fn prompt_hash(body: &Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tmp_template_matches() {
+        assert_eq!(
+            crate::analyst::template::PromptTemplate::live().system,
+            system_prompt()
+        );
+    }
     use crate::analyst::job::Reading;
     use crate::detect::rules::{Rule, Severity};
     use crate::events::types::AnomalyDetectedV1;

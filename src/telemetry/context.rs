@@ -8,15 +8,23 @@
 use crate::events::TraceContext;
 use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState};
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 use tracing::{Instrument, Span};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 /// The most links one span records (a page of traced events can be long).
 const MAX_LINKS: usize = 32;
 
+/// Set once spans are exported; until then every function here returns at once.
+static EXPORTING: AtomicBool = AtomicBool::new(false);
+
+pub(crate) fn set_exporting() {
+    EXPORTING.store(true, Ordering::Relaxed);
+}
+
 /// The context of `span` when it is exported (valid and sampled), else `None`.
 pub fn context_of(span: &Span) -> Option<TraceContext> {
-    if span.is_none() {
+    if !EXPORTING.load(Ordering::Relaxed) || span.is_none() {
         return None;
     }
     let cx = span.context();
@@ -30,6 +38,9 @@ pub fn context_of(span: &Span) -> Option<TraceContext> {
 
 /// The context of the current span (see `context_of`).
 pub fn current() -> Option<TraceContext> {
+    if !EXPORTING.load(Ordering::Relaxed) {
+        return None;
+    }
     context_of(&Span::current())
 }
 
@@ -83,12 +94,13 @@ pub async fn in_span<F: Future>(span: Span, fut: F) -> F::Output {
     }
 }
 
-/// A child of the current span when the current work is traced; disabled otherwise, so that
-/// untraced work never starts a trace of its own.
+/// A child of the current span when the current span is exported; disabled otherwise, so
+/// untraced work never starts a trace of its own. (The current span is not enough: ractor
+/// runs every actor inside a span of its own, which is never exported.)
 pub fn child(make: impl FnOnce() -> Span) -> Span {
-    if Span::current().is_none() {
-        Span::none()
-    } else {
+    if current().is_some() {
         make()
+    } else {
+        Span::none()
     }
 }

@@ -44,7 +44,9 @@ impl Default for TelemetryConfig {
     fn default() -> Self {
         TelemetryConfig {
             log_format: LogFormat::Text,
-            log_level: "info".into(),
+            // ractor wraps every actor in an INFO span; entering it on every poll costs ingest
+            // time and adds nothing ibsight's own fields don't say.
+            log_level: "info,ractor=warn".into(),
             otlp_endpoint: String::new(),
             otlp_protocol: OtlpProtocol::HttpProtobuf,
             service_name: "ibsight".into(),
@@ -235,7 +237,7 @@ mod tests {
         assert_eq!(r.endpoint, None);
         assert_eq!(r.sampler, SamplerChoice::ParentBasedRatio(1.0));
         assert_eq!(r.service_name, "ibsight");
-        assert_eq!(r.log_filter, "info");
+        assert_eq!(r.log_filter, "info,ractor=warn");
     }
 
     #[test]
