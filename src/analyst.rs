@@ -63,6 +63,8 @@ pub struct AnalystConfig {
     pub cache_window_s: u64,
     /// Anomalies analysed in one call when several are queued.
     pub batch_max: usize,
+    /// A prompt template file (see `config/prompts/`); empty: the built-in live template.
+    pub prompt_file: String,
 }
 
 impl Default for AnalystConfig {
@@ -85,6 +87,7 @@ impl Default for AnalystConfig {
             output_usd_per_mtok: 4.0,
             cache_window_s: 300,
             batch_max: 8,
+            prompt_file: String::new(),
         }
     }
 }
@@ -130,6 +133,9 @@ impl AnalystConfig {
             if !(v.is_finite() && v >= 0.0) {
                 return bad(key, format!("{v} must be a non-negative number"));
             }
+        }
+        if let Err(e) = template::PromptTemplate::from_config(&self.prompt_file) {
+            return bad("prompt_file", e.to_string());
         }
         Ok(())
     }

@@ -48,6 +48,8 @@ pub enum NodeError {
     Store(#[from] StoreError),
     #[error("actor system: {0}")]
     Actors(String),
+    #[error("analyst.prompt_file: {0}")]
+    Prompt(#[from] crate::analyst::template::TemplateError),
 }
 
 impl Node {
@@ -174,6 +176,7 @@ async fn start_analyst(
     router: Arc<OnceLock<StreamRouter>>,
 ) -> Result<AnalystPool, NodeError> {
     let cfg = config.analyst.clone();
+    let template = crate::analyst::template::PromptTemplate::from_config(&cfg.prompt_file)?;
     let model = match cfg.backend {
         Backend::Bedrock => Some(
             BedrockModel::from_env(
@@ -185,12 +188,15 @@ async fn start_analyst(
         ),
         Backend::Rules => None,
     };
-    let analyst = Arc::new(Analyst::new(
-        cfg,
-        model,
-        Duration::from_millis(200),
-        crate::clock::now_ms(),
-    ));
+    let analyst = Arc::new(
+        Analyst::new(
+            cfg,
+            model,
+            Duration::from_millis(200),
+            crate::clock::now_ms(),
+        )
+        .with_template(template),
+    );
     let deliver: Deliver = Arc::new(move |job, outcome| {
         let Some(router) = router.get().cloned() else {
             // Only before the node finished starting; the anomaly stays awaiting and is

@@ -176,3 +176,33 @@ async fn replay_audit_reports_divergences_in_a_time_range() {
     let none = audit(&stricter, &["--from", &later]);
     assert!(none.contains("\"divergences\":0"), "{none}");
 }
+
+/// A store in use by a running server is audited from a snapshot copy, and the server goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replay_audit_reads_a_live_store_from_a_snapshot() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let srv = Server::start(dir.path(), &[]);
+    let client = reqwest::Client::new();
+    let t = now_ms() - 10_000;
+    let body = json!({"samples": [
+        {"stream_id": "live/1", "timestamp": t, "utilization": 50},
+        {"stream_id": "live/1", "timestamp": t + 1000, "utilization": 95},
+    ]});
+    assert_eq!(post_json(&client, &srv.url, &body, None).await.0, 202);
+    let out = Command::new(binary())
+        .args(["replay", "audit", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .expect("audit");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("snapshot copy"), "{stderr}");
+    let stdout = String::from_utf8(out.stdout).expect("utf8");
+    assert!(stdout.contains("\"divergences\":0"), "{stdout}");
+    assert!(stdout.contains("\"matched\":1"), "{stdout}");
+    // The server was not disturbed.
+    let more =
+        json!({"samples": [{"stream_id": "live/1", "timestamp": t + 2000, "utilization": 50}]});
+    assert_eq!(post_json(&client, &srv.url, &more, None).await.0, 202);
+    srv.terminate();
+}

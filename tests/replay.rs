@@ -1,6 +1,10 @@
-//! `replay audit` over a log written by the real pipeline: an untouched log has no
+//! Replays over a log written by the real pipeline: an untouched log audits with no
 //! divergence, a changed threshold shows up as divergences, a corrupt record is reported at its
-//! offset.
+//! offset, a rebuilt projection equals the live one, and a candidate prompt is asked about the
+//! recorded anomalies (through the real SDK, against the local Bedrock-protocol server) with
+//! the log left byte for byte as it was.
+
+mod common;
 
 use ibsight::config::Config;
 use ibsight::detect::DetectConfig;
@@ -117,4 +121,132 @@ async fn a_rebuild_of_the_views_equals_the_live_views() {
         assert_eq!((v.rebuilt, v.differing), (v.live, 0), "{v:?}");
     }
     node.shutdown().await;
+}
+
+/// Every file under `dir`, with its bytes.
+fn tree(dir: &std::path::Path) -> std::collections::BTreeMap<std::path::PathBuf, Vec<u8>> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for entry in std::fs::read_dir(&d).expect("read dir") {
+            let path = entry.expect("entry").path();
+            if path.is_dir() {
+                todo.push(path);
+            } else {
+                out.insert(path.clone(), std::fs::read(&path).expect("read"));
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_candidate_prompt_is_asked_about_the_recorded_anomalies_and_the_log_is_untouched() {
+    use ibsight::analyst::fake_bedrock::FakeBedrock;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let node = node_with_scenario(dir.path()).await;
+    node.shutdown().await;
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let before = tree(dir.path());
+
+    let work = tempfile::tempdir().expect("tempdir");
+    let candidate = work.path().join("candidate.toml");
+    std::fs::write(
+        &candidate,
+        "version = \"ib-insight-v2-terse\"\n\
+         system = \"\"\"You are a terse InfiniBand expert. Types: {prediction_types}. JSON only.\"\"\"\n",
+    )
+    .expect("write candidate");
+    let report = work.path().join("report.jsonl");
+    let fake = FakeBedrock::start(None).await.expect("fake bedrock");
+    let mut cmd = std::process::Command::new(common::binary());
+    cmd.args(["replay", "prompts", "--data-dir"])
+        .arg(dir.path())
+        .arg("--prompt")
+        .arg(&candidate)
+        .args(["--analyst", "bedrock", "--limit", "20", "--out"])
+        .arg(&report)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("IBSIGHT_AWS__ENDPOINT_URL", fake.url())
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_EC2_METADATA_DISABLED", "true");
+    let out = tokio::task::spawn_blocking(move || cmd.output())
+        .await
+        .expect("join")
+        .expect("run replay prompts");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let summary: serde_json::Value =
+        serde_json::from_str(stdout.lines().last().expect("a summary line")).expect("json");
+    assert_eq!(summary["anomalies"], 20, "{summary}");
+    assert_eq!(
+        summary["compared"], 20,
+        "every recorded anomaly had an insight: {summary}"
+    );
+    assert_eq!(summary["new_prompt_version"], "ib-insight-v2-terse");
+    assert_eq!(
+        summary["old_prompt_versions"],
+        serde_json::json!(["ib-insight-v1"])
+    );
+    let calls = summary["calls"].as_u64().expect("calls");
+    assert!((3..=20).contains(&calls), "batched calls: {summary}");
+    assert!(summary["input_tokens"].as_u64() > Some(0), "{summary}");
+    assert!(summary["cost_usd"].as_f64() > Some(0.0), "{summary}");
+    assert!(
+        summary["type_agreement_pct"].as_f64().is_some(),
+        "{summary}"
+    );
+    assert!(
+        summary["mean_abs_delta_risk"].as_f64().is_some(),
+        "{summary}"
+    );
+
+    let rows: Vec<serde_json::Value> = std::fs::read_to_string(&report)
+        .expect("report")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON row"))
+        .collect();
+    assert_eq!(rows.len(), 20);
+    for row in &rows {
+        assert_eq!(row["old"]["source"], "rules", "{row}");
+        assert_eq!(row["old"]["prompt_version"], "ib-insight-v1", "{row}");
+        assert_eq!(row["new"]["source"], "ai", "{row}");
+        assert_eq!(row["new"]["prompt_version"], "ib-insight-v2-terse", "{row}");
+        assert!(
+            row["new"]["explanation"]
+                .as_str()
+                .is_some_and(|e| e.starts_with("fake model analysis")),
+            "{row}"
+        );
+        for side in ["old", "new"] {
+            for field in ["prediction_type", "risk_score", "confidence", "explanation"] {
+                assert!(!row[side][field].is_null(), "{side}.{field}: {row}");
+            }
+        }
+    }
+    let received = fake.received();
+    assert_eq!(received.len() as u64, calls);
+    for r in &received {
+        let system = r.body["system"].as_str().unwrap_or_default();
+        assert!(
+            system.starts_with("You are a terse InfiniBand expert"),
+            "{system}"
+        );
+        assert!(
+            system.contains("connection_instability"),
+            "types filled in: {system}"
+        );
+    }
+
+    let after = tree(dir.path());
+    assert_eq!(
+        before.keys().collect::<Vec<_>>(),
+        after.keys().collect::<Vec<_>>(),
+        "same files"
+    );
+    assert!(before == after, "the log's bytes changed");
 }

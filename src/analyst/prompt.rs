@@ -1,64 +1,16 @@
 //! The prompt. The static part (role, fabric context, normal ranges, output contract, few-shot
-//! examples) is the `system` text and never changes between calls, so Bedrock's prompt cache
-//! can reuse it; the per-anomaly numbers come last, in the user message. Only numbers and
-//! validated ids go in.
+//! examples) is the template's `system` text (`config/prompts/`) and never changes between
+//! calls, so Bedrock's prompt cache can reuse it; the per-anomaly numbers come last, in the
+//! user message. Only numbers and validated ids go in.
 
-use super::insight::PredictionType;
 use super::job::AnomalyJob;
+use super::template::PromptTemplate;
 use serde_json::{json, Value};
 use std::fmt::Write as _;
-
-/// Bump when the prompt text changes; recorded on every insight for prompt tuning.
-pub const TEMPLATE_VERSION: &str = "ib-insight-v1";
 
 pub const MAX_TOKENS: u32 = 1000;
 pub const TEMPERATURE: f64 = 0.3;
 pub const TOP_P: f64 = 0.9;
-
-/// The static system prompt.
-pub fn system_prompt() -> String {
-    let types = PredictionType::ALL
-        .iter()
-        .map(|p| p.name())
-        .collect::<Vec<_>>()
-        .join(", ");
-    format!(
-        "You are an InfiniBand network operations expert analysing anomalies detected on a \
-production HPC fabric (HCAs, leaf and spine switches, RDMA traffic, queue pairs).
-
-CONTEXT
-- Each stream is one port or link. Samples carry p99 latency (µs), utilization (%), error rate \
-(fraction), bandwidth (Gbps), QP errors and perfquery port counters.
-- Normal p99 latency: under 5 µs. Normal utilization: 40-70 %. Acceptable error rate: under 0.1 %.
-- SymbolErrorCounter above 120/h or any LinkDownedCounter increment means a marginal or failing \
-link (cable, transceiver, connector). PortXmitWait growth means congestion (credit starvation). \
-PortRcvErrors and PortXmitDiscards mean packet loss.
-
-OUTPUT CONTRACT
-Answer with JSON only. For one anomaly, one object; for several, a JSON array with one object \
-per anomaly, in the order given. Each object:
-{{\"prediction_type\": one of [{types}],
- \"risk_score\": integer 0-100 (80-100 critical: act now; 60-79 high: within 1 hour; \
-40-59 medium: monitor; 0-39 low),
- \"explanation\": technical explanation citing the metrics and their deltas from baseline,
- \"recommendations\": 2 to 4 specific, actionable steps,
- \"confidence\": number 0.0-1.0}}
-
-EXAMPLE 1
-Input: latency_p99=12 µs (baseline 4 µs), utilization=45 %
-Output: {{\"prediction_type\": \"latency_spike\", \"risk_score\": 65, \"explanation\": \
-\"P99 latency is 3x its baseline while utilization is normal, pointing at congestion upstream.\", \
-\"recommendations\": [\"Check PortXmitWait on the upstream switch\", \"Review QoS settings\"], \
-\"confidence\": 0.88}}
-
-EXAMPLE 2
-Input: utilization=95 %, error_rate=0.0002
-Output: {{\"prediction_type\": \"resource_saturation\", \"risk_score\": 90, \"explanation\": \
-\"Port utilization is critical at 95 %; queues will build and latency will follow.\", \
-\"recommendations\": [\"Move or throttle the heaviest job on this port\", \
-\"Add or rebalance paths through adaptive routing\"], \"confidence\": 0.95}}"
-    )
-}
 
 fn fmt_opt(v: Option<f64>) -> String {
     v.map_or_else(|| "n/a".into(), |v| format!("{v}"))
@@ -116,13 +68,13 @@ pub fn user_prompt(jobs: &[&AnomalyJob]) -> String {
 }
 
 /// The InvokeModel body (Anthropic messages API on Bedrock).
-pub fn request_body(jobs: &[&AnomalyJob]) -> Value {
+pub fn request_body(template: &PromptTemplate, jobs: &[&AnomalyJob]) -> Value {
     json!({
         "anthropic_version": "bedrock-2023-05-31",
         "max_tokens": MAX_TOKENS,
         "temperature": TEMPERATURE,
         "top_p": TOP_P,
-        "system": system_prompt(),
+        "system": template.system,
         "messages": [{"role": "user", "content": [{"type": "text", "text": user_prompt(jobs)}]}],
     })
 }
@@ -136,13 +88,7 @@ pub fn prompt_hash(body: &Value) -> String {
 mod tests {
     use super::*;
 
-    #[test]
-    fn tmp_template_matches() {
-        assert_eq!(
-            crate::analyst::template::PromptTemplate::live().system,
-            system_prompt()
-        );
-    }
+    use crate::analyst::insight::PredictionType;
     use crate::analyst::job::Reading;
     use crate::detect::rules::{Rule, Severity};
     use crate::events::types::AnomalyDetectedV1;
@@ -176,7 +122,7 @@ mod tests {
     #[test]
     fn the_body_has_the_contracted_parameters() {
         let j = job("leaf1/p1");
-        let body = request_body(&[&j]);
+        let body = request_body(&PromptTemplate::live(), &[&j]);
         assert_eq!(body["anthropic_version"], "bedrock-2023-05-31");
         assert_eq!(body["max_tokens"], 1000);
         assert_eq!(body["temperature"], 0.3);
@@ -195,10 +141,11 @@ mod tests {
     #[test]
     fn the_static_part_is_identical_across_anomalies() {
         let (a, b) = (job("a"), job("b"));
-        let (x, y) = (request_body(&[&a]), request_body(&[&b]));
+        let t = PromptTemplate::live();
+        let (x, y) = (request_body(&t, &[&a]), request_body(&t, &[&b]));
         assert_eq!(x["system"], y["system"]);
         assert_ne!(prompt_hash(&x), prompt_hash(&y));
-        assert_eq!(prompt_hash(&x), prompt_hash(&request_body(&[&a])));
+        assert_eq!(prompt_hash(&x), prompt_hash(&request_body(&t, &[&a])));
     }
 
     #[test]

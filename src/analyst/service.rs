@@ -12,6 +12,7 @@ use super::cost::{DailyBudget, Pricing};
 use super::insight::{Insight, InsightSource};
 use super::job::AnomalyJob;
 use super::limiter::RateLimiter;
+use super::template::PromptTemplate;
 use super::{parse, prompt, rules_backend, AnalystConfig, Backend};
 use crate::events::types::InsightGeneratedV1;
 use crate::telemetry::context;
@@ -29,7 +30,7 @@ pub struct InsightOutcome {
     /// `breaker_open`, `budget_exhausted`, `throttled`, `timeout`, `parse_error`, …).
     pub reason: Option<String>,
     pub model_id: Option<String>,
-    pub prompt_version: &'static str,
+    pub prompt_version: String,
     pub prompt_hash: Option<String>,
     pub input_tokens: u32,
     pub output_tokens: u32,
@@ -55,7 +56,7 @@ impl InsightOutcome {
             source: self.source,
             reason: self.reason,
             model_id: self.model_id,
-            prompt_version: self.prompt_version.to_string(),
+            prompt_version: self.prompt_version,
             prompt_hash: self.prompt_hash,
             input_tokens: self.input_tokens,
             output_tokens: self.output_tokens,
@@ -96,6 +97,7 @@ pub struct Analyst {
     model: Option<BedrockModel>,
     pricing: Pricing,
     retry_base: Duration,
+    template: PromptTemplate,
     control: Mutex<Control>,
     pub counters: AnalystCounters,
 }
@@ -150,9 +152,20 @@ impl Analyst {
             },
             cfg,
             retry_base,
+            template: PromptTemplate::live(),
             control: Mutex::new(control),
             counters: AnalystCounters::default(),
         }
+    }
+
+    /// Ask with `template` instead of the live prompt.
+    pub fn with_template(mut self, template: PromptTemplate) -> Analyst {
+        self.template = template;
+        self
+    }
+
+    pub fn template(&self) -> &PromptTemplate {
+        &self.template
     }
 
     /// Spend of the current UTC day, in USD.
@@ -180,7 +193,7 @@ impl Analyst {
             source,
             reason: Some(reason.to_string()),
             model_id: None,
-            prompt_version: prompt::TEMPLATE_VERSION,
+            prompt_version: self.template.version.clone(),
             prompt_hash: None,
             input_tokens: 0,
             output_tokens: 0,
@@ -276,7 +289,7 @@ impl Analyst {
                 return fallback_all("breaker_open");
             }
         }
-        let body = prompt::request_body(jobs);
+        let body = prompt::request_body(&self.template, jobs);
         let hash = prompt::prompt_hash(&body);
         // A rough token estimate (4 characters a token) reserved up front, settled after.
         let est_tokens = (body.to_string().len() / 4) as u32 + prompt::MAX_TOKENS;

@@ -1,5 +1,8 @@
-//! `ibsight replay audit`: verify the log and re-derive its anomalies with today's code.
-//! Open the store with the server stopped (the engines lock their directory).
+//! `ibsight replay …`: audit the log with today's code, ask a candidate prompt about the
+//! recorded anomalies, rebuild projections. A store in use by a running server (the engines
+//! lock their directory) is read from a private snapshot copy.
+
+mod prompts;
 
 use crate::config::Config;
 use crate::events::open_store_with;
@@ -25,6 +28,9 @@ pub enum ReplayCommand {
         #[arg(long, value_parser = parse_time)]
         to: Option<i64>,
     },
+    /// Ask a candidate prompt template about every recorded anomaly; write the old and new
+    /// insights side by side. Reads a private copy of the log and never writes to it.
+    Prompts(prompts::PromptsArgs),
     /// Rebuild a projection from the log: `views` (verified against the live views unless
     /// `--apply`) or `dynamodb` (re-put every item; writes are idempotent).
     Projection {
@@ -51,7 +57,51 @@ fn parse_time(s: &str) -> Result<i64, String> {
         .map_err(|e| format!("{s:?} is neither RFC 3339 nor epoch milliseconds: {e}"))
 }
 
-/// The config and the store of `--data-dir` (default: the configured one).
+/// A store opened for a replay, and the snapshot copy it lives in, if any.
+struct Opened {
+    config: Config,
+    store: std::sync::Arc<dyn crate::events::EventStore>,
+    _snapshot: Option<tempfile::TempDir>,
+}
+
+/// The config and the store of `--data-dir` (default: the configured one). The store is opened
+/// in place when it is free; in use by a server (or with `always_copy`), a snapshot copy is.
+fn open_for_replay(
+    config: Option<PathBuf>,
+    data_dir: Option<PathBuf>,
+    always_copy: bool,
+) -> anyhow::Result<Opened> {
+    let config = Config::load(config.as_deref())?;
+    let dir = data_dir.unwrap_or(config.server.data_dir.clone());
+    anyhow::ensure!(
+        dir.exists(),
+        "--data-dir {}: no such directory",
+        dir.display()
+    );
+    let (engine, mib) = (config.store.engine, config.store.memtable_mib);
+    if !always_copy {
+        match open_store_with(engine, &dir, mib) {
+            Ok(store) => {
+                return Ok(Opened {
+                    config,
+                    store,
+                    _snapshot: None,
+                })
+            }
+            Err(e) => eprintln!("{e}; reading a snapshot copy of {} instead", dir.display()),
+        }
+    }
+    let copy = crate::replay::snapshot::copy(&dir)
+        .map_err(|e| anyhow::anyhow!("cannot copy {} for the replay: {e}", dir.display()))?;
+    let store = open_store_with(engine, copy.path(), mib)?;
+    Ok(Opened {
+        config,
+        store,
+        _snapshot: Some(copy),
+    })
+}
+
+/// For commands that write to the store (`replay projection`): in place, never a copy.
 fn open(
     config: Option<PathBuf>,
     data_dir: Option<PathBuf>,
@@ -76,6 +126,7 @@ pub fn run(cmd: ReplayCommand) -> anyhow::Result<()> {
             apply,
             config,
         } => projection(&name, data_dir, from_offset, apply, config),
+        ReplayCommand::Prompts(args) => prompts::run(args),
         ReplayCommand::Audit {
             data_dir,
             stream,
@@ -83,7 +134,11 @@ pub fn run(cmd: ReplayCommand) -> anyhow::Result<()> {
             from,
             to,
         } => {
-            let (config, store) = open(config, data_dir)?;
+            let Opened {
+                config,
+                store,
+                _snapshot,
+            } = open_for_replay(config, data_dir, false)?;
             let started = std::time::Instant::now();
             // A progress bar on a terminal, plain lines otherwise (logs, CI).
             let bar = std::io::IsTerminal::is_terminal(&std::io::stderr()).then(|| {

@@ -9,14 +9,13 @@ use super::messages::{
     BaselineView, CounterView, ObserveOutcome, StreamError, StreamMsg, StreamView,
 };
 use super::state::{self, StreamState};
-use crate::analyst::job::{AnomalyJob, Reading};
 use crate::analyst::pool::AnalystPool;
 use crate::detect::DetectConfig;
 use crate::events::codec::{self, EventRecord};
-use crate::events::types::{AnomalyDetectedV1, InsightGeneratedV1};
+use crate::events::types::InsightGeneratedV1;
 use crate::events::writer::Writer;
 use crate::events::{NewEvent, Origin, Snapshot, StreamEvent, WriteOp};
-use crate::sample::{Metric, Sample};
+use crate::sample::Sample;
 use crate::telemetry::context;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use std::sync::Arc;
@@ -72,7 +71,7 @@ impl Actor for StreamActor {
                         correlation_id: stored.record.correlation_id.clone(),
                         trace: stored.record.trace,
                     };
-                    pool.submit(job_for(&stream, seq, anomaly, origin));
+                    pool.submit(state::job_for(&stream, seq, anomaly, origin));
                 }
             }
         }
@@ -196,38 +195,10 @@ async fn observe(
     }
     if let Some(pool) = &st.ctx.analyst {
         for (seq, anomaly) in anomalies {
-            pool.submit(job_for(&st.stream, seq, anomaly, origin.clone()));
+            pool.submit(state::job_for(&st.stream, seq, anomaly, origin.clone()));
         }
     }
     Ok(outcome)
-}
-
-/// The analyst's job for an anomaly: its evidence plus the stream's numbers (no labels).
-fn job_for(
-    stream: &StreamState,
-    anomaly_seq: u64,
-    anomaly: AnomalyDetectedV1,
-    origin: Origin,
-) -> AnomalyJob {
-    let mut readings = Vec::new();
-    if let Some(sample) = &stream.last_sample {
-        for metric in Metric::ALL {
-            if let Some(value) = sample.metric(metric) {
-                readings.push(Reading {
-                    metric: metric.field(),
-                    value,
-                    baseline: stream.detector.baselines.get(&metric).map(|b| b.mean),
-                });
-            }
-        }
-    }
-    AnomalyJob {
-        stream_id: stream.stream_id.clone(),
-        anomaly_seq,
-        anomaly,
-        readings,
-        origin,
-    }
 }
 
 /// Append an insight for an anomaly still awaiting one; `Ok(false)` for a duplicate.

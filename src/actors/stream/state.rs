@@ -4,14 +4,16 @@
 //! in and holds no business logic beyond bookkeeping. Recovery is `apply` over the snapshot's
 //! tail, so a restarted actor lands in exactly the state it had.
 
+use crate::analyst::job::{AnomalyJob, Reading};
 use crate::detect::detector::{self, DetectorState};
 use crate::detect::hysteresis::{OpenAnomaly, Transition};
 use crate::detect::rules::{anomaly_key, Finding, Severity};
 use crate::detect::DetectConfig;
 use crate::events::codec;
 use crate::events::types::{AnomalyDetectedV1, AnomalyResolvedV1, MetricObservedV1};
+use crate::events::Origin;
 use crate::events::{EventStore, StoreError, StreamEvent};
-use crate::sample::Sample;
+use crate::sample::{Metric, Sample};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -170,6 +172,34 @@ pub fn apply(state: &mut StreamState, event: &StreamEvent, cfg: &DetectConfig) {
         }
         // Alerts live in the alert stream, never in a port's.
         StreamEvent::AlertRaised(_) | StreamEvent::AlertSuppressed(_) => {}
+    }
+}
+
+/// The analyst's job for an anomaly: its evidence plus the stream's numbers (no labels).
+pub fn job_for(
+    stream: &StreamState,
+    anomaly_seq: u64,
+    anomaly: AnomalyDetectedV1,
+    origin: Origin,
+) -> AnomalyJob {
+    let mut readings = Vec::new();
+    if let Some(sample) = &stream.last_sample {
+        for metric in Metric::ALL {
+            if let Some(value) = sample.metric(metric) {
+                readings.push(Reading {
+                    metric: metric.field(),
+                    value,
+                    baseline: stream.detector.baselines.get(&metric).map(|b| b.mean),
+                });
+            }
+        }
+    }
+    AnomalyJob {
+        stream_id: stream.stream_id.clone(),
+        anomaly_seq,
+        anomaly,
+        readings,
+        origin,
     }
 }
 
