@@ -7,7 +7,8 @@ use crate::actors::stream::state::{self, StreamState};
 use crate::detect::DetectConfig;
 use crate::events::{EventStore, StoreError, StoredEvent, StreamEvent};
 use serde::Serialize;
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
+use std::collections::VecDeque;
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Divergence {
@@ -214,13 +215,20 @@ fn check(
     report: &mut AuditReport,
 ) {
     let r = &e.record;
+    // Look up by &str first: an entry() call would copy the id on every event.
+    if !streams.contains_key(r.stream_id.as_str()) {
+        streams.insert(
+            r.stream_id.clone(),
+            StreamAudit {
+                state: StreamState::new(&r.stream_id),
+                next_seq: r.seq,
+                expected: VecDeque::new(),
+            },
+        );
+    }
     let s = streams
-        .entry(r.stream_id.clone())
-        .or_insert_with(|| StreamAudit {
-            state: StreamState::new(&r.stream_id),
-            next_seq: r.seq,
-            expected: VecDeque::new(),
-        });
+        .get_mut(r.stream_id.as_str())
+        .expect("inserted above");
     let diverge = |kind, detail: String| Divergence {
         stream_id: r.stream_id.clone(),
         seq: r.seq,
@@ -244,16 +252,19 @@ fn check(
             return;
         }
     };
-    match &event {
+    let event = match event {
         StreamEvent::MetricObserved(m) => {
-            if let Some(derived) = state::step(&mut s.state, &m.sample, detect) {
-                let first = r.seq;
-                for (i, d) in derived.into_iter().enumerate().skip(1) {
+            if let Some(derived) = state::replay_sample(&mut s.state, m.sample, detect) {
+                for (i, d) in derived.into_iter().enumerate() {
                     s.expected
-                        .push_back((first + i as u64, r.recorded_at_ms, d));
+                        .push_back((r.seq + 1 + i as u64, r.recorded_at_ms, d));
                 }
             }
+            return;
         }
+        other => other,
+    };
+    match &event {
         StreamEvent::AnomalyDetected(_) | StreamEvent::AnomalyResolved(_) => {
             report.recorded_anomaly_events += 1;
             let recorded = key(&event).unwrap_or_default();

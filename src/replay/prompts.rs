@@ -57,7 +57,7 @@ pub fn recorded_anomalies(
                 // Re-running the samples re-derives the anomalies (and applies them), so the
                 // state at each recorded anomaly is the one its job was built from.
                 StreamEvent::MetricObserved(m) => {
-                    let _ = state::step(st, &m.sample, detect);
+                    let _ = state::replay_sample(st, m.sample, detect);
                 }
                 StreamEvent::AnomalyDetected(a) if out.len() < limit => {
                     let origin = Origin {

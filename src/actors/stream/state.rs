@@ -50,7 +50,9 @@ pub fn decide(state: &StreamState, sample: &Sample, cfg: &DetectConfig) -> Decis
         return Decision::Duplicate;
     }
     let eval = detector::evaluate(&state.detector, sample, cfg);
-    Decision::Record(events_for(state, sample, eval))
+    let mut events = vec![observed(sample)];
+    events.extend(transitions(state, sample.timestamp_ms, eval));
+    Decision::Record(events)
 }
 
 /// `decide` then `apply` of every decided event, evaluating the rules once instead of twice
@@ -63,13 +65,29 @@ pub fn step(
     if is_duplicate(state, sample) {
         return None;
     }
-    let eval = detector::evaluate(&state.detector, sample, cfg);
-    detector::absorb(&mut state.detector, sample, &eval, cfg);
-    let events = events_for(state, sample, eval);
-    state.last_sample = Some(sample.clone());
+    let mut events = vec![observed(sample)];
+    events.extend(replay_sample(state, sample.clone(), cfg)?);
+    Some(events)
+}
+
+/// What `step` does for a sample already in the log: the anomaly transitions it causes
+/// (applied, as `step` applies them), without the `MetricObserved` event and without copying
+/// the sample. `None` for a duplicate. Replays use it.
+pub fn replay_sample(
+    state: &mut StreamState,
+    sample: Sample,
+    cfg: &DetectConfig,
+) -> Option<Vec<StreamEvent>> {
+    if is_duplicate(state, &sample) {
+        return None;
+    }
+    let eval = detector::evaluate(&state.detector, &sample, cfg);
+    detector::absorb(&mut state.detector, &sample, &eval, cfg);
+    let events = transitions(state, sample.timestamp_ms, eval);
+    state.last_sample = Some(sample);
     state.last_seq += 1;
     // The anomaly events carry no sample, so `apply` is exact (and cheap) for them.
-    for event in &events[1..] {
+    for event in &events {
         apply(state, event, cfg);
     }
     Some(events)
@@ -82,17 +100,15 @@ fn is_duplicate(state: &StreamState, sample: &Sample) -> bool {
         .is_some_and(|last| sample.timestamp_ms <= last)
 }
 
-/// The events a sample causes: always `MetricObserved`, then the anomaly transitions.
-fn events_for(
-    state: &StreamState,
-    sample: &Sample,
-    eval: detector::Evaluation,
-) -> Vec<StreamEvent> {
-    let mut events = Vec::with_capacity(1 + eval.transitions.len());
-    events.push(StreamEvent::MetricObserved(MetricObservedV1 {
+fn observed(sample: &Sample) -> StreamEvent {
+    StreamEvent::MetricObserved(MetricObservedV1 {
         sample: sample.clone(),
-    }));
-    let ts = sample.timestamp_ms;
+    })
+}
+
+/// The anomaly events of a sample at `ts`: opened, escalated, resolved.
+fn transitions(state: &StreamState, ts: i64, eval: detector::Evaluation) -> Vec<StreamEvent> {
+    let mut events = Vec::with_capacity(eval.transitions.len());
     for t in eval.transitions {
         events.push(match t {
             Transition::Opened(f) => {
