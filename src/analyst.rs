@@ -12,6 +12,7 @@ pub mod breaker;
 pub mod cache;
 pub mod cost;
 pub mod fake_bedrock;
+pub mod health;
 pub mod insight;
 pub mod job;
 pub mod limiter;

@@ -2,7 +2,9 @@
 //! failures to status codes and JSON bodies.
 //!
 //! - `metrics`: `POST /v1/metrics` (ingest)
-//! - `streams`: `GET /v1/streams/{id}` and `GET /v1/streams/{id}/events`
+//! - `streams`: `GET /v1/streams/{id}`, `…/events` and `…/series`
+//! - `fabric`: `GET /v1/fabric` and `GET /v1/ai/health` (the dashboard's overview)
+//! - `dashboard`: the web page at `/` and its embedded assets
 //! - `recent`: `GET /v1/insights/recent` and `GET /v1/alerts/recent` (the read views)
 //! - `prometheus`: `GET /metrics` in the Prometheus text format
 //! - `stats`: `GET /v1/stats` (analyst counters, queue depth, store and actor figures)
@@ -10,7 +12,9 @@
 //! - `auth`: bearer tokens for ingest and reads
 
 mod auth;
+mod dashboard;
 mod error;
+mod fabric;
 mod health;
 mod metrics;
 mod prometheus;
@@ -51,6 +55,10 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(prometheus::get_metrics))
         .route("/v1/insights/recent", get(recent::insights))
         .route("/v1/alerts/recent", get(recent::alerts))
+        .route("/v1/fabric", get(fabric::get_fabric))
+        .route("/v1/ai/health", get(fabric::get_ai_health))
+        .route("/", get(dashboard::index))
+        .route("/assets/{name}", get(dashboard::asset))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         // The ingest handler enforces its own limit so it can answer 413 in JSON.

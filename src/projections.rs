@@ -10,6 +10,7 @@
 pub mod alerts;
 pub mod dynamodb;
 pub mod eventbridge;
+pub mod fabric;
 pub mod items;
 pub mod runner;
 pub mod views;

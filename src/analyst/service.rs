@@ -11,6 +11,7 @@ use super::cache::{CacheKey, InsightCache};
 use super::cost::{DailyBudget, Pricing};
 use super::insight::{Insight, InsightSource};
 use super::job::AnomalyJob;
+use super::health::RecentCalls;
 use super::limiter::RateLimiter;
 use super::template::PromptTemplate;
 use super::{parse, prompt, rules_backend, AnalystConfig, Backend};
@@ -83,6 +84,8 @@ pub struct AnalystCounters {
     pub output_tokens: AtomicU64,
     /// Cost in micro-dollars (integers add up exactly).
     pub cost_micro_usd: AtomicU64,
+    /// The last minutes of model calls, for calls per minute and p95 latency.
+    pub recent: Mutex<RecentCalls>,
 }
 
 struct Control {
@@ -166,6 +169,11 @@ impl Analyst {
 
     pub fn template(&self) -> &PromptTemplate {
         &self.template
+    }
+
+    /// Whether the circuit breaker is holding calls back.
+    pub fn breaker_open(&self) -> bool {
+        self.control().breaker.is_open()
     }
 
     /// Spend of the current UTC day, in USD.
@@ -332,6 +340,11 @@ impl Analyst {
             .observe(attempted.latency.as_secs_f64());
         c.call_latency_ms_total
             .fetch_add(latency_ms, Ordering::Relaxed);
+        c.recent.lock().expect("recent calls lock").record(
+            crate::clock::now_ms(),
+            latency_ms,
+            attempted.result.is_ok(),
+        );
         let now = crate::clock::now_ms();
         let answer = match attempted.result {
             Ok(answer) => answer,

@@ -1,8 +1,9 @@
-//! `GET /v1/insights/recent?limit=&stream_id=&min_risk=` and `GET /v1/alerts/recent?limit=`:
+//! `GET /v1/insights/recent?limit=&stream_id=&min_risk=&prediction_type=&switch=` and `GET /v1/alerts/recent?limit=`:
 //! newest first, from the embedded views.
 
 use super::{auth, ApiError, AppState};
 use crate::projections::views::{self, ALERTS_VIEW, INSIGHTS_VIEW};
+use crate::analyst::insight::PredictionType;
 use crate::sample::validate::is_valid_stream_id;
 use axum::extract::{Query, State};
 use axum::http::HeaderMap;
@@ -47,7 +48,10 @@ pub async fn insights(
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
     auth::check_read(&state.config.auth, &headers)?;
-    check_known(&query, &["limit", "stream_id", "min_risk"])?;
+    check_known(
+        &query,
+        &["limit", "stream_id", "min_risk", "prediction_type", "switch"],
+    )?;
     let limit = limit(&query)?;
     let stream = query.get("stream_id").cloned();
     if let Some(s) = &stream {
@@ -62,10 +66,26 @@ pub async fn insights(
             _ => return Err(bad("min_risk", format!("min_risk {v:?} must be 0 to 100"))),
         },
     };
+    let prediction_type = match query.get("prediction_type") {
+        None => None,
+        Some(t) if PredictionType::ALL.iter().any(|p| p.name() == t) => Some(t.clone()),
+        Some(t) => {
+            return Err(bad(
+                "prediction_type",
+                format!("prediction_type {t:?} is not a known prediction type"),
+            ))
+        }
+    };
+    let switch = query.get("switch").cloned();
     let keep = |item: &Value| {
-        stream
-            .as_deref()
-            .is_none_or(|s| item["related_entity"] == s)
+        let entity = item["related_entity"].as_str().unwrap_or("");
+        stream.as_deref().is_none_or(|s| entity == s)
+            && switch
+                .as_deref()
+                .is_none_or(|sw| crate::projections::fabric::split(entity).0 == sw)
+            && prediction_type
+                .as_deref()
+                .is_none_or(|t| item["prediction_type"] == t)
             && item["risk_score"].as_u64().unwrap_or(0) >= min_risk
     };
     let items = match &state.dynamo {

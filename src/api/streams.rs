@@ -1,6 +1,6 @@
-//! `GET /v1/streams/{stream_id}` (current state) and `GET /v1/streams/{stream_id}/events`.
-//! Stream ids may contain `/`, so the path is matched whole; a trailing `/events` selects the
-//! event listing.
+//! `GET /v1/streams/{stream_id}` (current state), `GET /v1/streams/{stream_id}/events` and
+//! `GET /v1/streams/{stream_id}/series` (recent samples against the baseline band). Stream ids
+//! may contain `/`, so the path is matched whole; a trailing `/events` or `/series` selects.
 
 use super::{auth, ApiError, AppState};
 use crate::events::json::event_json;
@@ -22,10 +22,13 @@ pub async fn get_stream(
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
     auth::check_read(&state.config.auth, &headers)?;
-    match path.strip_suffix("/events") {
-        Some(stream_id) => events(&state, stream_id, &query),
-        None => stream_state(&state, &path).await,
+    if let Some(stream_id) = path.strip_suffix("/events") {
+        return events(&state, stream_id, &query);
     }
+    if let Some(stream_id) = path.strip_suffix("/series") {
+        return series(&state, stream_id, &query);
+    }
+    stream_state(&state, &path).await
 }
 
 fn checked_id(stream_id: &str) -> Result<&str, ApiError> {
@@ -60,6 +63,50 @@ fn query_u64(query: &HashMap<String, String>, field: &str, default: u64) -> Resu
             message: format!("{field} {v:?} must be a non-negative integer"),
         }),
     }
+}
+
+const DEFAULT_POINTS: u64 = 300;
+const MAX_POINTS: u64 = 2000;
+
+fn series(
+    state: &AppState,
+    stream_id: &str,
+    query: &HashMap<String, String>,
+) -> Result<Json<Value>, ApiError> {
+    use crate::replay::series::{self, WARMUP};
+    let stream_id = checked_id(stream_id)?;
+    if let Some(unknown) = query.keys().find(|k| *k != "points") {
+        return Err(ApiError::BadRequest {
+            field: unknown.clone(),
+            message: format!("unknown query parameter {unknown:?}"),
+        });
+    }
+    let points = query_u64(query, "points", DEFAULT_POINTS)?;
+    if points == 0 || points > MAX_POINTS {
+        return Err(ApiError::BadRequest {
+            field: "points".into(),
+            message: format!("points {points} must be 1 to {MAX_POINTS}"),
+        });
+    }
+    let store = state.ingestor.router().store();
+    let head = store
+        .stream_head(stream_id)
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    if head == 0 {
+        return Err(ApiError::NotFound(format!("unknown stream {stream_id:?}")));
+    }
+    // A sample is one event plus the anomaly events it causes: read a generous tail.
+    let span = 2 * (points as usize + WARMUP);
+    let from = head.saturating_sub(span as u64) + 1;
+    let events = store
+        .read_stream(stream_id, from, span)
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    Ok(Json(json!(series::series(
+        stream_id,
+        &events,
+        points as usize,
+        &state.config.detect
+    ))))
 }
 
 fn events(

@@ -1,6 +1,8 @@
 //! The embedded read views (the default, no AWS needed): `insights` and `alerts`, newest
-//! first, written to the local store together with this projection's checkpoint.
+//! first, and `fabric` (every stream's open anomalies and risk, by stream id), written to the
+//! local store together with this projection's checkpoint.
 
+use super::fabric::{Fabric, PortEntry, FABRIC_VIEW};
 use super::items::{self, ItemChange};
 use super::runner::{Projection, ProjectionError};
 use crate::events::{EventStore, StoredEvent, WriteOp};
@@ -14,6 +16,39 @@ pub const ALERTS_VIEW: &str = "alerts";
 #[derive(Default)]
 pub struct ViewsProjection {
     pub prefix: String,
+    fabric: Fabric,
+}
+
+impl ViewsProjection {
+    pub fn with_prefix(prefix: &str) -> ViewsProjection {
+        ViewsProjection {
+            prefix: prefix.into(),
+            fabric: Fabric::default(),
+        }
+    }
+}
+
+/// Every value of a view, in key order.
+pub fn scan_all(store: &dyn EventStore, view: &str) -> Result<Vec<Vec<u8>>, ProjectionError> {
+    let mut out = Vec::new();
+    let mut from: Vec<u8> = Vec::new();
+    loop {
+        let page = store.scan_view(view, &from, 1000)?;
+        let Some((last, _)) = page.last() else {
+            return Ok(out);
+        };
+        from = last.clone();
+        from.push(0);
+        out.extend(page.into_iter().map(|(_, v)| v));
+    }
+}
+
+/// The fabric view's entries.
+pub fn fabric_entries(store: &dyn EventStore, view: &str) -> Result<Vec<PortEntry>, ProjectionError> {
+    Ok(scan_all(store, view)?
+        .iter()
+        .filter_map(|v| serde_json::from_slice(v).ok())
+        .collect())
 }
 
 impl ViewsProjection {
@@ -39,7 +74,8 @@ impl Projection for ViewsProjection {
         }
     }
 
-    fn restore(&mut self, _store: &dyn EventStore) -> Result<(), ProjectionError> {
+    fn restore(&mut self, store: &dyn EventStore) -> Result<(), ProjectionError> {
+        self.fabric = Fabric::from_entries(fabric_entries(store, &self.view(FABRIC_VIEW))?);
         Ok(())
     }
 
@@ -52,6 +88,7 @@ impl Projection for ViewsProjection {
         // Alert items written earlier in this page, for suppressions that follow them.
         let mut alerts: Vec<(String, Value)> = Vec::new();
         for e in events {
+            self.fabric.apply(e);
             match items::change_for(store, e)? {
                 Some(ItemChange::Insight { key, item }) => {
                     ops.push(put(&self.view(INSIGHTS_VIEW), key, &item))
@@ -86,6 +123,14 @@ impl Projection for ViewsProjection {
                 }
                 None => {}
             }
+        }
+        let fabric_view = self.view(FABRIC_VIEW);
+        for entry in self.fabric.take_changed() {
+            ops.push(WriteOp::PutView {
+                view: fabric_view.clone(),
+                key: entry.stream_id.as_bytes().to_vec(),
+                value: serde_json::to_vec(entry).expect("a fabric entry always serialises"),
+            });
         }
         Ok(ops)
     }

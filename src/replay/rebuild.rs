@@ -6,6 +6,7 @@ use crate::events::store::ViewEntry;
 use crate::events::writer::Writer;
 use crate::events::{EventStore, WriteOp};
 use crate::projections::runner::{self, Projection, ProjectionError, ProjectionLag};
+use crate::projections::fabric::FABRIC_VIEW;
 use crate::projections::views::{ViewsProjection, ALERTS_VIEW, INSIGHTS_VIEW};
 use serde::Serialize;
 
@@ -50,17 +51,10 @@ fn all(store: &dyn EventStore, view: &str) -> Result<Vec<ViewEntry>, ProjectionE
 
 /// Rebuild the embedded views from the whole log into scratch views and compare.
 pub async fn verify_views(writer: &Writer) -> Result<Vec<ViewComparison>, ProjectionError> {
-    rerun(
-        writer,
-        ViewsProjection {
-            prefix: SCRATCH.into(),
-        },
-        1,
-    )
-    .await?;
+    rerun(writer, ViewsProjection::with_prefix(SCRATCH), 1).await?;
     let store = writer.store();
     let mut out = Vec::new();
-    for view in [INSIGHTS_VIEW, ALERTS_VIEW] {
+    for view in [INSIGHTS_VIEW, ALERTS_VIEW, FABRIC_VIEW] {
         let live = all(store.as_ref(), view)?;
         let rebuilt = all(store.as_ref(), &format!("{SCRATCH}{view}"))?;
         let differing = live.iter().zip(&rebuilt).filter(|(a, b)| a != b).count()

@@ -1,0 +1,72 @@
+//! `GET /v1/fabric` (switches and their ports by worst open risk) and `GET /v1/ai/health` (the
+//! analyst's calls per minute, p95 latency, fallback rate, cost today against budget): the
+//! dashboard's overview figures.
+
+use super::{auth, ApiError, AppState};
+use crate::projections::fabric::{self, FABRIC_VIEW};
+use crate::projections::views::fabric_entries;
+use axum::extract::{Query, State};
+use axum::http::HeaderMap;
+use axum::Json;
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+
+pub async fn get_fabric(
+    State(state): State<AppState>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    auth::check_read(&state.config.auth, &headers)?;
+    let max_ports = match query.get("max_ports") {
+        None => 24,
+        Some(v) => v
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=500).contains(n))
+            .ok_or_else(|| ApiError::BadRequest {
+                field: "max_ports".into(),
+                message: format!("max_ports {v:?} must be 1 to 500"),
+            })?,
+    };
+    let store = state.ingestor.router().store();
+    let entries = fabric_entries(store.as_ref(), FABRIC_VIEW)
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let switches = fabric::summarize(&entries, max_ports);
+    Ok(Json(json!({
+        "streams": entries.len(),
+        "ports_with_open_anomalies": switches.iter().map(|s| s.ports_with_open_anomalies).sum::<usize>(),
+        "switches": switches,
+    })))
+}
+
+pub async fn get_ai_health(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    auth::check_read(&state.config.auth, &headers)?;
+    let analyst = &state.analyst.analyst;
+    let c = &analyst.counters;
+    let insights = c.insights.load(Ordering::Relaxed);
+    let fallbacks = c.fallbacks.load(Ordering::Relaxed);
+    let calls = c
+        .recent
+        .lock()
+        .expect("recent calls lock")
+        .figures(crate::clock::now_ms());
+    let cfg = analyst.config();
+    Ok(Json(json!({
+        "backend": cfg.backend,
+        "model_id": cfg.model_id,
+        "prompt_version": analyst.template().version,
+        "ai_enabled": cfg.ai_enabled,
+        "ai_sampling_rate": cfg.ai_sampling_rate,
+        "calls": calls,
+        "fallback_rate": if insights > 0 { fallbacks as f64 / insights as f64 } else { 0.0 },
+        "insights": insights,
+        "cost_today_usd": analyst.spent_today_usd(),
+        "daily_budget_usd": cfg.daily_budget_usd,
+        "breaker_open": analyst.breaker_open(),
+        "queue_depth": state.analyst.queue_depth(),
+    })))
+}

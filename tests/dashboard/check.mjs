@@ -1,0 +1,99 @@
+// Drives the dashboard in headless Chromium and checks what an operator relies on.
+//   node check.mjs <base url> <screenshot path> <faulty switch> <faulty stream> <server pid>
+// Prints one JSON line of what it saw; exits non-zero at the first failed check.
+import { chromium } from "playwright-core";
+
+const [url, screenshot, faultySwitch, faultyStream, serverPid] = process.argv.slice(2);
+const seen = {};
+const fail = (msg) => {
+  console.error(`dashboard check failed: ${msg}`);
+  console.log(JSON.stringify(seen));
+  process.exit(1);
+};
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM_BIN || "/usr/bin/chromium",
+  args: [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-quic", "--no-first-run", "--disable-component-update", "--disable-sync",
+  ],
+});
+try {
+  const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+  const errors = [];
+  page.on("pageerror", (e) => errors.push(String(e)));
+  await page.goto(url, { waitUntil: "load" });
+
+  // 1. The insights table fills.
+  await page.waitForSelector("#insights tbody tr", { timeout: 20000 }).catch(() => fail("no insight rows"));
+  seen.insight_rows = await page.locator("#insights tbody tr").count();
+  const loadedAt = await page.evaluate(() => window.ibsight.loadedAt);
+  const pollsBefore = await page.evaluate(() => window.ibsight.polls);
+
+  // 2. A new insight appears after the next poll, without a reload.
+  const t = Date.now() - 3000;
+  const fresh = "dashnew/p01";
+  const resp = await fetch(`${url}/v1/metrics`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ samples: [
+      { stream_id: fresh, timestamp: t, utilization: 50 },
+      { stream_id: fresh, timestamp: t + 1000, utilization: 99 },
+    ] }),
+  });
+  if (resp.status !== 202) fail(`posting the new anomaly: HTTP ${resp.status}`);
+  await page.waitForSelector(`#insights tbody tr[data-stream="${fresh}"]`, { timeout: 20000 })
+    .catch(() => fail("the new insight never appeared"));
+  seen.new_row_flagged = await page.locator(`#insights tbody tr[data-stream="${fresh}"].new`).count() > 0;
+  const after = await page.evaluate(() => ({ loadedAt: window.ibsight.loadedAt, polls: window.ibsight.polls }));
+  if (after.loadedAt !== loadedAt) fail("the page reloaded");
+  if (after.polls <= pollsBefore) fail("no poll happened");
+  seen.polls = after.polls;
+
+  // 3. The fabric view colours the faulty switch.
+  const tile = page.locator(`#fabric .switch[data-switch="${faultySwitch}"]`);
+  await tile.waitFor({ timeout: 10000 }).catch(() => fail(`no tile for ${faultySwitch}`));
+  const tileClass = await tile.getAttribute("class");
+  seen.faulty_switch_class = tileClass;
+  if (!/risk-(critical|high)/.test(tileClass)) fail(`${faultySwitch} is not coloured: ${tileClass}`);
+  seen.faulty_switch_ports_coloured = await tile.locator(".port.risk-critical, .port.risk-high").count();
+  const healthy = page.locator("#fabric .switch:not(.risk-critical):not(.risk-high):not(.risk-medium)");
+  seen.uncoloured_switches = await healthy.count();
+  if (seen.uncoloured_switches === 0) fail("every switch is coloured");
+
+  // 4. A stream drill-down renders its chart (the port's anomaly marked), and its events.
+  await page.locator(`#fabric .port[data-stream="${faultyStream}"]`).first().click()
+    .catch(() => fail(`no port cell for ${faultyStream}`));
+  await page.waitForSelector("#stream-panel:not([hidden]) #chart canvas", { timeout: 10000 })
+    .catch(() => fail("no chart"));
+  const canvas = await page.locator("#chart canvas").first().boundingBox();
+  seen.chart = { width: Math.round(canvas.width), height: Math.round(canvas.height) };
+  if (canvas.width < 200 || canvas.height < 100) fail(`chart too small: ${JSON.stringify(canvas)}`);
+  seen.stream_event_rows = await page.locator("#stream-events tbody tr").count();
+  if (seen.stream_event_rows === 0) fail("no stream events");
+  seen.chart_points = await page.evaluate(async (s) => {
+    const r = await fetch(`/v1/streams/${s}/series?points=300`);
+    const j = await r.json();
+    return { t: j.t.length, anomalies: j.anomalies.length };
+  }, faultyStream);
+  if (seen.chart_points.anomalies === 0) fail("the faulty stream's series has no anomaly marker");
+  await page.screenshot({ path: screenshot, fullPage: true });
+
+  // 5. A narrow screen: one column, nothing wider than the viewport.
+  await page.setViewportSize({ width: 390, height: 844 });
+  await page.waitForTimeout(300);
+  seen.narrow_overflow_px = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  if (seen.narrow_overflow_px > 1) fail(`horizontal overflow of ${seen.narrow_overflow_px}px at 390px`);
+  await page.setViewportSize({ width: 1280, height: 800 });
+
+  // 6. The server goes away: the page says so instead of showing old data as current.
+  process.kill(Number(serverPid), "SIGKILL");
+  await page.waitForSelector("#stale:not([hidden])", { timeout: 15000 }).catch(() => fail("no stale banner"));
+  seen.stale_status = await page.locator("#status").textContent();
+  seen.rows_kept = await page.locator("#insights tbody tr").count();
+  if (errors.length) fail(`page errors: ${errors.join("; ")}`);
+  seen.ok = true;
+  console.log(JSON.stringify(seen));
+} finally {
+  await browser.close();
+}
