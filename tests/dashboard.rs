@@ -66,7 +66,10 @@ async fn the_dashboard_shows_insights_the_fabric_and_a_stream_and_polls_without_
                 .expect("a port at risk")
                 .to_string();
         }
-        assert!(Instant::now() < deadline, "the storm never showed: {fabric}");
+        assert!(
+            Instant::now() < deadline,
+            "the storm never showed: {fabric}"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
 
@@ -89,7 +92,10 @@ async fn the_dashboard_shows_insights_the_fabric_and_a_stream_and_polls_without_
     let seen: Value = serde_json::from_str(stdout.lines().last().unwrap_or("")).expect("json");
     assert_eq!(seen["ok"], true, "{seen}");
     assert!(seen["insight_rows"].as_u64() > Some(0), "{seen}");
-    assert!(seen["rows_kept"].as_u64() > Some(0), "old rows stay visible when stale: {seen}");
+    assert!(
+        seen["rows_kept"].as_u64() > Some(0),
+        "old rows stay visible when stale: {seen}"
+    );
     assert!(screenshot.exists());
     eprintln!("dashboard screenshot: {} ({seen})", screenshot.display());
 }

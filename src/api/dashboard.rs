@@ -7,8 +7,16 @@ use axum::response::{IntoResponse, Response};
 
 const INDEX: &str = include_str!("dashboard/index.html");
 const ASSETS: &[(&str, &str, &str)] = &[
-    ("app.js", "text/javascript; charset=utf-8", include_str!("dashboard/app.js")),
-    ("style.css", "text/css; charset=utf-8", include_str!("dashboard/style.css")),
+    (
+        "app.js",
+        "text/javascript; charset=utf-8",
+        include_str!("dashboard/app.js"),
+    ),
+    (
+        "style.css",
+        "text/css; charset=utf-8",
+        include_str!("dashboard/style.css"),
+    ),
     (
         "uplot.js",
         "text/javascript; charset=utf-8",

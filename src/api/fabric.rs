@@ -18,24 +18,41 @@ pub async fn get_fabric(
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
     auth::check_read(&state.config.auth, &headers)?;
-    let max_ports = match query.get("max_ports") {
-        None => 24,
+    if let Some(unknown) = query
+        .keys()
+        .find(|k| *k != "max_ports" && *k != "max_switches")
+    {
+        return Err(ApiError::BadRequest {
+            field: unknown.clone(),
+            message: format!("unknown query parameter {unknown:?}"),
+        });
+    }
+    let bounded = |field: &str, default: usize, max: usize| match query.get(field) {
+        None => Ok(default),
         Some(v) => v
             .parse::<usize>()
             .ok()
-            .filter(|n| (1..=500).contains(n))
+            .filter(|n| (1..=max).contains(n))
             .ok_or_else(|| ApiError::BadRequest {
-                field: "max_ports".into(),
-                message: format!("max_ports {v:?} must be 1 to 500"),
-            })?,
+                field: field.into(),
+                message: format!("{field} {v:?} must be 1 to {max}"),
+            }),
     };
+    let max_ports = bounded("max_ports", 24, 500)?;
+    let max_switches = bounded("max_switches", 200, 10_000)?;
     let store = state.ingestor.router().store();
     let entries = fabric_entries(store.as_ref(), FABRIC_VIEW)
         .map_err(|e| ApiError::Internal(e.to_string()))?;
-    let switches = fabric::summarize(&entries, max_ports);
+    let mut switches = fabric::summarize(&entries, max_ports);
+    let switches_total = switches.len();
+    let ports_with_open_anomalies: usize =
+        switches.iter().map(|s| s.ports_with_open_anomalies).sum();
+    // Worst first, so what is cut is the healthiest.
+    switches.truncate(max_switches);
     Ok(Json(json!({
         "streams": entries.len(),
-        "ports_with_open_anomalies": switches.iter().map(|s| s.ports_with_open_anomalies).sum::<usize>(),
+        "switches_total": switches_total,
+        "ports_with_open_anomalies": ports_with_open_anomalies,
         "switches": switches,
     })))
 }

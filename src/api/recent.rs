@@ -2,8 +2,8 @@
 //! newest first, from the embedded views.
 
 use super::{auth, ApiError, AppState};
-use crate::projections::views::{self, ALERTS_VIEW, INSIGHTS_VIEW};
 use crate::analyst::insight::PredictionType;
+use crate::projections::views::{self, ALERTS_VIEW, INSIGHTS_VIEW};
 use crate::sample::validate::is_valid_stream_id;
 use axum::extract::{Query, State};
 use axum::http::HeaderMap;
@@ -50,7 +50,13 @@ pub async fn insights(
     auth::check_read(&state.config.auth, &headers)?;
     check_known(
         &query,
-        &["limit", "stream_id", "min_risk", "prediction_type", "switch"],
+        &[
+            "limit",
+            "stream_id",
+            "min_risk",
+            "prediction_type",
+            "switch",
+        ],
     )?;
     let limit = limit(&query)?;
     let stream = query.get("stream_id").cloned();

@@ -312,7 +312,11 @@ mod tests {
     fn a_port_is_as_risky_as_its_worst_open_anomaly_until_it_resolves() {
         let mut f = Fabric::default();
         f.apply(&stored("leaf1/p1", 2, detected("a", Severity::Major)));
-        assert_eq!(f.ports["leaf1/p1"].worst_open_risk(), 60, "severity floor until the insight");
+        assert_eq!(
+            f.ports["leaf1/p1"].worst_open_risk(),
+            60,
+            "severity floor until the insight"
+        );
         f.apply(&stored("leaf1/p1", 3, insight("a", 91)));
         assert_eq!(f.ports["leaf1/p1"].worst_open_risk(), 91);
         // An escalation keeps the insight's risk and type.
@@ -328,19 +332,36 @@ mod tests {
     fn switches_sort_by_worst_risk_and_list_only_ports_at_risk() {
         let mut f = Fabric::default();
         for p in 1..=4 {
-            f.apply(&stored(&format!("spine1/p{p}"), 1, detected("x", Severity::Critical)));
+            f.apply(&stored(
+                &format!("spine1/p{p}"),
+                1,
+                detected("x", Severity::Critical),
+            ));
         }
         f.apply(&stored("leaf2/p1", 1, detected("y", Severity::Warning)));
-        f.ports.insert("leaf2/p2".into(), PortEntry::new("leaf2/p2"));
-        f.ports.insert("leaf3/p1".into(), PortEntry::new("leaf3/p1"));
+        f.ports
+            .insert("leaf2/p2".into(), PortEntry::new("leaf2/p2"));
+        f.ports
+            .insert("leaf3/p1".into(), PortEntry::new("leaf3/p1"));
         let s = summarize(f.ports.values(), 2);
         let order: Vec<(&str, u8, usize, usize)> = s
             .iter()
-            .map(|s| (s.switch.as_str(), s.worst_risk, s.ports, s.ports_with_open_anomalies))
+            .map(|s| {
+                (
+                    s.switch.as_str(),
+                    s.worst_risk,
+                    s.ports,
+                    s.ports_with_open_anomalies,
+                )
+            })
             .collect();
         assert_eq!(
             order,
-            vec![("spine1", 80, 4, 4), ("leaf2", 40, 2, 1), ("leaf3", 0, 1, 0)]
+            vec![
+                ("spine1", 80, 4, 4),
+                ("leaf2", 40, 2, 1),
+                ("leaf3", 0, 1, 0)
+            ]
         );
         assert_eq!(s[0].at_risk.len(), 2, "listing capped");
         assert_eq!(split("a/b/c"), ("a/b".to_string(), "c".to_string()));

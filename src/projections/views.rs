@@ -44,7 +44,10 @@ pub fn scan_all(store: &dyn EventStore, view: &str) -> Result<Vec<Vec<u8>>, Proj
 }
 
 /// The fabric view's entries.
-pub fn fabric_entries(store: &dyn EventStore, view: &str) -> Result<Vec<PortEntry>, ProjectionError> {
+pub fn fabric_entries(
+    store: &dyn EventStore,
+    view: &str,
+) -> Result<Vec<PortEntry>, ProjectionError> {
     Ok(scan_all(store, view)?
         .iter()
         .filter_map(|v| serde_json::from_slice(v).ok())

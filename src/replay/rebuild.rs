@@ -5,8 +5,8 @@
 use crate::events::store::ViewEntry;
 use crate::events::writer::Writer;
 use crate::events::{EventStore, WriteOp};
-use crate::projections::runner::{self, Projection, ProjectionError, ProjectionLag};
 use crate::projections::fabric::FABRIC_VIEW;
+use crate::projections::runner::{self, Projection, ProjectionError, ProjectionLag};
 use crate::projections::views::{ViewsProjection, ALERTS_VIEW, INSIGHTS_VIEW};
 use serde::Serialize;
 

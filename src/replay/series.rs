@@ -46,7 +46,12 @@ pub struct Series {
 }
 
 /// The series of the last `points` samples among `events` (one stream's, in seq order).
-pub fn series(stream_id: &str, events: &[StoredEvent], points: usize, detect: &DetectConfig) -> Series {
+pub fn series(
+    stream_id: &str,
+    events: &[StoredEvent],
+    points: usize,
+    detect: &DetectConfig,
+) -> Series {
     let samples = events
         .iter()
         .filter(|e| e.record.event_type == "MetricObserved")
@@ -77,7 +82,9 @@ pub fn series(stream_id: &str, events: &[StoredEvent], points: usize, detect: &D
                     for metric in Metric::ALL {
                         let value = sample.metric(metric);
                         let series = out.metrics.entry(metric.field());
-                        if value.is_none() && matches!(series, std::collections::btree_map::Entry::Vacant(_)) {
+                        if value.is_none()
+                            && matches!(series, std::collections::btree_map::Entry::Vacant(_))
+                        {
                             continue;
                         }
                         let s = series.or_insert_with(|| MetricSeries {
@@ -153,8 +160,12 @@ mod tests {
         let mut st = StreamState::new("leaf1/p1");
         let mut out = Vec::new();
         for (i, v) in values.iter().enumerate() {
-            for event in state::step(&mut st, &sample(1000 * (i as i64 + 1), *v), &DetectConfig::default())
-                .expect("not a duplicate")
+            for event in state::step(
+                &mut st,
+                &sample(1000 * (i as i64 + 1), *v),
+                &DetectConfig::default(),
+            )
+            .expect("not a duplicate")
             {
                 let seq = out.len() as u64 + 1;
                 out.push(StoredEvent {
@@ -190,8 +201,15 @@ mod tests {
         // The baseline before the spike is the steady 50, with no spread.
         assert_eq!(u.mean[10], Some(50.0));
         assert_eq!(u.stddev[10], Some(0.0));
-        assert!(!s.metrics.contains_key("latency_p99"), "only reported metrics");
-        let detected: Vec<&Marker> = s.anomalies.iter().filter(|m| m.kind == "detected").collect();
+        assert!(
+            !s.metrics.contains_key("latency_p99"),
+            "only reported metrics"
+        );
+        let detected: Vec<&Marker> = s
+            .anomalies
+            .iter()
+            .filter(|m| m.kind == "detected")
+            .collect();
         assert_eq!(detected.len(), 1, "{:?}", s.anomalies);
         assert_eq!(detected[0].t, 41_000);
         assert_eq!(detected[0].metric, "utilization");

@@ -80,7 +80,7 @@ function renderHealth(h) {
 
 function renderFabric(f) {
   $("fabric-summary").textContent =
-    `${f.streams} streams on ${f.switches.length} switches, ${f.ports_with_open_anomalies} ports with open anomalies`;
+    `${f.streams} streams on ${f.switches_total} switches, ${f.ports_with_open_anomalies} ports with open anomalies`;
   const tiles = f.switches.slice(0, MAX_SWITCH_TILES).map((s) => {
     const cls = s.worst_risk > 0 ? riskClass(s.worst_risk) : "";
     const ports = s.at_risk.map((p) =>
@@ -104,8 +104,9 @@ function renderFabric(f) {
     el("div", { class: "ports" }, ...ports),
     healthy > 0 ? el("div", { class: "meta" }, `${healthy} healthy`) : "");
   });
-  if (f.switches.length > MAX_SWITCH_TILES) {
-    tiles.push(el("div", { class: "switch" }, `… ${f.switches.length - MAX_SWITCH_TILES} more switches`));
+  const hidden = f.switches_total - Math.min(f.switches.length, MAX_SWITCH_TILES);
+  if (hidden > 0) {
+    tiles.push(el("div", { class: "switch more" }, `… ${hidden} more switches, healthiest last`));
   }
   $("fabric").replaceChildren(...tiles);
 }
@@ -251,7 +252,7 @@ async function poll() {
   const jobs = [
     refreshInsights(),
     api("/v1/alerts/recent?limit=20").then((r) => renderAlerts(r.alerts)),
-    api("/v1/fabric").then(renderFabric),
+    api(`/v1/fabric?max_switches=${MAX_SWITCH_TILES}`).then(renderFabric),
     api("/v1/ai/health").then(renderHealth),
     refreshStream(),
   ];
