@@ -149,3 +149,108 @@ async fn insights_and_deduplicated_alerts_from_the_embedded_views() {
         "exactly one decision per insight"
     );
 }
+
+/// The dashboard's endpoints: insight filters by type and switch, the fabric by worst open
+/// risk, a stream's series against its baseline, the AI health figures; bad parameters are
+/// named.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_endpoints_filter_aggregate_and_name_bad_parameters() {
+    let client = reqwest::Client::new();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let srv = Server::start(dir.path(), &[]);
+    let t = now_ms() - 60_000;
+    let mut samples = Vec::new();
+    for i in 0..30 {
+        samples.push(util("leafA/p1", t + i * 1000, 50.0));
+        samples.push(util("leafB/p1", t + i * 1000, 50.0));
+        samples.push(util("leafB/p2", t + i * 1000, 50.0));
+    }
+    samples.push(util("leafA/p1", t + 30_000, 99.0)); // critical: stays open
+    samples.push(util("leafB/p1", t + 30_000, 85.0)); // warning-level
+    let (status, answer) = post_json(&client, &srv.url, &json!({ "samples": samples }), None).await;
+    assert_eq!(status, 202, "{answer}");
+
+    let fabric_url = format!("{}/v1/fabric", srv.url);
+    let fabric = until(&client, &fabric_url, "both anomalies with insights", |v| {
+        v["switches"].as_array().is_some_and(|s| {
+            s.len() == 2
+                && s.iter()
+                    .all(|s| s["at_risk"][0]["prediction_types"][0].is_string())
+        })
+    })
+    .await;
+    assert_eq!(fabric["streams"], 3);
+    assert_eq!(fabric["switches_total"], 2);
+    assert_eq!(
+        fabric["switches"][0]["switch"], "leafA",
+        "worst first: {fabric}"
+    );
+    assert!(
+        fabric["switches"][0]["worst_risk"].as_u64() >= Some(80),
+        "{fabric}"
+    );
+    assert_eq!(fabric["switches"][1]["switch"], "leafB");
+    assert_eq!(fabric["switches"][1]["ports"], 2);
+    assert_eq!(fabric["switches"][1]["ports_with_open_anomalies"], 1);
+    let (_, capped) = get_json(&client, &format!("{fabric_url}?max_switches=1"), None).await;
+    assert_eq!(capped["switches"].as_array().map(Vec::len), Some(1));
+    assert_eq!(capped["switches_total"], 2);
+
+    let recent = format!("{}/v1/insights/recent", srv.url);
+    let (_, by_switch) = get_json(&client, &format!("{recent}?switch=leafB"), None).await;
+    let items = by_switch["insights"].as_array().expect("insights");
+    assert_eq!(items.len(), 1, "{by_switch}");
+    assert_eq!(items[0]["related_entity"], "leafB/p1");
+    let (_, by_type) = get_json(
+        &client,
+        &format!("{recent}?prediction_type=resource_saturation&min_risk=80"),
+        None,
+    )
+    .await;
+    let items = by_type["insights"].as_array().expect("insights");
+    assert_eq!(items.len(), 1, "{by_type}");
+    assert_eq!(items[0]["related_entity"], "leafA/p1");
+
+    let (status, series) = get_json(
+        &client,
+        &format!("{}/v1/streams/leafA/p1/series?points=10", srv.url),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{series}");
+    assert_eq!(series["t"].as_array().map(Vec::len), Some(10));
+    assert_eq!(series["metrics"]["utilization"]["value"][9], 99.0);
+    assert_eq!(series["metrics"]["utilization"]["mean"][9], 50.0);
+    assert_eq!(series["anomalies"][0]["kind"], "detected");
+    assert_eq!(series["anomalies"][0]["metric"], "utilization");
+
+    let (status, health) = get_json(&client, &format!("{}/v1/ai/health", srv.url), None).await;
+    assert_eq!(status, 200);
+    assert_eq!(health["backend"], "rules");
+    assert_eq!(health["prompt_version"], "ib-insight-v1");
+    assert_eq!(health["calls"]["calls"], 0);
+    assert!(health["daily_budget_usd"].as_f64() > Some(0.0), "{health}");
+
+    for (path, field) in [
+        ("/v1/fabric?max_ports=0", "max_ports"),
+        ("/v1/fabric?switches=1", "switches"),
+        ("/v1/streams/leafA/p1/series?points=0", "points"),
+        ("/v1/streams/leafA/p1/series?points=abc", "points"),
+        (
+            "/v1/insights/recent?prediction_type=bogus",
+            "prediction_type",
+        ),
+    ] {
+        let (status, body) = get_json(&client, &format!("{}{path}", srv.url), None).await;
+        assert_eq!(status, 400, "{path}: {body}");
+        assert!(body.to_string().contains(field), "{path}: {body}");
+    }
+    let (status, _) = get_json(
+        &client,
+        &format!("{}/v1/streams/nope/1/series", srv.url),
+        None,
+    )
+    .await;
+    assert_eq!(status, 404);
+    srv.terminate();
+}
