@@ -115,7 +115,7 @@ async fn a_rebuild_of_the_views_equals_the_live_views() {
     let report = ibsight::replay::rebuild::verify_views(&node.writer)
         .await
         .expect("rebuild");
-    assert_eq!(report.len(), 2);
+    assert_eq!(report.len(), 3, "insights, alerts, fabric");
     for v in &report {
         assert!(v.live > 0, "{v:?}");
         assert_eq!((v.rebuilt, v.differing), (v.live, 0), "{v:?}");

@@ -24,6 +24,12 @@ use tracing::Instrument;
 /// BatchWriteItem's limit.
 pub const MAX_BATCH: usize = 25;
 pub const GSI: &str = "EntityTypeIndex";
+/// The table's partition and sort keys, the GSI's partition key and the TTL attribute
+/// (deploy/aws/ibsight.yaml declares the same; tests/deploy.rs checks).
+pub const HASH_KEY: &str = "entity_id";
+pub const RANGE_KEY: &str = "timestamp";
+pub const GSI_HASH_KEY: &str = "entity_type";
+pub const TTL_ATTRIBUTE: &str = "ttl";
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -124,8 +130,8 @@ impl DynamoSink {
             };
             let gsi = GlobalSecondaryIndex::builder()
                 .index_name(GSI)
-                .key_schema(key("entity_type", KeyType::Hash)?)
-                .key_schema(key("timestamp", KeyType::Range)?)
+                .key_schema(key(GSI_HASH_KEY, KeyType::Hash)?)
+                .key_schema(key(RANGE_KEY, KeyType::Range)?)
                 .projection(
                     GsiProjection::builder()
                         .projection_type(ProjectionType::All)
@@ -137,11 +143,11 @@ impl DynamoSink {
                 .create_table()
                 .table_name(&self.table)
                 .billing_mode(BillingMode::PayPerRequest)
-                .key_schema(key("entity_id", KeyType::Hash)?)
-                .key_schema(key("timestamp", KeyType::Range)?)
-                .attribute_definitions(attr_def("entity_id")?)
-                .attribute_definitions(attr_def("timestamp")?)
-                .attribute_definitions(attr_def("entity_type")?)
+                .key_schema(key(HASH_KEY, KeyType::Hash)?)
+                .key_schema(key(RANGE_KEY, KeyType::Range)?)
+                .attribute_definitions(attr_def(HASH_KEY)?)
+                .attribute_definitions(attr_def(RANGE_KEY)?)
+                .attribute_definitions(attr_def(GSI_HASH_KEY)?)
                 .global_secondary_indexes(gsi)
                 .send()
                 .await
@@ -158,14 +164,14 @@ impl DynamoSink {
         let enabled = ttl
             .time_to_live_description()
             .and_then(|d| d.attribute_name())
-            .is_some_and(|a| a == "ttl");
+            .is_some_and(|a| a == TTL_ATTRIBUTE);
         if !enabled {
             self.client
                 .update_time_to_live()
                 .table_name(&self.table)
                 .time_to_live_specification(
                     TimeToLiveSpecification::builder()
-                        .attribute_name("ttl")
+                        .attribute_name(TTL_ATTRIBUTE)
                         .enabled(true)
                         .build()
                         .map_err(sink_err)?,
@@ -231,8 +237,8 @@ impl DynamoSink {
         self.client
             .update_item()
             .table_name(&self.table)
-            .key("entity_id", AttributeValue::S(entity_id.into()))
-            .key("timestamp", AttributeValue::S(timestamp.into()))
+            .key(HASH_KEY, AttributeValue::S(entity_id.into()))
+            .key(RANGE_KEY, AttributeValue::S(timestamp.into()))
             .update_expression("SET suppressed = :n")
             .expression_attribute_values(":n", AttributeValue::N(count.to_string()))
             .send()
@@ -256,7 +262,7 @@ impl DynamoSink {
                 .query()
                 .table_name(&self.table)
                 .index_name(GSI)
-                .key_condition_expression("entity_type = :t")
+                .key_condition_expression(format!("{GSI_HASH_KEY} = :t"))
                 .expression_attribute_values(":t", AttributeValue::S(entity_type.into()))
                 .scan_index_forward(false)
                 .limit(100)

@@ -4,6 +4,7 @@
 //! can drop the rare duplicate left by a crash between sending and checkpointing.
 
 use super::runner::{Projection, ProjectionError};
+use crate::events::types::AlertRaisedV1;
 use crate::events::{EventStore, StoredEvent, StreamEvent, WriteOp};
 use crate::telemetry::context;
 use aws_sdk_eventbridge::types::PutEventsRequestEntry;
@@ -34,6 +35,19 @@ impl Default for EventBridgeConfig {
             detail_type: "Critical Insight".into(),
         }
     }
+}
+
+/// The event's `detail`: what the EventBridge rule matches on (`risk_score`) and what an
+/// e-mail or a consumer reads.
+pub fn detail(a: &AlertRaisedV1) -> serde_json::Value {
+    json!({
+        "alert_id": a.alert_id,
+        "risk_score": a.risk_score,
+        "prediction_type": a.prediction_type,
+        "explanation": a.explanation,
+        "stream_id": a.stream_id,
+        "timestamp": crate::clock::rfc3339(a.raised_at_ms),
+    })
 }
 
 fn sink_err(reason: impl std::fmt::Display) -> ProjectionError {
@@ -116,14 +130,7 @@ impl Projection for EventBridgeProjection {
             let Ok(StreamEvent::AlertRaised(a)) = e.record.decode_event() else {
                 continue;
             };
-            let detail = json!({
-                "alert_id": a.alert_id,
-                "risk_score": a.risk_score,
-                "prediction_type": a.prediction_type,
-                "explanation": a.explanation,
-                "stream_id": a.stream_id,
-                "timestamp": crate::clock::rfc3339(a.raised_at_ms),
-            });
+            let detail = detail(&a);
             entries.push(
                 PutEventsRequestEntry::builder()
                     .source(&self.cfg.source)
