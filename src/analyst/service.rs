@@ -73,6 +73,8 @@ impl InsightOutcome {
 #[derive(Debug, Default)]
 pub struct AnalystCounters {
     pub calls: AtomicU64,
+    /// Calls that got no usable answer after their retries (throttled, 5xx, timeout, …).
+    pub call_failures: AtomicU64,
     pub attempts: AtomicU64,
     pub call_latency_ms_total: AtomicU64,
     pub insights: AtomicU64,
@@ -349,6 +351,7 @@ impl Analyst {
         let answer = match attempted.result {
             Ok(answer) => answer,
             Err(e) => {
+                c.call_failures.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(error = %e, attempts = attempted.attempts, "model call failed; rules answer");
                 {
                     let mut control = self.control();

@@ -25,6 +25,12 @@ pub async fn get_metrics(
         get(&c.calls),
     );
     e.value(
+        "ibsight_ai_call_failures_total",
+        "counter",
+        "Model calls that failed after their retries (the AI error rate's numerator).",
+        get(&c.call_failures),
+    );
+    e.value(
         "ibsight_ai_attempts_total",
         "counter",
         "Model call attempts, retries included.",

@@ -153,6 +153,11 @@ async fn drive(args: AnalystBenchArgs) -> anyhow::Result<()> {
         })
         .collect();
     let calls = fake.received().len();
+    let c = &analyst.counters;
+    let input_tokens = c.input_tokens.load(std::sync::atomic::Ordering::Relaxed);
+    let output_tokens = c.output_tokens.load(std::sync::atomic::Ordering::Relaxed);
+    let cost_usd = c.cost_micro_usd.load(std::sync::atomic::Ordering::Relaxed) as f64 / 1e6;
+    let per_call = |n: u64| (n as f64 / calls.max(1) as f64).round();
     let count = |s: InsightSource| seen.iter().filter(|(_, x, _)| *x == s).count();
     let figures = serde_json::json!({
         "anomalies": args.anomalies,
@@ -166,6 +171,15 @@ async fn drive(args: AnalystBenchArgs) -> anyhow::Result<()> {
         "incidents": incidents.len(),
         "incidents_with_model_insight": with_model_insight.len(),
         "latency_ms": args.latency_ms,
+        // Token counts as the local server reports them (its estimate: characters / 4), priced
+        // with the configured rates: the inputs of docs/OPERATIONS.md's cost model.
+        "input_tokens": input_tokens,
+        "output_tokens": output_tokens,
+        "input_tokens_per_call": per_call(input_tokens),
+        "output_tokens_per_call": per_call(output_tokens),
+        "cost_usd": (cost_usd * 1e6).round() / 1e6,
+        "cost_usd_per_call": (cost_usd / calls.max(1) as f64 * 1e6).round() / 1e6,
+        "cost_usd_per_insight": (cost_usd / args.anomalies.max(1) as f64 * 1e6).round() / 1e6,
         "elapsed_s": (elapsed.as_secs_f64() * 100.0).round() / 100.0,
     });
     println!("{figures}");
