@@ -44,6 +44,8 @@ pub struct AppState {
     pub projections: Vec<(&'static str, Arc<ProjectionLag>)>,
     /// Read insights through DynamoDB's GSI when enabled; the embedded view otherwise.
     pub dynamo: Option<DynamoSink>,
+    /// Operators' verdicts on alerts.
+    pub triage: Arc<crate::alerts::triage::Triage>,
     pub config: Arc<Config>,
 }
 
@@ -55,6 +57,7 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(prometheus::get_metrics))
         .route("/v1/insights/recent", get(recent::insights))
         .route("/v1/alerts/recent", get(recent::alerts))
+        .route("/v1/alerts/{*path}", post(recent::triage))
         .route("/v1/fabric", get(fabric::get_fabric))
         .route("/v1/ai/health", get(fabric::get_ai_health))
         .route("/", get(dashboard::index))

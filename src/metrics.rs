@@ -84,6 +84,7 @@ pub struct Metrics {
     pub insights_by_type: LabelledCounter,
     pub insights_by_source: LabelledCounter,
     pub alerts: LabelledCounter,
+    pub alert_triage: LabelledCounter,
     pub bedrock_latency: Histogram,
     pub commit_seconds: Histogram,
     pub commit_ops: Histogram,
@@ -105,6 +106,7 @@ impl Metrics {
             insights_by_type: LabelledCounter::default(),
             insights_by_source: LabelledCounter::default(),
             alerts: LabelledCounter::default(),
+            alert_triage: LabelledCounter::default(),
             bedrock_latency: Histogram::new(LATENCY_BOUNDS),
             commit_seconds: Histogram::new(LATENCY_BOUNDS),
             commit_ops: Histogram::new(BATCH_BOUNDS),
@@ -220,6 +222,12 @@ impl Exposition {
             "Alert decisions, by outcome.",
             "outcome",
             &m.alerts,
+        );
+        self.counter_family(
+            "ibsight_alert_triage_total",
+            "Operators' verdicts on raised alerts (confirmed, false_positive).",
+            "verdict",
+            &m.alert_triage,
         );
         self.histogram(
             "ibsight_bedrock_call_seconds",

@@ -38,6 +38,7 @@ pub struct Node {
     pub router: StreamRouter,
     pub ingestor: Ingestor,
     pub writer: Writer,
+    pub triage: Arc<crate::alerts::triage::Triage>,
     supervisor: ActorRef<SupervisorMsg>,
     retention: tokio::task::JoinHandle<()>,
 }
@@ -128,6 +129,7 @@ impl Node {
                 projection_tasks.push(task);
             }
         }
+        let triage = Arc::new(crate::alerts::triage::Triage::start(writer.clone())?);
         Ok(Node {
             config,
             analyst,
@@ -137,6 +139,7 @@ impl Node {
             router,
             ingestor,
             writer,
+            triage,
             supervisor,
             retention,
         })
@@ -149,6 +152,7 @@ impl Node {
             analyst: self.analyst.clone(),
             projections: self.projections.clone(),
             dynamo: self.dynamo.clone(),
+            triage: self.triage.clone(),
             config: Arc::new(self.config.clone()),
         }
     }

@@ -98,6 +98,58 @@ async fn insights_and_deduplicated_alerts_from_the_embedded_views() {
     assert_eq!(only_b[0]["related_entity"], "b");
     let (status, _) = get_json(&client, &format!("{insights_url}?limit=0"), None).await;
     assert_eq!(status, 400);
+
+    // An operator marks the alert a false positive (its id holds '#', sent as %23).
+    let alert_id = alert["alert_id"].as_str().expect("alert_id").to_string();
+    let triage_url = format!(
+        "{}/v1/alerts/{}/triage",
+        srv.url,
+        alert_id.replace('#', "%23")
+    );
+    let triage = |body: Value, url: String| {
+        let client = client.clone();
+        async move {
+            let r = client.post(url).json(&body).send().await.expect("post");
+            (
+                r.status().as_u16(),
+                r.json::<Value>().await.unwrap_or(Value::Null),
+            )
+        }
+    };
+    let (status, answer) = triage(json!({"verdict": "false_positive"}), triage_url.clone()).await;
+    assert_eq!(status, 201, "{answer}");
+    assert_eq!(answer["triage_seq"], 1);
+    let (status, answer) = triage(json!({"verdict": "maybe"}), triage_url.clone()).await;
+    assert_eq!(status, 400);
+    assert!(answer.to_string().contains("verdict"), "{answer}");
+    let unknown = format!("{}/v1/alerts/zz%231/triage", srv.url);
+    assert_eq!(
+        triage(json!({"verdict": "confirmed"}), unknown).await.0,
+        404
+    );
+    let false_positives = |text: String| -> f64 {
+        text.lines()
+            .find(|l| l.starts_with("ibsight_alert_triage_total{verdict=\"false_positive\"}"))
+            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+            .unwrap_or(0.0)
+    };
+    let scrape = |url: String| {
+        let client = client.clone();
+        async move {
+            client
+                .get(url)
+                .send()
+                .await
+                .expect("scrape")
+                .text()
+                .await
+                .expect("text")
+        }
+    };
+    assert_eq!(
+        false_positives(scrape(format!("{}/metrics", srv.url)).await),
+        1.0
+    );
     srv.terminate();
 
     // Restart: the projections resume at their checkpoints; nothing is written twice.
@@ -127,6 +179,11 @@ async fn insights_and_deduplicated_alerts_from_the_embedded_views() {
     .await;
     // The alert stream is internal: not addressable as a port.
     assert!(alert_log["events"].is_null(), "{alert_log}");
+    // The verdicts are in the log: the counter is back after the restart.
+    assert_eq!(
+        false_positives(scrape(format!("{}/metrics", srv.url)).await),
+        1.0
+    );
     srv.terminate();
 
     let out = std::process::Command::new(common::binary())

@@ -3,10 +3,11 @@
 
 use super::{auth, ApiError, AppState};
 use crate::analyst::insight::PredictionType;
+use crate::events::types::Verdict;
 use crate::projections::views::{self, ALERTS_VIEW, INSIGHTS_VIEW};
 use crate::sample::validate::is_valid_stream_id;
-use axum::extract::{Query, State};
-use axum::http::HeaderMap;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -125,4 +126,53 @@ pub async fn alerts(
     let items = views::recent(store.as_ref(), ALERTS_VIEW, limit, SCAN_MAX, |_| true)
         .map_err(|e| ApiError::Internal(e.to_string()))?;
     Ok(Json(json!({ "alerts": items })))
+}
+
+/// `POST /v1/alerts/{alert_id}/triage` with `{"verdict": "confirmed" | "false_positive"}`: an
+/// operator's verdict on a raised alert (alert ids hold `#`: send it as `%23`). Read tokens
+/// apply: the people who watch the dashboard triage.
+pub async fn triage(
+    State(state): State<AppState>,
+    Path(path): Path<String>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    auth::check_read(&state.config.auth, &headers)?;
+    let Some(alert_id) = path.strip_suffix("/triage") else {
+        return Err(ApiError::NotFound(format!(
+            "no such resource /v1/alerts/{path}"
+        )));
+    };
+    let body: Value = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::InvalidJson(format!("body is not valid JSON: {e}")))?;
+    let verdict = match body.get("verdict").and_then(Value::as_str) {
+        Some("confirmed") => Verdict::Confirmed,
+        Some("false_positive") => Verdict::FalsePositive,
+        other => {
+            return Err(bad(
+                "verdict",
+                format!("verdict {other:?} must be \"confirmed\" or \"false_positive\""),
+            ))
+        }
+    };
+    let store = state.ingestor.router().store().clone();
+    let alert = views::recent(store.as_ref(), ALERTS_VIEW, 1, usize::MAX, |item| {
+        item["alert_id"] == alert_id
+    })
+    .map_err(|e| ApiError::Internal(e.to_string()))?
+    .pop()
+    .ok_or_else(|| ApiError::NotFound(format!("no alert {alert_id:?}")))?;
+    let risk = alert["risk_score"].as_u64().unwrap_or(0).min(100) as u8;
+    let seq = state
+        .triage
+        .record(alert_id, verdict, risk)
+        .await
+        .map_err(|e| ApiError::Unavailable {
+            message: e.to_string(),
+            retry_after_s: 1,
+        })?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"alert_id": alert_id, "verdict": verdict, "triage_seq": seq})),
+    ))
 }

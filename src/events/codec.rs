@@ -8,8 +8,8 @@
 
 use super::trace::TraceContext;
 use super::types::{
-    AlertRaisedV1, AlertSuppressedV1, AnomalyDetectedV1, AnomalyResolvedV1, InsightGeneratedV1,
-    MetricObservedV1, StreamEvent,
+    AlertRaisedV1, AlertSuppressedV1, AlertTriagedV1, AnomalyDetectedV1, AnomalyResolvedV1,
+    InsightGeneratedV1, MetricObservedV1, StreamEvent,
 };
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
@@ -127,6 +127,7 @@ pub fn encode_payload(event: &StreamEvent) -> Vec<u8> {
         StreamEvent::InsightGenerated(e) => to_bytes(e),
         StreamEvent::AlertRaised(e) => to_bytes(e),
         StreamEvent::AlertSuppressed(e) => to_bytes(e),
+        StreamEvent::AlertTriaged(e) => to_bytes(e),
     }
 }
 
@@ -149,6 +150,9 @@ pub fn decode_payload(
         }
         ("AlertSuppressed", 1) => from_bytes::<AlertSuppressedV1>(bytes, event_type, version)
             .map(StreamEvent::AlertSuppressed),
+        ("AlertTriaged", 1) => {
+            from_bytes::<AlertTriagedV1>(bytes, event_type, version).map(StreamEvent::AlertTriaged)
+        }
         _ => Err(CodecError::UnknownType {
             event_type: event_type.into(),
             version,

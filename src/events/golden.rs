@@ -6,8 +6,8 @@
 use super::codec::{self, EventRecord};
 use super::trace::TraceContext;
 use super::types::{
-    AlertRaisedV1, AlertSuppressedV1, AnomalyDetectedV1, AnomalyResolvedV1, InsightGeneratedV1,
-    MetricObservedV1, StreamEvent,
+    AlertRaisedV1, AlertSuppressedV1, AlertTriagedV1, AnomalyDetectedV1, AnomalyResolvedV1,
+    InsightGeneratedV1, MetricObservedV1, StreamEvent, Verdict,
 };
 use crate::analyst::insight::{InsightSource, PredictionType};
 use crate::detect::rules::{Rule, Severity};
@@ -150,6 +150,15 @@ fn examples() -> Vec<(&'static str, StreamEvent)> {
                 suppressed_count: 3,
                 alert_raised_at_ms: 1_750_000_000_999,
                 at_ms: 1_750_000_060_000,
+            }),
+        ),
+        (
+            "AlertTriaged_v1",
+            StreamEvent::AlertTriaged(AlertTriagedV1 {
+                alert_id: "sw0001/p07#43".into(),
+                verdict: Verdict::FalsePositive,
+                risk_score: 92,
+                at_ms: 1_750_000_900_000,
             }),
         ),
     ]

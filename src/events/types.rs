@@ -101,6 +101,33 @@ pub struct AlertSuppressedV1 {
     pub at_ms: i64,
 }
 
+/// An operator's verdict on a raised alert (`POST /v1/alerts/{alert_id}/triage`), kept in the
+/// internal `#triage` stream: the source of the critical false-positive rate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    Confirmed,
+    FalsePositive,
+}
+
+impl Verdict {
+    pub fn name(self) -> &'static str {
+        match self {
+            Verdict::Confirmed => "confirmed",
+            Verdict::FalsePositive => "false_positive",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AlertTriagedV1 {
+    pub alert_id: String,
+    pub verdict: Verdict,
+    /// The alert's risk when it was raised (to tell critical false positives apart).
+    pub risk_score: u8,
+    pub at_ms: i64,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum StreamEvent {
     MetricObserved(MetricObservedV1),
@@ -109,6 +136,7 @@ pub enum StreamEvent {
     InsightGenerated(InsightGeneratedV1),
     AlertRaised(AlertRaisedV1),
     AlertSuppressed(AlertSuppressedV1),
+    AlertTriaged(AlertTriagedV1),
 }
 
 impl StreamEvent {
@@ -120,6 +148,7 @@ impl StreamEvent {
             StreamEvent::InsightGenerated(_) => "InsightGenerated",
             StreamEvent::AlertRaised(_) => "AlertRaised",
             StreamEvent::AlertSuppressed(_) => "AlertSuppressed",
+            StreamEvent::AlertTriaged(_) => "AlertTriaged",
         }
     }
 
@@ -142,6 +171,7 @@ impl StreamEvent {
             StreamEvent::InsightGenerated(e) => serde_json::to_value(e),
             StreamEvent::AlertRaised(e) => serde_json::to_value(e),
             StreamEvent::AlertSuppressed(e) => serde_json::to_value(e),
+            StreamEvent::AlertTriaged(e) => serde_json::to_value(e),
         };
         v.unwrap_or(serde_json::Value::Null)
     }

@@ -50,6 +50,15 @@ try {
   if (after.polls <= pollsBefore) fail("no poll happened");
   seen.polls = after.polls;
 
+  // 2b. The on-call marks an alert a false positive from the alerts table.
+  await page.locator("#alerts tbody tr").first().locator('button[title="false positive"]').click()
+    .catch(() => fail("no triage button"));
+  await page.waitForFunction(() => document.querySelector("#alerts tbody tr td.verdict").textContent === "false positive",
+    null, { timeout: 10000 }).catch(() => fail("the verdict was not recorded"));
+  const metrics = await (await fetch(`${url}/metrics`)).text();
+  seen.triage_metric = metrics.split("\n").find((l) => l.startsWith('ibsight_alert_triage_total{verdict="false_positive"}'));
+  if (!seen.triage_metric || !seen.triage_metric.endsWith(" 1")) fail(`triage not counted: ${seen.triage_metric}`);
+
   // 3. The fabric view colours the faulty switch.
   const tile = page.locator(`#fabric .switch[data-switch="${faultySwitch}"]`);
   await tile.waitFor({ timeout: 10000 }).catch(() => fail(`no tile for ${faultySwitch}`));

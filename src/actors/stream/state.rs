@@ -187,7 +187,9 @@ pub fn apply(state: &mut StreamState, event: &StreamEvent, cfg: &DetectConfig) {
             state.awaiting_insight.remove(&e.anomaly_seq);
         }
         // Alerts live in the alert stream, never in a port's.
-        StreamEvent::AlertRaised(_) | StreamEvent::AlertSuppressed(_) => {}
+        StreamEvent::AlertRaised(_)
+        | StreamEvent::AlertSuppressed(_)
+        | StreamEvent::AlertTriaged(_) => {}
     }
 }
 

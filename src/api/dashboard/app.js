@@ -18,6 +18,7 @@ const state = {
   chart: null,
   lastOk: null,
   polls: 0,
+  verdicts: {},
 };
 // Tests read this to tell polls from reloads.
 window.ibsight = { loadedAt: Date.now(), polls: 0, lastError: null };
@@ -146,7 +147,25 @@ function renderAlerts(items) {
       el("td", {}, a.prediction_type),
       el("td", {}, el("a", { class: "stream", onclick: () => openStream(a.related_entity) }, a.related_entity)),
       el("td", { title: a.timestamp }, fmtTime(a.timestamp)),
-      el("td", {}, a.suppressed))));
+      el("td", {}, a.suppressed),
+      el("td", { class: "verdict" }, ...(state.verdicts[a.alert_id] ? [state.verdicts[a.alert_id]] : [
+        el("button", { type: "button", title: "confirmed", onclick: () => triage(a.alert_id, "confirmed") }, "✓"),
+        " ",
+        el("button", { type: "button", title: "false positive", onclick: () => triage(a.alert_id, "false_positive") }, "✗"),
+      ])))));
+}
+
+async function triage(alertId, verdict) {
+  const headers = { "content-type": "application/json" };
+  const token = sessionStorage.getItem("ibsight-token");
+  if (token) headers.Authorization = `Bearer ${token}`;
+  const resp = await fetch(`/v1/alerts/${encodeURIComponent(alertId)}/triage`, {
+    method: "POST", headers, body: JSON.stringify({ verdict }),
+  });
+  if (resp.ok) {
+    state.verdicts[alertId] = verdict === "confirmed" ? "confirmed" : "false positive";
+    poll().catch(() => {});
+  }
 }
 
 // ---- stream drill-down ----
