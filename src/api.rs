@@ -11,7 +11,8 @@
 //! - `health`: `/healthz`, `/readyz`
 //! - `auth`: bearer tokens for ingest and reads
 
-mod auth;
+pub(crate) mod auth;
+mod cluster;
 mod dashboard;
 mod error;
 mod fabric;
@@ -52,6 +53,11 @@ pub struct AppState {
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/v1/metrics", post(metrics::post_metrics))
+        .route(
+            crate::cluster::peers::INTERNAL_SAMPLES,
+            post(metrics::post_internal_samples),
+        )
+        .route("/v1/cluster", get(cluster::get_cluster))
         .route("/v1/streams/{*path}", get(streams::get_stream))
         .route("/v1/stats", get(stats::get_stats))
         .route("/metrics", get(prometheus::get_metrics))

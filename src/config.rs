@@ -30,6 +30,7 @@ pub struct Config {
     pub eventbridge: EventBridgeConfig,
     pub aws: AwsConfig,
     pub telemetry: crate::telemetry::TelemetryConfig,
+    pub cluster: crate::cluster::ClusterConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -180,6 +181,9 @@ impl Config {
                 reason,
             })
         };
+        if let Err((key, reason)) = self.cluster.validate() {
+            return bad(&key, reason);
+        }
         if let Err(e) = self.telemetry.validate() {
             return bad(&e.field, format!("{:?} {}", e.value, e.reason));
         }

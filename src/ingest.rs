@@ -3,8 +3,10 @@
 //! durable. In-flight work is bounded: past the bound the caller is told to come back later
 //! instead of queueing without limit.
 
+use crate::actors::router::Owner;
 use crate::actors::stream::ObserveOutcome;
 use crate::actors::{RouteError, StreamRouter};
+use crate::cluster::Member;
 use crate::events::Origin;
 use crate::sample::Sample;
 use futures_util::stream::{FuturesUnordered, StreamExt};
@@ -18,6 +20,14 @@ pub enum IngestError {
     Overloaded { inflight: usize },
     #[error(transparent)]
     Route(#[from] RouteError),
+    /// Some owners did not acknowledge; the rest is durable (a retry of the whole request is
+    /// safe: what was stored comes back as duplicates).
+    #[error("{} of {} samples are on unavailable nodes ({}); the other {} are stored", .missing, .missing + .stored.accepted + .stored.duplicates, .nodes.join(", "), .stored.accepted + .stored.duplicates)]
+    PartlyUnavailable {
+        nodes: Vec<String>,
+        missing: u64,
+        stored: ObserveOutcome,
+    },
 }
 
 #[derive(Clone)]
@@ -55,6 +65,16 @@ impl Ingestor {
                 inflight: self.max_inflight - self.inflight.available_permits(),
             })?;
         let groups = group_by_stream(samples);
+        let (groups, remote) = self.split_by_owner(groups);
+        let forwards = remote.into_iter().map(|(member, samples)| {
+            let router = &self.router;
+            async move {
+                let peers = router.cluster().expect("remote owners imply a cluster");
+                let n = samples.len() as u64;
+                (member.id.clone(), n, peers.forward(&member, &samples).await)
+            }
+        });
+        let forwarded = futures_util::future::join_all(forwards);
         let calls = groups.into_iter().map(|(stream_id, samples)| {
             let router = &self.router;
             let origin = origin.clone();
@@ -62,8 +82,33 @@ impl Ingestor {
         });
         let mut total = ObserveOutcome::default();
         let mut pending: FuturesUnordered<_> = calls.collect();
-        while let Some(result) = pending.next().await {
-            total += result?;
+        let local = async {
+            let mut total = ObserveOutcome::default();
+            while let Some(result) = pending.next().await {
+                total += result?;
+            }
+            Ok::<_, IngestError>(total)
+        };
+        let (local, forwarded) = futures_util::join!(local, forwarded);
+        total += local?;
+        let mut unavailable = Vec::new();
+        let mut missing = 0;
+        for (node, n, result) in forwarded {
+            match result {
+                Ok(outcome) => total += outcome,
+                Err(e) => {
+                    tracing::warn!(error = %e, samples = n, "owner unavailable");
+                    unavailable.push(node);
+                    missing += n;
+                }
+            }
+        }
+        if !unavailable.is_empty() {
+            return Err(IngestError::PartlyUnavailable {
+                nodes: unavailable,
+                missing,
+                stored: total,
+            });
         }
         let m = crate::metrics::global();
         m.ingest_samples.inc("accepted", total.accepted);
@@ -71,6 +116,50 @@ impl Ingestor {
         m.ingest_batches
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Ok(total)
+    }
+}
+
+impl Ingestor {
+    /// Keep the groups this node owns; gather the others by owner (request order kept).
+    #[allow(clippy::type_complexity)]
+    fn split_by_owner(
+        &self,
+        groups: Vec<(String, Vec<Sample>)>,
+    ) -> (Vec<(String, Vec<Sample>)>, Vec<(Member, Vec<Sample>)>) {
+        if self.router.cluster().is_none() {
+            return (groups, Vec::new());
+        }
+        let mut local = Vec::new();
+        let mut remote: Vec<(Member, Vec<Sample>)> = Vec::new();
+        for (stream_id, samples) in groups {
+            match self.router.owner(&stream_id) {
+                Owner::Local => local.push((stream_id, samples)),
+                Owner::Remote(m) => match remote.iter_mut().find(|(r, _)| r.id == m.id) {
+                    Some((_, batch)) => batch.extend(samples),
+                    None => remote.push((m.clone(), samples)),
+                },
+            }
+        }
+        (local, remote)
+    }
+
+    /// Record samples this node owns, never forwarding (the internal API). Samples of streams
+    /// another member owns are refused: the members disagree on the membership.
+    pub async fn ingest_owned(
+        &self,
+        samples: Vec<Sample>,
+        origin: Origin,
+    ) -> Result<ObserveOutcome, IngestError> {
+        if let Some(s) = samples
+            .iter()
+            .find(|s| !matches!(self.router.owner(&s.stream_id), Owner::Local))
+        {
+            return Err(IngestError::Route(RouteError::Unavailable(format!(
+                "{} is not owned by this node (membership differs between nodes?)",
+                s.stream_id
+            ))));
+        }
+        self.ingest(samples, origin).await
     }
 }
 

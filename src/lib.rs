@@ -13,6 +13,7 @@
 //! - `aws`: the AWS provider chain with overrides, and JSON ⇄ DynamoDB items
 //! - `metrics`: Prometheus counters and the text exposition
 //! - `telemetry`: logs and OTLP traces, and the trace context carried across actors
+//! - `cluster`: several nodes sharing the streams: placement, forwarding, peers
 //! - `node`: one running node, assembled from config
 //! - `config`: typed configuration with env overrides
 //! - `cli`: the subcommands (`serve`, `events`, `bench`)
@@ -28,6 +29,7 @@ pub mod api;
 pub mod aws;
 pub mod cli;
 pub mod clock;
+pub mod cluster;
 pub mod config;
 pub mod detect;
 pub mod eval;

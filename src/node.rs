@@ -97,7 +97,10 @@ impl Node {
         )
         .await
         .map_err(|e| NodeError::Actors(e.to_string()))?;
-        let router = StreamRouter::new(registry, restarts, supervisor.clone(), store);
+        let mut router = StreamRouter::new(registry, restarts, supervisor.clone(), store);
+        if config.cluster.enabled() {
+            router = router.with_cluster(crate::cluster::peers::Peers::new(config.cluster.clone()));
+        }
         let _ = router_cell.set(router.clone());
         let ingestor = Ingestor::new(router.clone(), config.ingest.max_inflight_samples);
         let retention = tokio::spawn(run_retention(writer.clone(), &config));

@@ -6,6 +6,8 @@
 
 use super::stream::{ObserveOutcome, StreamError, StreamMsg, StreamView};
 use super::supervisor::{Registry, SpawnError, SupervisorMsg};
+use crate::cluster::peers::Peers;
+use crate::cluster::{placement, Member};
 use crate::events::types::InsightGeneratedV1;
 use crate::events::{EventStore, Origin, StoreError};
 use crate::sample::Sample;
@@ -35,6 +37,14 @@ pub struct StreamRouter {
     restarts: Arc<AtomicU64>,
     supervisor: ActorRef<SupervisorMsg>,
     store: Arc<dyn EventStore>,
+    /// The other nodes, when this node is one of a cluster.
+    cluster: Option<Peers>,
+}
+
+/// Where a stream lives.
+pub enum Owner<'a> {
+    Local,
+    Remote(&'a Member),
 }
 
 impl StreamRouter {
@@ -49,6 +59,33 @@ impl StreamRouter {
             restarts,
             supervisor,
             store,
+            cluster: None,
+        }
+    }
+
+    /// Make this router one node of a cluster: streams other members own are theirs.
+    pub fn with_cluster(mut self, peers: Peers) -> StreamRouter {
+        self.cluster = Some(peers);
+        self
+    }
+
+    pub fn cluster(&self) -> Option<&Peers> {
+        self.cluster.as_ref()
+    }
+
+    /// The stream's owner: the only place that knows where a stream lives.
+    pub fn owner(&self, stream_id: &str) -> Owner<'_> {
+        let Some(peers) = &self.cluster else {
+            return Owner::Local;
+        };
+        let cfg = &peers.cfg;
+        let shard = placement::shard_of(stream_id, cfg.shards);
+        match placement::owner_of(shard, &peers.ids) {
+            Some(id) if id != cfg.node_id => match peers.member(id) {
+                Some(m) => Owner::Remote(m),
+                None => Owner::Local,
+            },
+            _ => Owner::Local,
         }
     }
 

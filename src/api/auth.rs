@@ -12,7 +12,7 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
 }
 
 /// Compare without an early exit, so timing does not reveal a token prefix.
-fn same(a: &str, b: &str) -> bool {
+pub(crate) fn same(a: &str, b: &str) -> bool {
     a.len() == b.len()
         && a.bytes()
             .zip(b.bytes())

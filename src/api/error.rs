@@ -100,6 +100,12 @@ impl From<IngestError> for ApiError {
                 message: e.to_string(),
                 retry_after_s: 1,
             },
+            // A member is down: its part waits for it (the message names it); the rest is
+            // stored and comes back as duplicates on the retry.
+            IngestError::PartlyUnavailable { .. } => ApiError::Unavailable {
+                message: e.to_string(),
+                retry_after_s: 2,
+            },
         }
     }
 }

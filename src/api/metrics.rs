@@ -32,18 +32,45 @@ pub async fn post_metrics(
     {
         context::set_parent(&span, &parent);
     }
-    context::in_span(span, ingest(state, headers, body))
+    context::in_span(span, ingest(state, headers, body, From::Client))
         .await
         .inspect_err(|e| crate::metrics::global().ingest_rejections.inc(e.code(), 1))
+}
+
+/// `POST /internal/v1/samples`: samples another member forwarded to this node, their owner.
+/// Authenticated with the node token; stored here, never forwarded again.
+pub async fn post_internal_samples(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    ingest(state, headers, body, From::Member).await
+}
+
+enum From {
+    Client,
+    Member,
 }
 
 async fn ingest(
     state: AppState,
     headers: HeaderMap,
     body: Body,
+    from: From,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let cfg = &state.config;
-    auth::check_ingest(&cfg.auth, &headers)?;
+    match from {
+        From::Client => auth::check_ingest(&cfg.auth, &headers)?,
+        From::Member => {
+            let presented = headers
+                .get(crate::cluster::peers::NODE_TOKEN_HEADER)
+                .and_then(|v| v.to_str().ok());
+            let router = state.ingestor.router();
+            if !router.cluster().is_some_and(|p| p.token_matches(presented)) {
+                return Err(ApiError::Unauthorized);
+            }
+        }
+    }
     check_json_content_type(&headers)?;
     let limit = cfg.ingest.max_body_bytes;
     let bytes = axum::body::to_bytes(body, limit)
@@ -76,7 +103,10 @@ async fn ingest(
         correlation_id,
         trace: context::context_of(&span),
     };
-    let outcome = state.ingestor.ingest(samples, origin).await?;
+    let outcome = match from {
+        From::Client => state.ingestor.ingest(samples, origin).await?,
+        From::Member => state.ingestor.ingest_owned(samples, origin).await?,
+    };
     Ok((StatusCode::ACCEPTED, Json(json!(outcome))))
 }
 

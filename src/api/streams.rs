@@ -3,10 +3,11 @@
 //! may contain `/`, so the path is matched whole; a trailing `/events` or `/series` selects.
 
 use super::{auth, ApiError, AppState};
+use crate::actors::router::Owner;
 use crate::events::json::event_json;
 use crate::sample::validate::is_valid_stream_id;
-use axum::extract::{Path, Query, State};
-use axum::http::HeaderMap;
+use axum::extract::{Path, Query, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -19,16 +20,52 @@ pub async fn get_stream(
     State(state): State<AppState>,
     Path(path): Path<String>,
     Query(query): Query<HashMap<String, String>>,
+    RawQuery(raw_query): RawQuery,
     headers: HeaderMap,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<(StatusCode, Json<Value>), ApiError> {
     auth::check_read(&state.config.auth, &headers)?;
+    // Another member owns the stream: ask it (the client's token goes along).
+    let stream_id = path
+        .strip_suffix("/events")
+        .or_else(|| path.strip_suffix("/series"))
+        .unwrap_or(&path);
+    let router = state.ingestor.router();
+    if let (Owner::Remote(owner), Some(peers)) = (router.owner(stream_id), router.cluster()) {
+        let target = match &raw_query {
+            Some(q) => format!("/v1/streams/{path}?{q}"),
+            None => format!("/v1/streams/{path}"),
+        };
+        let auth = headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
+        let (status, body) =
+            peers
+                .proxy_get(owner, &target, auth)
+                .await
+                .map_err(|e| ApiError::Unavailable {
+                    message: e.to_string(),
+                    retry_after_s: 2,
+                })?;
+        let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
+        return Ok((status, Json(body)));
+    }
+    local(&state, &path, &query)
+        .await
+        .map(|json| (StatusCode::OK, json))
+}
+
+async fn local(
+    state: &AppState,
+    path: &str,
+    query: &HashMap<String, String>,
+) -> Result<Json<Value>, ApiError> {
     if let Some(stream_id) = path.strip_suffix("/events") {
-        return events(&state, stream_id, &query);
+        return events(state, stream_id, query);
     }
     if let Some(stream_id) = path.strip_suffix("/series") {
-        return series(&state, stream_id, &query);
+        return series(state, stream_id, query);
     }
-    stream_state(&state, &path).await
+    stream_state(state, path).await
 }
 
 fn checked_id(stream_id: &str) -> Result<&str, ApiError> {
