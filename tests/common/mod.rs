@@ -139,11 +139,24 @@ impl Server {
 
     /// Like `start`, also removing `unset` from the child's environment.
     pub fn start_with(data_dir: &Path, env: &[(&str, &str)], unset: &[&str]) -> Server {
+        Server::start_full(data_dir, "127.0.0.1:0", &[], env, unset)
+    }
+
+    /// `ibsight serve --listen LISTEN --data-dir DIR ARGS…` with extra env.
+    pub fn start_full(
+        data_dir: &Path,
+        listen: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+        unset: &[&str],
+    ) -> Server {
         let mut cmd = Command::new(binary());
         for k in unset {
             cmd.env_remove(k);
         }
-        cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        cmd.args(["serve", "--listen", listen])
+            .args(args)
+            .arg("--data-dir")
             .arg(data_dir)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())

@@ -1,0 +1,287 @@
+//! Three `ibsight serve` processes on loopback with one member list. 10,000 streams are posted
+//! round-robin across the nodes: every stream's events end up on exactly one node, its owner,
+//! and any node answers a query for any stream. Then one node is SIGKILLed during ingest: the
+//! survivors answer 503 naming it for its part and keep storing the rest; after it restarts on
+//! its data dir, the client's retries succeed and every acknowledged sample is there once.
+
+mod common;
+
+use common::{binary, now_ms, Server};
+use ibsight::cluster::placement;
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::Path;
+use std::time::Duration;
+
+const STREAMS: usize = 10_000;
+const PER_REQUEST: usize = 500;
+const TOKEN: &str = "node-token-of-the-test-cluster";
+
+fn stream(i: usize) -> String {
+    format!("sw{:04}/p{:02}", i / 36, i % 36 + 1)
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port()
+}
+
+struct Cluster {
+    ports: Vec<u16>,
+    dirs: Vec<tempfile::TempDir>,
+    configs: Vec<std::path::PathBuf>,
+}
+
+impl Cluster {
+    fn new() -> Cluster {
+        let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+        let members: Vec<String> = ports
+            .iter()
+            .enumerate()
+            .map(|(i, p)| format!("{{ id = \"n{}\", url = \"http://127.0.0.1:{p}\" }}", i + 1))
+            .collect();
+        let dirs: Vec<tempfile::TempDir> =
+            (0..3).map(|_| tempfile::tempdir().expect("dir")).collect();
+        let configs = (0..3)
+            .map(|i| {
+                let path = dirs[i].path().join("node.toml");
+                std::fs::write(
+                    &path,
+                    format!(
+                        "[cluster]\nnode_id = \"n{}\"\nnode_token = \"{TOKEN}\"\nmembers = [{}]\n",
+                        i + 1,
+                        members.join(", ")
+                    ),
+                )
+                .expect("write config");
+                path
+            })
+            .collect();
+        Cluster {
+            ports,
+            dirs,
+            configs,
+        }
+    }
+
+    fn data(&self, i: usize) -> std::path::PathBuf {
+        self.dirs[i].path().join("data")
+    }
+
+    fn start(&self, i: usize) -> Server {
+        let config = self.configs[i].to_str().expect("utf8").to_string();
+        Server::start_full(
+            &self.data(i),
+            &format!("127.0.0.1:{}", self.ports[i]),
+            &["--config", &config],
+            &[],
+            &[],
+        )
+    }
+
+    fn url(&self, i: usize) -> String {
+        format!("http://127.0.0.1:{}", self.ports[i])
+    }
+}
+
+fn batch(range: std::ops::Range<usize>, t: i64) -> Value {
+    json!({"samples": range
+        .map(|i| json!({"stream_id": stream(i), "timestamp": t, "utilization": 50 + (i % 7)}))
+        .collect::<Vec<_>>()})
+}
+
+async fn post(client: &reqwest::Client, url: &str, body: &Value) -> (u16, Value) {
+    match client
+        .post(format!("{url}/v1/metrics"))
+        .json(body)
+        .send()
+        .await
+    {
+        Ok(r) => {
+            let status = r.status().as_u16();
+            (status, r.json().await.unwrap_or(Value::Null))
+        }
+        Err(e) => (0, json!({"error": e.to_string()})),
+    }
+}
+
+/// Stream id → MetricObserved count, from one node's log (read with the server stopped).
+fn samples_on(dir: &Path) -> HashMap<String, usize> {
+    let out = std::process::Command::new(binary())
+        .args(["events", "--data-dir"])
+        .arg(dir)
+        .output()
+        .expect("ibsight events");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut counts = HashMap::new();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let e: Value = serde_json::from_str(line).expect("a JSON event");
+        if e["event_type"] == "MetricObserved" {
+            *counts
+                .entry(e["stream_id"].as_str().expect("id").to_string())
+                .or_insert(0) += 1;
+        }
+    }
+    counts
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_nodes_share_the_streams_and_survive_a_killed_member() {
+    let cluster = Cluster::new();
+    let mut nodes: Vec<Option<Server>> = (0..3).map(|i| Some(cluster.start(i))).collect();
+    let client = reqwest::Client::new();
+    let t = now_ms() - 60_000;
+
+    // Two samples per stream, requests round-robin over the three nodes.
+    let mut request = 0;
+    for round in 0..2 {
+        for start in (0..STREAMS).step_by(PER_REQUEST) {
+            let node = request % 3;
+            request += 1;
+            let body = batch(start..start + PER_REQUEST, t + round * 1000);
+            let (status, answer) = post(&client, &cluster.url(node), &body).await;
+            assert_eq!(status, 202, "node {node}: {answer}");
+            assert_eq!(
+                answer["accepted"], PER_REQUEST,
+                "summed over the owners: {answer}"
+            );
+        }
+    }
+
+    // Any node answers for any stream (the owner serves it, the others proxy).
+    for i in (0..STREAMS).step_by(97) {
+        for node in 0..3 {
+            let url = format!("{}/v1/streams/{}", cluster.url(node), stream(i));
+            let v: Value = client
+                .get(&url)
+                .send()
+                .await
+                .expect("get")
+                .json()
+                .await
+                .expect("json");
+            assert_eq!(v["last_seq"], 2, "{url}: {v}");
+        }
+    }
+    let c: Value = client
+        .get(format!("{}/v1/cluster", cluster.url(0)))
+        .send()
+        .await
+        .expect("cluster")
+        .json()
+        .await
+        .expect("json");
+    let members = c["members"].as_array().expect("members");
+    assert_eq!(members.len(), 3, "{c}");
+    assert!(members.iter().all(|m| m["reachable"] == true), "{c}");
+    assert_eq!(
+        members
+            .iter()
+            .map(|m| m["shards"].as_u64().unwrap_or(0))
+            .sum::<u64>(),
+        1024
+    );
+
+    // A third round, posted to n1 and n2 only; n3 is killed part-way.
+    let ids: Vec<String> = ["n1", "n2", "n3"].iter().map(|s| s.to_string()).collect();
+    let owner = |s: &str| {
+        placement::owner_of(placement::shard_of(s, 1024), &ids)
+            .expect("owner")
+            .to_string()
+    };
+    let mut failed: Vec<Value> = Vec::new();
+    let mut acknowledged: HashSet<String> = HashSet::new();
+    for (k, start) in (0..STREAMS).step_by(PER_REQUEST).enumerate() {
+        if k == 5 {
+            nodes[2].take().expect("n3").kill9();
+        }
+        let body = batch(start..start + PER_REQUEST, t + 2000);
+        let (status, answer) = post(&client, &cluster.url(k % 2), &body).await;
+        match status {
+            202 => {
+                acknowledged.extend((start..start + PER_REQUEST).map(stream));
+            }
+            503 => {
+                let message = answer["error"]["message"]
+                    .as_str()
+                    .or_else(|| answer["message"].as_str())
+                    .unwrap_or_default()
+                    .to_string();
+                assert!(
+                    message.contains("n3"),
+                    "names the unavailable node: {answer}"
+                );
+                // The survivors' part is stored already.
+                acknowledged.extend(
+                    (start..start + PER_REQUEST)
+                        .map(stream)
+                        .filter(|s| owner(s) != "n3"),
+                );
+                failed.push(body);
+            }
+            other => panic!("unexpected answer {other}: {answer}"),
+        }
+    }
+    assert!(
+        !failed.is_empty(),
+        "requests after the kill hit n3's shards"
+    );
+    // While n3 is down, its streams are unavailable and the others are served.
+    let n1_stream = (0..STREAMS)
+        .map(stream)
+        .find(|s| owner(s) == "n1")
+        .expect("n1 owns some");
+    let v: Value = client
+        .get(format!("{}/v1/streams/{n1_stream}", cluster.url(1)))
+        .send()
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(v["last_seq"], 3, "{v}");
+
+    // n3 comes back on its data dir; the client's retries now succeed.
+    nodes[2] = Some(cluster.start(2));
+    for body in &failed {
+        let (status, answer) = post(&client, &cluster.url(0), body).await;
+        assert_eq!(status, 202, "{answer}");
+        assert!(
+            answer["duplicates"].as_u64() > Some(0),
+            "the stored part is not stored twice: {answer}"
+        );
+        acknowledged.extend(
+            body["samples"]
+                .as_array()
+                .expect("samples")
+                .iter()
+                .map(|s| s["stream_id"].as_str().expect("id").to_string()),
+        );
+    }
+    for s in nodes.iter_mut().filter_map(Option::take) {
+        s.terminate();
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    // Every stream's samples are on its owner only, each acknowledged sample exactly once.
+    let mut found: BTreeMap<String, (String, usize)> = BTreeMap::new();
+    for (i, node) in ids.iter().enumerate() {
+        for (stream_id, n) in samples_on(&cluster.data(i)) {
+            if let Some((other, _)) = found.insert(stream_id.clone(), (node.clone(), n)) {
+                panic!("{stream_id} is on {other} and {node}");
+            }
+        }
+    }
+    assert_eq!(found.len(), STREAMS);
+    for (stream_id, (node, n)) in &found {
+        assert_eq!(node, &owner(stream_id), "{stream_id} is on its owner");
+        assert_eq!(*n, 3, "{stream_id}: three samples, each once");
+    }
+    assert_eq!(acknowledged.len(), STREAMS);
+}
