@@ -36,7 +36,7 @@ fn mix(mut z: u64) -> u64 {
 }
 
 /// The owner of `shard` among `members` (ids); `None` only when there are no members.
-pub fn owner_of<'a>(shard: u32, members: &'a [String]) -> Option<&'a str> {
+pub fn owner_of(shard: u32, members: &[String]) -> Option<&str> {
     members
         .iter()
         .max_by(|a, b| score(a, shard).cmp(&score(b, shard)).then_with(|| b.cmp(a)))
