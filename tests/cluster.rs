@@ -188,13 +188,45 @@ async fn three_nodes_share_the_streams_and_survive_a_killed_member() {
         1024
     );
 
-    // A third round, posted to n1 and n2 only; n3 is killed part-way.
     let ids: Vec<String> = ["n1", "n2", "n3"].iter().map(|s| s.to_string()).collect();
     let owner = |s: &str| {
         placement::owner_of(placement::shard_of(s, 1024), &ids)
             .expect("owner")
             .to_string()
     };
+
+    // An anomaly on a stream n2 owns, posted to n1: its insight is listed by n3 (merged).
+    let hot = (0..STREAMS)
+        .map(stream)
+        .find(|s| owner(s) == "n2")
+        .expect("n2 owns some");
+    let spike = json!({"samples": [{"stream_id": hot, "timestamp": t + 1500, "utilization": 99}]});
+    assert_eq!(post(&client, &cluster.url(0), &spike).await.0, 202);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let v: Value = client
+            .get(format!("{}/v1/insights/recent?limit=5", cluster.url(2)))
+            .send()
+            .await
+            .expect("get")
+            .json()
+            .await
+            .expect("json");
+        if v["insights"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|i| i["related_entity"] == hot.as_str()))
+        {
+            assert!(v["partial"].is_null(), "{v}");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no merged insight: {v}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // A third round, posted to n1 and n2 only; n3 is killed part-way.
     let mut failed: Vec<Value> = Vec::new();
     let mut acknowledged: HashSet<String> = HashSet::new();
     for (k, start) in (0..STREAMS).step_by(PER_REQUEST).enumerate() {
@@ -246,6 +278,16 @@ async fn three_nodes_share_the_streams_and_survive_a_killed_member() {
         .await
         .expect("json");
     assert_eq!(v["last_seq"], 3, "{v}");
+    let v: Value = client
+        .get(format!("{}/v1/insights/recent", cluster.url(0)))
+        .send()
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(v["partial"], true, "{v}");
+    assert_eq!(v["unavailable_members"], json!(["n3"]), "{v}");
 
     // n3 comes back on its data dir; the client's retries now succeed.
     nodes[2] = Some(cluster.start(2));
@@ -281,7 +323,8 @@ async fn three_nodes_share_the_streams_and_survive_a_killed_member() {
     assert_eq!(found.len(), STREAMS);
     for (stream_id, (node, n)) in &found {
         assert_eq!(node, &owner(stream_id), "{stream_id} is on its owner");
-        assert_eq!(*n, 3, "{stream_id}: three samples, each once");
+        let expected = if *stream_id == hot { 4 } else { 3 };
+        assert_eq!(*n, expected, "{stream_id}: each sample once");
     }
     assert_eq!(acknowledged.len(), STREAMS);
 }

@@ -6,7 +6,7 @@ use crate::analyst::insight::PredictionType;
 use crate::events::types::Verdict;
 use crate::projections::views::{self, ALERTS_VIEW, INSIGHTS_VIEW};
 use crate::sample::validate::is_valid_stream_id;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, Query, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use serde_json::{json, Value};
@@ -43,9 +43,75 @@ fn limit(query: &HashMap<String, String>) -> Result<usize, ApiError> {
     }
 }
 
+/// In a cluster without DynamoDB each node's views hold the streams it owns: ask the other
+/// members for theirs (the node token makes them answer from their own view only) and merge,
+/// newest first. `partial` names the members that did not answer.
+async fn with_members(
+    state: &AppState,
+    headers: &HeaderMap,
+    path: &str,
+    raw_query: Option<&str>,
+    field: &str,
+    mut items: Vec<Value>,
+    limit: usize,
+) -> Value {
+    let router = state.ingestor.router();
+    let Some(peers) = router.cluster() else {
+        return json!({ field: items });
+    };
+    let from_member = peers.token_matches(
+        headers
+            .get(crate::cluster::peers::NODE_TOKEN_HEADER)
+            .and_then(|v| v.to_str().ok()),
+    );
+    if from_member || state.dynamo.is_some() {
+        return json!({ field: items });
+    }
+    let target = match raw_query {
+        Some(q) => format!("{path}?{q}"),
+        None => path.to_string(),
+    };
+    let auth = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let asks = peers
+        .cfg
+        .members
+        .iter()
+        .filter(|m| m.id != peers.cfg.node_id)
+        .map(|m| {
+            let target = target.clone();
+            async move { (m.id.clone(), peers.proxy_get(m, &target, auth).await) }
+        });
+    let mut missing = Vec::new();
+    for (id, answer) in futures_util::future::join_all(asks).await {
+        match answer {
+            Ok((200, body)) => items.extend(body[field].as_array().cloned().unwrap_or_default()),
+            _ => missing.push(id),
+        }
+    }
+    items.sort_by(|a, b| {
+        let key = |v: &Value| {
+            (
+                v["timestamp"].as_str().unwrap_or("").to_string(),
+                v["entity_id"].as_str().unwrap_or("").to_string(),
+            )
+        };
+        key(b).cmp(&key(a))
+    });
+    items.truncate(limit);
+    let mut out = json!({ field: items });
+    if !missing.is_empty() {
+        out["partial"] = json!(true);
+        out["unavailable_members"] = json!(missing);
+    }
+    out
+}
+
 pub async fn insights(
     State(state): State<AppState>,
     Query(query): Query<HashMap<String, String>>,
+    RawQuery(raw_query): RawQuery,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
     auth::check_read(&state.config.auth, &headers)?;
@@ -111,12 +177,24 @@ pub async fn insights(
                 .map_err(|e| ApiError::Internal(e.to_string()))?
         }
     };
-    Ok(Json(json!({ "insights": items })))
+    Ok(Json(
+        with_members(
+            &state,
+            &headers,
+            "/v1/insights/recent",
+            raw_query.as_deref(),
+            "insights",
+            items,
+            limit,
+        )
+        .await,
+    ))
 }
 
 pub async fn alerts(
     State(state): State<AppState>,
     Query(query): Query<HashMap<String, String>>,
+    RawQuery(raw_query): RawQuery,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
     auth::check_read(&state.config.auth, &headers)?;
@@ -125,7 +203,18 @@ pub async fn alerts(
     let store = state.ingestor.router().store().clone();
     let items = views::recent(store.as_ref(), ALERTS_VIEW, limit, SCAN_MAX, |_| true)
         .map_err(|e| ApiError::Internal(e.to_string()))?;
-    Ok(Json(json!({ "alerts": items })))
+    Ok(Json(
+        with_members(
+            &state,
+            &headers,
+            "/v1/alerts/recent",
+            raw_query.as_deref(),
+            "alerts",
+            items,
+            limit,
+        )
+        .await,
+    ))
 }
 
 /// `POST /v1/alerts/{alert_id}/triage` with `{"verdict": "confirmed" | "false_positive"}`: an
