@@ -2,6 +2,7 @@
 
 pub mod aws;
 pub mod bench;
+pub mod cluster;
 pub mod demo;
 pub mod eval;
 pub mod events;
@@ -36,6 +37,9 @@ pub enum Command {
     /// AWS setup (`aws init` creates the DynamoDB table).
     #[command(subcommand)]
     Aws(aws::AwsCommand),
+    /// Cluster membership (`cluster plan` shows which shards move).
+    #[command(subcommand)]
+    Cluster(cluster::ClusterCommand),
     /// Benchmarks that print one JSON line of figures.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -51,6 +55,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Replay(cmd) => replay::run(cmd),
         Command::Demo(args) => demo::run(args),
         Command::Simulate(args) => simulate::run(args),
+        Command::Cluster(cmd) => cluster::run(cmd),
     }
 }
 

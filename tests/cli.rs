@@ -206,3 +206,52 @@ async fn replay_audit_reads_a_live_store_from_a_snapshot() {
     assert_eq!(post_json(&client, &srv.url, &more, None).await.0, 202);
     srv.terminate();
 }
+
+/// `cluster plan`: adding a member moves only the shards it wins, all to it.
+#[test]
+fn cluster_plan_lists_the_shards_that_move() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("c.toml");
+    std::fs::write(
+        &config,
+        "[cluster]\nnode_id = \"n1\"\nnode_token = \"a-token-of-16-chars-or-more\"\nmembers = [\
+         { id = \"n1\", url = \"http://127.0.0.1:1\" }, { id = \"n2\", url = \"http://127.0.0.1:2\" }, \
+         { id = \"n3\", url = \"http://127.0.0.1:3\" }]\n",
+    )
+    .expect("write");
+    let out = Command::new(binary())
+        .args(["cluster", "plan", "--members", "n1,n2,n3,n4", "--config"])
+        .arg(&config)
+        .output()
+        .expect("plan");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).expect("utf8");
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json"))
+        .collect();
+    let (summary, moves) = lines.split_last().expect("lines");
+    assert_eq!(summary["moving"].as_u64(), Some(moves.len() as u64));
+    assert!((200..320).contains(&moves.len()), "about a quarter of 1024");
+    assert!(
+        moves.iter().all(|m| m["to"] == "n4"),
+        "only to the new member"
+    );
+    // A bad member list is refused with the key named.
+    std::fs::write(&config, "[cluster]\nnode_id = \"n9\"\nnode_token = \"short\"\nmembers = [{ id = \"n1\", url = \"http://x\" }]\n").expect("write");
+    let out = Command::new(binary())
+        .args(["cluster", "plan", "--members", "n1", "--config"])
+        .arg(&config)
+        .output()
+        .expect("plan");
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("cluster.node_token"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -33,6 +33,10 @@ pub struct IngestBenchArgs {
     /// Go through the HTTP server on loopback.
     #[arg(long)]
     pub http: bool,
+    /// Post to running servers instead (repeat for a cluster: worker k posts to target
+    /// k mod n, so every node receives samples it must forward). No local node is started.
+    #[arg(long)]
+    pub target: Vec<String>,
     /// Store directory [default: a fresh temporary directory].
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
@@ -73,6 +77,9 @@ struct Totals {
 }
 
 async fn drive(args: IngestBenchArgs, config: Config) -> anyhow::Result<()> {
+    if !args.target.is_empty() {
+        return drive_remote(args).await;
+    }
     let node = Node::start(config.clone()).await?;
     let base_ms = crate::clock::now_ms() - (args.samples / args.streams + 1) as i64 * 1000;
     let totals = Arc::new(Totals {
@@ -238,4 +245,69 @@ fn encode_batch(samples: &[crate::sample::Sample]) -> String {
     }
     out.push_str("]}");
     out
+}
+
+/// `--target`: the same load against running servers; figures are the client's.
+async fn drive_remote(args: IngestBenchArgs) -> anyhow::Result<()> {
+    let base_ms = crate::clock::now_ms() - (args.samples / args.streams + 1) as i64 * 1000;
+    let client = reqwest::Client::new();
+    let targets: Vec<String> = args
+        .target
+        .iter()
+        .map(|t| format!("{}/v1/metrics", t.trim_end_matches('/')))
+        .collect();
+    let started = Instant::now();
+    let workers_n = args.concurrency.min(args.streams);
+    let mut workers = Vec::new();
+    let accepted = Arc::new(AtomicU64::new(0));
+    for worker in 0..workers_n {
+        let client = client.clone();
+        let url = targets[worker % targets.len()].clone();
+        let accepted = accepted.clone();
+        let owned_streams = (worker..args.streams).step_by(workers_n).count();
+        let share = args.samples / workers_n + usize::from(worker < args.samples % workers_n);
+        let batch = args.batch;
+        workers.push(tokio::spawn(async move {
+            let mut rng = sim::Rng::new(worker as u64 + 1);
+            let mut latencies_ms = Vec::new();
+            let mut j = 0;
+            while j < share {
+                let end = (j + batch).min(share);
+                let samples: Vec<_> = (j..end)
+                    .map(|n| {
+                        let stream = worker + workers_n * (n % owned_streams);
+                        let k = (n / owned_streams) as u64;
+                        sim::steady_sample(&mut rng, stream, k, base_ms)
+                    })
+                    .collect();
+                j = end;
+                let t0 = Instant::now();
+                let (a, _) = post(&client, &url, &samples).await?;
+                latencies_ms.push(t0.elapsed().as_secs_f64() * 1000.0);
+                accepted.fetch_add(a, Ordering::Relaxed);
+            }
+            anyhow::Ok(latencies_ms)
+        }));
+    }
+    let mut latencies = Vec::new();
+    for w in workers {
+        latencies.extend(w.await??);
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    println!(
+        "{}",
+        serde_json::json!({
+            "samples_per_s": (args.samples as f64 / elapsed).round(),
+            "p50_ms": round2(quantile(&mut latencies, 0.50)),
+            "p99_ms": round2(quantile(&mut latencies, 0.99)),
+            "targets": args.target,
+            "streams": args.streams,
+            "samples": args.samples,
+            "batch": args.batch,
+            "concurrency": args.concurrency,
+            "accepted": accepted.load(Ordering::Relaxed),
+            "elapsed_s": round2(elapsed),
+        })
+    );
+    Ok(())
 }
