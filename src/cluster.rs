@@ -5,7 +5,9 @@
 //!
 //! - `placement`: streams → shards → members (pure).
 //! - `peers`: the HTTP client between nodes.
+//! - `moves`: exporting, importing and dropping streams when the member list changes.
 
+pub mod moves;
 pub mod peers;
 pub mod placement;
 

@@ -37,33 +37,59 @@ struct Cluster {
 impl Cluster {
     fn new() -> Cluster {
         let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
-        let members: Vec<String> = ports
+        let dirs: Vec<tempfile::TempDir> =
+            (0..3).map(|_| tempfile::tempdir().expect("dir")).collect();
+        let configs = (0..3).map(|i| dirs[i].path().join("node.toml")).collect();
+        let cluster = Cluster {
+            ports,
+            dirs,
+            configs,
+        };
+        cluster.write_configs(3);
+        cluster
+    }
+
+    /// Every node's config, with the first `members` nodes as the member list.
+    fn write_configs(&self, members: usize) {
+        let list: Vec<String> = self.ports[..members]
             .iter()
             .enumerate()
             .map(|(i, p)| format!("{{ id = \"n{}\", url = \"http://127.0.0.1:{p}\" }}", i + 1))
             .collect();
-        let dirs: Vec<tempfile::TempDir> =
-            (0..3).map(|_| tempfile::tempdir().expect("dir")).collect();
-        let configs = (0..3)
-            .map(|i| {
-                let path = dirs[i].path().join("node.toml");
-                std::fs::write(
-                    &path,
-                    format!(
-                        "[cluster]\nnode_id = \"n{}\"\nnode_token = \"{TOKEN}\"\nmembers = [{}]\n",
-                        i + 1,
-                        members.join(", ")
-                    ),
-                )
-                .expect("write config");
-                path
-            })
-            .collect();
-        Cluster {
-            ports,
-            dirs,
-            configs,
+        for (i, path) in self.configs.iter().enumerate() {
+            std::fs::write(
+                path,
+                format!(
+                    "[cluster]\nnode_id = \"n{}\"\nnode_token = \"{TOKEN}\"\nmembers = [{}]\n",
+                    i + 1,
+                    list.join(", ")
+                ),
+            )
+            .expect("write config");
         }
+    }
+
+    /// Run an `ibsight` command; its last stdout line as JSON.
+    fn cli(&self, args: &[&str]) -> Value {
+        let out = std::process::Command::new(binary())
+            .args(args)
+            .output()
+            .expect("ibsight");
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        serde_json::from_str(text.lines().last().unwrap_or("")).expect("json summary")
+    }
+
+    fn config(&self, i: usize) -> String {
+        self.configs[i].to_str().expect("utf8").to_string()
+    }
+
+    fn data_str(&self, i: usize) -> String {
+        self.data(i).to_str().expect("utf8").to_string()
     }
 
     fn data(&self, i: usize) -> std::path::PathBuf {
@@ -327,4 +353,170 @@ async fn three_nodes_share_the_streams_and_survive_a_killed_member() {
         assert_eq!(*n, expected, "{stream_id}: each sample once");
     }
     assert_eq!(acknowledged.len(), STREAMS);
+}
+
+/// Growing from two members to three: `cluster export` on the old owners, `cluster import` on
+/// the new one, `cluster drop` on the old ones; then every stream is on its new owner only, its
+/// history continues (the next sample is seq 3), and the moved insight raises no second alert.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_third_member_takes_its_shards_with_their_history() {
+    const N: usize = 2000;
+    let cluster = Cluster::new();
+    cluster.write_configs(2);
+    let three: Vec<String> = ["n1", "n2", "n3"].iter().map(|s| s.to_string()).collect();
+    let owner3 = |s: &str| {
+        placement::owner_of(placement::shard_of(s, 1024), &three)
+            .expect("owner")
+            .to_string()
+    };
+    let client = reqwest::Client::new();
+    let t = now_ms() - 60_000;
+    let mut nodes: Vec<Server> = (0..2).map(|i| cluster.start(i)).collect();
+    for round in 0..2 {
+        let (status, answer) = post(
+            &client,
+            &cluster.url(round as usize % 2),
+            &batch(0..N, t + round * 1000),
+        )
+        .await;
+        assert_eq!(status, 202, "{answer}");
+    }
+    // A critical spike on a stream that will move to n3: one alert, on its old owner.
+    let hot = (0..N)
+        .map(stream)
+        .find(|s| owner3(s) == "n3")
+        .expect("some move");
+    let spike = json!({"samples": [{"stream_id": hot, "timestamp": t + 1500, "utilization": 99}]});
+    assert_eq!(post(&client, &cluster.url(0), &spike).await.0, 202);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let v: Value = client
+            .get(format!("{}/v1/alerts/recent", cluster.url(0)))
+            .send()
+            .await
+            .expect("get")
+            .json()
+            .await
+            .expect("json");
+        if v["alerts"].as_array().is_some_and(|a| a.len() == 1) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no alert: {v}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for n in nodes.drain(..) {
+        n.terminate();
+    }
+
+    // The plan, then the move (nodes stopped).
+    let plan = cluster.cli(&[
+        "cluster",
+        "plan",
+        "--members",
+        "n1,n2,n3",
+        "--config",
+        &cluster.config(0),
+    ]);
+    assert!(plan["moving"].as_u64() > Some(200), "{plan}");
+    let mut files = Vec::new();
+    for i in 0..2 {
+        let file = cluster.dirs[i].path().join("moving.ibs");
+        let out = cluster.cli(&[
+            "cluster",
+            "export",
+            "--members",
+            "n1,n2,n3",
+            "--config",
+            &cluster.config(i),
+            "--data-dir",
+            &cluster.data_str(i),
+            "--out",
+            file.to_str().expect("utf8"),
+        ]);
+        assert!(out["streams"].as_u64() > Some(0), "{out}");
+        files.push(file);
+    }
+    cluster.write_configs(3);
+    std::fs::create_dir_all(cluster.data(2)).expect("mkdir");
+    let mut imported = 0;
+    for (i, file) in files.iter().enumerate() {
+        let out = cluster.cli(&[
+            "cluster",
+            "import",
+            "--config",
+            &cluster.config(2),
+            "--data-dir",
+            &cluster.data_str(2),
+            "--in",
+            file.to_str().expect("utf8"),
+            "--from",
+            &format!("n{}", i + 1),
+        ]);
+        imported += out["streams"].as_u64().unwrap_or(0);
+    }
+    let expected_moves = (0..N).map(stream).filter(|s| owner3(s) == "n3").count() as u64;
+    assert_eq!(imported, expected_moves);
+    // Writing the old member list back for the drop: it needs to know what it owned.
+    cluster.write_configs(2);
+    for i in 0..2 {
+        let out = cluster.cli(&[
+            "cluster",
+            "drop",
+            "--members",
+            "n1,n2,n3",
+            "--config",
+            &cluster.config(i),
+            "--data-dir",
+            &cluster.data_str(i),
+        ]);
+        assert!(out["records_removed"].as_u64() > Some(0), "{out}");
+    }
+    cluster.write_configs(3);
+
+    // Three members: every stream continues its history on its owner.
+    let mut nodes: Vec<Server> = (0..3).map(|i| cluster.start(i)).collect();
+    let (status, answer) = post(&client, &cluster.url(2), &batch(0..N, t + 2000)).await;
+    assert_eq!(status, 202, "{answer}");
+    assert_eq!(answer["accepted"], N, "{answer}");
+    let v: Value = client
+        .get(format!("{}/v1/streams/{hot}", cluster.url(0)))
+        .send()
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("json");
+    assert!(
+        v["last_seq"].as_u64() > Some(3),
+        "the moved history is replayed: {v}"
+    );
+    // n3 itself raised nothing for the moved insight (asked with the node token: local view).
+    let local: Value = client
+        .get(format!("{}/v1/alerts/recent", cluster.url(2)))
+        .header(ibsight::cluster::peers::NODE_TOKEN_HEADER, TOKEN)
+        .send()
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(local["alerts"].as_array().map(Vec::len), Some(0), "{local}");
+    for n in nodes.drain(..) {
+        n.terminate();
+    }
+    let mut found: BTreeMap<String, String> = BTreeMap::new();
+    for (i, node) in three.iter().enumerate() {
+        for (stream_id, n) in samples_on(&cluster.data(i)) {
+            let expected = if stream_id == hot { 4 } else { 3 };
+            assert_eq!(n, expected, "{stream_id} on {node}");
+            assert!(
+                found.insert(stream_id.clone(), node.clone()).is_none(),
+                "{stream_id} twice"
+            );
+        }
+    }
+    assert_eq!(found.len(), N);
+    for (stream_id, node) in &found {
+        assert_eq!(node, &owner3(stream_id), "{stream_id}");
+    }
 }

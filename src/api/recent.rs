@@ -90,6 +90,9 @@ async fn with_members(
             _ => missing.push(id),
         }
     }
+    // After a move, the old owner's view may still hold a moved stream's items.
+    let mut seen = std::collections::HashSet::new();
+    items.retain(|i| seen.insert(i["entity_id"].as_str().unwrap_or("").to_string()));
     items.sort_by(|a, b| {
         let key = |v: &Value| {
             (

@@ -60,6 +60,14 @@ impl Projection for AlertProjection {
             let Ok(StreamEvent::InsightGenerated(insight)) = e.record.decode_event() else {
                 continue;
             };
+            // Moved from another member, which already made its alert decisions.
+            if e.record
+                .correlation_id
+                .as_deref()
+                .is_some_and(|c| c.starts_with(crate::cluster::moves::MOVED_FROM))
+            {
+                continue;
+            }
             let facts = InsightFacts {
                 stream_id: e.record.stream_id.clone(),
                 insight_seq: e.record.seq,
