@@ -189,8 +189,19 @@ fn the_kubernetes_manifests_have_what_ibsight_needs() {
     let cm = &yaml_docs("deploy/k8s/configmap.yaml")[0];
     let dir = tempfile::tempdir().expect("tempdir");
     let file = dir.path().join("ibsight.toml");
-    std::fs::write(&file, s(&cm["data"]["ibsight.toml"])).expect("write");
+    // The pod's name and the Secret's token arrive through the environment.
+    let text = s(&cm["data"]["ibsight.toml"]).replace(
+        "[cluster]\n",
+        "[cluster]\nnode_id = \"ibsight-1\"\nnode_token = \"a-node-token-of-32-characters-xx\"\n",
+    );
+    std::fs::write(&file, text).expect("write");
     let config = ibsight::config::Config::load(Some(&file)).expect("the ConfigMap's config loads");
+    assert_eq!(config.cluster.members.len(), 3);
+    assert_eq!(
+        sts["spec"]["replicas"].as_u64(),
+        Some(config.cluster.members.len() as u64),
+        "one member per replica"
+    );
     assert_eq!(config.server.data_dir, Path::new("/var/lib/ibsight"));
     assert_eq!(config.dynamodb.table, DynamoConfig::default().table);
 }
