@@ -213,6 +213,28 @@ async fn three_nodes_share_the_streams_and_survive_a_killed_member() {
             .sum::<u64>(),
         1024
     );
+    // The fabric view of any node covers every member's streams.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let f: Value = client
+            .get(format!("{}/v1/fabric", cluster.url(1)))
+            .send()
+            .await
+            .expect("fabric")
+            .json()
+            .await
+            .expect("json");
+        if f["streams"] == STREAMS {
+            assert!(f["partial"].is_null(), "{}", f["partial"]);
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "fabric streams: {}",
+            f["streams"]
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 
     let ids: Vec<String> = ["n1", "n2", "n3"].iter().map(|s| s.to_string()).collect();
     let owner = |s: &str| {
