@@ -68,10 +68,15 @@ impl Ingestor {
         let (groups, remote) = self.split_by_owner(groups);
         let forwards = remote.into_iter().map(|(member, samples)| {
             let router = &self.router;
+            let origin = &origin;
             async move {
                 let peers = router.cluster().expect("remote owners imply a cluster");
                 let n = samples.len() as u64;
-                (member.id.clone(), n, peers.forward(&member, &samples).await)
+                (
+                    member.id.clone(),
+                    n,
+                    peers.forward(&member, &samples, origin).await,
+                )
             }
         });
         let forwarded = futures_util::future::join_all(forwards);

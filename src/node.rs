@@ -10,7 +10,6 @@ use crate::actors::StreamRouter;
 use crate::analyst::bedrock::BedrockModel;
 use crate::analyst::pool::{AnalystPool, Deliver};
 use crate::analyst::service::Analyst;
-use crate::analyst::Backend;
 use crate::api::AppState;
 use crate::config::Config;
 use crate::events::retention::{self, RetentionPolicy};
@@ -184,17 +183,7 @@ async fn start_analyst(
 ) -> Result<AnalystPool, NodeError> {
     let cfg = config.analyst.clone();
     let template = crate::analyst::template::PromptTemplate::from_config(&cfg.prompt_file)?;
-    let model = match cfg.backend {
-        Backend::Bedrock => Some(
-            BedrockModel::from_env(
-                &config.aws,
-                &cfg.model_id,
-                Duration::from_secs(cfg.timeout_s),
-            )
-            .await,
-        ),
-        Backend::Rules => None,
-    };
+    let model = BedrockModel::for_backend(&cfg, &config.aws).await;
     let analyst = Arc::new(
         Analyst::new(
             cfg,

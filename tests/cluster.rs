@@ -133,6 +133,10 @@ async fn post(client: &reqwest::Client, url: &str, body: &Value) -> (u16, Value)
     }
 }
 
+async fn get(client: &reqwest::Client, url: impl AsRef<str>) -> Value {
+    common::get_json(client, url.as_ref(), None).await.1
+}
+
 /// Stream id → MetricObserved count, from one node's log (read with the server stopped).
 fn samples_on(dir: &Path) -> HashMap<String, usize> {
     let out = std::process::Command::new(binary())
@@ -184,25 +188,11 @@ async fn three_nodes_share_the_streams_and_survive_a_killed_member() {
     for i in (0..STREAMS).step_by(97) {
         for node in 0..3 {
             let url = format!("{}/v1/streams/{}", cluster.url(node), stream(i));
-            let v: Value = client
-                .get(&url)
-                .send()
-                .await
-                .expect("get")
-                .json()
-                .await
-                .expect("json");
+            let v: Value = get(&client, &url).await;
             assert_eq!(v["last_seq"], 2, "{url}: {v}");
         }
     }
-    let c: Value = client
-        .get(format!("{}/v1/cluster", cluster.url(0)))
-        .send()
-        .await
-        .expect("cluster")
-        .json()
-        .await
-        .expect("json");
+    let c: Value = get(&client, format!("{}/v1/cluster", cluster.url(0))).await;
     let members = c["members"].as_array().expect("members");
     assert_eq!(members.len(), 3, "{c}");
     assert!(members.iter().all(|m| m["reachable"] == true), "{c}");
@@ -216,14 +206,7 @@ async fn three_nodes_share_the_streams_and_survive_a_killed_member() {
     // The fabric view of any node covers every member's streams.
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     loop {
-        let f: Value = client
-            .get(format!("{}/v1/fabric", cluster.url(1)))
-            .send()
-            .await
-            .expect("fabric")
-            .json()
-            .await
-            .expect("json");
+        let f: Value = get(&client, format!("{}/v1/fabric", cluster.url(1))).await;
         if f["streams"] == STREAMS {
             assert!(f["partial"].is_null(), "{}", f["partial"]);
             break;
@@ -252,14 +235,11 @@ async fn three_nodes_share_the_streams_and_survive_a_killed_member() {
     assert_eq!(post(&client, &cluster.url(0), &spike).await.0, 202);
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     loop {
-        let v: Value = client
-            .get(format!("{}/v1/insights/recent?limit=5", cluster.url(2)))
-            .send()
-            .await
-            .expect("get")
-            .json()
-            .await
-            .expect("json");
+        let v: Value = get(
+            &client,
+            format!("{}/v1/insights/recent?limit=5", cluster.url(2)),
+        )
+        .await;
         if v["insights"]
             .as_array()
             .is_some_and(|a| a.iter().any(|i| i["related_entity"] == hot.as_str()))
@@ -317,23 +297,13 @@ async fn three_nodes_share_the_streams_and_survive_a_killed_member() {
         .map(stream)
         .find(|s| owner(s) == "n1")
         .expect("n1 owns some");
-    let v: Value = client
-        .get(format!("{}/v1/streams/{n1_stream}", cluster.url(1)))
-        .send()
-        .await
-        .expect("get")
-        .json()
-        .await
-        .expect("json");
+    let v: Value = get(
+        &client,
+        format!("{}/v1/streams/{n1_stream}", cluster.url(1)),
+    )
+    .await;
     assert_eq!(v["last_seq"], 3, "{v}");
-    let v: Value = client
-        .get(format!("{}/v1/insights/recent", cluster.url(0)))
-        .send()
-        .await
-        .expect("get")
-        .json()
-        .await
-        .expect("json");
+    let v: Value = get(&client, format!("{}/v1/insights/recent", cluster.url(0))).await;
     assert_eq!(v["partial"], true, "{v}");
     assert_eq!(v["unavailable_members"], json!(["n3"]), "{v}");
 
@@ -412,14 +382,7 @@ async fn a_third_member_takes_its_shards_with_their_history() {
     assert_eq!(post(&client, &cluster.url(0), &spike).await.0, 202);
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     loop {
-        let v: Value = client
-            .get(format!("{}/v1/alerts/recent", cluster.url(0)))
-            .send()
-            .await
-            .expect("get")
-            .json()
-            .await
-            .expect("json");
+        let v: Value = get(&client, format!("{}/v1/alerts/recent", cluster.url(0))).await;
         if v["alerts"].as_array().is_some_and(|a| a.len() == 1) {
             break;
         }
@@ -500,14 +463,7 @@ async fn a_third_member_takes_its_shards_with_their_history() {
     let (status, answer) = post(&client, &cluster.url(2), &batch(0..N, t + 2000)).await;
     assert_eq!(status, 202, "{answer}");
     assert_eq!(answer["accepted"], N, "{answer}");
-    let v: Value = client
-        .get(format!("{}/v1/streams/{hot}", cluster.url(0)))
-        .send()
-        .await
-        .expect("get")
-        .json()
-        .await
-        .expect("json");
+    let v: Value = get(&client, format!("{}/v1/streams/{hot}", cluster.url(0))).await;
     assert!(
         v["last_seq"].as_u64() > Some(3),
         "the moved history is replayed: {v}"

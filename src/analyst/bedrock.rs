@@ -80,6 +80,17 @@ impl BedrockModel {
         BedrockModel::from_sdk_config(&sdk, model_id, timeout)
     }
 
+    /// The model the analyst config asks for: `None` for the rules backend.
+    pub async fn for_backend(cfg: &super::AnalystConfig, aws: &AwsConfig) -> Option<BedrockModel> {
+        match cfg.backend {
+            super::Backend::Bedrock => Some(
+                BedrockModel::from_env(aws, &cfg.model_id, Duration::from_secs(cfg.timeout_s))
+                    .await,
+            ),
+            super::Backend::Rules => None,
+        }
+    }
+
     pub fn from_sdk_config(sdk: &SdkConfig, model_id: &str, timeout: Duration) -> BedrockModel {
         let conf = br::config::Builder::from(sdk)
             .retry_config(br::config::retry::RetryConfig::disabled())

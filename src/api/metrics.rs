@@ -25,13 +25,7 @@ pub async fn post_metrics(
         samples = tracing::field::Empty,
         correlation_id = tracing::field::Empty,
     );
-    if let Some(parent) = headers
-        .get("traceparent")
-        .and_then(|v| v.to_str().ok())
-        .and_then(TraceContext::parse_traceparent)
-    {
-        context::set_parent(&span, &parent);
-    }
+    continue_trace(&span, &headers);
     context::in_span(span, ingest(state, headers, body, From::Client))
         .await
         .inspect_err(|e| crate::metrics::global().ingest_rejections.inc(e.code(), 1))
@@ -44,7 +38,27 @@ pub async fn post_internal_samples(
     headers: HeaderMap,
     body: Body,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    ingest(state, headers, body, From::Member).await
+    let span = tracing::info_span!(
+        "POST /internal/v1/samples",
+        otel.kind = "server",
+        http.request.method = "POST",
+        http.route = "/internal/v1/samples",
+        samples = tracing::field::Empty,
+        correlation_id = tracing::field::Empty,
+    );
+    continue_trace(&span, &headers);
+    context::in_span(span, ingest(state, headers, body, From::Member)).await
+}
+
+/// Continue the caller's trace when it sent a valid `traceparent`.
+fn continue_trace(span: &tracing::Span, headers: &HeaderMap) {
+    if let Some(parent) = headers
+        .get("traceparent")
+        .and_then(|v| v.to_str().ok())
+        .and_then(TraceContext::parse_traceparent)
+    {
+        context::set_parent(span, &parent);
+    }
 }
 
 enum From {
@@ -93,7 +107,15 @@ async fn ingest(
         }
         BatchError::Invalid(details) => ApiError::InvalidBatch(details),
     })?;
-    let correlation_id = correlation_id(&headers);
+    let correlation_id = match from {
+        // The client's id, as the forwarding member received it.
+        From::Member => headers
+            .get(crate::cluster::peers::CORRELATION_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+            .or_else(|| correlation_id(&headers)),
+        From::Client => correlation_id(&headers),
+    };
     let span = tracing::Span::current();
     span.record("samples", samples.len() as i64);
     if let Some(id) = &correlation_id {

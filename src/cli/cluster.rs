@@ -61,6 +61,22 @@ fn ids(members: &[String]) -> Vec<String> {
         .collect()
 }
 
+/// The streams this node owns now and another member owns under `members`.
+fn leaving(
+    config: &Config,
+    writer: &crate::events::writer::Writer,
+    members: &[String],
+) -> anyhow::Result<BTreeMap<String, String>> {
+    let c = &config.cluster;
+    Ok(moves::leaving(
+        writer.store().as_ref(),
+        &c.node_id,
+        &c.member_ids(),
+        &ids(members),
+        c.shards,
+    )?)
+}
+
 /// The config (which must be clustered) and a writer on the node's store, opened in place.
 fn open(
     config: Option<PathBuf>,
@@ -122,13 +138,7 @@ pub fn run(cmd: ClusterCommand) -> anyhow::Result<()> {
         } => {
             let (config, writer) = open(config, data_dir)?;
             let c = &config.cluster;
-            let leaving = moves::leaving(
-                writer.store().as_ref(),
-                &c.node_id,
-                &c.member_ids(),
-                &ids(&members),
-                c.shards,
-            )?;
+            let leaving = leaving(&config, &writer, &members)?;
             let mut file = std::io::BufWriter::new(
                 std::fs::File::create(&out)
                     .map_err(|e| anyhow::anyhow!("--out {}: {e}", out.display()))?,
@@ -172,14 +182,8 @@ pub fn run(cmd: ClusterCommand) -> anyhow::Result<()> {
             data_dir,
         } => {
             let (config, writer) = open(config, data_dir)?;
-            let c = config.cluster.clone();
-            let leaving = moves::leaving(
-                writer.store().as_ref(),
-                &c.node_id,
-                &c.member_ids(),
-                &ids(&members),
-                c.shards,
-            )?;
+            let c = &config.cluster;
+            let leaving = leaving(&config, &writer, &members)?;
             let removed = crate::cli::runtime()?
                 .block_on(moves::drop_streams(&writer, leaving.keys().cloned()))?;
             println!(

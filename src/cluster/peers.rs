@@ -3,11 +3,14 @@
 
 use super::{ClusterConfig, Member};
 use crate::actors::stream::ObserveOutcome;
+use crate::events::Origin;
 use crate::sample::Sample;
 use std::time::Duration;
 
 /// The header a node proves itself with.
 pub const NODE_TOKEN_HEADER: &str = "x-ibsight-node-token";
+/// The client's correlation id, carried to the owner of forwarded samples.
+pub const CORRELATION_HEADER: &str = "x-ibsight-correlation-id";
 /// Where a node takes samples it owns (never forwarded again).
 pub const INTERNAL_SAMPLES: &str = "/internal/v1/samples";
 
@@ -57,18 +60,27 @@ impl Peers {
     }
 
     /// Send samples to their owner; returns its durable outcome.
+    /// The trace (when sampled) and the client's correlation id go along.
     pub async fn forward(
         &self,
         m: &Member,
         samples: &[Sample],
+        origin: &Origin,
     ) -> Result<ObserveOutcome, PeerError> {
         let body = serde_json::json!({
             "samples": samples.iter().map(Sample::to_json).collect::<Vec<_>>(),
         });
-        let resp = self
+        let mut request = self
             .client
             .post(format!("{}{INTERNAL_SAMPLES}", m.url))
-            .header(NODE_TOKEN_HEADER, &self.token)
+            .header(NODE_TOKEN_HEADER, &self.token);
+        if let Some(trace) = &origin.trace {
+            request = request.header("traceparent", trace.traceparent());
+        }
+        if let Some(id) = &origin.correlation_id {
+            request = request.header(CORRELATION_HEADER, id);
+        }
+        let resp = request
             .json(&body)
             .send()
             .await

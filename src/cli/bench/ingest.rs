@@ -77,27 +77,35 @@ struct Totals {
 }
 
 async fn drive(args: IngestBenchArgs, config: Config) -> anyhow::Result<()> {
-    if !args.target.is_empty() {
-        return drive_remote(args).await;
-    }
-    let node = Node::start(config.clone()).await?;
+    // With --target the load goes to running servers and no node is started here.
+    let node = if args.target.is_empty() {
+        Some(Node::start(config.clone()).await?)
+    } else {
+        None
+    };
     let base_ms = crate::clock::now_ms() - (args.samples / args.streams + 1) as i64 * 1000;
     let totals = Arc::new(Totals {
         accepted: AtomicU64::new(0),
         duplicates: AtomicU64::new(0),
     });
-    let (server, url) = if args.http {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let url = format!("http://{}/v1/metrics", listener.local_addr()?);
-        let state = node.app_state();
-        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let handle = tokio::spawn(api::serve(listener, state, async {
-            let _ = stop_rx.await;
-        }));
-        (Some((stop_tx, handle)), Some(url))
-    } else {
-        (None, None)
+    let (server, mut targets) = match &node {
+        Some(node) if args.http => {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+            let url = format!("http://{}/v1/metrics", listener.local_addr()?);
+            let state = node.app_state();
+            let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+            let handle = tokio::spawn(api::serve(listener, state, async {
+                let _ = stop_rx.await;
+            }));
+            (Some((stop_tx, handle)), vec![url])
+        }
+        _ => (None, Vec::new()),
     };
+    targets.extend(
+        args.target
+            .iter()
+            .map(|t| format!("{}/v1/metrics", t.trim_end_matches('/'))),
+    );
     let client = reqwest::Client::new();
     let started = Instant::now();
     let mut workers = Vec::new();
@@ -106,9 +114,10 @@ async fn drive(args: IngestBenchArgs, config: Config) -> anyhow::Result<()> {
     let workers_n = args.concurrency.min(args.streams);
     for worker in 0..workers_n {
         let totals = totals.clone();
-        let ingestor = node.ingestor.clone();
+        let ingestor = node.as_ref().map(|n| n.ingestor.clone());
         let client = client.clone();
-        let url = url.clone();
+        // Worker k posts to target k mod n (every node of a cluster gets samples to forward).
+        let url = (!targets.is_empty()).then(|| targets[worker % targets.len()].clone());
         let owned_streams = (worker..args.streams).step_by(workers_n).count();
         let share = args.samples / workers_n + usize::from(worker < args.samples % workers_n);
         let batch = args.batch;
@@ -136,6 +145,7 @@ async fn drive(args: IngestBenchArgs, config: Config) -> anyhow::Result<()> {
                             correlation_id: None,
                             trace: context::context_of(&span),
                         };
+                        let ingestor = ingestor.as_ref().expect("in-process runs have a node");
                         let o =
                             context::in_span(span, ingestor.ingest(batch_samples, origin)).await?;
                         (o.accepted, o.duplicates)
@@ -159,9 +169,17 @@ async fn drive(args: IngestBenchArgs, config: Config) -> anyhow::Result<()> {
         let _ = handle.await;
     }
     let rss_end_mb = current_rss_mb();
-    let disk_mb = node.writer.store().disk_bytes() as f64 / 1_048_576.0;
-    let engine = node.writer.store().engine();
-    node.shutdown().await;
+    let (disk_mb, engine) = match node {
+        Some(node) => {
+            let store = node.writer.store().clone();
+            node.shutdown().await;
+            (
+                Some(round2(store.disk_bytes() as f64 / 1_048_576.0)),
+                Some(store.engine()),
+            )
+        }
+        None => (None, None),
+    };
     let figures = serde_json::json!({
         "samples_per_s": (args.samples as f64 / elapsed).round(),
         "p50_ms": round2(quantile(&mut latencies, 0.50)),
@@ -177,7 +195,8 @@ async fn drive(args: IngestBenchArgs, config: Config) -> anyhow::Result<()> {
         "accepted": totals.accepted.load(Ordering::Relaxed),
         "duplicates": totals.duplicates.load(Ordering::Relaxed),
         "elapsed_s": round2(elapsed),
-        "disk_mb": round2(disk_mb),
+        "disk_mb": disk_mb,
+        "targets": args.target,
     });
     println!("{figures}");
     Ok(())
@@ -245,69 +264,4 @@ fn encode_batch(samples: &[crate::sample::Sample]) -> String {
     }
     out.push_str("]}");
     out
-}
-
-/// `--target`: the same load against running servers; figures are the client's.
-async fn drive_remote(args: IngestBenchArgs) -> anyhow::Result<()> {
-    let base_ms = crate::clock::now_ms() - (args.samples / args.streams + 1) as i64 * 1000;
-    let client = reqwest::Client::new();
-    let targets: Vec<String> = args
-        .target
-        .iter()
-        .map(|t| format!("{}/v1/metrics", t.trim_end_matches('/')))
-        .collect();
-    let started = Instant::now();
-    let workers_n = args.concurrency.min(args.streams);
-    let mut workers = Vec::new();
-    let accepted = Arc::new(AtomicU64::new(0));
-    for worker in 0..workers_n {
-        let client = client.clone();
-        let url = targets[worker % targets.len()].clone();
-        let accepted = accepted.clone();
-        let owned_streams = (worker..args.streams).step_by(workers_n).count();
-        let share = args.samples / workers_n + usize::from(worker < args.samples % workers_n);
-        let batch = args.batch;
-        workers.push(tokio::spawn(async move {
-            let mut rng = sim::Rng::new(worker as u64 + 1);
-            let mut latencies_ms = Vec::new();
-            let mut j = 0;
-            while j < share {
-                let end = (j + batch).min(share);
-                let samples: Vec<_> = (j..end)
-                    .map(|n| {
-                        let stream = worker + workers_n * (n % owned_streams);
-                        let k = (n / owned_streams) as u64;
-                        sim::steady_sample(&mut rng, stream, k, base_ms)
-                    })
-                    .collect();
-                j = end;
-                let t0 = Instant::now();
-                let (a, _) = post(&client, &url, &samples).await?;
-                latencies_ms.push(t0.elapsed().as_secs_f64() * 1000.0);
-                accepted.fetch_add(a, Ordering::Relaxed);
-            }
-            anyhow::Ok(latencies_ms)
-        }));
-    }
-    let mut latencies = Vec::new();
-    for w in workers {
-        latencies.extend(w.await??);
-    }
-    let elapsed = started.elapsed().as_secs_f64();
-    println!(
-        "{}",
-        serde_json::json!({
-            "samples_per_s": (args.samples as f64 / elapsed).round(),
-            "p50_ms": round2(quantile(&mut latencies, 0.50)),
-            "p99_ms": round2(quantile(&mut latencies, 0.99)),
-            "targets": args.target,
-            "streams": args.streams,
-            "samples": args.samples,
-            "batch": args.batch,
-            "concurrency": args.concurrency,
-            "accepted": accepted.load(Ordering::Relaxed),
-            "elapsed_s": round2(elapsed),
-        })
-    );
-    Ok(())
 }

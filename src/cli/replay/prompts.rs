@@ -62,17 +62,7 @@ pub fn run(args: PromptsArgs) -> anyhow::Result<()> {
     cfg.cache_window_s = 0;
     let batch = cfg.batch_max;
     crate::cli::runtime()?.block_on(async move {
-        let model = match cfg.backend {
-            Backend::Bedrock => Some(
-                BedrockModel::from_env(
-                    &config.aws,
-                    &cfg.model_id,
-                    Duration::from_secs(cfg.timeout_s),
-                )
-                .await,
-            ),
-            Backend::Rules => None,
-        };
+        let model = BedrockModel::for_backend(&cfg, &config.aws).await;
         let analyst = Analyst::new(
             cfg,
             model,
