@@ -95,7 +95,12 @@ impl Ingestor {
             Ok::<_, IngestError>(total)
         };
         let (local, forwarded) = futures_util::join!(local, forwarded);
-        total += local?;
+        let local = local?;
+        total += local;
+        // Only what this node stored is counted here; each owner counts its own part.
+        let m = crate::metrics::global();
+        m.ingest_samples.inc("accepted", local.accepted);
+        m.ingest_samples.inc("duplicate", local.duplicates);
         let mut unavailable = Vec::new();
         let mut missing = 0;
         for (node, n, result) in forwarded {
@@ -115,9 +120,6 @@ impl Ingestor {
                 stored: total,
             });
         }
-        let m = crate::metrics::global();
-        m.ingest_samples.inc("accepted", total.accepted);
-        m.ingest_samples.inc("duplicate", total.duplicates);
         m.ingest_batches
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Ok(total)
