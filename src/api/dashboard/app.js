@@ -52,6 +52,8 @@ async function api(path, retried = false) {
   if (token) headers.Authorization = `Bearer ${token}`;
   const resp = await fetch(path, { headers, cache: "no-store" });
   if (resp.status === 401 && !retried) {
+    // Parallel requests all get 401: the first asks, the others retry with its answer.
+    if (sessionStorage.getItem("ibsight-token") !== token) return api(path, true);
     const entered = window.prompt("This ibsight needs a read token:");
     if (entered) {
       sessionStorage.setItem("ibsight-token", entered.trim());
