@@ -99,3 +99,42 @@ async fn the_dashboard_shows_insights_the_fabric_and_a_stream_and_polls_without_
     assert!(screenshot.exists());
     eprintln!("dashboard screenshot: {} ({seen})", screenshot.display());
 }
+
+/// With read tokens configured, the page asks for one once and keeps it for the session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_asks_for_a_read_token_once() {
+    let chromium = chromium();
+    let harness = harness_dir();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let token = "read-token-of-the-dashboard-test";
+    let tokens = format!("[\"{token}\"]");
+    let srv = Server::start(
+        dir.path(),
+        &[("IBSIGHT_AUTH__READ_TOKENS", tokens.as_str())],
+    );
+    let client = reqwest::Client::new();
+    let t = common::now_ms() - 10_000;
+    let body = json!({"samples": [
+        {"stream_id": "tok/p1", "timestamp": t, "utilization": 50},
+        {"stream_id": "tok/p1", "timestamp": t + 1000, "utilization": 99},
+    ]});
+    assert_eq!(post_json(&client, &srv.url, &body, None).await.0, 202);
+    let (status, _) = get_json(&client, &format!("{}/v1/insights/recent", srv.url), None).await;
+    assert_eq!(status, 401, "reads need the token");
+    let url = srv.url.clone();
+    let mut cmd = std::process::Command::new("node");
+    cmd.current_dir(&harness)
+        .args(["token.mjs", &url, token])
+        .env("CHROMIUM_BIN", &chromium);
+    let out = tokio::task::spawn_blocking(move || cmd.output())
+        .await
+        .expect("join")
+        .expect("run node");
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    srv.terminate();
+}
