@@ -5,7 +5,7 @@
 use crate::events::codec::{self, EventRecord};
 use crate::events::types::{AlertTriagedV1, Verdict};
 use crate::events::writer::Writer;
-use crate::events::{EventStore, NewEvent, StoreError, StreamEvent, WriteOp};
+use crate::events::{NewEvent, StoreError, StreamEvent, WriteOp};
 
 /// The log stream of triage verdicts (`#` never appears in a client's stream id).
 pub const TRIAGE_STREAM: &str = "#triage";
@@ -74,16 +74,4 @@ impl Triage {
 
 fn count(verdict: Verdict) {
     crate::metrics::global().alert_triage.inc(verdict.name(), 1);
-}
-
-/// Every verdict in the log (for tests and audits).
-pub fn verdicts(store: &dyn EventStore) -> Result<Vec<AlertTriagedV1>, StoreError> {
-    Ok(store
-        .read_stream(TRIAGE_STREAM, 1, usize::MAX)?
-        .into_iter()
-        .filter_map(|e| match e.record.decode_event() {
-            Ok(StreamEvent::AlertTriaged(t)) => Some(t),
-            _ => None,
-        })
-        .collect())
 }
