@@ -18,7 +18,7 @@ use settings::{Resolved, SamplerChoice};
 use tracing_subscriber::filter::Targets;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
-use tracing_subscriber::{EnvFilter, Layer};
+use tracing_subscriber::{EnvFilter, Layer, Registry};
 
 /// Keeps the exporter alive; dropping it flushes the spans still buffered.
 pub struct Telemetry {
@@ -76,8 +76,12 @@ fn install(resolved: Resolved) -> anyhow::Result<Telemetry> {
         .as_ref()
         .map(|_| provider(&resolved))
         .transpose()?;
-    let otel = provider.as_ref().map(|p| {
-        tracing_opentelemetry::layer()
+    // Only real layers: an absent (`None`) layer would declare interest in every callsite,
+    // so spans the log filter turns off (ractor's per-actor spans) would still be made and
+    // entered on every poll (~13 % of ingest CPU, measured).
+    let mut layers: Vec<Box<dyn Layer<Registry> + Send + Sync>> = vec![fmt.boxed()];
+    if let Some(p) = &provider {
+        let otel = tracing_opentelemetry::layer()
             .with_tracer(p.tracer("ibsight"))
             .with_location(false)
             .with_threads(false)
@@ -88,11 +92,11 @@ fn install(resolved: Resolved) -> anyhow::Result<Telemetry> {
             .with_tracked_inactivity(false)
             // Traces hold ibsight's own spans whatever the log level; library spans (the AWS
             // SDK's) would start traces of their own.
-            .with_filter(Targets::new().with_target("ibsight", tracing::Level::INFO))
-    });
+            .with_filter(Targets::new().with_target("ibsight", tracing::Level::INFO));
+        layers.push(otel.boxed());
+    }
     tracing_subscriber::registry()
-        .with(fmt)
-        .with(otel)
+        .with(layers)
         .try_init()
         .map_err(|e| anyhow::anyhow!("a tracing subscriber is already installed: {e}"))?;
     if let Some(endpoint) = &resolved.endpoint {
