@@ -37,6 +37,20 @@ use std::future::Future;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 
+/// A query parameter outside `known` is an error naming it.
+fn check_known(
+    query: &std::collections::HashMap<String, String>,
+    known: &[&str],
+) -> Result<(), ApiError> {
+    match query.keys().find(|k| !known.contains(&k.as_str())) {
+        Some(k) => Err(ApiError::BadRequest {
+            field: k.clone(),
+            message: format!("unknown query parameter {k:?}"),
+        }),
+        None => Ok(()),
+    }
+}
+
 /// What the handlers share.
 #[derive(Clone)]
 pub struct AppState {

@@ -7,7 +7,7 @@
 use super::stream::{ObserveOutcome, StreamError, StreamMsg, StreamView};
 use super::supervisor::{Registry, SpawnError, SupervisorMsg};
 use crate::cluster::peers::Peers;
-use crate::cluster::{placement, Member};
+use crate::cluster::Member;
 use crate::events::types::InsightGeneratedV1;
 use crate::events::{EventStore, Origin, StoreError};
 use crate::sample::Sample;
@@ -78,14 +78,11 @@ impl StreamRouter {
         let Some(peers) = &self.cluster else {
             return Owner::Local;
         };
-        let cfg = &peers.cfg;
-        let shard = placement::shard_of(stream_id, cfg.shards);
-        match placement::owner_of(shard, &peers.ids) {
-            Some(id) if id != cfg.node_id => match peers.member(id) {
-                Some(m) => Owner::Remote(m),
-                None => Owner::Local,
-            },
-            _ => Owner::Local,
+        let owner = peers.owner_of(stream_id);
+        if owner.id == peers.cfg.node_id {
+            Owner::Local
+        } else {
+            Owner::Remote(owner)
         }
     }
 

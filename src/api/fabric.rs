@@ -2,7 +2,7 @@
 //! analyst's calls per minute, p95 latency, fallback rate, cost today against budget): the
 //! dashboard's overview figures.
 
-use super::{auth, ApiError, AppState};
+use super::{auth, check_known, ApiError, AppState};
 use crate::actors::router::Owner;
 use crate::projections::fabric::{self, PortEntry, FABRIC_VIEW};
 use crate::projections::views::fabric_entries;
@@ -34,15 +34,7 @@ pub async fn get_fabric(
             .map_err(|e| ApiError::Internal(e.to_string()))?;
         return Ok(Json(json!({ "entries": entries })));
     }
-    if let Some(unknown) = query
-        .keys()
-        .find(|k| *k != "max_ports" && *k != "max_switches")
-    {
-        return Err(ApiError::BadRequest {
-            field: unknown.clone(),
-            message: format!("unknown query parameter {unknown:?}"),
-        });
-    }
+    check_known(&query, &["max_ports", "max_switches"])?;
     let bounded = |field: &str, default: usize, max: usize| match query.get(field) {
         None => Ok(default),
         Some(v) => v

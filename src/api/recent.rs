@@ -1,7 +1,7 @@
 //! `GET /v1/insights/recent?limit=&stream_id=&min_risk=&prediction_type=&switch=` and `GET /v1/alerts/recent?limit=`:
 //! newest first, from the embedded views.
 
-use super::{auth, ApiError, AppState};
+use super::{auth, check_known, ApiError, AppState};
 use crate::analyst::insight::PredictionType;
 use crate::events::types::Verdict;
 use crate::projections::views::{self, ALERTS_VIEW, INSIGHTS_VIEW};
@@ -20,13 +20,6 @@ fn bad(field: &str, message: String) -> ApiError {
     ApiError::BadRequest {
         field: field.into(),
         message,
-    }
-}
-
-fn check_known(query: &HashMap<String, String>, known: &[&str]) -> Result<(), ApiError> {
-    match query.keys().find(|k| !known.contains(&k.as_str())) {
-        Some(k) => Err(bad(k, format!("unknown query parameter {k:?}"))),
-        None => Ok(()),
     }
 }
 

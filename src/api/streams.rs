@@ -2,7 +2,7 @@
 //! `GET /v1/streams/{stream_id}/series` (recent samples against the baseline band). Stream ids
 //! may contain `/`, so the path is matched whole; a trailing `/events` or `/series` selects.
 
-use super::{auth, ApiError, AppState};
+use super::{auth, check_known, ApiError, AppState};
 use crate::actors::router::Owner;
 use crate::events::json::event_json;
 use crate::sample::validate::is_valid_stream_id;
@@ -112,12 +112,7 @@ fn series(
 ) -> Result<Json<Value>, ApiError> {
     use crate::replay::series::{self, WARMUP};
     let stream_id = checked_id(stream_id)?;
-    if let Some(unknown) = query.keys().find(|k| *k != "points") {
-        return Err(ApiError::BadRequest {
-            field: unknown.clone(),
-            message: format!("unknown query parameter {unknown:?}"),
-        });
-    }
+    check_known(query, &["points"])?;
     let points = query_u64(query, "points", DEFAULT_POINTS)?;
     if points == 0 || points > MAX_POINTS {
         return Err(ApiError::BadRequest {
@@ -126,12 +121,7 @@ fn series(
         });
     }
     let store = state.ingestor.router().store();
-    let head = store
-        .stream_head(stream_id)
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
-    if head == 0 {
-        return Err(ApiError::NotFound(format!("unknown stream {stream_id:?}")));
-    }
+    let head = known_head(state, stream_id)?;
     // A sample is one event plus the anomaly events it causes: read a generous tail.
     let span = 2 * (points as usize + WARMUP);
     let from = head.saturating_sub(span as u64) + 1;
@@ -146,18 +136,27 @@ fn series(
     ))))
 }
 
+/// The stream's last seq; 404 for a stream with no events here.
+fn known_head(state: &AppState, stream_id: &str) -> Result<u64, ApiError> {
+    let head = state
+        .ingestor
+        .router()
+        .store()
+        .stream_head(stream_id)
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    if head == 0 {
+        return Err(ApiError::NotFound(format!("unknown stream {stream_id:?}")));
+    }
+    Ok(head)
+}
+
 fn events(
     state: &AppState,
     stream_id: &str,
     query: &HashMap<String, String>,
 ) -> Result<Json<Value>, ApiError> {
     let stream_id = checked_id(stream_id)?;
-    if let Some(unknown) = query.keys().find(|k| *k != "from_seq" && *k != "limit") {
-        return Err(ApiError::BadRequest {
-            field: unknown.clone(),
-            message: format!("unknown query parameter {unknown:?}"),
-        });
-    }
+    check_known(query, &["from_seq", "limit"])?;
     let from_seq = query_u64(query, "from_seq", 1)?.max(1);
     let limit = query_u64(query, "limit", DEFAULT_LIMIT as u64)?;
     if limit == 0 || limit > MAX_LIMIT as u64 {
@@ -167,12 +166,7 @@ fn events(
         });
     }
     let store = state.ingestor.router().store();
-    let head = store
-        .stream_head(stream_id)
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
-    if head == 0 {
-        return Err(ApiError::NotFound(format!("unknown stream {stream_id:?}")));
-    }
+    let head = known_head(state, stream_id)?;
     let page = store
         .read_stream(stream_id, from_seq, limit as usize)
         .map_err(|e| ApiError::Internal(e.to_string()))?;

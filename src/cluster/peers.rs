@@ -29,6 +29,8 @@ pub struct Peers {
     pub cfg: ClusterConfig,
     /// The member ids, for placement.
     pub ids: Vec<String>,
+    /// Each shard's owner (an index into the members), computed once.
+    owners: Vec<usize>,
 }
 
 impl Peers {
@@ -39,12 +41,28 @@ impl Peers {
             .pool_idle_timeout(Duration::from_secs(90))
             .build()
             .expect("a plain HTTP client builds");
+        let ids = cfg.member_ids();
+        let owners = (0..cfg.shards)
+            .map(|shard| {
+                let owner = super::placement::owner_of(shard, &ids);
+                ids.iter()
+                    .position(|id| Some(id.as_str()) == owner)
+                    .unwrap_or(0)
+            })
+            .collect();
         Peers {
             client,
             token: cfg.node_token.clone(),
-            ids: cfg.member_ids(),
+            ids,
+            owners,
             cfg,
         }
+    }
+
+    /// The member that owns `stream_id`.
+    pub fn owner_of(&self, stream_id: &str) -> &Member {
+        let shard = super::placement::shard_of(stream_id, self.cfg.shards);
+        &self.cfg.members[self.owners[shard as usize]]
     }
 
     pub fn member(&self, id: &str) -> Option<&Member> {
