@@ -56,6 +56,9 @@ pub struct AuthConfig {
     pub ingest_tokens: Vec<String>,
     /// Bearer tokens allowed to read; empty = no auth on reads.
     pub read_tokens: Vec<String>,
+    /// Bearer tokens allowed to record alert verdicts (and to read). Empty: triage is open
+    /// only when no token of any kind is configured.
+    pub triage_tokens: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -101,6 +101,7 @@ impl Ingestor {
         let m = crate::metrics::global();
         m.ingest_samples.inc("accepted", local.accepted);
         m.ingest_samples.inc("duplicate", local.duplicates);
+        m.ingest_samples.inc("late", local.late);
         let mut unavailable = Vec::new();
         let mut missing = 0;
         for (node, n, result) in forwarded {
@@ -170,7 +171,9 @@ impl Ingestor {
     }
 }
 
-/// Samples grouped by stream, each group in request order.
+/// Samples grouped by stream, each group in timestamp order (a stable sort: samples with the
+/// same timestamp keep their request order), so samples out of order inside one request are
+/// not late data.
 fn group_by_stream(samples: Vec<Sample>) -> Vec<(String, Vec<Sample>)> {
     // Assign group numbers while borrowing the ids, then move the samples: no id is copied
     // per sample, only once per group.
@@ -195,6 +198,11 @@ fn group_by_stream(samples: Vec<Sample>) -> Vec<(String, Vec<Sample>)> {
     for (sample, slot) in samples.into_iter().zip(slots) {
         groups[slot].1.push(sample);
     }
+    for (_, group) in &mut groups {
+        if !group.is_sorted_by_key(|s| s.timestamp_ms) {
+            group.sort_by_key(|s| s.timestamp_ms);
+        }
+    }
     groups
 }
 
@@ -217,11 +225,11 @@ mod tests {
     }
 
     #[test]
-    fn groups_keep_request_order_within_each_stream() {
+    fn groups_are_in_timestamp_order_within_each_stream() {
         let groups = group_by_stream(vec![
-            sample("b", 1),
-            sample("a", 2),
             sample("b", 3),
+            sample("a", 2),
+            sample("b", 1),
             sample("a", 4),
             sample("c", 5),
         ]);

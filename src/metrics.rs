@@ -85,6 +85,8 @@ pub struct Metrics {
     pub insights_by_source: LabelledCounter,
     pub alerts: LabelledCounter,
     pub alert_triage: LabelledCounter,
+    /// Items a sink rejected for good, by projection.
+    pub dead_letters: LabelledCounter,
     pub bedrock_latency: Histogram,
     pub commit_seconds: Histogram,
     pub commit_ops: Histogram,
@@ -107,6 +109,7 @@ impl Metrics {
             insights_by_source: LabelledCounter::default(),
             alerts: LabelledCounter::default(),
             alert_triage: LabelledCounter::default(),
+            dead_letters: LabelledCounter::default(),
             bedrock_latency: Histogram::new(LATENCY_BOUNDS),
             commit_seconds: Histogram::new(LATENCY_BOUNDS),
             commit_ops: Histogram::new(BATCH_BOUNDS),
@@ -228,6 +231,12 @@ impl Exposition {
             "Operators' verdicts on raised alerts (confirmed, false_positive).",
             "verdict",
             &m.alert_triage,
+        );
+        self.counter_family(
+            "ibsight_projection_dead_letters_total",
+            "Items a sink rejected for good (kept in the dead_letters view), by projection.",
+            "projection",
+            &m.dead_letters,
         );
         self.histogram(
             "ibsight_bedrock_call_seconds",

@@ -159,6 +159,12 @@ impl Node {
         }
     }
 
+    /// Run one retention pass now, as if the wall clock read `now_ms` (the periodic task runs
+    /// the same pass); returns the number of events removed.
+    pub async fn retain_as_of(&self, now_ms: i64) -> Result<usize, StoreError> {
+        retention_pass(&self.writer, retention_policy(&self.config), now_ms).await
+    }
+
     /// Stop the actors (passivating leaves snapshots) and wait for them.
     pub async fn shutdown(self) {
         self.retention.abort();
@@ -231,23 +237,30 @@ fn run_retention(writer: Writer, config: &Config) -> impl std::future::Future<Ou
         tick.tick().await;
         loop {
             tick.tick().await;
-            let store = writer.store().clone();
-            let planned = tokio::task::spawn_blocking(move || {
-                retention::plan(store.as_ref(), policy, crate::clock::now_ms(), 100_000)
-            })
-            .await;
-            match planned {
-                Ok(Ok(ops)) if !ops.is_empty() => {
-                    let n = ops.len();
-                    match writer.write(ops).await {
-                        Ok(_) => tracing::info!(removed = n, "retention compacted old events"),
-                        Err(e) => tracing::warn!(error = %e, "retention write failed"),
-                    }
-                }
-                Ok(Ok(_)) => {}
-                Ok(Err(e)) => tracing::warn!(error = %e, "retention scan failed"),
-                Err(e) => tracing::warn!(error = %e, "retention task failed"),
+            match retention_pass(&writer, policy, crate::clock::now_ms()).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(removed = n, "retention compacted old events"),
+                Err(e) => tracing::warn!(error = %e, "retention failed"),
             }
         }
     }
+}
+
+/// One retention pass as of `now_ms`: plan the removals off the async workers, write them.
+async fn retention_pass(
+    writer: &Writer,
+    policy: RetentionPolicy,
+    now_ms: i64,
+) -> Result<usize, StoreError> {
+    let store = writer.store().clone();
+    let ops = tokio::task::spawn_blocking(move || {
+        retention::plan(store.as_ref(), policy, now_ms, 100_000)
+    })
+    .await
+    .map_err(|e| StoreError::Engine(format!("retention task: {e}")))??;
+    let n = ops.len();
+    if n > 0 {
+        writer.write(ops).await?;
+    }
+    Ok(n)
 }

@@ -213,16 +213,27 @@ pub async fn alerts(
     ))
 }
 
+/// A verdict is a few dozen bytes.
+pub const TRIAGE_MAX_BODY_BYTES: usize = 4096;
+
 /// `POST /v1/alerts/{alert_id}/triage` with `{"verdict": "confirmed" | "false_positive"}`: an
-/// operator's verdict on a raised alert (alert ids hold `#`: send it as `%23`). Read tokens
-/// apply: the people who watch the dashboard triage.
+/// operator's verdict on a raised alert (alert ids hold `#`: send it as `%23`). It writes
+/// to the log, so it needs a triage token (`auth::check_triage`), checked before the body is
+/// read; the body is read up to `TRIAGE_MAX_BODY_BYTES` only.
 pub async fn triage(
     State(state): State<AppState>,
     Path(path): Path<String>,
     headers: HeaderMap,
-    body: axum::body::Bytes,
+    body: axum::body::Body,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    auth::check_read(&state.config.auth, &headers)?;
+    auth::check_triage(&state.config.auth, &headers)?;
+    let body = axum::body::to_bytes(body, TRIAGE_MAX_BODY_BYTES)
+        .await
+        .map_err(|_| {
+            ApiError::PayloadTooLarge(format!(
+                "a triage body is at most {TRIAGE_MAX_BODY_BYTES} bytes"
+            ))
+        })?;
     let Some(alert_id) = path.strip_suffix("/triage") else {
         return Err(ApiError::NotFound(format!(
             "no such resource /v1/alerts/{path}"

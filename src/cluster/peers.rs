@@ -112,6 +112,7 @@ impl Peers {
         Ok(ObserveOutcome {
             accepted: n("accepted"),
             duplicates: n("duplicates"),
+            late: n("late"),
             anomalies: n("anomalies"),
         })
     }

@@ -99,6 +99,14 @@ fn append_bytes<T: Serialize>(value: &T, out: &mut Vec<u8>) {
         .expect("in-memory bincode encoding of plain structs cannot fail");
 }
 
+/// A stable 64-bit digest (FNV-1a) of a value's encoded bytes, hashed as they are encoded.
+pub fn digest<T: Serialize>(value: &T) -> u64 {
+    let mut h = crate::hash::Fnv1a::default();
+    bincode::serde::encode_into_std_write(value, &mut h, config())
+        .expect("hashing plain structs cannot fail");
+    h.0
+}
+
 fn from_bytes<T: DeserializeOwned>(
     bytes: &[u8],
     event_type: &str,
@@ -196,13 +204,40 @@ pub fn decode_frame(bytes: &[u8]) -> Result<EventRecord, CodecError> {
     from_bytes(body, "record", u16::from(FRAME_VERSION))
 }
 
-/// Encode any serde value with the log's bincode configuration (snapshots use this).
-pub fn encode_state<T: Serialize>(value: &T) -> Vec<u8> {
-    to_bytes(value)
+/// Snapshot states start with this tag and their struct's version, so a state written by a
+/// build with another layout is refused instead of misdecoded (bincode has no field names).
+const STATE_TAG: &[u8; 4] = b"ibS\x01";
+
+/// Encode a snapshot's state (`version`: the state struct's layout version) with the log's
+/// bincode configuration.
+pub fn encode_state<T: Serialize>(version: u16, value: &T) -> Vec<u8> {
+    let mut out = Vec::with_capacity(64);
+    out.extend_from_slice(STATE_TAG);
+    out.extend_from_slice(&version.to_le_bytes());
+    out.extend_from_slice(&to_bytes(value));
+    out
 }
 
-pub fn decode_state<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
-    from_bytes(bytes, "snapshot", 1)
+/// Decode a snapshot's state written by `encode_state` with the same `version`; any other
+/// version (or an untagged state from before versioning) is an error, never a guess.
+pub fn decode_state<T: DeserializeOwned>(version: u16, bytes: &[u8]) -> Result<T, CodecError> {
+    let Some(body) = bytes.strip_prefix(STATE_TAG.as_slice()) else {
+        return Err(CodecError::UnknownType {
+            event_type: "snapshot (untagged)".into(),
+            version: 0,
+        });
+    };
+    let found = body
+        .get(..2)
+        .map(|v| u16::from_le_bytes([v[0], v[1]]))
+        .unwrap_or(0);
+    if found != version {
+        return Err(CodecError::UnknownType {
+            event_type: "snapshot".into(),
+            version: found,
+        });
+    }
+    from_bytes(&body[2..], "snapshot", version)
 }
 
 #[cfg(test)]

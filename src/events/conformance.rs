@@ -246,6 +246,45 @@ fn retention_drops_only_old_raw_samples_covered_by_a_snapshot(
     );
 }
 
+/// Retention may remove every event of an idle stream up to its snapshot; the stream then
+/// goes on at the seq it had, and a removed seq reads as absent, never as a later event.
+async fn a_stream_idle_past_retention_continues_at_its_seq(open: fn(&Path) -> Arc<dyn EventStore>) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(dir.path());
+    let day = 86_400_000;
+    let mut ops: Vec<WriteOp> = (1..=5)
+        .map(|seq| WriteOp::Append(NewEvent::new(&record("idle", seq, "MetricObserved", 0))))
+        .collect();
+    ops.push(WriteOp::Snapshot(Snapshot {
+        stream_id: "idle".into(),
+        seq: 5,
+        state: vec![],
+    }));
+    store.write(&ops).expect("write");
+    let policy = RetentionPolicy {
+        raw_max_age_ms: day,
+        events_max_age_ms: None,
+    };
+    let removals = retention::plan(store.as_ref(), policy, 8 * day, 1000).expect("plan");
+    assert_eq!(removals.len(), 5);
+    store.write(&removals).expect("remove");
+    assert!(store.read_stream("idle", 1, 10).expect("read").is_empty());
+    assert_eq!(store.stream_head("idle").expect("head"), 5);
+    let writer = Writer::spawn(store.clone(), 100);
+    writer
+        .write(vec![append("idle", 6)])
+        .await
+        .expect("the next seq after the snapshot is accepted");
+    assert!(store.read_event("idle", 5).expect("read").is_none());
+    assert_eq!(
+        store
+            .read_event("idle", 6)
+            .expect("read")
+            .map(|e| e.record.seq),
+        Some(6)
+    );
+}
+
 fn views_scan_in_key_order_within_their_view(open: fn(&Path) -> Arc<dyn EventStore>) {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = open(dir.path());
@@ -315,6 +354,10 @@ macro_rules! conformance {
             #[test]
             fn views() {
                 views_scan_in_key_order_within_their_view(OPEN);
+            }
+            #[tokio::test]
+            async fn idle_past_retention() {
+                a_stream_idle_past_retention_continues_at_its_seq(OPEN).await;
             }
             #[test]
             fn retention() {

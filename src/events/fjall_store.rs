@@ -2,7 +2,7 @@
 //! A batch is committed with `PersistMode::SyncAll`, so `write` returns only once durable.
 
 use super::store::{
-    decode_stored, keys, EventStore, Snapshot, StoreError, StoredEvent, ViewEntry, WriteOp,
+    decode_stored, head_of, keys, EventStore, Snapshot, StoreError, StoredEvent, ViewEntry, WriteOp,
 };
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
 use std::path::Path;
@@ -167,7 +167,7 @@ impl EventStore for FjallStore {
     }
 
     fn stream_head(&self, stream_id: &str) -> Result<u64, StoreError> {
-        match self
+        let index_head = match self
             .index
             .prefix(keys::stream_prefix(stream_id))
             .next_back()
@@ -177,10 +177,11 @@ impl EventStore for FjallStore {
                 let seq = key
                     .get(key.len().saturating_sub(8)..)
                     .and_then(keys::parse_u64);
-                seq.ok_or_else(|| engine_err("index key too short"))
+                Some(seq.ok_or_else(|| engine_err("index key too short"))?)
             }
-            None => Ok(0),
-        }
+            None => None,
+        };
+        Ok(head_of(index_head, self.snapshot(stream_id)?.as_ref()))
     }
 
     fn last_offset(&self) -> u64 {

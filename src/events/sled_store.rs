@@ -2,7 +2,7 @@
 //! multi-tree transaction followed by `flush` (fsync), so it is atomic and durable.
 
 use super::store::{
-    decode_stored, keys, EventStore, Snapshot, StoreError, StoredEvent, ViewEntry, WriteOp,
+    decode_stored, head_of, keys, EventStore, Snapshot, StoreError, StoredEvent, ViewEntry, WriteOp,
 };
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::{Db, Transactional, Tree};
@@ -162,7 +162,7 @@ impl EventStore for SledStore {
     }
 
     fn stream_head(&self, stream_id: &str) -> Result<u64, StoreError> {
-        match self
+        let index_head = match self
             .index
             .scan_prefix(keys::stream_prefix(stream_id))
             .next_back()
@@ -170,10 +170,11 @@ impl EventStore for SledStore {
             Some(item) => {
                 let (k, _) = item.map_err(engine_err)?;
                 let seq = k.get(k.len().saturating_sub(8)..).and_then(keys::parse_u64);
-                seq.ok_or_else(|| engine_err("index key too short"))
+                Some(seq.ok_or_else(|| engine_err("index key too short"))?)
             }
-            None => Ok(0),
-        }
+            None => None,
+        };
+        Ok(head_of(index_head, self.snapshot(stream_id)?.as_ref()))
     }
 
     fn last_offset(&self) -> u64 {

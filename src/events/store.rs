@@ -101,8 +101,19 @@ pub trait EventStore: Send + Sync + 'static {
     /// Events of all streams with offset ≥ `from_offset`, in offset order (tailing).
     fn read_from(&self, from_offset: u64, limit: usize) -> Result<Vec<StoredEvent>, StoreError>;
 
-    /// The highest seq of a stream, 0 when the stream has no events.
+    /// The highest seq a stream ever had, 0 when it never had an event. Retention may have
+    /// removed that event, but only up to the stream's snapshot, so the head is the later of
+    /// the index's last seq and the snapshot's seq (`head_of`): a stream idle past retention
+    /// goes on at the seq it had, never at one its actor already used.
     fn stream_head(&self, stream_id: &str) -> Result<u64, StoreError>;
+
+    /// The event at exactly `seq`, `None` when it is not (or no longer) in the log.
+    fn read_event(&self, stream_id: &str, seq: u64) -> Result<Option<StoredEvent>, StoreError> {
+        Ok(self
+            .read_stream(stream_id, seq, 1)?
+            .pop()
+            .filter(|e| e.record.seq == seq))
+    }
 
     /// The highest offset ever assigned, 0 for an empty store.
     fn last_offset(&self) -> u64;
@@ -125,6 +136,11 @@ pub trait EventStore: Send + Sync + 'static {
 
     /// Engine name, for logs and benchmarks.
     fn engine(&self) -> &'static str;
+}
+
+/// A stream's head from its index's last seq and its snapshot (see `EventStore::stream_head`).
+pub fn head_of(index_head: Option<u64>, snapshot: Option<&Snapshot>) -> u64 {
+    index_head.unwrap_or(0).max(snapshot.map_or(0, |s| s.seq))
 }
 
 /// Key helpers shared by the engines.

@@ -5,10 +5,11 @@
 //! since local emulators accept more — and unprocessed items are retried with backoff.
 
 use super::items::{self, ItemChange};
-use super::runner::{Projection, ProjectionError};
+use super::runner::{dead_letter, Projection, ProjectionError};
 use crate::aws::attr;
 use crate::events::{EventStore, StoredEvent, WriteOp};
 use crate::telemetry::context;
+use aws_sdk_dynamodb::error::ProvideErrorMetadata;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement,
     KeyType, Projection as GsiProjection, ProjectionType, PutRequest, ScalarAttributeType,
@@ -55,6 +56,31 @@ fn sink_err(reason: impl std::fmt::Display) -> ProjectionError {
         name: "dynamodb".into(),
         reason: reason.to_string(),
     }
+}
+
+/// DynamoDB refused the request itself (an item too large, a bad attribute): no retry will
+/// help. Marked by its name so `handle` can tell it from an outage.
+const REJECTED: &str = "dynamodb-rejected";
+
+fn rejection(reason: impl std::fmt::Display) -> ProjectionError {
+    ProjectionError::Sink {
+        name: REJECTED.into(),
+        reason: reason.to_string(),
+    }
+}
+
+fn is_rejection(e: &ProjectionError) -> bool {
+    matches!(e, ProjectionError::Sink { name, .. } if name == REJECTED)
+}
+
+fn is_validation<E: ProvideErrorMetadata, R>(e: &aws_sdk_dynamodb::error::SdkError<E, R>) -> bool {
+    e.as_service_error()
+        .and_then(ProvideErrorMetadata::code)
+        .is_some_and(|c| c == "ValidationException")
+}
+
+fn request_item(r: &WriteRequest) -> Option<Item> {
+    r.put_request().map(|p| p.item().clone())
 }
 
 /// Split items into BatchWriteItem requests of at most 25.
@@ -187,44 +213,76 @@ impl DynamoSink {
     /// Put items in chunks of 25, retrying unprocessed items with backoff.
     pub async fn put(&self, items: Vec<Item>) -> Result<(), ProjectionError> {
         for chunk in chunks(items) {
-            let mut requests: Vec<WriteRequest> = chunk
-                .into_iter()
-                .map(|item| {
-                    PutRequest::builder()
-                        .set_item(Some(item))
-                        .build()
-                        .map(|p| WriteRequest::builder().put_request(p).build())
-                        .map_err(sink_err)
-                })
-                .collect::<Result<_, _>>()?;
-            let mut delay = Duration::from_millis(50);
-            for attempt in 0.. {
-                let out = self
-                    .client
-                    .batch_write_item()
-                    .request_items(&self.table, requests.clone())
-                    .send()
-                    .await
-                    .map_err(|e| sink_err(format!("batch write: {e:?}")))?;
-                requests = out
-                    .unprocessed_items()
-                    .and_then(|u| u.get(&self.table))
-                    .cloned()
-                    .unwrap_or_default();
-                if requests.is_empty() {
-                    break;
-                }
-                if attempt >= 8 {
-                    return Err(sink_err(format!(
-                        "{} items stayed unprocessed",
-                        requests.len()
-                    )));
-                }
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(5));
-            }
+            self.put_batch(chunk).await.map_err(|(_, e)| e)?;
         }
         Ok(())
+    }
+
+    /// One BatchWriteItem of at most 25 items, unprocessed items retried with backoff. On
+    /// error, the items not known to be written (a request that fails writes nothing).
+    async fn put_batch(&self, chunk: Vec<Item>) -> Result<(), (Vec<Item>, ProjectionError)> {
+        let mut requests: Vec<WriteRequest> = Vec::with_capacity(chunk.len());
+        for item in &chunk {
+            match PutRequest::builder().set_item(Some(item.clone())).build() {
+                Ok(p) => requests.push(WriteRequest::builder().put_request(p).build()),
+                Err(e) => return Err((chunk, rejection(e))),
+            }
+        }
+        let mut delay = Duration::from_millis(50);
+        for attempt in 0.. {
+            let out = match self
+                .client
+                .batch_write_item()
+                .request_items(&self.table, requests.clone())
+                .send()
+                .await
+            {
+                Ok(out) => out,
+                Err(e) if is_validation(&e) => {
+                    return Err((chunk, rejection(format!("batch write: {e:?}"))))
+                }
+                Err(e) => {
+                    let left = requests.iter().filter_map(request_item).collect();
+                    return Err((left, sink_err(format!("batch write: {e:?}"))));
+                }
+            };
+            requests = out
+                .unprocessed_items()
+                .and_then(|u| u.get(&self.table))
+                .cloned()
+                .unwrap_or_default();
+            if requests.is_empty() {
+                break;
+            }
+            if attempt >= 8 {
+                let left = requests.iter().filter_map(request_item).collect();
+                return Err((
+                    left,
+                    sink_err(format!("{} items stayed unprocessed", requests.len())),
+                ));
+            }
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_secs(5));
+        }
+        Ok(())
+    }
+
+    /// One item alone (to find which item of a refused batch is bad).
+    async fn put_one(&self, item: Item) -> Result<(), ProjectionError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| {
+                if is_validation(&e) {
+                    rejection(format!("put item: {e:?}"))
+                } else {
+                    sink_err(format!("put item: {e:?}"))
+                }
+            })
     }
 
     /// Set an alert item's suppressed count (idempotent).
@@ -243,7 +301,13 @@ impl DynamoSink {
             .expression_attribute_values(":n", AttributeValue::N(count.to_string()))
             .send()
             .await
-            .map_err(|e| sink_err(format!("update alert: {e:?}")))?;
+            .map_err(|e| {
+                if is_validation(&e) {
+                    rejection(format!("update alert: {e:?}"))
+                } else {
+                    sink_err(format!("update alert: {e:?}"))
+                }
+            })?;
         Ok(())
     }
 
@@ -306,13 +370,12 @@ impl Projection for DynamoProjection {
         store: &dyn EventStore,
         events: &[StoredEvent],
     ) -> Result<Vec<WriteOp>, ProjectionError> {
-        let mut puts = Vec::new();
+        let mut writes = Vec::new();
         let mut traces = Vec::new();
-        let mut suppressed = Vec::new();
         for e in events {
             match items::change_for(store, e)? {
                 Some(ItemChange::Insight { item, .. }) | Some(ItemChange::Alert { item, .. }) => {
-                    puts.push(attr::to_item(&item));
+                    writes.push((e.offset, Write::Put(item)));
                     traces.extend(e.record.trace);
                 }
                 Some(ItemChange::Suppressed {
@@ -320,11 +383,10 @@ impl Projection for DynamoProjection {
                     timestamp,
                     count,
                     ..
-                }) => suppressed.push((entity_id, timestamp, count)),
+                }) => writes.push((e.offset, Write::Suppress(entity_id, timestamp, count))),
                 None => {}
             }
         }
-        // Puts first: a suppression updates an alert item that may be in this very page.
         let span = context::span_for(&traces, || {
             tracing::info_span!(
                 parent: None,
@@ -334,16 +396,101 @@ impl Projection for DynamoProjection {
                 db.system.name = "aws.dynamodb",
                 db.operation.name = "BatchWriteItem",
                 aws.dynamodb.table_names = %self.sink.table,
-                items = puts.len() as i64,
+                items = writes.len() as i64,
             )
         });
-        self.sink.put(puts).instrument(span).await?;
-        for (entity_id, timestamp, count) in suppressed {
-            self.sink
+        self.deliver(writes).instrument(span).await
+    }
+}
+
+/// One write of the projection, in log order.
+enum Write {
+    Put(Value),
+    Suppress(String, String, u32),
+}
+
+impl DynamoProjection {
+    /// Write in log order: runs of puts as batches of 25, a suppression after the puts before
+    /// it (it may update an alert item of the same page). An item DynamoDB refuses for good
+    /// becomes a dead letter; an outage stops at the first write not done (`Partial`).
+    async fn deliver(&self, writes: Vec<(u64, Write)>) -> Result<Vec<WriteOp>, ProjectionError> {
+        let mut ops = Vec::new();
+        let mut run: Vec<(u64, Value)> = Vec::new();
+        let mut writes = writes.into_iter().peekable();
+        loop {
+            let next = writes.next();
+            if let Some((offset, Write::Put(item))) = next {
+                run.push((offset, item));
+                let more_puts = matches!(writes.peek(), Some((_, Write::Put(_))));
+                if run.len() < MAX_BATCH && more_puts {
+                    continue;
+                }
+                let batch = std::mem::take(&mut run);
+                self.put_run(batch, &mut ops)
+                    .await
+                    .map_err(|(first, error)| partial(first, std::mem::take(&mut ops), error))?;
+                continue;
+            }
+            let Some((offset, Write::Suppress(entity_id, timestamp, count))) = next else {
+                return Ok(ops);
+            };
+            match self
+                .sink
                 .set_suppressed(&entity_id, &timestamp, count)
-                .await?;
+                .await
+            {
+                Ok(()) => {}
+                Err(e) if is_rejection(&e) => {
+                    let item = serde_json::json!({"entity_id": entity_id, "suppressed": count});
+                    ops.push(dead_letter("dynamodb", offset, &e.to_string(), item));
+                }
+                Err(e) => return Err(partial(offset, ops, e)),
+            }
         }
-        Ok(Vec::new())
+    }
+
+    /// Put one batch; if DynamoDB refuses the batch, put its items one by one so that only
+    /// the bad item is set aside. On an outage: the offset of the first item not written.
+    async fn put_run(
+        &self,
+        run: Vec<(u64, Value)>,
+        ops: &mut Vec<WriteOp>,
+    ) -> Result<(), (u64, ProjectionError)> {
+        let first = run.first().map_or(u64::MAX, |(o, _)| *o);
+        let items = run.iter().map(|(_, v)| attr::to_item(v)).collect();
+        match self.sink.put_batch(items).await {
+            Ok(()) => Ok(()),
+            Err((_, e)) if is_rejection(&e) => {
+                for (offset, value) in run {
+                    match self.sink.put_one(attr::to_item(&value)).await {
+                        Ok(()) => {}
+                        Err(e) if is_rejection(&e) => {
+                            ops.push(dead_letter("dynamodb", offset, &e.to_string(), value))
+                        }
+                        Err(e) => return Err((offset, e)),
+                    }
+                }
+                Ok(())
+            }
+            Err((left, e)) => {
+                // The earliest item not known to be written.
+                let left: Vec<Value> = left.iter().map(attr::from_item).collect();
+                let offset = run
+                    .iter()
+                    .find(|(_, v)| left.contains(v))
+                    .map_or(first, |(o, _)| *o);
+                Err((offset, e))
+            }
+        }
+    }
+}
+
+/// Delivered up to (not including) `first_unsent`.
+fn partial(first_unsent: u64, ops: Vec<WriteOp>, error: ProjectionError) -> ProjectionError {
+    ProjectionError::Partial {
+        through: first_unsent.saturating_sub(1),
+        ops,
+        error: Box::new(error),
     }
 }
 

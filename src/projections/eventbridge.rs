@@ -3,7 +3,7 @@
 //! counted in FailedEntryCount are retried, alone. The alert id is deterministic, so a consumer
 //! can drop the rare duplicate left by a crash between sending and checkpointing.
 
-use super::runner::{Projection, ProjectionError};
+use super::runner::{dead_letter, Projection, ProjectionError};
 use crate::events::types::AlertRaisedV1;
 use crate::events::{EventStore, StoredEvent, StreamEvent, WriteOp};
 use crate::telemetry::context;
@@ -77,34 +77,73 @@ impl EventBridgeProjection {
         }
     }
 
-    async fn send(&self, mut entries: Vec<PutEventsRequestEntry>) -> Result<(), ProjectionError> {
+    /// Send one chunk. Entries rejected for good come back with their error code; the others
+    /// are retried alone with backoff. On an outage (a failed request, or entries still
+    /// failing after the attempts) the error comes with the offset of the earliest entry not
+    /// yet accepted, so the runner checkpoints only what was delivered.
+    async fn send(
+        &self,
+        mut pending: Vec<Pending>,
+    ) -> Result<Vec<(Pending, String)>, (u64, ProjectionError)> {
+        let mut rejected = Vec::new();
         let mut delay = Duration::from_millis(100);
         for attempt in 0.. {
+            let first = pending.first().map_or(u64::MAX, |p| p.offset);
             let out = self
                 .client
                 .put_events()
-                .set_entries(Some(entries.clone()))
+                .set_entries(Some(pending.iter().map(|p| p.entry.clone()).collect()))
                 .send()
                 .await
-                .map_err(|e| sink_err(format!("put events: {e:?}")))?;
+                .map_err(|e| (first, sink_err(format!("put events: {e:?}"))))?;
             if out.failed_entry_count() == 0 {
-                return Ok(());
+                break;
             }
-            // Keep only the entries that failed (results are in request order).
-            entries = entries
-                .into_iter()
-                .zip(out.entries())
-                .filter(|(_, r)| r.error_code().is_some())
-                .map(|(e, _)| e)
-                .collect();
+            // Results are in request order: keep the failed entries, set aside the hopeless.
+            let mut retry = Vec::new();
+            for (p, r) in pending.into_iter().zip(out.entries()) {
+                match r.error_code() {
+                    None => {}
+                    Some(code) if is_permanent(code) => {
+                        let reason = format!("{code}: {}", r.error_message().unwrap_or(""));
+                        rejected.push((p, reason));
+                    }
+                    Some(_) => retry.push(p),
+                }
+            }
+            pending = retry;
+            if pending.is_empty() {
+                break;
+            }
             if attempt >= 8 {
-                return Err(sink_err(format!("{} entries kept failing", entries.len())));
+                let first = pending[0].offset;
+                return Err((
+                    first,
+                    sink_err(format!("{} entries kept failing", pending.len())),
+                ));
             }
             tokio::time::sleep(delay).await;
             delay = (delay * 2).min(Duration::from_secs(5));
         }
-        Ok(())
+        Ok(rejected)
     }
+}
+
+/// One alert's entry and where it is in the log.
+#[derive(Clone)]
+struct Pending {
+    offset: u64,
+    entry: PutEventsRequestEntry,
+    detail: serde_json::Value,
+}
+
+/// Per-entry error codes no retry will fix (the entry itself is bad). Throttling, internal
+/// errors and anything unknown are treated as an outage: retried, never dropped.
+pub fn is_permanent(code: &str) -> bool {
+    matches!(
+        code,
+        "MalformedDetail" | "InvalidArgument" | "ValidationException" | "MalformedEvent"
+    )
 }
 
 impl Projection for EventBridgeProjection {
@@ -121,7 +160,7 @@ impl Projection for EventBridgeProjection {
         _store: &dyn EventStore,
         events: &[StoredEvent],
     ) -> Result<Vec<WriteOp>, ProjectionError> {
-        let mut entries = Vec::new();
+        let mut entries: Vec<Pending> = Vec::new();
         let mut traces = Vec::new();
         for e in events {
             if e.record.event_type != "AlertRaised" {
@@ -131,14 +170,16 @@ impl Projection for EventBridgeProjection {
                 continue;
             };
             let detail = detail(&a);
-            entries.push(
-                PutEventsRequestEntry::builder()
+            entries.push(Pending {
+                offset: e.offset,
+                entry: PutEventsRequestEntry::builder()
                     .source(&self.cfg.source)
                     .detail_type(&self.cfg.detail_type)
                     .event_bus_name(&self.cfg.bus)
                     .detail(detail.to_string())
                     .build(),
-            );
+                detail,
+            });
             traces.extend(e.record.trace);
         }
         let span = context::span_for(&traces, || {
@@ -154,13 +195,44 @@ impl Projection for EventBridgeProjection {
             )
         });
         async {
+            let mut ops = Vec::new();
             for chunk in entries.chunks(MAX_ENTRIES) {
-                self.send(chunk.to_vec()).await?;
+                match self.send(chunk.to_vec()).await {
+                    Ok(rejected) => {
+                        for (p, reason) in rejected {
+                            ops.push(dead_letter(self.name(), p.offset, &reason, p.detail));
+                        }
+                    }
+                    Err((first_unsent, error)) => {
+                        return Err(ProjectionError::Partial {
+                            through: first_unsent.saturating_sub(1),
+                            ops,
+                            error: Box::new(error),
+                        })
+                    }
+                }
             }
-            Ok::<_, ProjectionError>(())
+            Ok(ops)
         }
         .instrument(span)
-        .await?;
-        Ok(Vec::new())
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn only_a_bad_entry_is_permanent_an_outage_never_is() {
+        for code in ["MalformedDetail", "InvalidArgument", "ValidationException"] {
+            assert!(super::is_permanent(code), "{code}");
+        }
+        for code in [
+            "ThrottlingException",
+            "InternalFailure",
+            "InternalException",
+            "Whatever",
+        ] {
+            assert!(!super::is_permanent(code), "{code}");
+        }
     }
 }

@@ -125,8 +125,7 @@ pub fn change_for(
     Ok(match event {
         StreamEvent::InsightGenerated(i) => {
             let anomaly = store
-                .read_stream(&r.stream_id, i.anomaly_seq, 1)?
-                .pop()
+                .read_event(&r.stream_id, i.anomaly_seq)?
                 .and_then(|a| match a.record.decode_event() {
                     Ok(StreamEvent::AnomalyDetected(a)) => Some(a),
                     _ => None,

@@ -4,6 +4,13 @@
 //! sinks (which write before returning) are at-least-once and must be idempotent
 //! (deterministic ids, conditional writes). An outage delays a projection, never skips an event:
 //! on error it restores its state from the store and retries the same page with backoff.
+//!
+//! Two rules keep one bad item from blocking a sink for ever:
+//! - a sink that delivered part of a page says so (`ProjectionError::Partial`): the runner
+//!   checkpoints what was delivered, so a retry never re-sends it;
+//! - an item the sink rejects for good (a validation error, not an outage) becomes a dead
+//!   letter (`dead_letter`: kept in the `dead_letters` view with the reason, counted in
+//!   `ibsight_projection_dead_letters_total`) and the projection moves on.
 
 use crate::events::writer::Writer;
 use crate::events::{EventStore, StoreError, StoredEvent, WriteOp};
@@ -34,6 +41,49 @@ pub enum ProjectionError {
     Store(#[from] StoreError),
     #[error("projection {name}: {reason}")]
     Sink { name: String, reason: String },
+    /// Events up to offset `through` were delivered (commit `ops` with that checkpoint); the
+    /// rest of the page failed with `error` and is retried later.
+    #[error("{error} (delivered through offset {through})")]
+    Partial {
+        through: u64,
+        ops: Vec<WriteOp>,
+        error: Box<ProjectionError>,
+    },
+}
+
+/// The view that keeps items a sink rejected for good.
+pub const DEAD_LETTERS_VIEW: &str = "dead_letters";
+
+/// Keep an item a sink rejected for good: a `dead_letters` view entry (key: projection name,
+/// 0x00, the event's offset) with the reason and the item, written with the checkpoint.
+pub fn dead_letter(
+    projection: &str,
+    offset: u64,
+    reason: &str,
+    item: serde_json::Value,
+) -> WriteOp {
+    tracing::error!(
+        projection,
+        offset,
+        reason,
+        "sink rejected an item for good; kept as a dead letter"
+    );
+    crate::metrics::global().dead_letters.inc(projection, 1);
+    let mut key = projection.as_bytes().to_vec();
+    key.push(0);
+    key.extend_from_slice(&offset.to_be_bytes());
+    let value = serde_json::json!({
+        "projection": projection,
+        "offset": offset,
+        "reason": reason,
+        "item": item,
+        "at": crate::clock::rfc3339(crate::clock::now_ms()),
+    });
+    WriteOp::PutView {
+        view: DEAD_LETTERS_VIEW.into(),
+        key,
+        value: value.to_string().into_bytes(),
+    }
 }
 
 /// How far behind the log a projection is.
@@ -69,13 +119,28 @@ pub async fn catch_up<P: Projection>(
             (crate::clock::now_ms() - page[0].record.recorded_at_ms).max(0),
             Ordering::Relaxed,
         );
-        let mut ops = projection.handle(store.as_ref(), &page).await?;
-        ops.push(WriteOp::Checkpoint {
-            name: name.to_string(),
-            offset: last,
-        });
-        writer.write(ops).await?;
-        checkpoint = last;
+        let (mut ops, through, failed) = match projection.handle(store.as_ref(), &page).await {
+            Ok(ops) => (ops, last, None),
+            Err(ProjectionError::Partial {
+                through,
+                ops,
+                error,
+            }) => (ops, through, Some(*error)),
+            Err(e) => return Err(e),
+        };
+        if through > checkpoint {
+            ops.push(WriteOp::Checkpoint {
+                name: name.to_string(),
+                offset: through,
+            });
+        }
+        if !ops.is_empty() {
+            writer.write(ops).await?;
+        }
+        checkpoint = through.max(checkpoint);
+        if let Some(error) = failed {
+            return Err(error);
+        }
     }
 }
 
@@ -226,6 +291,93 @@ mod tests {
             seen(store.as_ref()),
             vec![1, 2, 3, 4, 5, 6, 7],
             "no event twice"
+        );
+    }
+
+    /// A sink that takes events one by one: one item it refuses for good, and one outage.
+    struct Picky {
+        delivered: Vec<u64>,
+        refuse: u64,
+        outage_at: Option<u64>,
+    }
+
+    impl Projection for Picky {
+        fn name(&self) -> &'static str {
+            "picky"
+        }
+
+        fn restore(&mut self, _store: &dyn EventStore) -> Result<(), ProjectionError> {
+            Ok(())
+        }
+
+        async fn handle(
+            &mut self,
+            _store: &dyn EventStore,
+            events: &[StoredEvent],
+        ) -> Result<Vec<WriteOp>, ProjectionError> {
+            let mut ops = Vec::new();
+            for e in events {
+                if self.outage_at == Some(e.offset) {
+                    self.outage_at = None;
+                    return Err(ProjectionError::Partial {
+                        through: e.offset - 1,
+                        ops,
+                        error: Box::new(ProjectionError::Sink {
+                            name: "picky".into(),
+                            reason: "down".into(),
+                        }),
+                    });
+                }
+                if e.offset == self.refuse {
+                    ops.push(dead_letter(
+                        "picky",
+                        e.offset,
+                        "too large",
+                        serde_json::json!({}),
+                    ));
+                    continue;
+                }
+                self.delivered.push(e.offset);
+            }
+            Ok(ops)
+        }
+    }
+
+    #[tokio::test]
+    async fn a_refused_item_is_set_aside_and_a_partial_page_is_never_resent() {
+        // Given a page of 6 events where the sink refuses #3 for good and is down at #5,
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = open_store(Engine::Fjall, dir.path()).expect("open");
+        let writer = Writer::spawn(store.clone(), 1000);
+        writer
+            .write((1..=6).map(append).collect())
+            .await
+            .expect("append");
+        let lag = ProjectionLag::default();
+        let mut p = Picky {
+            delivered: Vec::new(),
+            refuse: 3,
+            outage_at: Some(5),
+        };
+        // when the outage hits, what was delivered before it is checkpointed,
+        assert!(catch_up(&writer, &mut p, 100, &lag).await.is_err());
+        assert_eq!(store.checkpoint("picky").expect("checkpoint"), Some(4));
+        // and when it is over, the projection goes on past the refused item, sending each
+        // accepted item exactly once;
+        assert_eq!(
+            catch_up(&writer, &mut p, 100, &lag)
+                .await
+                .expect("catch up"),
+            6
+        );
+        assert_eq!(p.delivered, vec![1, 2, 4, 5, 6]);
+        // then the refused item is kept with its reason.
+        let dead = store.scan_view(DEAD_LETTERS_VIEW, b"", 10).expect("scan");
+        assert_eq!(dead.len(), 1);
+        let v: serde_json::Value = serde_json::from_slice(&dead[0].1).expect("json");
+        assert_eq!(
+            (v["offset"].clone(), v["reason"].clone()),
+            (serde_json::json!(3), serde_json::json!("too large"))
         );
     }
 }

@@ -254,11 +254,10 @@ fn check(
     };
     let event = match event {
         StreamEvent::MetricObserved(m) => {
-            if let Some(derived) = state::replay_sample(&mut s.state, m.sample, detect) {
-                for (i, d) in derived.into_iter().enumerate() {
-                    s.expected
-                        .push_back((r.seq + 1 + i as u64, r.recorded_at_ms, d));
-                }
+            let derived = state::replay_sample(&mut s.state, m.sample, detect);
+            for (i, d) in derived.into_iter().enumerate() {
+                s.expected
+                    .push_back((r.seq + 1 + i as u64, r.recorded_at_ms, d));
             }
             return;
         }

@@ -160,13 +160,15 @@ mod tests {
         let mut st = StreamState::new("leaf1/p1");
         let mut out = Vec::new();
         for (i, v) in values.iter().enumerate() {
-            for event in state::step(
+            let decision = state::step(
                 &mut st,
                 &sample(1000 * (i as i64 + 1), *v),
                 &DetectConfig::default(),
-            )
-            .expect("not a duplicate")
-            {
+            );
+            let state::Decision::Record(events) = decision else {
+                panic!("a fresh sample is recorded: {decision:?}");
+            };
+            for event in events {
                 let seq = out.len() as u64 + 1;
                 out.push(StoredEvent {
                     offset: seq,

@@ -8,7 +8,7 @@
 use super::messages::{
     BaselineView, CounterView, ObserveOutcome, StreamError, StreamMsg, StreamView,
 };
-use super::state::{self, StreamState};
+use super::state::{self, Decision, StreamState};
 use crate::analyst::pool::AnalystPool;
 use crate::detect::DetectConfig;
 use crate::events::codec::{self, EventRecord};
@@ -63,7 +63,7 @@ impl Actor for StreamActor {
         // asked again; a duplicate answer is ignored by `RecordInsight`.
         if let Some(pool) = &args.ctx.analyst {
             for &seq in &stream.awaiting_insight {
-                let Some(stored) = store.read_stream(&stream.stream_id, seq, 1)?.pop() else {
+                let Some(stored) = store.read_event(&stream.stream_id, seq)? else {
                     continue;
                 };
                 if let Ok(StreamEvent::AnomalyDetected(anomaly)) = stored.record.decode_event() {
@@ -155,11 +155,20 @@ async fn observe(
     let mut anomalies = Vec::new();
     let now_ms = crate::clock::now_ms();
     for sample in samples {
-        let Some(events) = state::step(next, sample, &st.ctx.detect) else {
-            outcome.duplicates += 1;
-            continue;
+        let events = match state::step(next, sample, &st.ctx.detect) {
+            Decision::Duplicate => {
+                outcome.duplicates += 1;
+                continue;
+            }
+            Decision::Late(events) => {
+                outcome.late += 1;
+                events
+            }
+            Decision::Record(events) => {
+                outcome.accepted += 1;
+                events
+            }
         };
-        outcome.accepted += 1;
         let first_seq = next.last_seq + 1 - events.len() as u64;
         for (i, event) in events.iter().enumerate() {
             if let StreamEvent::AnomalyDetected(a) = event {
@@ -241,7 +250,7 @@ fn snapshot(st: &mut StreamActorState) {
         .write_detached(vec![WriteOp::Snapshot(Snapshot {
             stream_id: st.stream.stream_id.clone(),
             seq: st.stream.last_seq,
-            state: codec::encode_state(&st.stream),
+            state: codec::encode_state(state::STATE_VERSION, &st.stream),
         })]);
     st.since_snapshot = 0;
 }

@@ -16,6 +16,16 @@ use crate::events::{EventStore, StoreError, StreamEvent};
 use crate::sample::{Metric, Sample};
 use serde::{Deserialize, Serialize};
 
+/// The layout version of `StreamState` in snapshots. Bump it with any change to the struct
+/// (or to a struct inside it): a snapshot of another version is not decoded, the stream is
+/// rebuilt from its log instead. `tests::snapshot_layout_is_pinned` fails until you do.
+pub const STATE_VERSION: u16 = 2;
+
+/// How many recent samples a stream remembers (timestamp and content digest) to tell a
+/// retried sample from late data. A repeat of a sample older than these is stored again as
+/// late data: counted, never fed to detection.
+pub const RECENT_SAMPLES: usize = 16;
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct StreamState {
     pub stream_id: String,
@@ -26,13 +36,19 @@ pub struct StreamState {
     /// Seqs of `AnomalyDetected` events with no `InsightGenerated` yet. Re-submitted to the
     /// analyst after a restart, so no anomaly is left without an insight.
     pub awaiting_insight: std::collections::BTreeSet<u64>,
+    /// (timestamp, content digest) of the last `RECENT_SAMPLES` samples recorded, oldest first.
+    pub recent: std::collections::VecDeque<(i64, u64)>,
 }
 
 /// What a sample means for the stream.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Decision {
-    /// At or before the stream's last timestamp: already seen, acknowledged, not stored.
+    /// The same stream, timestamp and content as a recent sample: already stored,
+    /// acknowledged, not stored again (a retry).
     Duplicate,
+    /// At or before the stream's last timestamp with other content: stored (its
+    /// `MetricObserved`), counted as late, never fed to the baselines or the rules.
+    Late(Vec<StreamEvent>),
     Record(Vec<StreamEvent>),
 }
 
@@ -45,59 +61,102 @@ impl StreamState {
     }
 }
 
-pub fn decide(state: &StreamState, sample: &Sample, cfg: &DetectConfig) -> Decision {
-    if is_duplicate(state, sample) {
-        return Decision::Duplicate;
+/// Where a sample stands against the stream's time line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Admission {
+    Fresh,
+    Late,
+    Duplicate,
+}
+
+fn admit(state: &StreamState, sample: &Sample) -> Admission {
+    match state.detector.last_timestamp_ms {
+        Some(last) if sample.timestamp_ms <= last => {
+            let digest = digest(sample);
+            if state
+                .recent
+                .iter()
+                .any(|&(ts, d)| ts == sample.timestamp_ms && d == digest)
+            {
+                Admission::Duplicate
+            } else {
+                Admission::Late
+            }
+        }
+        _ => Admission::Fresh,
     }
-    let eval = detector::evaluate(&state.detector, sample, cfg);
-    let mut events = vec![observed(sample)];
-    events.extend(transitions(state, sample.timestamp_ms, eval));
-    Decision::Record(events)
+}
+
+/// A stable digest of a sample's content (its bincode bytes, the form the log stores).
+pub fn digest(sample: &Sample) -> u64 {
+    codec::digest(sample)
+}
+
+fn remember(state: &mut StreamState, sample: &Sample) {
+    if state.recent.len() >= RECENT_SAMPLES {
+        state.recent.pop_front();
+    }
+    state
+        .recent
+        .push_back((sample.timestamp_ms, digest(sample)));
+}
+
+pub fn decide(state: &StreamState, sample: &Sample, cfg: &DetectConfig) -> Decision {
+    match admit(state, sample) {
+        Admission::Duplicate => Decision::Duplicate,
+        Admission::Late => Decision::Late(vec![observed(sample)]),
+        Admission::Fresh => {
+            let eval = detector::evaluate(&state.detector, sample, cfg);
+            let mut events = vec![observed(sample)];
+            events.extend(transitions(state, sample.timestamp_ms, eval));
+            Decision::Record(events)
+        }
+    }
 }
 
 /// `decide` then `apply` of every decided event, evaluating the rules once instead of twice
-/// (the ingest hot path). Returns the events, `None` for a duplicate.
-pub fn step(
-    state: &mut StreamState,
-    sample: &Sample,
-    cfg: &DetectConfig,
-) -> Option<Vec<StreamEvent>> {
-    if is_duplicate(state, sample) {
-        return None;
+/// (the ingest hot path).
+pub fn step(state: &mut StreamState, sample: &Sample, cfg: &DetectConfig) -> Decision {
+    match admit(state, sample) {
+        Admission::Duplicate => Decision::Duplicate,
+        Admission::Late => {
+            let event = observed(sample);
+            apply(state, &event, cfg);
+            Decision::Late(vec![event])
+        }
+        Admission::Fresh => {
+            let mut events = vec![observed(sample)];
+            events.extend(replay_sample(state, sample.clone(), cfg));
+            Decision::Record(events)
+        }
     }
-    let mut events = vec![observed(sample)];
-    events.extend(replay_sample(state, sample.clone(), cfg)?);
-    Some(events)
 }
 
 /// What `step` does for a sample already in the log: the anomaly transitions it causes
 /// (applied, as `step` applies them), without the `MetricObserved` event and without copying
-/// the sample. `None` for a duplicate. Replays use it.
+/// the sample. A sample in the log at or before the last timestamp was stored as late data:
+/// it is remembered and causes nothing. Replays use it.
 pub fn replay_sample(
     state: &mut StreamState,
     sample: Sample,
     cfg: &DetectConfig,
-) -> Option<Vec<StreamEvent>> {
-    if is_duplicate(state, &sample) {
-        return None;
+) -> Vec<StreamEvent> {
+    if admit(state, &sample) != Admission::Fresh {
+        remember(state, &sample);
+        state.last_seq += 1;
+        return Vec::new();
     }
     let eval = detector::evaluate(&state.detector, &sample, cfg);
     detector::absorb(&mut state.detector, &sample, &eval, cfg);
     let events = transitions(state, sample.timestamp_ms, eval);
+    remember(state, &sample);
     state.last_sample = Some(sample);
     state.last_seq += 1;
     // The anomaly events carry no sample, so `apply` is exact (and cheap) for them.
     for event in &events {
         apply(state, event, cfg);
     }
-    Some(events)
-}
-
-fn is_duplicate(state: &StreamState, sample: &Sample) -> bool {
-    state
-        .detector
-        .last_timestamp_ms
-        .is_some_and(|last| sample.timestamp_ms <= last)
+    events
 }
 
 fn observed(sample: &Sample) -> StreamEvent {
@@ -157,9 +216,13 @@ pub fn apply(state: &mut StreamState, event: &StreamEvent, cfg: &DetectConfig) {
     state.last_seq += 1;
     match event {
         StreamEvent::MetricObserved(e) => {
-            let eval = detector::evaluate(&state.detector, &e.sample, cfg);
-            detector::absorb(&mut state.detector, &e.sample, &eval, cfg);
-            state.last_sample = Some(e.sample.clone());
+            // Late data (at or before the last timestamp) is remembered, never detected on.
+            if admit(state, &e.sample) == Admission::Fresh {
+                let eval = detector::evaluate(&state.detector, &e.sample, cfg);
+                detector::absorb(&mut state.detector, &e.sample, &eval, cfg);
+                state.last_sample = Some(e.sample.clone());
+            }
+            remember(state, &e.sample);
         }
         StreamEvent::AnomalyDetected(e) => {
             let key = anomaly_key(e.rule, &e.metric);
@@ -228,8 +291,8 @@ pub fn recover(
     cfg: &DetectConfig,
 ) -> Result<StreamState, StoreError> {
     let mut state = match store.snapshot(stream_id)? {
-        Some(snap) => match codec::decode_state::<StreamState>(&snap.state) {
-            Ok(s) if s.last_seq == snap.seq => s,
+        Some(snap) => match codec::decode_state::<StreamState>(STATE_VERSION, &snap.state) {
+            Ok(s) if s.last_seq == snap.seq && s.stream_id == stream_id => s,
             Ok(_) | Err(_) => {
                 tracing::warn!(stream_id, "snapshot unreadable; replaying the whole stream");
                 StreamState::new(stream_id)
@@ -254,5 +317,8 @@ pub fn recover(
             state.last_seq = stored.record.seq;
         }
     }
+    // Rebuilt without a usable snapshot after retention removed the stream's first events:
+    // the baselines start again, but the seq goes on where the log is.
+    state.last_seq = state.last_seq.max(store.stream_head(stream_id)?);
     Ok(state)
 }
