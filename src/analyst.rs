@@ -24,6 +24,7 @@ pub mod service;
 pub mod template;
 
 use serde::{Deserialize, Serialize};
+use std::time::Duration;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
@@ -94,6 +95,20 @@ impl Default for AnalystConfig {
 }
 
 impl AnalystConfig {
+    /// The longest the model call of one batch can take: every attempt at its timeout plus
+    /// the backoffs between them (each at most 5 s).
+    pub fn call_budget(&self) -> Duration {
+        Duration::from_secs(self.timeout_s) * (self.max_retries + 1)
+            + Duration::from_secs(5 * u64::from(self.max_retries))
+    }
+
+    /// The longest one batch may take, rate-limiter wait included (as long again as the
+    /// call). Past it the rules answer (`rate_limited`, `timeout`); the pool's watchdog waits
+    /// longer than this, so it only ever stops a worker that is truly stuck.
+    pub fn batch_deadline(&self) -> Duration {
+        self.call_budget() * 2
+    }
+
     pub fn validate(&self) -> Result<(), (String, String)> {
         let bad = |key: &str, why: String| Err((format!("analyst.{key}"), why));
         if !(0.0..=1.0).contains(&self.ai_sampling_rate) {

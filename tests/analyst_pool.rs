@@ -162,3 +162,46 @@ async fn a_fault_storm_is_batched_into_few_calls() {
     );
     assert!(got.iter().all(|(_, o)| o.batch_size > 1));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_that_would_wait_past_its_deadline_for_the_rate_limiter_is_answered_by_the_rules() {
+    // One request a minute and a 1 s call: the second batch would wait ~60 s for the limiter,
+    // far past its 2 s deadline (and a watchdog would have killed the worker, losing its job).
+    let cfg = AnalystConfig {
+        backend: Backend::Bedrock,
+        workers: 1,
+        batch_max: 1,
+        cache_window_s: 0,
+        max_rpm: 1,
+        timeout_s: 1,
+        max_retries: 0,
+        ..AnalystConfig::default()
+    };
+    assert_eq!(cfg.batch_deadline(), Duration::from_secs(2));
+    let (_fake, pool, delivered) = pool(cfg, Duration::from_millis(10), Duration::ZERO).await;
+    for seq in 1..=3 {
+        pool.submit(job(&format!("r{seq}"), seq, Severity::Warning));
+    }
+    wait_for(&delivered, 3).await;
+    let reasons: Vec<Option<String>> = delivered
+        .lock()
+        .expect("lock")
+        .iter()
+        .map(|(_, o)| o.reason.clone())
+        .collect();
+    assert_eq!(
+        reasons.iter().filter(|r| r.is_none()).count(),
+        1,
+        "one model answer: {reasons:?}"
+    );
+    assert_eq!(
+        reasons
+            .iter()
+            .filter(|r| r.as_deref() == Some("rate_limited"))
+            .count(),
+        2,
+        "{reasons:?}"
+    );
+    assert_eq!(pool.queue_depth(), 0);
+    assert!(!pool.analyst.breaker_open());
+}

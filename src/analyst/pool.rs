@@ -86,6 +86,34 @@ struct AnalystWorker {
     deliver: Deliver,
 }
 
+/// Jobs a worker holds and has not answered yet. If the worker is stopped mid-batch (the
+/// watchdog, a panic, shutdown), dropping the guard answers them with the rules (reason
+/// `worker_stopped`), so no job vanishes and the queue depth stays exact.
+struct Unanswered {
+    jobs: Vec<AnomalyJob>,
+    analyst: Arc<Analyst>,
+    deliver: Deliver,
+}
+
+impl Drop for Unanswered {
+    fn drop(&mut self) {
+        if self.jobs.is_empty() {
+            return;
+        }
+        tracing::warn!(
+            anomalies = self.jobs.len(),
+            "analyst worker stopped mid-batch; rules answer"
+        );
+        for j in self.jobs.drain(..) {
+            let outcome = self
+                .analyst
+                .rules_outcome(&j, InsightSource::Fallback, "worker_stopped");
+            self.analyst.count_outcome(&outcome);
+            (self.deliver)(j, outcome);
+        }
+    }
+}
+
 impl Actor for AnalystWorker {
     type Msg = WorkerMessage<BatchKey, AnalyseBatch>;
     type State = WorkerStartContext<BatchKey, AnalyseBatch, ()>;
@@ -111,7 +139,12 @@ impl Actor for AnalystWorker {
                     .cast(FactoryMessage::WorkerPong(ctx.wid, time.elapsed()))?;
             }
             WorkerMessage::Dispatch(job) => {
-                let jobs = job.msg.jobs;
+                let mut held = Unanswered {
+                    jobs: job.msg.jobs,
+                    analyst: self.analyst.clone(),
+                    deliver: self.deliver.clone(),
+                };
+                let jobs = &held.jobs;
                 // One span per batch: its parent is the first traced anomaly, the others are
                 // links. Each insight then points at this span.
                 let span = context::span_for(
@@ -119,7 +152,8 @@ impl Actor for AnalystWorker {
                     || tracing::info_span!(parent: None, "analyst.batch", anomalies = jobs.len() as i64),
                 );
                 let traced = context::context_of(&span);
-                let outcomes = self.analyst.analyse(&jobs).instrument(span).await;
+                let outcomes = self.analyst.analyse(jobs).instrument(span).await;
+                let jobs = std::mem::take(&mut held.jobs);
                 for (mut j, o) in jobs.into_iter().zip(outcomes) {
                     if traced.is_some() {
                         j.origin.trace = traced;
@@ -194,8 +228,8 @@ impl AnalystPool {
             inner(job, outcome)
         });
         let deliver_handle = deliver.clone();
-        let longest_call = Duration::from_secs(cfg.timeout_s) * (cfg.max_retries + 1)
-            + Duration::from_secs(5 * u64::from(cfg.max_retries) + 5);
+        // Every batch ends by its deadline; the watchdog only catches a worker truly stuck.
+        let longest_call = cfg.batch_deadline() + Duration::from_secs(30);
         let args = FactoryArguments::builder()
             .worker_builder(Box::new(Builder {
                 analyst: analyst.clone(),
@@ -301,5 +335,48 @@ async fn intake(
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analyst::rules_backend::tests::job;
+    use crate::analyst::AnalystConfig;
+    use crate::detect::rules::Rule;
+    use std::sync::Mutex;
+
+    #[tokio::test]
+    async fn jobs_held_by_a_worker_that_stops_mid_batch_are_answered_by_the_rules() {
+        // Given a worker holding two jobs,
+        let analyst = Arc::new(Analyst::new(
+            AnalystConfig::default(),
+            None,
+            Duration::from_millis(5),
+            0,
+        ));
+        let delivered: Arc<Mutex<Vec<InsightOutcome>>> = Arc::default();
+        let sink = delivered.clone();
+        let deliver: Deliver = Arc::new(move |_, o| sink.lock().expect("lock").push(o));
+        let held = Unanswered {
+            jobs: vec![
+                job(Rule::LatencySpike, "latency_p99", 12.0, Severity::Major),
+                job(
+                    Rule::UtilizationHigh,
+                    "utilization",
+                    97.0,
+                    Severity::Critical,
+                ),
+            ],
+            analyst,
+            deliver,
+        };
+        // when its batch future is dropped (the actor was killed) before it answered,
+        drop(held);
+        // then every job still gets its insight, from the rules, saying why.
+        let got = delivered.lock().expect("lock").clone();
+        assert_eq!(got.len(), 2);
+        assert!(got.iter().all(|o| o.source == InsightSource::Fallback
+            && o.reason.as_deref() == Some("worker_stopped")));
     }
 }

@@ -194,4 +194,4 @@ pub fn insight(job: &AnomalyJob) -> Insight {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -141,6 +141,7 @@ impl Analyst {
             breaker: CircuitBreaker::new(
                 cfg.breaker_failures,
                 cfg.breaker_cool_off_s as i64 * 1000,
+                cfg.batch_deadline().as_millis() as i64,
             ),
             budget: DailyBudget::new(cfg.daily_budget_usd),
             cache: InsightCache::new(cfg.cache_window_s as i64 * 1000, 100_000),
@@ -299,6 +300,10 @@ impl Analyst {
                 return fallback_all("breaker_open");
             }
         }
+        // The batch finishes by its deadline whatever happens, so the pool's watchdog (longer)
+        // never kills a worker that is only waiting.
+        let deadline = tokio::time::Instant::now() + self.cfg.batch_deadline();
+        let call_by = deadline - self.cfg.call_budget();
         let body = prompt::request_body(&self.template, jobs);
         let hash = prompt::prompt_hash(&body);
         // A rough token estimate (4 characters a token) reserved up front, settled after.
@@ -311,13 +316,29 @@ impl Analyst {
             if wait == 0 {
                 break;
             }
-            tokio::time::sleep(Duration::from_millis(wait as u64)).await;
+            let wait = Duration::from_millis(wait as u64);
+            if tokio::time::Instant::now() + wait > call_by {
+                self.control().breaker.on_abandoned();
+                return fallback_all("rate_limited");
+            }
+            tokio::time::sleep(wait).await;
         }
         let span = model_span(&model.model_id);
-        let attempted =
+        let started = std::time::Instant::now();
+        let attempted = match tokio::time::timeout_at(
+            deadline,
             bedrock::invoke_with_retries(model, &body, self.cfg.max_retries, self.retry_base)
-                .instrument(span.clone())
-                .await;
+                .instrument(span.clone()),
+        )
+        .await
+        {
+            Ok(attempted) => attempted,
+            Err(_) => bedrock::Attempted {
+                result: Err(bedrock::CallError::Timeout(started.elapsed())),
+                attempts: self.cfg.max_retries + 1,
+                latency: started.elapsed(),
+            },
+        };
         span.record("attempts", i64::from(attempted.attempts));
         match &attempted.result {
             Ok(a) => {
