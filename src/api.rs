@@ -61,6 +61,8 @@ pub struct AppState {
     pub dynamo: Option<DynamoSink>,
     /// Operators' verdicts on alerts.
     pub triage: Arc<crate::alerts::triage::Triage>,
+    /// The group-commit writer (readiness probes the write path through it).
+    pub writer: crate::events::writer::Writer,
     pub config: Arc<Config>,
 }
 

@@ -155,6 +155,7 @@ impl Node {
             projections: self.projections.clone(),
             dynamo: self.dynamo.clone(),
             triage: self.triage.clone(),
+            writer: self.writer.clone(),
             config: Arc::new(self.config.clone()),
         }
     }

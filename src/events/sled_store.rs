@@ -1,5 +1,10 @@
 //! The sled engine: the design card's engine, kept behind the same trait. A write is one
 //! multi-tree transaction followed by `flush` (fsync), so it is atomic and durable.
+//!
+//! A failed flush leaves a committed transaction visible but not durable. Its offsets stay
+//! used (the next write never reuses them), and the store is poisoned: every read and write
+//! fails until a flush succeeds, so nothing is read back, or acknowledged as a duplicate,
+//! before it is durable.
 
 use super::store::{
     decode_stored, head_of, keys, EventStore, Snapshot, StoreError, StoredEvent, ViewEntry, WriteOp,
@@ -17,6 +22,11 @@ pub struct SledStore {
     checkpoints: Tree,
     views: Tree,
     last_offset: Mutex<u64>,
+    /// Set by a failed flush, cleared by the next one that succeeds.
+    poisoned: Mutex<Option<String>>,
+    /// Fault injection for the unit tests: the next flush fails.
+    #[cfg(test)]
+    fail_next_flush: std::sync::atomic::AtomicBool,
 }
 
 fn engine_err(e: impl std::fmt::Display) -> StoreError {
@@ -52,16 +62,46 @@ impl SledStore {
             checkpoints,
             views,
             last_offset: Mutex::new(last),
+            poisoned: Mutex::new(None),
+            #[cfg(test)]
+            fail_next_flush: std::sync::atomic::AtomicBool::new(false),
         })
+    }
+
+    fn flush(&self) -> Result<(), StoreError> {
+        #[cfg(test)]
+        if self
+            .fail_next_flush
+            .swap(false, std::sync::atomic::Ordering::SeqCst)
+        {
+            return Err(engine_err("injected flush failure"));
+        }
+        self.db.flush().map(|_| ()).map_err(engine_err)
+    }
+
+    /// Fail while the store holds data that is visible but not durable; a successful flush
+    /// makes it durable and clears the poison.
+    fn check(&self) -> Result<(), StoreError> {
+        let mut poisoned = self.poisoned.lock().expect("poison lock poisoned");
+        if let Some(reason) = poisoned.as_ref() {
+            self.flush().map_err(|e| {
+                engine_err(format!(
+                    "store poisoned by a failed flush ({reason}); flush again: {e}"
+                ))
+            })?;
+            *poisoned = None;
+        }
+        Ok(())
     }
 }
 
 impl EventStore for SledStore {
     fn write(&self, ops: &[WriteOp]) -> Result<Vec<u64>, StoreError> {
         if ops.is_empty() {
-            return Ok(Vec::new());
+            return self.check().map(|_| Vec::new());
         }
         let mut last = self.last_offset.lock().expect("offset lock poisoned");
+        self.check()?;
         let mut offsets = Vec::new();
         let mut next = *last;
         for op in ops {
@@ -119,8 +159,12 @@ impl EventStore for SledStore {
                 Ok(())
             });
         result.map_err(|e| engine_err(format!("{e:?}")))?;
-        self.db.flush().map_err(engine_err)?;
+        // Committed: these offsets are taken, durable or not.
         *last = next;
+        if let Err(e) = self.flush() {
+            *self.poisoned.lock().expect("poison lock poisoned") = Some(e.to_string());
+            return Err(e);
+        }
         Ok(offsets)
     }
 
@@ -130,6 +174,7 @@ impl EventStore for SledStore {
         from_seq: u64,
         limit: usize,
     ) -> Result<Vec<StoredEvent>, StoreError> {
+        self.check()?;
         let start = keys::stream_seq(stream_id, from_seq);
         let end = keys::stream_seq(stream_id, u64::MAX);
         let mut out = Vec::new();
@@ -148,6 +193,7 @@ impl EventStore for SledStore {
     }
 
     fn read_from(&self, from_offset: u64, limit: usize) -> Result<Vec<StoredEvent>, StoreError> {
+        self.check()?;
         let mut out = Vec::new();
         for item in self.records.range(keys::offset(from_offset)..) {
             if out.len() >= limit {
@@ -162,6 +208,7 @@ impl EventStore for SledStore {
     }
 
     fn stream_head(&self, stream_id: &str) -> Result<u64, StoreError> {
+        self.check()?;
         let index_head = match self
             .index
             .scan_prefix(keys::stream_prefix(stream_id))
@@ -182,6 +229,7 @@ impl EventStore for SledStore {
     }
 
     fn snapshot(&self, stream_id: &str) -> Result<Option<Snapshot>, StoreError> {
+        self.check()?;
         let v = self
             .snapshots
             .get(stream_id.as_bytes())
@@ -222,5 +270,50 @@ impl EventStore for SledStore {
 
     fn engine(&self) -> &'static str {
         "sled"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::codec::EventRecord;
+    use crate::events::NewEvent;
+    use std::sync::atomic::Ordering;
+
+    fn append(seq: u64) -> WriteOp {
+        WriteOp::Append(NewEvent::new(&EventRecord {
+            stream_id: "s".into(),
+            seq,
+            recorded_at_ms: 0,
+            event_type: "MetricObserved".into(),
+            schema_version: 1,
+            correlation_id: None,
+            payload: vec![seq as u8],
+            trace: None,
+        }))
+    }
+
+    #[test]
+    fn a_failed_flush_never_reuses_offsets_and_nothing_reads_back_until_durable() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = SledStore::open(dir.path()).expect("open");
+        assert_eq!(store.write(&[append(1)]).expect("write"), vec![1]);
+        // Given a write whose flush fails,
+        store.fail_next_flush.store(true, Ordering::SeqCst);
+        assert!(store.write(&[append(2)]).is_err());
+        // when the disk still fails, nothing is read back (a retry must not see seq 2 as
+        // stored) and nothing is written;
+        store.fail_next_flush.store(true, Ordering::SeqCst);
+        assert!(store.read_stream("s", 1, 10).is_err());
+        // then once a flush succeeds, seq 2 is durable at its own offset and the next write
+        // takes the next one instead of overwriting it.
+        assert_eq!(store.write(&[append(3)]).expect("write"), vec![3]);
+        let seqs: Vec<(u64, u64)> = store
+            .read_from(1, 10)
+            .expect("read")
+            .iter()
+            .map(|e| (e.offset, e.record.seq))
+            .collect();
+        assert_eq!(seqs, vec![(1, 1), (2, 2), (3, 3)]);
     }
 }

@@ -24,7 +24,18 @@ struct Request {
 pub struct Writer {
     tx: mpsc::Sender<Request>,
     store: Arc<dyn EventStore>,
+    /// The last write-path probe: when it ran and its error, if any.
+    probed: Arc<std::sync::Mutex<Option<(std::time::Instant, Option<String>)>>>,
 }
+
+/// A probe result is reused this long, so frequent readiness checks cost one small write a
+/// second at most.
+const PROBE_TTL: std::time::Duration = std::time::Duration::from_secs(1);
+/// A write path that cannot make one small write durable in this long is not ready.
+const PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The checkpoint the probe writes (a name no projection uses).
+pub const PROBE_CHECKPOINT: &str = "\0probe";
 
 impl Writer {
     /// Start the writer thread. `max_batch_ops` caps one flush's size.
@@ -35,7 +46,44 @@ impl Writer {
             .name("ibsight-writer".into())
             .spawn(move || run(thread_store, rx, max_batch_ops.max(1)))
             .expect("spawning the writer thread");
-        Writer { tx, store }
+        Writer {
+            tx,
+            store,
+            probed: Arc::default(),
+        }
+    }
+
+    /// Check the write path end to end: one small durable write (a checkpoint) through the
+    /// writer thread and the engine's fsync. Reuses a result younger than a second.
+    pub async fn probe(&self) -> Result<(), StoreError> {
+        let fresh = self
+            .probed
+            .lock()
+            .expect("probe lock poisoned")
+            .as_ref()
+            .filter(|(at, _)| at.elapsed() < PROBE_TTL)
+            .map(|(_, e)| e.clone());
+        let error = match fresh {
+            Some(error) => error,
+            None => {
+                let op = WriteOp::Checkpoint {
+                    name: PROBE_CHECKPOINT.into(),
+                    offset: crate::clock::now_ms().max(0) as u64,
+                };
+                let error = match tokio::time::timeout(PROBE_TIMEOUT, self.write(vec![op])).await {
+                    Ok(Ok(_)) => None,
+                    Ok(Err(e)) => Some(e.to_string()),
+                    Err(_) => Some(format!("no durable write within {PROBE_TIMEOUT:?}")),
+                };
+                *self.probed.lock().expect("probe lock poisoned") =
+                    Some((std::time::Instant::now(), error.clone()));
+                error
+            }
+        };
+        match error {
+            None => Ok(()),
+            Some(e) => Err(StoreError::Engine(e)),
+        }
     }
 
     pub fn store(&self) -> &Arc<dyn EventStore> {
@@ -175,4 +223,88 @@ fn check_seqs(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::store::{Snapshot, StoredEvent, ViewEntry};
+    use crate::events::{open_store, Engine};
+    use std::sync::atomic::{AtomicU8, Ordering};
+
+    /// A real store whose writes can be made to fail (0) or to panic the writer thread (2).
+    struct Faulty {
+        inner: Arc<dyn EventStore>,
+        mode: AtomicU8,
+    }
+
+    impl EventStore for Faulty {
+        fn write(&self, ops: &[WriteOp]) -> Result<Vec<u64>, StoreError> {
+            match self.mode.load(Ordering::SeqCst) {
+                1 => Err(StoreError::Engine("poisoned: fsync failed".into())),
+                2 => panic!("engine bug"),
+                _ => self.inner.write(ops),
+            }
+        }
+        fn read_stream(
+            &self,
+            s: &str,
+            from: u64,
+            n: usize,
+        ) -> Result<Vec<StoredEvent>, StoreError> {
+            self.inner.read_stream(s, from, n)
+        }
+        fn read_from(&self, from: u64, n: usize) -> Result<Vec<StoredEvent>, StoreError> {
+            self.inner.read_from(from, n)
+        }
+        fn stream_head(&self, s: &str) -> Result<u64, StoreError> {
+            self.inner.stream_head(s)
+        }
+        fn last_offset(&self) -> u64 {
+            self.inner.last_offset()
+        }
+        fn snapshot(&self, s: &str) -> Result<Option<Snapshot>, StoreError> {
+            self.inner.snapshot(s)
+        }
+        fn checkpoint(&self, name: &str) -> Result<Option<u64>, StoreError> {
+            self.inner.checkpoint(name)
+        }
+        fn scan_view(&self, v: &str, from: &[u8], n: usize) -> Result<Vec<ViewEntry>, StoreError> {
+            self.inner.scan_view(v, from, n)
+        }
+        fn disk_bytes(&self) -> u64 {
+            0
+        }
+        fn engine(&self) -> &'static str {
+            "faulty"
+        }
+    }
+
+    #[tokio::test]
+    async fn the_probe_fails_when_writes_fail_or_the_writer_thread_died_though_reads_work() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Arc::new(Faulty {
+            inner: open_store(Engine::Fjall, dir.path()).expect("open"),
+            mode: AtomicU8::new(0),
+        });
+        let writer = Writer::spawn(store.clone(), 100);
+        writer.probe().await.expect("a healthy write path");
+        assert!(store.checkpoint(PROBE_CHECKPOINT).expect("read").is_some());
+        // The engine poisoned itself: reads still work, the probe does not.
+        store.mode.store(1, Ordering::SeqCst);
+        tokio::time::sleep(PROBE_TTL).await;
+        assert!(writer.probe().await.is_err());
+        assert!(store.stream_head("x").is_ok());
+        // The writer thread died.
+        store.mode.store(2, Ordering::SeqCst);
+        tokio::time::sleep(PROBE_TTL).await;
+        assert!(writer.probe().await.is_err());
+        store.mode.store(0, Ordering::SeqCst);
+        tokio::time::sleep(PROBE_TTL).await;
+        assert!(matches!(
+            writer.write(vec![]).await,
+            Err(StoreError::WriterStopped)
+        ));
+        assert!(writer.probe().await.is_err(), "a dead writer stays unready");
+    }
 }
