@@ -69,6 +69,9 @@ pub struct IngestConfig {
     pub max_future_skew_s: u64,
     /// Samples being processed at once; past this the API answers 503 with Retry-After.
     pub max_inflight_samples: usize,
+    /// Most distinct streams this node stores; a sample of a new stream past it is refused
+    /// (429 naming the cap), since every stream costs memory and disk for as long as it lives.
+    pub max_streams: u64,
 }
 
 impl Default for IngestConfig {
@@ -78,6 +81,7 @@ impl Default for IngestConfig {
             max_samples: 10_000,
             max_future_skew_s: 300,
             max_inflight_samples: 100_000,
+            max_streams: 1_000_000,
         }
     }
 }
@@ -124,6 +128,9 @@ pub struct ActorsConfig {
     pub max_restarts: usize,
     /// …after which the stream is quarantined for one window.
     pub restart_window_s: u64,
+    /// Most stream actors alive at once; past it the idlest are passivated (their state is
+    /// in the log and a snapshot, and comes back on their next sample).
+    pub max_live_streams: usize,
 }
 
 impl Default for ActorsConfig {
@@ -132,6 +139,7 @@ impl Default for ActorsConfig {
             passivate_after_s: 600,
             max_restarts: 5,
             restart_window_s: 60,
+            max_live_streams: 200_000,
         }
     }
 }
@@ -237,6 +245,12 @@ impl Config {
                 "alerts.threshold",
                 format!("{} must be 0 to 100", self.alerts.threshold),
             );
+        }
+        if self.actors.max_live_streams == 0 {
+            return bad("actors.max_live_streams", "0 must be at least 1".into());
+        }
+        if self.ingest.max_streams == 0 {
+            return bad("ingest.max_streams", "0 must be at least 1".into());
         }
         if self.actors.passivate_after_s == 0 {
             return bad("actors.passivate_after_s", "0 must be at least 1".into());

@@ -16,6 +16,7 @@ pub mod json;
 pub mod retention;
 pub mod sled_store;
 pub mod store;
+pub mod streams;
 pub mod trace;
 pub mod types;
 pub mod writer;

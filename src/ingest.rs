@@ -11,6 +11,7 @@ use crate::events::Origin;
 use crate::sample::Sample;
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use rustc_hash::FxHashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use tokio::sync::Semaphore;
 
@@ -18,6 +19,8 @@ use tokio::sync::Semaphore;
 pub enum IngestError {
     #[error("overloaded: {inflight} samples in flight")]
     Overloaded { inflight: usize },
+    #[error("ingest.max_streams ({cap}) reached: {stream_id:?} would be a new stream; known streams are still accepted")]
+    TooManyStreams { cap: u64, stream_id: String },
     #[error(transparent)]
     Route(#[from] RouteError),
     /// Some owners did not acknowledge; the rest is durable (a retry of the whole request is
@@ -35,6 +38,9 @@ pub struct Ingestor {
     router: StreamRouter,
     inflight: Arc<Semaphore>,
     max_inflight: usize,
+    /// Streams stored on this node (the `streams` view's size) and the cap on them.
+    streams: Arc<AtomicU64>,
+    max_streams: u64,
 }
 
 impl Ingestor {
@@ -43,7 +49,55 @@ impl Ingestor {
             router,
             inflight: Arc::new(Semaphore::new(max_inflight)),
             max_inflight,
+            streams: Arc::default(),
+            max_streams: u64::MAX,
         }
+    }
+
+    /// Refuse new streams past `max_streams`, given the `known` streams already stored.
+    pub fn with_stream_cap(mut self, known: u64, max_streams: u64) -> Ingestor {
+        self.streams = Arc::new(AtomicU64::new(known));
+        self.max_streams = max_streams;
+        self
+    }
+
+    /// Streams stored on this node.
+    pub fn streams(&self) -> u64 {
+        self.streams.load(Ordering::Relaxed)
+    }
+
+    /// Reserve room for the request's new streams, all or none: a request is never half
+    /// written because of the cap. Returns the reserved ids, to release if their write fails.
+    fn reserve_new_streams(
+        &self,
+        groups: &[(String, Vec<Sample>)],
+    ) -> Result<Vec<String>, IngestError> {
+        let mut new = Vec::new();
+        for (stream_id, _) in groups {
+            if !self.router.is_known(stream_id).map_err(RouteError::from)? {
+                new.push(stream_id.clone());
+            }
+        }
+        let n = new.len() as u64;
+        if n == 0 {
+            return Ok(new);
+        }
+        let before = self.streams.fetch_add(n, Ordering::Relaxed);
+        if before + n > self.max_streams {
+            self.streams.fetch_sub(n, Ordering::Relaxed);
+            let m = crate::metrics::global();
+            m.ingest_samples.inc(
+                "too_many_streams",
+                groups.iter().map(|(_, g)| g.len() as u64).sum(),
+            );
+            return Err(IngestError::TooManyStreams {
+                cap: self.max_streams,
+                stream_id: new
+                    [(self.max_streams.saturating_sub(before) as usize).min(new.len() - 1)]
+                .clone(),
+            });
+        }
+        Ok(new)
     }
 
     pub fn router(&self) -> &StreamRouter {
@@ -66,6 +120,7 @@ impl Ingestor {
             })?;
         let groups = group_by_stream(samples);
         let (groups, remote) = self.split_by_owner(groups);
+        let reserved = self.reserve_new_streams(&groups)?;
         let forwards = remote.into_iter().map(|(member, samples)| {
             let router = &self.router;
             let origin = &origin;
@@ -95,7 +150,19 @@ impl Ingestor {
             Ok::<_, IngestError>(total)
         };
         let (local, forwarded) = futures_util::join!(local, forwarded);
-        let local = local?;
+        let local = match local {
+            Ok(local) => local,
+            Err(e) => {
+                // Some new streams may not exist after all: count again what is stored.
+                let stored = reserved
+                    .iter()
+                    .filter(|s| self.router.is_known(s).unwrap_or(true))
+                    .count() as u64;
+                self.streams
+                    .fetch_sub(reserved.len() as u64 - stored, Ordering::Relaxed);
+                return Err(e);
+            }
+        };
         total += local;
         // Only what this node stored is counted here; each owner counts its own part.
         let m = crate::metrics::global();

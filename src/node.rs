@@ -83,6 +83,7 @@ impl Node {
             passivate_after,
             sweep_every: (passivate_after / 4)
                 .clamp(Duration::from_millis(200), Duration::from_secs(60)),
+            max_live: config.actors.max_live_streams,
         };
         let (supervisor, _) = Actor::spawn(
             None,
@@ -101,7 +102,9 @@ impl Node {
             router = router.with_cluster(crate::cluster::peers::Peers::new(config.cluster.clone()));
         }
         let _ = router_cell.set(router.clone());
-        let ingestor = Ingestor::new(router.clone(), config.ingest.max_inflight_samples);
+        let known_streams = crate::events::streams::ensure(writer.store().as_ref())?;
+        let ingestor = Ingestor::new(router.clone(), config.ingest.max_inflight_samples)
+            .with_stream_cap(known_streams, config.ingest.max_streams);
         let retention = tokio::spawn(run_retention(writer.clone(), &config));
         let poll = Duration::from_millis(100);
         let (alerts_task, alerts_lag) = runner::spawn(

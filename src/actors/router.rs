@@ -182,6 +182,11 @@ impl StreamRouter {
             .map_err(|_| RouteError::Unavailable(stream_id.to_string()))
     }
 
+    /// Whether the stream exists: live here, or in the log.
+    pub fn is_known(&self, stream_id: &str) -> Result<bool, StoreError> {
+        Ok(self.is_live(stream_id) || self.store.stream_head(stream_id)? > 0)
+    }
+
     fn is_live(&self, stream_id: &str) -> bool {
         self.registry
             .lock()

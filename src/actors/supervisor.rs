@@ -22,6 +22,8 @@ pub struct SupervisionPolicy {
     pub restart_window: Duration,
     pub passivate_after: Duration,
     pub sweep_every: Duration,
+    /// Most live stream actors; past it the idlest are passivated at the next sweep.
+    pub max_live: usize,
 }
 
 pub enum SupervisorMsg {
@@ -204,22 +206,78 @@ fn within_budget(st: &mut SupervisorState, stream_id: &str) -> bool {
     history.len() <= st.policy.max_restarts
 }
 
+/// Passivate actors idle past the policy, then the idlest beyond `max_live`; forget restart
+/// histories older than the restart window, so no per-stream book outlives its use.
 fn passivate_idle(st: &mut SupervisorState) {
     let now = Instant::now();
-    let idle_after = st.policy.passivate_after;
+    let idle = idle_streams(&lock(&st.registry), now, &st.policy);
     let mut registry = lock(&st.registry);
-    let idle: Vec<String> = registry
-        .iter()
-        .filter(|(_, (_, used))| now.duration_since(*used) > idle_after)
-        .map(|(id, _)| id.clone())
-        .collect();
     for stream_id in &idle {
         if let Some((actor, _)) = registry.remove(stream_id) {
             // Drain: messages already queued are still handled, then the actor stops.
             let _ = actor.drain();
         }
     }
+    drop(registry);
     if !idle.is_empty() {
         tracing::debug!(count = idle.len(), "passivated idle stream actors");
+    }
+    let window = st.policy.restart_window;
+    st.restarts
+        .retain(|_, h| h.back().is_some_and(|t| now.duration_since(*t) <= window));
+    st.quarantined.retain(|_, until| *until > now);
+}
+
+/// The streams to passivate: idle past `passivate_after`, then the least recently used
+/// beyond `max_live`. Pure over the registry's last-use times.
+pub fn idle_streams<A>(
+    registry: &HashMap<String, (A, Instant)>,
+    now: Instant,
+    policy: &SupervisionPolicy,
+) -> Vec<String> {
+    let mut by_use: Vec<(&String, Instant)> =
+        registry.iter().map(|(id, (_, t))| (id, *t)).collect();
+    by_use.sort_by_key(|(_, used)| *used);
+    let over = by_use.len().saturating_sub(policy.max_live);
+    by_use
+        .iter()
+        .enumerate()
+        .filter(|(i, (_, used))| *i < over || now.duration_since(*used) > policy.passivate_after)
+        .map(|(_, (id, _))| (*id).clone())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_idlest_beyond_the_cap_and_the_idle_are_passivated() {
+        let policy = SupervisionPolicy {
+            max_restarts: 5,
+            restart_window: Duration::from_secs(60),
+            passivate_after: Duration::from_secs(600),
+            sweep_every: Duration::from_secs(1),
+            max_live: 2,
+        };
+        let now = Instant::now() + Duration::from_secs(10_000);
+        let at = |s: u64| now - Duration::from_secs(s);
+        let registry: HashMap<String, ((), Instant)> = [
+            ("a".to_string(), ((), at(5))),
+            ("b".to_string(), ((), at(50))),
+            ("c".to_string(), ((), at(1))),
+            ("d".to_string(), ((), at(30))),
+        ]
+        .into();
+        let mut out = idle_streams(&registry, now, &policy);
+        out.sort();
+        // Four live, a cap of two: the two least recently used go.
+        assert_eq!(out, vec!["b".to_string(), "d".to_string()]);
+        let registry: HashMap<String, ((), Instant)> = [
+            ("a".to_string(), ((), at(700))),
+            ("c".to_string(), ((), at(1))),
+        ]
+        .into();
+        assert_eq!(idle_streams(&registry, now, &policy), vec!["a".to_string()]);
     }
 }

@@ -79,6 +79,24 @@ pub fn decide(book: &AlertBook, facts: &InsightFacts, cfg: &AlertsConfig) -> Opt
     })
 }
 
+/// Forget fingerprints whose dedup window ended before `now_ms`: `decide` treats them as gone
+/// already, so this changes no decision and keeps the book to one window's alerts.
+pub fn prune(book: &mut AlertBook, now_ms: i64, cfg: &AlertsConfig) {
+    let window_ms = cfg.dedup_window_s as i64 * 1000;
+    book.open.retain(|_, t| now_ms - t.raised_at_ms < window_ms);
+}
+
+impl AlertBook {
+    /// Fingerprints held.
+    pub fn len(&self) -> usize {
+        self.open.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.open.is_empty()
+    }
+}
+
 pub fn apply(book: &mut AlertBook, event: &StreamEvent) {
     match event {
         StreamEvent::AlertRaised(a) => {
@@ -200,5 +218,20 @@ mod tests {
             ..facts("p1", 6, 85, 1)
         };
         assert_eq!(kind(&decide(&book, &other, &cfg())), "raised p1#6");
+    }
+
+    #[test]
+    fn the_book_forgets_fingerprints_past_their_window_without_changing_a_decision() {
+        let cfg = cfg();
+        let mut book = AlertBook::default();
+        for (i, stream) in ["a", "b", "c"].iter().enumerate() {
+            let raised = decide(&book, &facts(stream, 2, 90, i as i64), &cfg).expect("raise");
+            apply(&mut book, &raised);
+        }
+        let later = cfg.dedup_window_s as i64 + 1;
+        let before = decide(&book, &facts("a", 9, 90, later), &cfg);
+        prune(&mut book, later * 1000, &cfg);
+        assert_eq!(book.len(), 1, "only c is inside its window");
+        assert_eq!(decide(&book, &facts("a", 9, 90, later), &cfg), before);
     }
 }

@@ -90,6 +90,7 @@ impl From<IngestError> for ApiError {
         use crate::actors::supervisor::SpawnError;
         use crate::actors::RouteError;
         match e {
+            IngestError::TooManyStreams { .. } => ApiError::TooManyRequests(e.to_string()),
             IngestError::Overloaded { .. } => ApiError::Unavailable {
                 message: e.to_string(),
                 retry_after_s: 1,

@@ -111,6 +111,9 @@ impl Writer {
 /// The last seq of each stream, as the log has it (filled lazily from the store).
 type Heads = FxHashMap<String, u64>;
 
+/// Most heads cached; past it the cache starts again (a head is one index read away).
+const MAX_CACHED_HEADS: usize = 262_144;
+
 fn run(store: Arc<dyn EventStore>, rx: mpsc::Receiver<Request>, max_batch_ops: usize) {
     let mut heads = Heads::default();
     while let Ok(first) = rx.recv() {
@@ -124,6 +127,9 @@ fn run(store: Arc<dyn EventStore>, rx: mpsc::Receiver<Request>, max_batch_ops: u
                 }
                 Err(_) => break,
             }
+        }
+        if heads.len() > MAX_CACHED_HEADS {
+            heads.clear();
         }
         flush(store.as_ref(), &mut heads, requests);
     }
@@ -142,7 +148,17 @@ fn flush(store: &dyn EventStore, heads: &mut Heads, requests: Vec<Request>) {
                     .iter()
                     .filter(|op| matches!(op, WriteOp::Append(_)))
                     .count();
+                // A stream's first event also records the stream (same atomic batch).
+                let new_streams: Vec<WriteOp> = req
+                    .ops
+                    .iter()
+                    .filter_map(|op| match op {
+                        WriteOp::Append(e) if e.seq == 1 => super::streams::entry_for(&e.stream_id),
+                        _ => None,
+                    })
+                    .collect();
                 ops.extend(req.ops);
+                ops.extend(new_streams);
                 accepted.push((appends, req.reply));
             }
             Err(e) => {

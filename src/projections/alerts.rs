@@ -77,6 +77,7 @@ impl Projection for AlertProjection {
                 explanation: insight.explanation,
                 at_ms: e.record.recorded_at_ms,
             };
+            decide::prune(&mut self.book, facts.at_ms, &self.cfg);
             let Some(alert) = decide::decide(&self.book, &facts, &self.cfg) else {
                 continue;
             };
