@@ -4,6 +4,7 @@
 use super::{auth, check_known, ApiError, AppState};
 use crate::analyst::insight::PredictionType;
 use crate::events::types::Verdict;
+use crate::projections::items;
 use crate::projections::views::{self, ALERTS_VIEW, INSIGHTS_VIEW};
 use crate::sample::validate::is_valid_stream_id;
 use axum::extract::{Path, Query, RawQuery, State};
@@ -158,15 +159,13 @@ pub async fn insights(
             && item["risk_score"].as_u64().unwrap_or(0) >= min_risk
     };
     let items = match &state.dynamo {
-        Some(table) => {
-            table
-                .recent("insight", limit, keep)
-                .await
-                .map_err(|e| ApiError::Unavailable {
-                    message: e.to_string(),
-                    retry_after_s: 1,
-                })?
-        }
+        Some(table) => table
+            .recent("insight", limit, SCAN_MAX, keep)
+            .await
+            .map_err(|e| ApiError::Unavailable {
+                message: e.to_string(),
+                retry_after_s: 1,
+            })?,
         None => {
             let store = state.ingestor.router().store().clone();
             views::recent(store.as_ref(), INSIGHTS_VIEW, limit, SCAN_MAX, keep)
@@ -252,12 +251,9 @@ pub async fn triage(
         }
     };
     let store = state.ingestor.router().store().clone();
-    let alert = views::recent(store.as_ref(), ALERTS_VIEW, 1, usize::MAX, |item| {
-        item["alert_id"] == alert_id
-    })
-    .map_err(|e| ApiError::Internal(e.to_string()))?
-    .pop()
-    .ok_or_else(|| ApiError::NotFound(format!("no alert {alert_id:?}")))?;
+    let alert = find_alert(store.as_ref(), alert_id)
+        .map_err(|e| ApiError::Internal(e.to_string()))?
+        .ok_or_else(|| ApiError::NotFound(format!("no alert {alert_id:?}")))?;
     let risk = alert["risk_score"].as_u64().unwrap_or(0).min(100) as u8;
     let seq = state
         .triage
@@ -271,4 +267,34 @@ pub async fn triage(
         StatusCode::CREATED,
         Json(json!({"alert_id": alert_id, "verdict": verdict, "triage_seq": seq})),
     ))
+}
+
+/// The alert item of `alert_id` (`<stream>#<insight seq>`), read by its key: the alert was
+/// raised at its insight's record time, so one index read and one view read find it, however
+/// many alerts the view holds.
+fn find_alert(
+    store: &dyn crate::events::EventStore,
+    alert_id: &str,
+) -> Result<Option<Value>, crate::events::StoreError> {
+    let Some((stream_id, seq)) = alert_id.rsplit_once('#') else {
+        return Ok(None);
+    };
+    let Ok(seq) = seq.parse::<u64>() else {
+        return Ok(None);
+    };
+    if !is_valid_stream_id(stream_id) {
+        return Ok(None);
+    }
+    let Some(insight) = store.read_event(stream_id, seq)? else {
+        return Ok(None);
+    };
+    let key = items::newest_first_key(
+        insight.record.recorded_at_ms,
+        &items::alert_entity_id(alert_id),
+    );
+    Ok(store
+        .scan_view(ALERTS_VIEW, &key, 1)?
+        .pop()
+        .filter(|(k, _)| *k == key)
+        .and_then(|(_, v)| serde_json::from_slice(&v).ok()))
 }

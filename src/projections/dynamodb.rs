@@ -311,15 +311,19 @@ impl DynamoSink {
         Ok(())
     }
 
-    /// Items of `entity_type`, newest first, through the GSI, that pass `keep`.
+    /// Items of `entity_type`, newest first, through the GSI, that pass `keep`, examining at
+    /// most `scan_max` items (a filter that matches nothing must not page through the whole
+    /// partition).
     pub async fn recent(
         &self,
         entity_type: &str,
         limit: usize,
+        scan_max: usize,
         keep: impl Fn(&Value) -> bool,
     ) -> Result<Vec<Value>, ProjectionError> {
         let mut out = Vec::new();
         let mut start: Option<Item> = None;
+        let mut examined = 0;
         loop {
             let page = self
                 .client
@@ -343,8 +347,9 @@ impl DynamoSink {
                     }
                 }
             }
+            examined += page.items().len();
             match page.last_evaluated_key() {
-                Some(k) if !k.is_empty() => start = Some(k.clone()),
+                Some(k) if !k.is_empty() && examined < scan_max => start = Some(k.clone()),
                 _ => return Ok(out),
             }
         }

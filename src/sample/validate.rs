@@ -13,6 +13,14 @@ pub const MAX_REPORTED: usize = 100;
 const MAX_STREAM_ID_LEN: usize = 128;
 const MAX_LABELS: usize = 16;
 const MAX_LABEL_LEN: usize = 64;
+/// Upper bounds of readings: far above anything a fabric produces, so a garbage reading (one
+/// 1e300 during warm-up would set a baseline that keeps the port anomalous for a very long
+/// time) is refused instead. p99 latency: 100 s, in µs.
+const MAX_LATENCY_US: f64 = 1e8;
+/// Bandwidth: 10 Tb/s, about four times a 12x XDR link.
+const MAX_BANDWIDTH_GBPS: f64 = 10_000.0;
+/// QP errors in one interval.
+const MAX_QP_ERRORS: u64 = 1_000_000_000_000;
 
 /// One bad field of one sample.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -128,11 +136,21 @@ fn parse_sample(item: &Value, limits: &Limits, report: &mut Report) -> Option<Sa
     }
     let stream_id = stream_id(obj, report);
     let timestamp_ms = timestamp(obj, limits, report);
-    let latency_p99_us = number(obj, "latency_p99", 0.0, f64::MAX, report);
+    let latency_p99_us = number(obj, "latency_p99", 0.0, MAX_LATENCY_US, report);
     let utilization_pct = number(obj, "utilization", 0.0, 100.0, report);
     let error_rate = number(obj, "error_rate", 0.0, 1.0, report);
-    let bandwidth_gbps = number(obj, "bandwidth_gbps", 0.0, f64::MAX, report);
+    let bandwidth_gbps = number(obj, "bandwidth_gbps", 0.0, MAX_BANDWIDTH_GBPS, report);
     let qp_errors = unsigned(obj, "qp_errors", report);
+    let qp_errors = match qp_errors {
+        Some(n) if n > MAX_QP_ERRORS => {
+            report.add(
+                "qp_errors",
+                format!("qp_errors {n} is out of range 0 to {MAX_QP_ERRORS}"),
+            );
+            None
+        }
+        other => other,
+    };
     let counters = counters(obj, report);
     let labels = labels(obj, report);
     let carries_metric = [

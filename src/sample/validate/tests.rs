@@ -109,6 +109,10 @@ fn out_of_range_values_name_field_and_value() {
         ("error_rate", json!(1.01)),
         ("latency_p99", json!(-0.1)),
         ("bandwidth_gbps", json!(-3)),
+        // Garbage that would poison a baseline for a very long time.
+        ("latency_p99", json!(1e300)),
+        ("bandwidth_gbps", json!(1e9)),
+        ("qp_errors", json!(u64::MAX)),
     ] {
         let (f, msg) = one_error(with(field, value.clone()));
         assert_eq!(f, field);
