@@ -20,7 +20,7 @@ use crate::projections::alerts::AlertProjection;
 use crate::projections::dynamodb::{DynamoProjection, DynamoSink};
 use crate::projections::eventbridge::EventBridgeProjection;
 use crate::projections::runner::{self, ProjectionLag};
-use crate::projections::views::ViewsProjection;
+use crate::projections::views::{self, ViewsProjection};
 use ractor::{Actor, ActorRef};
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, OnceLock};
@@ -250,7 +250,8 @@ fn run_retention(writer: Writer, config: &Config) -> impl std::future::Future<Ou
     }
 }
 
-/// One retention pass as of `now_ms`: plan the removals off the async workers, write them.
+/// One retention pass as of `now_ms`: plan the removals off the async workers (old raw
+/// samples and events, and view entries past their time to live), write them.
 async fn retention_pass(
     writer: &Writer,
     policy: RetentionPolicy,
@@ -262,6 +263,17 @@ async fn retention_pass(
     })
     .await
     .map_err(|e| StoreError::Engine(format!("retention task: {e}")))??;
+    let store = writer.store().clone();
+    let expired = tokio::task::spawn_blocking(move || {
+        let mut ops = Vec::new();
+        for view in [views::INSIGHTS_VIEW, views::ALERTS_VIEW] {
+            ops.extend(views::expired(store.as_ref(), view, now_ms, 100_000)?);
+        }
+        Ok::<_, StoreError>(ops)
+    })
+    .await
+    .map_err(|e| StoreError::Engine(format!("view expiry task: {e}")))??;
+    let ops: Vec<_> = ops.into_iter().chain(expired).collect();
     let n = ops.len();
     if n > 0 {
         writer.write(ops).await?;

@@ -315,6 +315,19 @@ fn views_scan_in_key_order_within_their_view(open: fn(&Path) -> Arc<dyn EventSto
         b"1bis".to_vec()
     );
     assert!(store.scan_view("none", b"", 10).expect("scan").is_empty());
+    store
+        .write(&[WriteOp::RemoveView {
+            view: "insights".into(),
+            key: b"b".to_vec(),
+        }])
+        .expect("remove");
+    let keys: Vec<Vec<u8>> = store
+        .scan_view("insights", b"", 10)
+        .expect("scan")
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
+    assert_eq!(keys, vec![b"a".to_vec(), b"c".to_vec()]);
 }
 
 macro_rules! conformance {

@@ -116,6 +116,9 @@ impl EventStore for FjallStore {
                 WriteOp::PutView { view, key, value } => {
                     batch.insert(&self.views, keys::view_key(view, key), value.as_slice())
                 }
+                WriteOp::RemoveView { view, key } => {
+                    batch.remove(&self.views, keys::view_key(view, key))
+                }
             }
         }
         if ops.is_empty() {

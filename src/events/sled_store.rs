@@ -151,6 +151,9 @@ impl EventStore for SledStore {
                         WriteOp::PutView { view, key, value } => {
                             views.insert(keys::view_key(view, key), value.as_slice())?;
                         }
+                        WriteOp::RemoveView { view, key } => {
+                            views.remove(keys::view_key(view, key))?;
+                        }
                     }
                 }
                 if let Some(last) = offsets.last() {

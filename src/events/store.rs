@@ -73,6 +73,11 @@ pub enum WriteOp {
         key: Vec<u8>,
         value: Vec<u8>,
     },
+    /// Remove an entry of an embedded read view (its time to live ended).
+    RemoveView {
+        view: String,
+        key: Vec<u8>,
+    },
 }
 
 /// A view entry: (key, value).

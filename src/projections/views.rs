@@ -141,6 +141,27 @@ impl Projection for ViewsProjection {
 
 /// Items of a view, newest first, that pass `keep`, at most `limit` (scanning at most
 /// `scan_max` entries).
+/// Entries of a newest-first view (insights, alerts) whose time to live (`items::TTL_DAYS`,
+/// as DynamoDB's `ttl`) ended before `now_ms`, as removals, at most `max`. The view is in
+/// inverted time order, so the expired entries are exactly those from the cutoff's key on.
+pub fn expired(
+    store: &dyn EventStore,
+    view: &str,
+    now_ms: i64,
+    max: usize,
+) -> Result<Vec<WriteOp>, crate::events::StoreError> {
+    let cutoff = now_ms - super::items::TTL_DAYS * 86_400_000;
+    let from = super::items::newest_first_key(cutoff, "");
+    Ok(store
+        .scan_view(view, &from, max)?
+        .into_iter()
+        .map(|(key, _)| WriteOp::RemoveView {
+            view: view.to_string(),
+            key,
+        })
+        .collect())
+}
+
 pub fn recent(
     store: &dyn EventStore,
     view: &str,
@@ -170,4 +191,42 @@ pub fn recent(
         from = next;
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::{open_store, Engine};
+    use crate::projections::items::newest_first_key;
+
+    #[test]
+    fn entries_past_their_time_to_live_expire_and_newer_ones_stay() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = open_store(Engine::Fjall, dir.path()).expect("open");
+        let day = 86_400_000;
+        let now = 100 * day;
+        let at = |days_ago: i64, id: &str| WriteOp::PutView {
+            view: INSIGHTS_VIEW.into(),
+            key: newest_first_key(now - days_ago * day, id),
+            value: b"{}".to_vec(),
+        };
+        store
+            .write(&[
+                at(1, "new"),
+                at(29, "recent"),
+                at(31, "old"),
+                at(90, "older"),
+            ])
+            .expect("write");
+        let ops = expired(store.as_ref(), INSIGHTS_VIEW, now, 100).expect("plan");
+        assert_eq!(ops.len(), 2);
+        store.write(&ops).expect("remove");
+        let left: Vec<String> = store
+            .scan_view(INSIGHTS_VIEW, b"", 10)
+            .expect("scan")
+            .into_iter()
+            .map(|(k, _)| String::from_utf8_lossy(&k[8..]).into_owned())
+            .collect();
+        assert_eq!(left, vec!["new".to_string(), "recent".to_string()]);
+    }
 }
