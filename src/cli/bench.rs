@@ -1,6 +1,7 @@
 //! `ibsight bench …`: benchmarks of the real paths. Each prints one JSON line of figures.
 
 pub mod analyst;
+pub mod fuzz;
 pub mod ingest;
 
 use clap::Subcommand;
@@ -11,12 +12,15 @@ pub enum BenchCommand {
     Ingest(ingest::IngestBenchArgs),
     /// Analyst pool in a fault storm, against a local Bedrock-protocol server.
     Analyst(analyst::AnalystBenchArgs),
+    /// Robustness of POST /v1/metrics: N generated and mutated bodies through the real router.
+    Fuzz(fuzz::FuzzBenchArgs),
 }
 
 pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
     match cmd {
         BenchCommand::Ingest(args) => ingest::run(args),
         BenchCommand::Analyst(args) => analyst::run(args),
+        BenchCommand::Fuzz(args) => fuzz::run(args),
     }
 }
 
