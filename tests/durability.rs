@@ -41,7 +41,7 @@ async fn restart_continues_state_and_seq(engine: (&str, &str)) {
     let (_, answer) = post_json(&client, &srv.url, &sample("r/1", t + 5000, 95.0), None).await;
     assert_eq!(
         answer,
-        json!({"accepted": 1, "duplicates": 0, "anomalies": 1})
+        json!({"accepted": 1, "duplicates": 0, "late": 0, "anomalies": 1})
     );
     let (_, events) = get_json(
         &client,

@@ -25,8 +25,11 @@ pub struct Writer {
     tx: mpsc::Sender<Request>,
     store: Arc<dyn EventStore>,
     /// The last write-path probe: when it ran and its error, if any.
-    probed: Arc<std::sync::Mutex<Option<(std::time::Instant, Option<String>)>>>,
+    probed: Arc<std::sync::Mutex<Option<Probed>>>,
 }
+
+/// When a probe ran, and its error if it failed.
+type Probed = (std::time::Instant, Option<String>);
 
 /// A probe result is reused this long, so frequent readiness checks cost one small write a
 /// second at most.

@@ -158,15 +158,28 @@ function renderAlerts(items) {
 }
 
 async function triage(alertId, verdict) {
-  const headers = { "content-type": "application/json" };
-  const token = sessionStorage.getItem("ibsight-token");
-  if (token) headers.Authorization = `Bearer ${token}`;
-  const resp = await fetch(`/v1/alerts/${encodeURIComponent(alertId)}/triage`, {
-    method: "POST", headers, body: JSON.stringify({ verdict }),
-  });
+  // Verdicts write to the log: they need a triage token when the node has tokens. The read
+  // token is tried first; on 401/403 the page asks once for a triage token and keeps it.
+  const send = (token) => {
+    const headers = { "content-type": "application/json" };
+    if (token) headers.Authorization = `Bearer ${token}`;
+    return fetch(`/v1/alerts/${encodeURIComponent(alertId)}/triage`, {
+      method: "POST", headers, body: JSON.stringify({ verdict }),
+    });
+  };
+  let resp = await send(sessionStorage.getItem("ibsight-triage-token") || sessionStorage.getItem("ibsight-token"));
+  if (resp.status === 401 || resp.status === 403) {
+    const token = window.prompt("Recording a verdict needs a triage token (auth.triage_tokens):");
+    if (!token) return;
+    resp = await send(token);
+    if (resp.ok) sessionStorage.setItem("ibsight-triage-token", token);
+  }
   if (resp.ok) {
     state.verdicts[alertId] = verdict === "confirmed" ? "confirmed" : "false positive";
     poll().catch(() => {});
+  } else {
+    const body = await resp.json().catch(() => ({}));
+    window.alert(`verdict not recorded: ${body.message || resp.status}`);
   }
 }
 

@@ -74,7 +74,8 @@ async fn fuzz(args: FuzzBenchArgs) -> anyhow::Result<()> {
                 .take(400)
                 .collect();
             anyhow::bail!(
-                "case {i} ({}) violates the contract: {why}\nbody: {shown}\nanswer {status}: {}",
+                "case {i} of seed {} ({}) violates the contract: {why}\nbody: {shown}\nanswer {status}: {}",
+                args.seed,
                 case.kind,
                 String::from_utf8_lossy(&bytes)
             );
@@ -336,7 +337,7 @@ fn generate(rng: &mut Rng, i: u64) -> Case {
             // The edges of a request's size: exactly the cap, one over, and over 8 MiB.
             let n = *pick(rng, &[10_000usize, 10_001]);
             let body = valid_body(rng, n);
-            if i % 7 == 0 {
+            if i.is_multiple_of(7) {
                 let pad = "x".repeat(9 << 20);
                 (
                     "size_edge",
