@@ -396,3 +396,33 @@ async fn kill_9_during_an_aws_outage_and_again_during_recovery_loses_nothing() {
     assert!(duplicates <= 10, "{duplicates} duplicates: {msgs:?}");
     srv.terminate();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recent_query_whose_filter_matches_nothing_stops_after_scan_max_items() {
+    let moto = Moto::start();
+    aws_init(&moto);
+    let sink = ibsight::projections::dynamodb::DynamoSink::new(&moto.sdk().await, TABLE);
+    let items: Vec<_> = (0..450)
+        .map(|i| {
+            ibsight::aws::attr::to_item(&json!({
+                "entity_id": format!("insight#s/p1#{i}"),
+                "timestamp": format!("2026-12-01T00:{:02}:{:02}Z", i / 60, i % 60),
+                "entity_type": "insight",
+                "risk_score": 10,
+            }))
+        })
+        .collect();
+    sink.put(items).await.expect("put");
+    let (found, examined) = sink
+        .recent_examined("insight", 10, 200, |_| false)
+        .await
+        .expect("query");
+    assert!(found.is_empty());
+    // Pages of 100: it stops at the first page boundary past 200, not after all 450.
+    assert!((200..=300).contains(&examined), "examined {examined}");
+    let (found, _) = sink
+        .recent_examined("insight", 10, 200, |_| true)
+        .await
+        .expect("query");
+    assert_eq!(found.len(), 10);
+}

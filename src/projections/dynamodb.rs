@@ -321,6 +321,20 @@ impl DynamoSink {
         scan_max: usize,
         keep: impl Fn(&Value) -> bool,
     ) -> Result<Vec<Value>, ProjectionError> {
+        Ok(self
+            .recent_examined(entity_type, limit, scan_max, keep)
+            .await?
+            .0)
+    }
+
+    /// `recent`, also returning how many items it examined.
+    pub async fn recent_examined(
+        &self,
+        entity_type: &str,
+        limit: usize,
+        scan_max: usize,
+        keep: impl Fn(&Value) -> bool,
+    ) -> Result<(Vec<Value>, usize), ProjectionError> {
         let mut out = Vec::new();
         let mut start: Option<Item> = None;
         let mut examined = 0;
@@ -340,17 +354,17 @@ impl DynamoSink {
                 .map_err(|e| sink_err(format!("query {GSI}: {e:?}")))?;
             for item in page.items() {
                 let v = attr::from_item(item);
+                examined += 1;
                 if keep(&v) {
                     out.push(v);
                     if out.len() >= limit {
-                        return Ok(out);
+                        return Ok((out, examined));
                     }
                 }
             }
-            examined += page.items().len();
             match page.last_evaluated_key() {
                 Some(k) if !k.is_empty() && examined < scan_max => start = Some(k.clone()),
-                _ => return Ok(out),
+                _ => return Ok((out, examined)),
             }
         }
     }
