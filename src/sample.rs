@@ -4,6 +4,7 @@
 //! trusts it. `validate` turns untrusted JSON into samples and reports every bad field.
 
 mod counter;
+pub mod port;
 pub mod validate;
 
 pub use counter::{max_for_width as counter_max_for_width, Counter};
@@ -12,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// A validated sample. Field units are in the names; `timestamp_ms` is epoch milliseconds.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Sample {
     pub stream_id: String,
     pub timestamp_ms: i64,
@@ -24,6 +25,46 @@ pub struct Sample {
     /// Cumulative IB port counters as read by perfquery.
     pub counters: BTreeMap<Counter, u64>,
     pub labels: BTreeMap<String, String>,
+    /// Which port this is (GUID, port number, description, node type, LID).
+    pub port: port::PortIdentity,
+    /// The port at the other end of the cable, when linked.
+    pub peer: Option<port::PeerPort>,
+    /// State, physical state, width, speed and rate of the link.
+    pub link: Option<port::LinkInfo>,
+    /// BER, FEC and temperature, when the source has them.
+    pub phy: port::PhyHealth,
+}
+
+/// The sample as `MetricObserved` v1 stored it (before the port's identity, peer, link and
+/// physical-layer health). Frozen: it only decodes old records.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SampleV1 {
+    pub stream_id: String,
+    pub timestamp_ms: i64,
+    pub latency_p99_us: Option<f64>,
+    pub utilization_pct: Option<f64>,
+    pub error_rate: Option<f64>,
+    pub bandwidth_gbps: Option<f64>,
+    pub qp_errors: Option<u64>,
+    pub counters: BTreeMap<Counter, u64>,
+    pub labels: BTreeMap<String, String>,
+}
+
+impl From<SampleV1> for Sample {
+    fn from(v: SampleV1) -> Sample {
+        Sample {
+            stream_id: v.stream_id,
+            timestamp_ms: v.timestamp_ms,
+            latency_p99_us: v.latency_p99_us,
+            utilization_pct: v.utilization_pct,
+            error_rate: v.error_rate,
+            bandwidth_gbps: v.bandwidth_gbps,
+            qp_errors: v.qp_errors,
+            counters: v.counters,
+            labels: v.labels,
+            ..Sample::default()
+        }
+    }
 }
 
 /// The gauge metrics that carry an EWMA baseline.
@@ -91,6 +132,13 @@ impl Sample {
                 .collect();
             obj.insert("counters".into(), counters.into());
         }
+        port::to_json(
+            &self.port,
+            self.peer.as_ref(),
+            self.link.as_ref(),
+            &self.phy,
+            &mut obj,
+        );
         if !self.labels.is_empty() {
             let labels: serde_json::Map<_, _> = self
                 .labels

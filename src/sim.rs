@@ -62,5 +62,6 @@ pub fn steady_sample(rng: &mut Rng, index: usize, k: u64, base_ms: i64) -> Sampl
             (Counter::PortRcvData, data),
         ]),
         labels: BTreeMap::new(),
+        ..Default::default()
     }
 }

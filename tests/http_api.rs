@@ -394,6 +394,7 @@ async fn ingest_past_the_in_flight_bound_is_refused_not_queued() {
             qp_errors: None,
             counters: Default::default(),
             labels: Default::default(),
+            ..Default::default()
         })
         .collect();
     let result = bounded.ingest(samples.clone(), Default::default()).await;

@@ -47,7 +47,7 @@ impl CounterDelta {
 /// The width a reading implies: the basic width unless the value only fits the extended one.
 pub fn width_for(counter: Counter, value: u64, known_bits: Option<u32>) -> u32 {
     let basic = counter.basic_width_bits();
-    let implied = if counter.has_extended() && value > counter_max_for_width(basic) {
+    let implied = if value > counter_max_for_width(basic) {
         64
     } else {
         basic

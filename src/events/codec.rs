@@ -9,7 +9,7 @@
 use super::trace::TraceContext;
 use super::types::{
     AlertRaisedV1, AlertSuppressedV1, AlertTriagedV1, AnomalyDetectedV1, AnomalyResolvedV1,
-    InsightGeneratedV1, MetricObservedV1, StreamEvent,
+    InsightGeneratedV1, MetricObservedV1, MetricObservedV2, StreamEvent,
 };
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
@@ -99,6 +99,12 @@ fn append_bytes<T: Serialize>(value: &T, out: &mut Vec<u8>) {
         .expect("in-memory bincode encoding of plain structs cannot fail");
 }
 
+/// Encode a frozen v1 sample event (the golden test checks old bytes still mean the same).
+#[cfg(test)]
+pub fn encode_payload_v1_for_tests(e: &super::types::MetricObservedV1) -> Vec<u8> {
+    to_bytes(e)
+}
+
 /// A stable 64-bit digest (FNV-1a) of a value's encoded bytes, hashed as they are encoded.
 pub fn digest<T: Serialize>(value: &T) -> u64 {
     let mut h = crate::hash::Fnv1a::default();
@@ -146,6 +152,8 @@ pub fn decode_payload(
 ) -> Result<StreamEvent, CodecError> {
     match (event_type, version) {
         ("MetricObserved", 1) => from_bytes::<MetricObservedV1>(bytes, event_type, version)
+            .map(|v| StreamEvent::MetricObserved(v.into())),
+        ("MetricObserved", 2) => from_bytes::<MetricObservedV2>(bytes, event_type, version)
             .map(StreamEvent::MetricObserved),
         ("AnomalyDetected", 1) => from_bytes::<AnomalyDetectedV1>(bytes, event_type, version)
             .map(StreamEvent::AnomalyDetected),

@@ -7,10 +7,15 @@ use super::codec::{self, EventRecord};
 use super::trace::TraceContext;
 use super::types::{
     AlertRaisedV1, AlertSuppressedV1, AlertTriagedV1, AnomalyDetectedV1, AnomalyResolvedV1,
-    InsightGeneratedV1, MetricObservedV1, StreamEvent, Verdict,
+    InsightGeneratedV1, MetricObservedV1, MetricObservedV2, StreamEvent, Verdict,
 };
 use crate::analyst::insight::{InsightSource, PredictionType};
 use crate::detect::rules::{Rule, Severity};
+use crate::sample::port::{
+    FecMode, LinkInfo, LinkState, NodeType, PeerPort, PhyHealth, PhysState, PortIdentity, Speed,
+    Width,
+};
+use crate::sample::SampleV1;
 use crate::sample::{Counter, Sample};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -49,8 +54,8 @@ fn check(name: &str, bytes: &[u8]) -> Vec<u8> {
     unhex(&golden)
 }
 
-fn sample() -> Sample {
-    Sample {
+fn sample_v1() -> SampleV1 {
+    SampleV1 {
         stream_id: "sw0001/p07".into(),
         timestamp_ms: 1_750_000_000_123,
         latency_p99_us: Some(4.5),
@@ -67,11 +72,48 @@ fn sample() -> Sample {
     }
 }
 
+/// A v2 sample with every new field set, and a counter above its basic width (extended).
+fn sample_v2() -> Sample {
+    let mut s: Sample = sample_v1().into();
+    s.counters.insert(Counter::SymbolErrorCounter, 70_000);
+    s.counters.insert(Counter::PortRcvSwitchRelayErrors, 2);
+    s.port = PortIdentity {
+        node_guid: Some(0x0002_c903_00a1_b2c3),
+        port_num: Some(7),
+        node_desc: Some("sw0001".into()),
+        node_type: Some(NodeType::Switch),
+        lid: Some(12),
+    };
+    s.peer = Some(PeerPort {
+        node_guid: Some(0x0002_c903_00ff_0001),
+        port_num: Some(1),
+        node_desc: Some("node042 mlx5_0".into()),
+    });
+    s.link = Some(LinkInfo {
+        state: Some(LinkState::Active),
+        phys_state: Some(PhysState::LinkUp),
+        width: Some(Width::X4),
+        width_enabled: vec![Width::X1, Width::X4],
+        speed: Some(Speed::Hdr),
+        rate_gbps: Some(200.0),
+    });
+    s.phy = PhyHealth {
+        raw_ber: Some(1e-9),
+        effective_ber: Some(1e-15),
+        symbol_ber: Some(1e-14),
+        fec_mode: Some(FecMode::Rs544),
+        temperature_c: Some(48.5),
+    };
+    s
+}
+
 fn examples() -> Vec<(&'static str, StreamEvent)> {
     vec![
         (
-            "MetricObserved_v1",
-            StreamEvent::MetricObserved(MetricObservedV1 { sample: sample() }),
+            "MetricObserved_v2",
+            StreamEvent::MetricObserved(MetricObservedV2 {
+                sample: sample_v2(),
+            }),
         ),
         (
             "AnomalyDetected_v1",
@@ -195,6 +237,23 @@ fn the_record_frame_matches_its_golden_bytes() {
     ));
     let golden = check("record_frame_v2", &codec::encode_frame(&record));
     assert_eq!(codec::decode_frame(&golden).expect("decode"), record);
+}
+
+/// Samples written before the port's identity, peer and link still read, upcast to v2 with
+/// those fields empty.
+#[test]
+fn a_version_1_sample_still_decodes() {
+    let golden = read_golden("MetricObserved_v1");
+    let v1 = MetricObservedV1 {
+        sample: sample_v1(),
+    };
+    assert_eq!(hex(&codec::encode_payload_v1_for_tests(&v1)), hex(&golden));
+    let decoded = codec::decode_payload("MetricObserved", 1, &golden).expect("decode");
+    let StreamEvent::MetricObserved(m) = decoded else {
+        panic!("not a sample");
+    };
+    assert_eq!(m.sample, Sample::from(sample_v1()));
+    assert!(m.sample.port.is_empty() && m.sample.link.is_none());
 }
 
 /// Logs written before the trace context still read: a version 1 frame decodes with no trace.

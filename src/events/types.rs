@@ -3,13 +3,28 @@
 
 use crate::analyst::insight::{InsightSource, PredictionType};
 use crate::detect::rules::{Rule, Severity};
-use crate::sample::Sample;
+use crate::sample::{Sample, SampleV1};
 use serde::{Deserialize, Serialize};
 
-/// A sample was accepted into the stream. Carries the whole validated sample.
+/// A sample was accepted into the stream (v1: before the port's identity, peer and link).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MetricObservedV1 {
+    pub sample: SampleV1,
+}
+
+/// A sample was accepted into the stream. Carries the whole validated sample, with the port's
+/// identity, its peer, the link and physical-layer health.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MetricObservedV2 {
     pub sample: Sample,
+}
+
+impl From<MetricObservedV1> for MetricObservedV2 {
+    fn from(v: MetricObservedV1) -> MetricObservedV2 {
+        MetricObservedV2 {
+            sample: v.sample.into(),
+        }
+    }
 }
 
 /// A rule fired and opened (or escalated) an anomaly. Carries its evidence.
@@ -130,7 +145,7 @@ pub struct AlertTriagedV1 {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum StreamEvent {
-    MetricObserved(MetricObservedV1),
+    MetricObserved(MetricObservedV2),
     AnomalyDetected(AnomalyDetectedV1),
     AnomalyResolved(AnomalyResolvedV1),
     InsightGenerated(InsightGeneratedV1),
@@ -154,7 +169,10 @@ impl StreamEvent {
 
     /// The schema version new events of this type are written with.
     pub fn schema_version(&self) -> u16 {
-        1
+        match self {
+            StreamEvent::MetricObserved(_) => 2,
+            _ => 1,
+        }
     }
 
     /// Raw samples are compacted by age once a snapshot covers them; other events are kept.

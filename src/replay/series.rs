@@ -152,6 +152,7 @@ mod tests {
             qp_errors: None,
             counters: Default::default(),
             labels: Default::default(),
+            ..Default::default()
         }
     }
 

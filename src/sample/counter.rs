@@ -2,10 +2,13 @@
 //!
 //! Basic PortCounters saturate: they stop at their all-ones value until cleared. The data and
 //! wait counters also exist as 64-bit PortCountersExtended; a reading above the basic width
-//! tells us the collector reads the extended counter.
+//! tells us the collector reads an extended (64-bit) counter, for any counter.
 
 use serde::{Deserialize, Serialize};
 
+/// Every counter of PortCounters, PortCountersExtended and the common detail attributes
+/// (PortRcvErrorDetails, PortXmitDiscardDetails), by its IBA name. New counters are only ever
+/// appended: the log stores a counter by its position.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Counter {
     SymbolErrorCounter,
@@ -20,75 +23,140 @@ pub enum Counter {
     VL15Dropped,
     PortXmitData,
     PortRcvData,
+    // Appended with the fabric sources.
+    PortRcvSwitchRelayErrors,
+    PortXmitConstraintErrors,
+    PortRcvConstraintErrors,
+    QP1Dropped,
+    PortXmitPkts,
+    PortRcvPkts,
+    PortUnicastXmitPkts,
+    PortUnicastRcvPkts,
+    PortMulticastXmitPkts,
+    PortMulticastRcvPkts,
+    PortLocalPhysicalErrors,
+    PortMalformedPacketErrors,
+    PortBufferOverrunErrors,
+    PortDLIDMappingErrors,
+    PortVLMappingErrors,
+    PortLoopingErrors,
+    PortInactiveDiscards,
+    PortNeighborMTUDiscards,
+    PortSwLifetimeLimitDiscards,
+    PortSwHOQLifetimeLimitDiscards,
 }
 
+macro_rules! names {
+    ($($c:ident),+ $(,)?) => {
+        impl Counter {
+            pub const ALL: &'static [Counter] = &[$(Counter::$c),+];
+
+            /// The IBA (and perfquery) name.
+            pub fn name(self) -> &'static str {
+                match self { $(Counter::$c => stringify!($c)),+ }
+            }
+        }
+    };
+}
+
+names!(
+    SymbolErrorCounter,
+    LinkErrorRecoveryCounter,
+    LinkDownedCounter,
+    PortRcvErrors,
+    PortRcvRemotePhysicalErrors,
+    PortXmitDiscards,
+    PortXmitWait,
+    ExcessiveBufferOverrunErrors,
+    LocalLinkIntegrityErrors,
+    VL15Dropped,
+    PortXmitData,
+    PortRcvData,
+    PortRcvSwitchRelayErrors,
+    PortXmitConstraintErrors,
+    PortRcvConstraintErrors,
+    QP1Dropped,
+    PortXmitPkts,
+    PortRcvPkts,
+    PortUnicastXmitPkts,
+    PortUnicastRcvPkts,
+    PortMulticastXmitPkts,
+    PortMulticastRcvPkts,
+    PortLocalPhysicalErrors,
+    PortMalformedPacketErrors,
+    PortBufferOverrunErrors,
+    PortDLIDMappingErrors,
+    PortVLMappingErrors,
+    PortLoopingErrors,
+    PortInactiveDiscards,
+    PortNeighborMTUDiscards,
+    PortSwLifetimeLimitDiscards,
+    PortSwHOQLifetimeLimitDiscards,
+);
+
 impl Counter {
-    pub const ALL: [Counter; 12] = [
-        Counter::SymbolErrorCounter,
-        Counter::LinkErrorRecoveryCounter,
-        Counter::LinkDownedCounter,
-        Counter::PortRcvErrors,
-        Counter::PortRcvRemotePhysicalErrors,
-        Counter::PortXmitDiscards,
-        Counter::PortXmitWait,
-        Counter::ExcessiveBufferOverrunErrors,
-        Counter::LocalLinkIntegrityErrors,
-        Counter::VL15Dropped,
-        Counter::PortXmitData,
-        Counter::PortRcvData,
-    ];
-
-    /// The perfquery name.
-    pub fn name(self) -> &'static str {
-        match self {
-            Counter::SymbolErrorCounter => "SymbolErrorCounter",
-            Counter::LinkErrorRecoveryCounter => "LinkErrorRecoveryCounter",
-            Counter::LinkDownedCounter => "LinkDownedCounter",
-            Counter::PortRcvErrors => "PortRcvErrors",
-            Counter::PortRcvRemotePhysicalErrors => "PortRcvRemotePhysicalErrors",
-            Counter::PortXmitDiscards => "PortXmitDiscards",
-            Counter::PortXmitWait => "PortXmitWait",
-            Counter::ExcessiveBufferOverrunErrors => "ExcessiveBufferOverrunErrors",
-            Counter::LocalLinkIntegrityErrors => "LocalLinkIntegrityErrors",
-            Counter::VL15Dropped => "VL15Dropped",
-            Counter::PortXmitData => "PortXmitData",
-            Counter::PortRcvData => "PortRcvData",
-        }
-    }
-
     pub fn from_name(name: &str) -> Option<Counter> {
-        Counter::ALL.into_iter().find(|c| c.name() == name)
+        Counter::ALL.iter().copied().find(|c| c.name() == name)
     }
 
-    /// Width in bits of the basic PortCounters field (IBA vol. 1, PortCounters attribute).
+    /// Width in bits of the counter's basic field (IBA vol. 1: PortCounters, the detail
+    /// attributes; the counters only PortCountersExtended has are 64 bits).
     pub fn basic_width_bits(self) -> u32 {
+        use Counter::*;
         match self {
-            Counter::SymbolErrorCounter
-            | Counter::PortRcvErrors
-            | Counter::PortRcvRemotePhysicalErrors
-            | Counter::PortXmitDiscards
-            | Counter::VL15Dropped => 16,
-            Counter::LinkErrorRecoveryCounter | Counter::LinkDownedCounter => 8,
-            Counter::ExcessiveBufferOverrunErrors | Counter::LocalLinkIntegrityErrors => 4,
-            Counter::PortXmitWait | Counter::PortXmitData | Counter::PortRcvData => 32,
+            SymbolErrorCounter
+            | PortRcvErrors
+            | PortRcvRemotePhysicalErrors
+            | PortXmitDiscards
+            | VL15Dropped
+            | PortRcvSwitchRelayErrors
+            | QP1Dropped
+            | PortLocalPhysicalErrors
+            | PortMalformedPacketErrors
+            | PortBufferOverrunErrors
+            | PortDLIDMappingErrors
+            | PortVLMappingErrors
+            | PortLoopingErrors
+            | PortInactiveDiscards
+            | PortNeighborMTUDiscards
+            | PortSwLifetimeLimitDiscards
+            | PortSwHOQLifetimeLimitDiscards => 16,
+            LinkErrorRecoveryCounter
+            | LinkDownedCounter
+            | PortXmitConstraintErrors
+            | PortRcvConstraintErrors => 8,
+            ExcessiveBufferOverrunErrors | LocalLinkIntegrityErrors => 4,
+            PortXmitWait | PortXmitData | PortRcvData | PortXmitPkts | PortRcvPkts => 32,
+            PortUnicastXmitPkts
+            | PortUnicastRcvPkts
+            | PortMulticastXmitPkts
+            | PortMulticastRcvPkts => 64,
         }
     }
 
-    /// Whether a 64-bit extended form exists, so readings above the basic width are valid.
+    /// Whether PortCountersExtended defines a 64-bit form (the data, packet and wait
+    /// counters), so a collector reading it sees values far past the basic width.
     pub fn has_extended(self) -> bool {
+        use Counter::*;
         matches!(
             self,
-            Counter::PortXmitWait | Counter::PortXmitData | Counter::PortRcvData
+            PortXmitWait
+                | PortXmitData
+                | PortRcvData
+                | PortXmitPkts
+                | PortRcvPkts
+                | PortUnicastXmitPkts
+                | PortUnicastRcvPkts
+                | PortMulticastXmitPkts
+                | PortMulticastRcvPkts
         )
     }
 
-    /// The largest value a reading may take.
+    /// The largest value a reading may take. Any counter may come from a 64-bit source (the
+    /// extended counters, and tools such as ibdiagnet that report every counter in 64 bits), so
+    /// a value past the basic width is taken as the extended counter, never refused.
     pub fn max_value(self) -> u64 {
-        if self.has_extended() {
-            u64::MAX
-        } else {
-            max_for_width(self.basic_width_bits())
-        }
+        u64::MAX
     }
 }
 

@@ -3,6 +3,8 @@
 //! The whole request is checked before anything is written, and every bad field of every
 //! sample is reported (up to `MAX_REPORTED`), each naming the field and the value.
 
+mod port;
+
 use super::{Counter, Sample};
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -105,13 +107,13 @@ pub fn parse_batch(body: &Value, limits: &Limits) -> Result<Vec<Sample>, BatchEr
     }
 }
 
-struct Report<'a> {
+pub(crate) struct Report<'a> {
     index: usize,
     errors: &'a mut Vec<FieldError>,
 }
 
 impl Report<'_> {
-    fn add(&mut self, field: &str, message: String) {
+    pub(crate) fn add(&mut self, field: &str, message: String) {
         self.errors.push(FieldError {
             index: self.index,
             field: field.to_string(),
@@ -130,7 +132,7 @@ fn parse_sample(item: &Value, limits: &Limits, report: &mut Report) -> Option<Sa
     };
     let before = report.errors.len();
     for key in obj.keys() {
-        if !KNOWN_FIELDS.contains(&key.as_str()) {
+        if !KNOWN_FIELDS.contains(&key.as_str()) && !port::FIELDS.contains(&key.as_str()) {
             report.add(key, format!("unknown field `{key}`"));
         }
     }
@@ -153,15 +155,21 @@ fn parse_sample(item: &Value, limits: &Limits, report: &mut Report) -> Option<Sa
     };
     let counters = counters(obj, report);
     let labels = labels(obj, report);
-    let carries_metric = [
-        "latency_p99",
-        "utilization",
-        "error_rate",
-        "bandwidth_gbps",
-        "qp_errors",
-    ]
-    .iter()
-    .any(|f| obj.contains_key(*f))
+    let identity = port::identity(obj, report);
+    let peer = port::peer(obj, report);
+    let link = port::link(obj, report);
+    let phy = port::phy(obj, report);
+    let carries_metric = link.is_some()
+        || !phy.is_empty()
+        || [
+            "latency_p99",
+            "utilization",
+            "error_rate",
+            "bandwidth_gbps",
+            "qp_errors",
+        ]
+        .iter()
+        .any(|f| obj.contains_key(*f))
         || obj
             .get("counters")
             .is_some_and(|c| c.as_object().is_none_or(|m| !m.is_empty()));
@@ -169,7 +177,7 @@ fn parse_sample(item: &Value, limits: &Limits, report: &mut Report) -> Option<Sa
         report.add(
             "",
             "sample carries no metric: give at least one of latency_p99, utilization, \
-             error_rate, bandwidth_gbps, qp_errors, counters"
+             error_rate, bandwidth_gbps, qp_errors, counters, link"
                 .into(),
         );
     }
@@ -186,6 +194,10 @@ fn parse_sample(item: &Value, limits: &Limits, report: &mut Report) -> Option<Sa
         qp_errors,
         counters,
         labels,
+        port: identity,
+        peer,
+        link,
+        phy,
     })
 }
 
@@ -424,7 +436,7 @@ fn labels(obj: &Map<String, Value>, report: &mut Report) -> BTreeMap<String, Str
 }
 
 /// A short, safe rendering of a JSON value for error messages.
-fn describe(v: &Value) -> String {
+pub(crate) fn describe(v: &Value) -> String {
     match v {
         Value::Null => "null".into(),
         Value::Bool(b) => format!("boolean {b}"),
@@ -435,7 +447,7 @@ fn describe(v: &Value) -> String {
     }
 }
 
-fn quote(s: &str) -> String {
+pub(crate) fn quote(s: &str) -> String {
     const MAX: usize = 80;
     if s.chars().count() > MAX {
         let cut: String = s.chars().take(MAX).collect();

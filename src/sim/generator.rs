@@ -166,7 +166,14 @@ impl Simulator {
         let mut wait_per_s = util / 100.0 * 20_000.0;
         let add = |c: Counter, n: u64, counters: &mut BTreeMap<Counter, u64>| {
             let v = counters.entry(c).or_insert(0);
-            *v = v.saturating_add(n).min(c.max_value());
+            // The simulated fabric is read like perfquery without -x: error counters are
+            // basic and saturate; the data and wait counters are extended.
+            let max = if c.has_extended() {
+                u64::MAX
+            } else {
+                crate::sample::counter_max_for_width(c.basic_width_bits())
+            };
+            *v = v.saturating_add(n).min(max);
         };
         for &(kind, progress, since) in active {
             match kind {
@@ -234,6 +241,7 @@ impl Simulator {
             qp_errors: Some(qp),
             counters: p.counters.clone(),
             labels: port.labels.clone(),
+            ..Default::default()
         }
     }
 }

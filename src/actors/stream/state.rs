@@ -10,7 +10,7 @@ use crate::detect::hysteresis::{OpenAnomaly, Transition};
 use crate::detect::rules::{anomaly_key, Finding, Severity};
 use crate::detect::DetectConfig;
 use crate::events::codec;
-use crate::events::types::{AnomalyDetectedV1, AnomalyResolvedV1, MetricObservedV1};
+use crate::events::types::{AnomalyDetectedV1, AnomalyResolvedV1, MetricObservedV2};
 use crate::events::Origin;
 use crate::events::{EventStore, StoreError, StreamEvent};
 use crate::sample::{Metric, Sample};
@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 /// The layout version of `StreamState` in snapshots. Bump it with any change to the struct
 /// (or to a struct inside it): a snapshot of another version is not decoded, the stream is
 /// rebuilt from its log instead. `tests::snapshot_layout_is_pinned` fails until you do.
-pub const STATE_VERSION: u16 = 2;
+pub const STATE_VERSION: u16 = 3;
 
 /// How many recent samples a stream remembers (timestamp and content digest) to tell a
 /// retried sample from late data. A repeat of a sample older than these is stored again as
@@ -160,7 +160,7 @@ pub fn replay_sample(
 }
 
 fn observed(sample: &Sample) -> StreamEvent {
-    StreamEvent::MetricObserved(MetricObservedV1 {
+    StreamEvent::MetricObserved(MetricObservedV2 {
         sample: sample.clone(),
     })
 }

@@ -148,25 +148,114 @@ fn unknown_fields_and_counters_are_rejected() {
 }
 
 #[test]
-fn counter_values_respect_their_width() {
-    let (f, msg) = one_error(with("counters", json!({"LinkDownedCounter": 256})));
-    assert_eq!(f, "counters.LinkDownedCounter");
-    assert!(msg.contains("256") && msg.contains("255"), "{msg}");
-    assert!(parse_batch(
-        &with("counters", json!({"LinkDownedCounter": 255})),
-        &limits()
-    )
-    .is_ok());
-    // Extended 64-bit data counters take any u64.
-    assert!(parse_batch(
-        &with("counters", json!({"PortRcvData": u64::MAX})),
-        &limits()
-    )
-    .is_ok());
+fn a_counter_past_its_basic_width_is_the_extended_counter_never_refused() {
+    // A sweep that reads 64-bit counters (PortCountersExtended, ibdiagnet) must not be refused
+    // whole because one port's SymbolErrorCounter passed 65535.
+    for (name, value) in [
+        ("SymbolErrorCounter", json!(70_000)),
+        ("LinkDownedCounter", json!(256)),
+        ("PortRcvData", json!(u64::MAX)),
+        ("PortRcvSwitchRelayErrors", json!(3)),
+        ("PortUnicastXmitPkts", json!(1u64 << 40)),
+        ("PortNeighborMTUDiscards", json!(1)),
+    ] {
+        let s = parse_batch(&with("counters", json!({ name: value })), &limits())
+            .unwrap_or_else(|e| panic!("{name}: {e:?}"));
+        let c = Counter::from_name(name).expect("an IBA counter");
+        assert_eq!(Some(s[0].counters[&c]), value.as_u64());
+    }
     assert_eq!(
         one_error(with("counters", json!({"PortXmitWait": -1}))).0,
         "counters.PortXmitWait"
     );
+}
+
+#[test]
+fn every_iba_counter_is_known_by_its_name() {
+    for c in Counter::ALL {
+        assert_eq!(Counter::from_name(c.name()), Some(*c));
+    }
+    assert_eq!(Counter::ALL.len(), 32);
+}
+
+#[test]
+fn the_port_identity_peer_and_link_are_read_and_kept() {
+    let mut v = good();
+    v["node_guid"] = json!("0x0002c90300a1b2c3");
+    v["port_num"] = json!(7);
+    v["node_desc"] = json!("leaf01");
+    v["node_type"] = json!("switch");
+    v["lid"] = json!(12);
+    v["peer"] =
+        json!({"node_guid": "0x0002c90300ff0001", "port_num": 1, "node_desc": "node042 mlx5_0"});
+    v["link"] = json!({"state": "active", "phys_state": "linkup", "width": "4x",
+        "width_enabled": ["1x", "4x"], "speed": "HDR", "rate_gbps": 200.0});
+    v["temperature_c"] = json!(47.5);
+    v["fec_mode"] = json!("rs_544");
+    let s = parse_batch(&v, &limits()).expect("valid");
+    let s = &s[0];
+    assert_eq!(s.port.node_guid, Some(0x0002_c903_00a1_b2c3));
+    assert_eq!(
+        s.port.node_type,
+        Some(crate::sample::port::NodeType::Switch)
+    );
+    assert_eq!(s.peer.as_ref().and_then(|p| p.port_num), Some(1));
+    let link = s.link.as_ref().expect("link");
+    assert_eq!(link.width, Some(crate::sample::port::Width::X4));
+    assert_eq!(link.width_enabled.len(), 2);
+    assert_eq!(s.phy.temperature_c, Some(47.5));
+    // And the JSON form round-trips.
+    let again = parse_batch(&s.to_json(), &limits()).expect("round trip");
+    assert_eq!(&again[0], s);
+}
+
+#[test]
+fn a_link_alone_is_a_valid_sample() {
+    // A port that is down has no traffic to report, only its state.
+    let body = json!({"stream_id": "leaf01/p3", "timestamp": NOW,
+        "link": {"state": "down", "phys_state": "polling"}});
+    assert!(parse_batch(&body, &limits()).is_ok());
+}
+
+#[test]
+fn bad_identity_and_link_fields_name_the_field_and_value() {
+    for (field, body, named) in [
+        ("node_guid", with("node_guid", json!("0x12345")), "0x12345"),
+        (
+            "node_guid",
+            with("node_guid", json!("2c90300a1b2c3")),
+            "2c90300a1b2c3",
+        ),
+        ("node_type", with("node_type", json!("hub")), "hub"),
+        ("port_num", with("port_num", json!(300)), "300"),
+        ("lid", with("lid", json!(65535)), "65535"),
+        ("link.width", with("link", json!({"width": "3x"})), "3x"),
+        ("link.state", with("link", json!({"state": "up"})), "up"),
+        (
+            "link.phys_state",
+            with("link", json!({"phys_state": "on"})),
+            "on",
+        ),
+        ("link.speed", with("link", json!({"speed": "ZDR"})), "ZDR"),
+        (
+            "link.width_enabled",
+            with("link", json!({"width_enabled": ["5x"]})),
+            "5x",
+        ),
+        ("link.bogus", with("link", json!({"bogus": 1})), "bogus"),
+        (
+            "peer.node_guid",
+            with("peer", json!({"node_guid": "guid"})),
+            "guid",
+        ),
+        ("peer", with("peer", json!("leaf02")), "leaf02"),
+        ("fec_mode", with("fec_mode", json!("magic")), "magic"),
+        ("raw_ber", with("raw_ber", json!(2.0)), "2"),
+    ] {
+        let (f, msg) = one_error(body);
+        assert_eq!(f, field, "{msg}");
+        assert!(msg.contains(named), "{field}: {msg}");
+    }
 }
 
 #[test]
