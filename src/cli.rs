@@ -3,6 +3,7 @@
 pub mod aws;
 pub mod bench;
 pub mod cluster;
+pub mod collect;
 pub mod demo;
 pub mod eval;
 pub mod events;
@@ -29,6 +30,8 @@ pub enum Command {
     Demo(demo::DemoArgs),
     /// Play a fault scenario against a running server.
     Simulate(simulate::SimulateArgs),
+    /// Sweep a live InfiniBand fabric through rdma-core (on the SM's host) and post it.
+    Collect(collect::CollectArgs),
     /// Replay the event log (`replay audit`).
     #[command(subcommand)]
     Replay(replay::ReplayCommand),
@@ -55,6 +58,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Replay(cmd) => replay::run(cmd),
         Command::Demo(args) => demo::run(args),
         Command::Simulate(args) => simulate::run(args),
+        Command::Collect(args) => collect::run(args),
         Command::Cluster(cmd) => cluster::run(cmd),
     }
 }

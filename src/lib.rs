@@ -2,6 +2,7 @@
 //!
 //! - `sample`: the validated telemetry sample and the validation of posted JSON
 //! - `detect`: baselines and rules, pure functions over numbers
+//! - `collect`: fabric sources: the rdma-core sweep (`collect`) and the sysfs reader (`agent`)
 //! - `analyst`: insights for anomalies (Bedrock or rules), with quota, outage and cost control
 //! - `events`: event types, codec, the `EventStore` trait, fjall and sled engines, group commit
 //! - `actors`: the supervision tree, stream actors and the router
@@ -30,6 +31,7 @@ pub mod aws;
 pub mod cli;
 pub mod clock;
 pub mod cluster;
+pub mod collect;
 pub mod config;
 pub mod detect;
 pub mod eval;

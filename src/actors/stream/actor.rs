@@ -256,6 +256,7 @@ fn snapshot(st: &mut StreamActorState) {
 }
 
 fn view(s: &StreamState) -> StreamView {
+    let last_sample = s.last_sample.as_ref().map(Sample::to_json);
     StreamView {
         stream_id: s.stream_id.clone(),
         last_seq: s.last_seq,
@@ -292,7 +293,17 @@ fn view(s: &StreamState) -> StreamView {
                 )
             })
             .collect(),
-        last_sample: s.last_sample.as_ref().map(Sample::to_json),
+        last_sample: last_sample.clone(),
+        port: last_sample.as_ref().and_then(|j| {
+            let ids: serde_json::Map<_, _> =
+                ["node_guid", "port_num", "node_desc", "node_type", "lid"]
+                    .iter()
+                    .filter_map(|k| j.get(*k).map(|v| (k.to_string(), v.clone())))
+                    .collect();
+            (!ids.is_empty()).then(|| ids.into())
+        }),
+        peer: last_sample.as_ref().and_then(|j| j.get("peer").cloned()),
+        link: last_sample.as_ref().and_then(|j| j.get("link").cloned()),
         open_anomalies: s.detector.open.values().cloned().collect(),
         awaiting_insight: s.awaiting_insight.iter().copied().collect(),
     }

@@ -82,6 +82,11 @@ pub struct StreamView {
     pub metrics: std::collections::BTreeMap<&'static str, BaselineView>,
     pub counters: std::collections::BTreeMap<&'static str, CounterView>,
     pub last_sample: Option<serde_json::Value>,
+    /// The port's identity (node_guid, port_num, node_desc, node_type, lid), its peer and its
+    /// link, as the last sample gave them.
+    pub port: Option<serde_json::Value>,
+    pub peer: Option<serde_json::Value>,
+    pub link: Option<serde_json::Value>,
     pub open_anomalies: Vec<OpenAnomaly>,
     /// Anomalies whose insight has not been recorded yet (by `AnomalyDetected` seq).
     pub awaiting_insight: Vec<u64>,

@@ -1,0 +1,13 @@
+//! Fabric sources: what reads a real InfiniBand fabric and posts its samples.
+//!
+//! - `parse`: infiniband-diags' outputs (`iblinkinfo --line`, `ibswitches`, `perfquery`) to
+//!   records, pure
+//! - `assemble`: records to samples, with stream ids operators recognise, pure
+//! - `sweep`: one sweep through the tools, at most a few fabric clients at once
+//! - `post`: in-order delivery with retries and a bounded buffer of sweeps
+//! - `sysfs`: a host's own ports from `/sys/class/infiniband` (`ibsight agent`)
+
+pub mod assemble;
+pub mod parse;
+pub mod post;
+pub mod sweep;

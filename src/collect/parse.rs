@@ -1,0 +1,242 @@
+//! Parsers of infiniband-diags' machine-readable outputs (pure: text in, records out):
+//! `iblinkinfo --line` (every port of every node: state, width, speed, peer), `ibswitches`
+//! (which nodes are switches) and `perfquery` (PortCounters and PortCountersExtended, one block
+//! per port). A line that does not parse is skipped and counted, never fatal: one odd port must
+//! not drop the sweep.
+
+use crate::sample::port::{parse_guid, LinkState, PhysState, Speed, Width};
+use crate::sample::Counter;
+use std::collections::{BTreeMap, HashSet};
+
+/// One port as `iblinkinfo --line` reports it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LinkLine {
+    pub node_guid: u64,
+    pub node_desc: String,
+    pub lid: u16,
+    pub port_num: u8,
+    pub width: Option<Width>,
+    pub speed: Option<Speed>,
+    pub state: Option<LinkState>,
+    pub phys_state: Option<PhysState>,
+    pub peer: Option<PeerLine>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct PeerLine {
+    pub node_guid: u64,
+    pub lid: u16,
+    pub port_num: u8,
+    pub node_desc: String,
+}
+
+/// Parse `iblinkinfo --line`; returns the ports and the number of lines skipped.
+pub fn iblinkinfo(text: &str) -> (Vec<LinkLine>, usize) {
+    let mut out = Vec::new();
+    let mut skipped = 0;
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        match link_line(line) {
+            Some(l) => out.push(l),
+            None => skipped += 1,
+        }
+    }
+    (out, skipped)
+}
+
+fn link_line(line: &str) -> Option<LinkLine> {
+    let line = line.trim();
+    let (guid, rest) = line.split_once(char::is_whitespace)?;
+    let node_guid = parse_guid(guid)?;
+    let (node_desc, rest) = quoted(rest)?;
+    let (local, rest) = rest.split_once("==(")?;
+    let (link, peer) = rest.split_once(")==>")?;
+    let mut local = local.split_whitespace();
+    let lid = local.next()?.parse().ok()?;
+    let port_num = leading_number(local.next()?)?;
+    let (left, phys) = link.split_once('/')?;
+    let mut words: Vec<&str> = left.split_whitespace().collect();
+    let state = LinkState::parse(words.pop()?);
+    let (width, speed) = match words.as_slice() {
+        [w, gbps, unit] if unit.eq_ignore_ascii_case("gbps") => (
+            Width::parse(w),
+            gbps.parse::<f64>().ok().and_then(speed_of_lane_signal),
+        ),
+        _ => (None, None),
+    };
+    let phys_state = phys_state(phys.trim());
+    Some(LinkLine {
+        node_guid,
+        node_desc: node_desc.trim().to_string(),
+        lid,
+        port_num,
+        width,
+        speed,
+        state,
+        phys_state,
+        peer: peer_line(peer),
+    })
+}
+
+fn peer_line(text: &str) -> Option<PeerLine> {
+    let text = text.trim();
+    let (guid, rest) = text.split_once(char::is_whitespace)?;
+    let node_guid = parse_guid(guid)?;
+    let (before_desc, after) = rest.split_once('"')?;
+    let mut words = before_desc.split_whitespace();
+    let lid = words.next()?.parse().ok()?;
+    let port_num = leading_number(words.next()?)?;
+    let node_desc = &after[..after.find('"')?];
+    Some(PeerLine {
+        node_guid,
+        lid,
+        port_num,
+        node_desc: node_desc.trim().to_string(),
+    })
+}
+
+/// The text between the first pair of double quotes, and what follows.
+fn quoted(s: &str) -> Option<(&str, &str)> {
+    let start = s.find('"')? + 1;
+    let len = s[start..].find('"')?;
+    Some((&s[start..start + len], &s[start + len + 1..]))
+}
+
+/// "12[  ]" → 12.
+fn leading_number(s: &str) -> Option<u8> {
+    let digits: String = s.chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok()
+}
+
+/// iblinkinfo prints the signalling rate of one lane.
+fn speed_of_lane_signal(gbps: f64) -> Option<Speed> {
+    let table = [
+        (2.5, Speed::Sdr),
+        (5.0, Speed::Ddr),
+        (10.0, Speed::Qdr),
+        (10.3125, Speed::Fdr10),
+        (14.0625, Speed::Fdr),
+        (25.78125, Speed::Edr),
+        (53.125, Speed::Hdr),
+        (106.25, Speed::Ndr),
+        (212.5, Speed::Xdr),
+    ];
+    table
+        .iter()
+        .find(|(g, _)| (g - gbps).abs() < 0.01)
+        .map(|(_, s)| *s)
+}
+
+fn phys_state(s: &str) -> Option<PhysState> {
+    match s {
+        "Sleep" => Some(PhysState::Sleep),
+        "Polling" => Some(PhysState::Polling),
+        "Disabled" => Some(PhysState::Disabled),
+        "PortConfigurationTraining" | "Training" => Some(PhysState::Training),
+        "LinkUp" => Some(PhysState::LinkUp),
+        "LinkErrorRecovery" => Some(PhysState::ErrorRecovery),
+        "PhyTest" | "Phy Test" => Some(PhysState::PhyTest),
+        _ => None,
+    }
+}
+
+/// The switches' GUIDs from `ibswitches`.
+pub fn ibswitches(text: &str) -> HashSet<u64> {
+    text.lines()
+        .filter_map(|l| {
+            let (_, rest) = l.split_once(':')?;
+            parse_guid(rest.split_whitespace().next()?)
+        })
+        .collect()
+}
+
+/// Counters by port number, from `perfquery` (basic or `-x`, one port or `-l`).
+pub fn perfquery(text: &str) -> BTreeMap<u8, BTreeMap<Counter, u64>> {
+    let mut out: BTreeMap<u8, BTreeMap<Counter, u64>> = BTreeMap::new();
+    let mut port: Option<u8> = None;
+    for line in text.lines() {
+        if let Some(header) = line.strip_prefix('#') {
+            // "# Port counters: Lid 2 port 1 (CapMask: 0x1300)"
+            port = header
+                .split_once(" port ")
+                .and_then(|(_, rest)| leading_number(rest.trim_start()));
+            continue;
+        }
+        let Some(p) = port else { continue };
+        let Some((name, value)) = line.split_once(':') else {
+            continue;
+        };
+        let (Some(counter), Ok(value)) = (
+            Counter::from_name(name.trim()),
+            value.trim_start_matches('.').trim().parse::<u64>(),
+        ) else {
+            continue;
+        };
+        out.entry(p).or_default().insert(counter, value);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture(name: &str) -> String {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures")
+            .join(name);
+        std::fs::read_to_string(path).expect("fixture")
+    }
+
+    #[test]
+    fn iblinkinfo_lines_give_every_port_with_its_link_and_peer() {
+        let (ports, skipped) = iblinkinfo(&fixture("iblinkinfo-line.txt"));
+        assert_eq!(skipped, 0);
+        assert_eq!(ports.len(), 20, "2 switches × 8 ports + 4 HCAs");
+        let hca4 = &ports[0];
+        assert_eq!(hca4.node_guid, 0x10000a);
+        assert_eq!(hca4.node_desc, "Hca4");
+        assert_eq!((hca4.lid, hca4.port_num), (6, 1));
+        assert_eq!(hca4.width, Some(Width::X4));
+        assert_eq!(hca4.speed, Some(Speed::Sdr));
+        assert_eq!(hca4.state, Some(LinkState::Active));
+        assert_eq!(hca4.phys_state, Some(PhysState::LinkUp));
+        let peer = hca4.peer.as_ref().expect("peer");
+        assert_eq!((peer.node_guid, peer.lid, peer.port_num), (0x200001, 3, 2));
+        assert_eq!(peer.node_desc, "Switch2");
+        let down = ports
+            .iter()
+            .find(|p| p.node_desc == "Switch2" && p.port_num == 4)
+            .expect("a down port");
+        assert_eq!(down.state, Some(LinkState::Down));
+        assert_eq!(down.phys_state, Some(PhysState::Polling));
+        assert_eq!(
+            (down.width, down.speed, down.peer.clone()),
+            (None, None, None)
+        );
+    }
+
+    #[test]
+    fn a_garbled_line_is_skipped_not_fatal() {
+        let text = format!("{}\nnot a port line\n", fixture("iblinkinfo-line.txt"));
+        let (ports, skipped) = iblinkinfo(&text);
+        assert_eq!((ports.len(), skipped), (20, 1));
+    }
+
+    #[test]
+    fn switches_are_known_by_guid() {
+        let s = ibswitches(&fixture("ibswitches.txt"));
+        assert_eq!(s, HashSet::from([0x200000, 0x200001]));
+    }
+
+    #[test]
+    fn perfquery_blocks_give_counters_per_port() {
+        let basic = perfquery(&fixture("perfquery-switch.txt"));
+        assert_eq!(basic.len(), 8);
+        assert_eq!(basic[&1][&Counter::SymbolErrorCounter], 0);
+        assert!(basic[&1].contains_key(&Counter::PortXmitWait));
+        assert!(basic[&1].contains_key(&Counter::VL15Dropped));
+        let ext = perfquery(&fixture("perfquery-x-switch.txt"));
+        assert!(ext[&3][&Counter::PortXmitData] > 0);
+        assert!(ext[&3].contains_key(&Counter::PortUnicastXmitPkts));
+    }
+}
