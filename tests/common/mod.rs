@@ -1,6 +1,8 @@
 //! Test harnesses: an in-process server on port 0, and the built binary as a child process.
 #![allow(dead_code)]
 
+pub mod ibsim;
+
 use ibsight::api;
 use ibsight::config::Config;
 use ibsight::node::Node;

@@ -1,0 +1,139 @@
+//! `ibsight collect` against a real InfiniBand management stack: ibsim (the fabric
+//! simulator) and opensm, with infiniband-diags' tools attached through libumad2sim, posting
+//! to `ibsight serve`. Faults are injected the way they happen to an operator: counters set
+//! through ibsim's console, links unplugged and plugged back.
+
+mod common;
+
+use common::ibsim::{self, Fabric};
+use common::{binary, get_json, Server};
+use serde_json::Value;
+use std::process::Command;
+
+/// `ibsight collect --once` attached to the fabric; its figures.
+fn collect_once(fabric: &Fabric, url: &str) -> Value {
+    let out = Command::new(binary())
+        .args([
+            "collect",
+            "--once",
+            "--target",
+            url,
+            "--deliver-timeout-s",
+            "30",
+        ])
+        .envs(fabric.env("smhost"))
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("run collect");
+    assert!(
+        out.status.success(),
+        "collect failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(text.lines().last().unwrap_or("")).expect("collect prints figures")
+}
+
+async fn stream(client: &reqwest::Client, url: &str, id: &str) -> Value {
+    let (status, v) = get_json(client, &format!("{url}/v1/streams/{id}"), None).await;
+    assert_eq!(status, 200, "{id}: {v}");
+    v
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn collect_reads_every_port_counters_and_link_changes_of_a_live_fabric() {
+    if !ibsim::available() {
+        eprintln!("skipped: ibsim, opensm or infiniband-diags not installed");
+        return;
+    }
+    // 2 spines, 2 leaves with 2 hosts each (+ the SM's host): 18 linked ports, and the
+    // switches' unused ports.
+    let mut fabric = Fabric::start(&ibsim::fat_tree(2, 2, 2));
+    let data = tempfile::tempdir().expect("tempdir");
+    let srv = Server::start(data.path(), &[]);
+    let client = reqwest::Client::new();
+
+    // Every port, with its GUID, peer, state, width and speed.
+    let figures = collect_once(&fabric, &srv.url);
+    let leaf_ports = 2 + 2 + 1 + 2;
+    let spine_ports = 2 + 2;
+    assert_eq!(
+        figures["ports"],
+        2 * leaf_ports + 2 * spine_ports + 5,
+        "{figures}"
+    );
+    assert_eq!(figures["counter_errors"], 0, "{figures}");
+    let host = stream(&client, &srv.url, "node001_mlx5_0/p1").await;
+    assert_eq!(host["port"]["node_type"], "ca", "{host}");
+    assert_eq!(host["port"]["node_desc"], "node001 mlx5_0");
+    assert!(host["port"]["node_guid"]
+        .as_str()
+        .is_some_and(|g| g.len() == 18));
+    assert_eq!(host["peer"]["node_desc"], "leaf01");
+    assert_eq!(host["peer"]["port_num"], 1);
+    assert_eq!(host["link"]["state"], "active");
+    assert_eq!(host["link"]["phys_state"], "linkup");
+    assert_eq!(host["link"]["width"], "4x");
+    assert_eq!(host["link"]["speed"], "SDR");
+    let uplink = stream(&client, &srv.url, "leaf01/p3").await;
+    assert_eq!(uplink["port"]["node_type"], "switch");
+    assert_eq!(uplink["peer"]["node_desc"], "spine01");
+    let unused = stream(&client, &srv.url, "leaf01/p6").await;
+    assert_eq!(unused["link"]["state"], "down");
+    assert!(unused["peer"].is_null());
+
+    // A counter set on the PMA shows up in the port's next sample; a 64-bit value is taken
+    // as the extended counter.
+    fabric.console("PerformanceSet \"leaf01\"[1] PortCounters.SymbolErrorCounter=50");
+    fabric.console("PerformanceSet \"leaf01\"[1] PortCountersExtended.PortXmitData=99999999999");
+    collect_once(&fabric, &srv.url);
+    let p1 = stream(&client, &srv.url, "leaf01/p1").await;
+    assert_eq!(p1["counters"]["SymbolErrorCounter"]["value"], 50, "{p1}");
+    assert!(
+        p1["counters"]["PortXmitData"]["value"].as_u64() >= Some(99_999_999_999),
+        "{p1}"
+    );
+    assert_eq!(p1["counters"]["PortXmitData"]["width_bits"], 64);
+
+    // A switch-to-switch cable pulled: both ends (still reachable through the other spine)
+    // report down.
+    fabric.console("Unlink \"leaf02\"[3]");
+    collect_once(&fabric, &srv.url);
+    let leaf_end = stream(&client, &srv.url, "leaf02/p3").await;
+    let spine_end = stream(&client, &srv.url, "spine01/p2").await;
+    assert_eq!(leaf_end["link"]["state"], "down", "{leaf_end}");
+    assert_eq!(spine_end["link"]["state"], "down", "{spine_end}");
+
+    // An HCA's only cable pulled: the switch side is down, and the HCA, no longer reachable,
+    // stops receiving samples (its last known peer is kept).
+    let before = stream(&client, &srv.url, "node003_mlx5_0/p1").await["last_seq"].clone();
+    fabric.console("Unlink \"leaf02\"[1]");
+    collect_once(&fabric, &srv.url);
+    let switch_side = stream(&client, &srv.url, "leaf02/p1").await;
+    assert_eq!(switch_side["link"]["state"], "down", "{switch_side}");
+    let gone = stream(&client, &srv.url, "node003_mlx5_0/p1").await;
+    assert_eq!(
+        gone["last_seq"], before,
+        "an unreachable HCA got a sample: {gone}"
+    );
+    assert_eq!(gone["peer"]["node_desc"], "leaf02");
+
+    // Plugged back: both links come back active once the SM has swept them.
+    fabric.console("ReLink \"leaf02\"[3]");
+    fabric.console("ReLink \"leaf02\"[1]");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        collect_once(&fabric, &srv.url);
+        let a = stream(&client, &srv.url, "leaf02/p3").await;
+        let b = stream(&client, &srv.url, "node003_mlx5_0/p1").await;
+        if a["link"]["state"] == "active" && b["link"]["state"] == "active" {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "links did not come back: {a} {b}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    srv.terminate();
+}
