@@ -1,5 +1,6 @@
 //! The command line: one file per subcommand; this file holds only the enum and dispatch.
 
+pub mod agent;
 pub mod aws;
 pub mod bench;
 pub mod cluster;
@@ -32,6 +33,8 @@ pub enum Command {
     Simulate(simulate::SimulateArgs),
     /// Sweep a live InfiniBand fabric through rdma-core (on the SM's host) and post it.
     Collect(collect::CollectArgs),
+    /// Read this host's InfiniBand ports from sysfs and post them.
+    Agent(agent::AgentArgs),
     /// Replay the event log (`replay audit`).
     #[command(subcommand)]
     Replay(replay::ReplayCommand),
@@ -59,6 +62,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Demo(args) => demo::run(args),
         Command::Simulate(args) => simulate::run(args),
         Command::Collect(args) => collect::run(args),
+        Command::Agent(args) => agent::run(args),
         Command::Cluster(cmd) => cluster::run(cmd),
     }
 }

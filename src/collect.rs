@@ -11,3 +11,4 @@ pub mod assemble;
 pub mod parse;
 pub mod post;
 pub mod sweep;
+pub mod sysfs;

@@ -137,3 +137,43 @@ async fn collect_reads_every_port_counters_and_link_changes_of_a_live_fabric() {
     }
     srv.terminate();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_agent_posts_a_hosts_ports_from_sysfs() {
+    let sysfs = tempfile::tempdir().expect("tempdir");
+    let dev = sysfs.path().join("mlx5_0");
+    let port = dev.join("ports/1");
+    std::fs::create_dir_all(port.join("counters")).expect("dirs");
+    for (file, text) in [
+        (dev.join("node_guid"), "0002:c903:00a1:b2c3"),
+        (dev.join("node_desc"), "node042 mlx5_0"),
+        (dev.join("node_type"), "1: CA"),
+        (port.join("state"), "4: ACTIVE"),
+        (port.join("phys_state"), "5: LinkUp"),
+        (port.join("rate"), "200 Gb/sec (4X HDR)"),
+        (port.join("lid"), "0x1a"),
+        (port.join("counters/symbol_error"), "7"),
+        (port.join("counters/port_xmit_data"), "123456789012"),
+    ] {
+        std::fs::write(file, format!("{text}\n")).expect("write");
+    }
+    let data = tempfile::tempdir().expect("tempdir");
+    let srv = Server::start(data.path(), &[]);
+    let out = Command::new(binary())
+        .args(["agent", "--once", "--target", &srv.url, "--sysfs"])
+        .arg(sysfs.path())
+        .output()
+        .expect("agent");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let client = reqwest::Client::new();
+    let s = stream(&client, &srv.url, "node042_mlx5_0/p1").await;
+    assert_eq!(s["port"]["node_guid"], "0x0002c90300a1b2c3", "{s}");
+    assert_eq!(s["link"]["speed"], "HDR");
+    assert_eq!(s["link"]["rate_gbps"], 200.0);
+    assert_eq!(s["counters"]["SymbolErrorCounter"]["value"], 7);
+    srv.terminate();
+}
