@@ -177,3 +177,95 @@ async fn the_agent_posts_a_hosts_ports_from_sysfs() {
     assert_eq!(s["counters"]["SymbolErrorCounter"]["value"], 7);
     srv.terminate();
 }
+
+/// Sample timestamps of a stream's `MetricObserved` events.
+async fn sample_times(client: &reqwest::Client, url: &str, id: &str) -> Vec<i64> {
+    let (_, v) = get_json(
+        client,
+        &format!("{url}/v1/streams/{id}/events?from_seq=1&limit=1000"),
+        None,
+    )
+    .await;
+    v["events"]
+        .as_array()
+        .map(|events| {
+            events
+                .iter()
+                .filter(|e| e["event_type"] == "MetricObserved")
+                .filter_map(|e| e["payload"]["sample"]["timestamp_ms"].as_i64())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sweeps_taken_while_the_server_is_down_are_delivered_after_it_restarts() {
+    if !ibsim::available() {
+        eprintln!("skipped: ibsim, opensm or infiniband-diags not installed");
+        return;
+    }
+    let fabric = Fabric::start(&ibsim::fat_tree(1, 1, 2));
+    let data = tempfile::tempdir().expect("tempdir");
+    let listen = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.local_addr().expect("addr").to_string()
+    };
+    let srv = Server::start_full(data.path(), &listen, &[], &[], &[]);
+    let url = srv.url.clone();
+    let mut collector = Command::new(binary())
+        .args(["collect", "--interval-s", "1", "--target", &url])
+        .envs(fabric.env("smhost"))
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("collector");
+    let client = reqwest::Client::new();
+    let id = "leaf01/p1";
+    let wait_for = |n: usize| {
+        let client = client.clone();
+        let url = url.clone();
+        async move {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+            loop {
+                let t = sample_times(&client, &url, id).await;
+                if t.len() >= n {
+                    return t;
+                }
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "only {} samples",
+                    t.len()
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+        }
+    };
+    let before = wait_for(2).await;
+    // SIGKILL the server; the collector keeps sweeping into its buffer.
+    srv.kill9();
+    let down_at = common::now_ms();
+    tokio::time::sleep(std::time::Duration::from_millis(3500)).await;
+    let up_at = common::now_ms();
+    let srv = Server::start_full(data.path(), &listen, &[], &[], &[]);
+    let after = wait_for(before.len() + 5).await;
+    let _ = collector.kill();
+    let _ = collector.wait();
+    // The sweeps of the outage arrived, in order, with nothing missing in between: sweeps are
+    // 1 s apart, so no gap between consecutive samples is much longer than that.
+    let during = after
+        .iter()
+        .filter(|t| **t > down_at && **t < up_at)
+        .count();
+    assert!(
+        during >= 2,
+        "sweeps taken during the outage: {during} ({after:?})"
+    );
+    assert!(after.windows(2).all(|w| w[1] > w[0]), "in order: {after:?}");
+    let longest_gap = after.windows(2).map(|w| w[1] - w[0]).max().unwrap_or(0);
+    assert!(
+        longest_gap < 2_500,
+        "a sweep was lost: gap of {longest_gap} ms in {after:?}"
+    );
+    srv.terminate();
+}
