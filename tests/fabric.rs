@@ -95,6 +95,20 @@ async fn collect_reads_every_port_counters_and_link_changes_of_a_live_fabric() {
     );
     assert_eq!(p1["counters"]["PortXmitData"]["width_bits"], 64);
 
+    // A link that retrains narrower (the real ibportstate, width enabled 1x on both ends):
+    // 1x at both ends.
+    let host2 = stream(&client, &srv.url, "node002_mlx5_0/p1").await;
+    let lid = host2["port"]["lid"].to_string();
+    let leaf_lid = stream(&client, &srv.url, "leaf01/p2").await["port"]["lid"].to_string();
+    fabric.tool("ibportstate", &[&lid, "1", "width", "1"]);
+    fabric.tool("ibportstate", &[&leaf_lid, "2", "width", "1"]);
+    collect_once(&fabric, &srv.url);
+    let hca_end = stream(&client, &srv.url, "node002_mlx5_0/p1").await;
+    let switch_end = stream(&client, &srv.url, "leaf01/p2").await;
+    assert_eq!(hca_end["link"]["width"], "1x", "{hca_end}");
+    assert_eq!(switch_end["link"]["width"], "1x", "{switch_end}");
+    assert_eq!(hca_end["link"]["rate_gbps"], 2.0);
+
     // A switch-to-switch cable pulled: both ends (still reachable through the other spine)
     // report down.
     fabric.console("Unlink \"leaf02\"[3]");
