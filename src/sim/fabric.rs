@@ -2,6 +2,9 @@
 //! nodes) and 18 up (to spines), and spines. Every port is a stream, named like `leaf03/p17`,
 //! `spine01/p05` or `node042/mlx5_0/p1`, labelled with its switch or node and its peer.
 
+use crate::sample::port::{
+    LinkInfo, LinkState, NodeType, PeerPort, PhysState, PortIdentity, Speed, Width,
+};
 use std::collections::BTreeMap;
 
 pub const DOWN_PORTS: usize = 18;
@@ -14,6 +17,41 @@ pub struct Port {
     pub device: String,
     pub peer: String,
     pub labels: BTreeMap<String, String>,
+    /// What a collector would report of the port: GUID, port number, description, type.
+    pub identity: PortIdentity,
+    /// The other end of the cable.
+    pub peer_port: PeerPort,
+}
+
+/// A device's GUID: a Mellanox-style OUI prefix and a stable hash of its name.
+pub fn guid_of(device: &str) -> u64 {
+    0x0002_c903_0000_0000 | (crate::hash::fnv1a64(device.bytes()) & 0xffff_ffff)
+}
+
+/// `leaf03/p06` → ("leaf03", "leaf03", Some(6)); `node042/mlx5_0/p1` → ("node042",
+/// "node042 mlx5_0", Some(1)); `leaf02` → ("leaf02", "leaf02", None).
+fn split_port(id: &str) -> (String, String, Option<u8>) {
+    let mut parts: Vec<&str> = id.split('/').collect();
+    let port = parts
+        .last()
+        .and_then(|p| p.strip_prefix('p'))
+        .and_then(|n| n.parse::<u8>().ok());
+    if port.is_some() {
+        parts.pop();
+    }
+    (parts[0].to_string(), parts.join(" "), port)
+}
+
+/// The healthy link every simulated port has: 4x HDR, active.
+pub fn healthy_link() -> LinkInfo {
+    LinkInfo {
+        state: Some(LinkState::Active),
+        phys_state: Some(PhysState::LinkUp),
+        width: Some(Width::X4),
+        width_enabled: vec![Width::X1, Width::X4],
+        speed: Some(Speed::Hdr),
+        rate_gbps: Some(200.0),
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -28,7 +66,25 @@ fn port(stream_id: String, device: &str, peer: String, kind: &str) -> Port {
     let mut labels = BTreeMap::new();
     labels.insert(kind.to_string(), device.to_string());
     labels.insert("peer".to_string(), peer.clone());
+    let (_, desc, port_num) = split_port(&stream_id);
+    let (peer_device, peer_desc, peer_num) = split_port(&peer);
     Port {
+        identity: PortIdentity {
+            node_guid: Some(guid_of(device)),
+            port_num,
+            node_desc: Some(desc),
+            node_type: Some(if kind == "switch" {
+                NodeType::Switch
+            } else {
+                NodeType::Ca
+            }),
+            lid: None,
+        },
+        peer_port: PeerPort {
+            node_guid: Some(guid_of(&peer_device)),
+            port_num: peer_num,
+            node_desc: Some(peer_desc),
+        },
         stream_id,
         device: device.to_string(),
         peer,
@@ -118,6 +174,11 @@ mod tests {
         let node = &f.ports[41];
         assert_eq!(node.stream_id, "node042/mlx5_0/p1");
         assert_eq!(node.peer, "leaf03/p06");
+        assert_eq!(node.identity.node_desc.as_deref(), Some("node042 mlx5_0"));
+        assert_eq!(node.identity.port_num, Some(1));
+        assert_eq!(node.peer_port.node_desc.as_deref(), Some("leaf03"));
+        assert_eq!(node.peer_port.port_num, Some(6));
+        assert_eq!(node.peer_port.node_guid, Some(guid_of("leaf03")));
         let ids: std::collections::BTreeSet<_> = f.ports.iter().map(|p| &p.stream_id).collect();
         assert_eq!(ids.len(), f.ports.len(), "stream ids are unique");
     }

@@ -241,6 +241,9 @@ impl Simulator {
             qp_errors: Some(qp),
             counters: p.counters.clone(),
             labels: port.labels.clone(),
+            port: port.identity.clone(),
+            peer: Some(port.peer_port.clone()),
+            link: Some(super::fabric::healthy_link()),
             ..Default::default()
         }
     }
