@@ -382,7 +382,8 @@ async fn kill_9_during_an_aws_outage_and_again_during_recovery_loses_nothing() {
     assert_eq!(table_items(&moto, "insight").await.len(), 25);
     assert_eq!(table_items(&moto, "alert").await.len(), 12);
     // EventBridge: every alert at least once, by its deterministic id; duplicates only from a
-    // crash between PutEvents and its checkpoint (at most one chunk of 10 per kill).
+    // crash between PutEvents and its checkpoint: at most the alerts of the page in flight
+    // (here all 12 fit in one page, so at most 12; usually 0).
     let msgs = drain(&sqs, &queue).await;
     let mut unique = msgs.clone();
     unique.sort();
@@ -393,7 +394,7 @@ async fn kill_9_during_an_aws_outage_and_again_during_recovery_loses_nothing() {
         "eventbridge messages: {} for 12 alerts ({duplicates} duplicates)",
         msgs.len()
     );
-    assert!(duplicates <= 10, "{duplicates} duplicates: {msgs:?}");
+    assert!(duplicates <= 12, "{duplicates} duplicates: {msgs:?}");
     srv.terminate();
 }
 

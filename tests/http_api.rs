@@ -165,7 +165,8 @@ async fn every_bad_input_class_is_400_naming_the_field_and_writes_nothing() {
         ),
         (
             "counters.LinkDownedCounter",
-            json!({"stream_id": "a", "timestamp": t, "counters": {"LinkDownedCounter": 1000}}),
+            // (A value past the basic width is the extended counter; a negative one is wrong.)
+            json!({"stream_id": "a", "timestamp": t, "counters": {"LinkDownedCounter": -1}}),
         ),
         (
             "counters.Bogus",
@@ -408,5 +409,39 @@ async fn ingest_past_the_in_flight_bound_is_refused_not_queued() {
         .await
         .expect("within bound");
     assert_eq!(ok.accepted, 2);
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_port_identity_or_link_fields_are_named_and_nothing_is_written() {
+    let srv = InProcess::start(Config::default()).await;
+    let t = now_ms() - 1000;
+    let good = json!({"stream_id": "leaf01/p1", "timestamp": t, "utilization": 5,
+        "node_guid": "0x0002c90300a1b2c3", "link": {"state": "active", "width": "4x"}});
+    for (field, bad) in [
+        ("node_guid", json!({"node_guid": "0xnothex"})),
+        ("link.width", json!({"link": {"width": "3x"}})),
+        ("link.state", json!({"link": {"state": "sideways"}})),
+    ] {
+        let mut sample = sample("leaf01/p2", t, 5.0);
+        for (k, v) in bad.as_object().expect("object") {
+            sample[k] = v.clone();
+        }
+        let (status, answer) = srv.post(&json!({"samples": [good.clone(), sample]})).await;
+        assert_eq!(status, 400, "{answer}");
+        assert_eq!(answer["details"][0]["field"], field, "{answer}");
+        assert_eq!(answer["details"][0]["index"], 1, "{answer}");
+        assert_eq!(srv.last_offset(), 0, "nothing of the request is written");
+    }
+    // A counter over its basic width, and one not in the IBA, in the same sweep.
+    let extended = json!({"stream_id": "leaf01/p3", "timestamp": t,
+        "counters": {"SymbolErrorCounter": 70000, "PortRcvSwitchRelayErrors": 1}});
+    assert_eq!(srv.post(&json!({"samples": [extended]})).await.0, 202);
+    let unknown = json!({"stream_id": "leaf01/p4", "timestamp": t, "counters": {"FooErrors": 1}});
+    let (status, answer) = srv.post(&json!({"samples": [unknown]})).await;
+    assert_eq!(
+        (status, answer["details"][0]["field"].clone()),
+        (400, json!("counters.FooErrors"))
+    );
     srv.stop().await;
 }
