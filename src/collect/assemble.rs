@@ -75,6 +75,15 @@ pub struct SweepReadings {
     pub switches: HashSet<u64>,
     /// Counters by (node GUID, port number).
     pub counters: HashMap<(u64, u8), BTreeMap<Counter, u64>>,
+    /// Port GUID → node GUID (iblinkinfo names CA ports by their port GUID).
+    pub node_of_port: HashMap<u64, u64>,
+}
+
+impl SweepReadings {
+    /// The node GUID of a port iblinkinfo named by `guid`.
+    pub fn node_guid(&self, guid: u64) -> u64 {
+        self.node_of_port.get(&guid).copied().unwrap_or(guid)
+    }
 }
 
 /// One sample per port of the sweep, stamped `timestamp_ms`. Switch port 0 (the management
@@ -83,7 +92,7 @@ pub fn samples(readings: &SweepReadings, naming: &mut Naming, timestamp_ms: i64)
     let nodes: BTreeMap<u64, String> = readings
         .ports
         .iter()
-        .map(|p| (p.node_guid, p.node_desc.clone()))
+        .map(|p| (readings.node_guid(p.node_guid), p.node_desc.clone()))
         .collect();
     naming.assign(&nodes);
     let mut out = Vec::with_capacity(readings.ports.len());
@@ -91,10 +100,11 @@ pub fn samples(readings: &SweepReadings, naming: &mut Naming, timestamp_ms: i64)
         if p.port_num == 0 {
             continue;
         }
-        let Some(stream_id) = naming.stream_id(p.node_guid, p.port_num) else {
+        let node_guid = readings.node_guid(p.node_guid);
+        let Some(stream_id) = naming.stream_id(node_guid, p.port_num) else {
             continue;
         };
-        let node_type = if readings.switches.contains(&p.node_guid) {
+        let node_type = if readings.switches.contains(&node_guid) {
             NodeType::Switch
         } else {
             NodeType::Ca
@@ -108,18 +118,18 @@ pub fn samples(readings: &SweepReadings, naming: &mut Naming, timestamp_ms: i64)
             timestamp_ms,
             counters: readings
                 .counters
-                .get(&(p.node_guid, p.port_num))
+                .get(&(node_guid, p.port_num))
                 .cloned()
                 .unwrap_or_default(),
             port: PortIdentity {
-                node_guid: Some(p.node_guid),
+                node_guid: Some(node_guid),
                 port_num: Some(p.port_num),
                 node_desc: Some(p.node_desc.chars().take(64).collect()),
                 node_type: Some(node_type),
                 lid: Some(p.lid),
             },
             peer: p.peer.as_ref().map(|q| PeerPort {
-                node_guid: Some(q.node_guid),
+                node_guid: Some(readings.node_guid(q.node_guid)),
                 port_num: Some(q.port_num),
                 node_desc: Some(q.node_desc.chars().take(64).collect()),
             }),

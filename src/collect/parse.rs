@@ -6,7 +6,7 @@
 
 use crate::sample::port::{parse_guid, LinkState, PhysState, Speed, Width};
 use crate::sample::Counter;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// One port as `iblinkinfo --line` reports it.
 #[derive(Debug, Clone, PartialEq)]
@@ -139,6 +139,51 @@ fn phys_state(s: &str) -> Option<PhysState> {
     }
 }
 
+/// Port GUID → node GUID, from `ibnetdiscover`. `iblinkinfo` names a port by its port GUID,
+/// which for a CA differs from the node's GUID (`node_guid` is the node's, as `ibqueryerrors`
+/// and every tool's node listing use). Switch ports share their switch's GUID.
+pub fn ibnetdiscover_port_guids(text: &str) -> HashMap<u64, u64> {
+    let mut out = HashMap::new();
+    let mut node: Option<u64> = None;
+    for line in text.lines() {
+        let t = line.trim_start();
+        if t.starts_with("Switch") || t.starts_with("Ca") || t.starts_with("Rt") {
+            node = quoted(t).and_then(|(id, _)| prefixed_guid(id));
+            continue;
+        }
+        // "[1](100007) \t\"S-0000000000200002\"[1]" on a CA; on a switch, the remote CA's
+        // "\"H-0000000000100006\"[1](100007)".
+        if let (Some(n), Some(rest)) = (node, t.strip_prefix('[')) {
+            if let Some(pg) = paren_hex(rest.split_once(']').map_or("", |(_, r)| r)) {
+                out.insert(pg, n);
+            }
+        }
+        if let Some((id, after)) = quoted(t) {
+            if let (Some(remote), Some(pg)) = (
+                prefixed_guid(id),
+                paren_hex(after.split_once(']').map_or("", |(_, r)| r)),
+            ) {
+                out.insert(pg, remote);
+            }
+        }
+    }
+    out
+}
+
+/// "H-0000000000100006" → 0x100006.
+fn prefixed_guid(id: &str) -> Option<u64> {
+    let hex = id.get(2..)?;
+    (id.len() == 18 && id.as_bytes()[1] == b'-')
+        .then(|| u64::from_str_radix(hex, 16).ok())
+        .flatten()
+}
+
+/// "(100007) …" → 0x100007.
+fn paren_hex(s: &str) -> Option<u64> {
+    let inner = s.strip_prefix('(')?.split_once(')')?.0;
+    u64::from_str_radix(inner, 16).ok()
+}
+
 /// The switches' GUIDs from `ibswitches`.
 pub fn ibswitches(text: &str) -> HashSet<u64> {
     text.lines()
@@ -172,6 +217,75 @@ pub fn perfquery(text: &str) -> BTreeMap<u8, BTreeMap<Counter, u64>> {
             continue;
         };
         out.entry(p).or_default().insert(counter, value);
+    }
+    out
+}
+
+/// The error counters `ibqueryerrors` is asked to report: with every threshold at 0 it
+/// prints each of them that is not zero, for every port it checked.
+pub const ERROR_COUNTERS: [Counter; 13] = [
+    Counter::SymbolErrorCounter,
+    Counter::LinkErrorRecoveryCounter,
+    Counter::LinkDownedCounter,
+    Counter::PortRcvErrors,
+    Counter::PortRcvRemotePhysicalErrors,
+    Counter::PortRcvSwitchRelayErrors,
+    Counter::PortXmitDiscards,
+    Counter::PortXmitConstraintErrors,
+    Counter::PortRcvConstraintErrors,
+    Counter::LocalLinkIntegrityErrors,
+    Counter::ExcessiveBufferOverrunErrors,
+    Counter::VL15Dropped,
+    Counter::PortXmitWait,
+];
+
+/// The threshold file that makes `ibqueryerrors` report every non-zero error counter.
+pub fn zero_thresholds() -> String {
+    ERROR_COUNTERS
+        .iter()
+        .map(|c| format!("{}=0\n", c.name()))
+        .collect()
+}
+
+/// Counters by (node GUID, port) from `ibqueryerrors` (with `--counters`: the data counters
+/// of every port checked; with the zero thresholds: its non-zero error counters). Lines look
+/// like `   GUID 0x200001 port 1: [SymbolErrorCounter == 5] [PortXmitData == 1512 (5.906KB)]`;
+/// the `port ALL` sums are skipped.
+pub fn ibqueryerrors(text: &str) -> HashMap<(u64, u8), BTreeMap<Counter, u64>> {
+    let mut out: HashMap<(u64, u8), BTreeMap<Counter, u64>> = HashMap::new();
+    for line in text.lines() {
+        let Some(rest) = line.trim_start().strip_prefix("GUID ") else {
+            continue;
+        };
+        let Some((guid, rest)) = rest.split_once(" port ") else {
+            continue;
+        };
+        let Some(guid) = guid
+            .trim()
+            .strip_prefix("0x")
+            .and_then(|h| u64::from_str_radix(h, 16).ok())
+        else {
+            continue;
+        };
+        let Some((port, items)) = rest.split_once(':') else {
+            continue;
+        };
+        let Ok(port) = port.trim().parse::<u8>() else {
+            continue; // "ALL"
+        };
+        let entry = out.entry((guid, port)).or_default();
+        for item in items.split('[').skip(1) {
+            let Some((name, value)) = item.split_once("==") else {
+                continue;
+            };
+            let value = value.split_whitespace().next().unwrap_or("");
+            if let (Some(c), Ok(v)) = (
+                Counter::from_name(name.trim()),
+                value.trim_end_matches(']').parse(),
+            ) {
+                entry.insert(c, v);
+            }
+        }
     }
     out
 }
@@ -238,5 +352,41 @@ mod tests {
         let ext = perfquery(&fixture("perfquery-x-switch.txt"));
         assert!(ext[&3][&Counter::PortXmitData] > 0);
         assert!(ext[&3].contains_key(&Counter::PortUnicastXmitPkts));
+    }
+
+    #[test]
+    fn ibqueryerrors_gives_every_checked_ports_data_and_its_non_zero_errors() {
+        let data = ibqueryerrors(&fixture("ibqueryerrors-counters.txt"));
+        assert_eq!(data.len(), 8, "every linked port: {data:?}");
+        assert_eq!(data[&(0x200001, 4)][&Counter::PortXmitData], 14976);
+        assert!(data[&(0x100000, 1)].contains_key(&Counter::PortMulticastRcvPkts));
+        let errors = ibqueryerrors(&fixture("ibqueryerrors-errors.txt"));
+        assert_eq!(errors.len(), 2, "the ALL sum is not a port");
+        assert_eq!(errors[&(0x200001, 1)][&Counter::SymbolErrorCounter], 5);
+        assert_eq!(errors[&(0x100003, 1)][&Counter::PortXmitWait], 77);
+        assert!(zero_thresholds().contains("PortXmitWait=0"));
+    }
+
+    #[test]
+    fn ca_port_guids_map_to_their_node_guid() {
+        let map = ibnetdiscover_port_guids(&fixture("ibnetdiscover.txt"));
+        assert_eq!(map.get(&0x100007), Some(&0x100006), "node00003's port 1");
+        assert_eq!(map.get(&0x100001), Some(&0x100000), "smhost's port 1");
+        assert!(
+            !map.contains_key(&0x200002),
+            "switch ports are their switch's GUID"
+        );
+        // Every CA port iblinkinfo names is known.
+        let (ports, _) = iblinkinfo(&fixture("iblinkinfo-fattree.txt"));
+        let data = ibqueryerrors(&fixture("ibqueryerrors-fattree.txt"));
+        for p in ports.iter().filter(|p| p.peer.is_some()) {
+            let node = map.get(&p.node_guid).copied().unwrap_or(p.node_guid);
+            assert!(
+                data.contains_key(&(node, p.port_num)),
+                "{} p{}",
+                p.node_desc,
+                p.port_num
+            );
+        }
     }
 }
