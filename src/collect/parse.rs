@@ -1,7 +1,7 @@
 //! Parsers of infiniband-diags' machine-readable outputs (pure: text in, records out):
 //! `iblinkinfo --line` (every port of every node: state, width, speed, peer), `ibswitches`
-//! (which nodes are switches) and `perfquery` (PortCounters and PortCountersExtended, one block
-//! per port). A line that does not parse is skipped and counted, never fatal: one odd port must
+//! (which nodes are switches), `ibnetdiscover` (node GUIDs of CA ports) and `ibqueryerrors`
+//! (data and error counters of every linked port). A line that does not parse is skipped and counted, never fatal: one odd port must
 //! not drop the sweep.
 
 use crate::sample::port::{parse_guid, LinkState, PhysState, Speed, Width};
@@ -194,33 +194,6 @@ pub fn ibswitches(text: &str) -> HashSet<u64> {
         .collect()
 }
 
-/// Counters by port number, from `perfquery` (basic or `-x`, one port or `-l`).
-pub fn perfquery(text: &str) -> BTreeMap<u8, BTreeMap<Counter, u64>> {
-    let mut out: BTreeMap<u8, BTreeMap<Counter, u64>> = BTreeMap::new();
-    let mut port: Option<u8> = None;
-    for line in text.lines() {
-        if let Some(header) = line.strip_prefix('#') {
-            // "# Port counters: Lid 2 port 1 (CapMask: 0x1300)"
-            port = header
-                .split_once(" port ")
-                .and_then(|(_, rest)| leading_number(rest.trim_start()));
-            continue;
-        }
-        let Some(p) = port else { continue };
-        let Some((name, value)) = line.split_once(':') else {
-            continue;
-        };
-        let (Some(counter), Ok(value)) = (
-            Counter::from_name(name.trim()),
-            value.trim_start_matches('.').trim().parse::<u64>(),
-        ) else {
-            continue;
-        };
-        out.entry(p).or_default().insert(counter, value);
-    }
-    out
-}
-
 /// The error counters `ibqueryerrors` is asked to report: with every threshold at 0 it
 /// prints each of them that is not zero, for every port it checked.
 pub const ERROR_COUNTERS: [Counter; 13] = [
@@ -340,18 +313,6 @@ mod tests {
     fn switches_are_known_by_guid() {
         let s = ibswitches(&fixture("ibswitches.txt"));
         assert_eq!(s, HashSet::from([0x200000, 0x200001]));
-    }
-
-    #[test]
-    fn perfquery_blocks_give_counters_per_port() {
-        let basic = perfquery(&fixture("perfquery-switch.txt"));
-        assert_eq!(basic.len(), 8);
-        assert_eq!(basic[&1][&Counter::SymbolErrorCounter], 0);
-        assert!(basic[&1].contains_key(&Counter::PortXmitWait));
-        assert!(basic[&1].contains_key(&Counter::VL15Dropped));
-        let ext = perfquery(&fixture("perfquery-x-switch.txt"));
-        assert!(ext[&3][&Counter::PortXmitData] > 0);
-        assert!(ext[&3].contains_key(&Counter::PortUnicastXmitPkts));
     }
 
     #[test]
