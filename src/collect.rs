@@ -5,9 +5,11 @@
 //! - `assemble`: records to samples, with stream ids operators recognise, pure
 //! - `sweep`: one sweep through the tools, at most a few fabric clients at once
 //! - `post`: in-order delivery with retries and a bounded buffer of sweeps
+//! - `ibsim`: a simulated fabric on the real management stack (tests, `demo --fabric ibsim`)
 //! - `sysfs`: a host's own ports from `/sys/class/infiniband` (`ibsight agent`)
 
 pub mod assemble;
+pub mod ibsim;
 pub mod parse;
 pub mod post;
 pub mod sweep;

@@ -49,6 +49,7 @@ async fn collect(args: CollectArgs) -> anyhow::Result<()> {
         port: args.port,
         max_clients: usize::from(args.max_clients),
         timeout: Duration::from_secs(30),
+        env: Vec::new(),
     };
     let mut naming = Naming::default();
     let mut poster = Poster::new(&args.target, args.token.clone(), args.buffer_sweeps);

@@ -3,6 +3,8 @@
 //! insight and alert as it is recorded, then the detection-quality table. No AWS needed (rules
 //! analyst); Bedrock is used when the configuration enables it.
 
+mod ibsim;
+
 use crate::api;
 use crate::cli::simulate::{parse_duration, play, scenario_with};
 use crate::config::Config;
@@ -32,6 +34,16 @@ pub struct DemoArgs {
     pub data_dir: Option<PathBuf>,
     #[arg(long)]
     pub config: Option<PathBuf>,
+    /// `sim`: the built-in simulator posts samples; `ibsim`: a fabric in Debian's ibsim under
+    /// opensm, read by `collect`'s sweep, with the scenario injected through ibsim's console.
+    #[arg(long, value_enum, default_value_t = FabricSource::Sim)]
+    pub fabric: FabricSource,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum FabricSource {
+    Sim,
+    Ibsim,
 }
 
 pub fn run(args: DemoArgs) -> anyhow::Result<()> {
@@ -79,6 +91,22 @@ async fn demo(
 
     let counts = Arc::new((AtomicU64::new(0), AtomicU64::new(0)));
     let printer = tokio::spawn(print_insights(node.writer.store().clone(), counts.clone()));
+    if args.fabric == FabricSource::Ibsim {
+        let played = ibsim::play(&scenario, &base, args.duration.as_secs()).await;
+        crate::eval::settle(&node).await?;
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        printer.abort();
+        println!(
+            "\n{} insights, {} alerts (the detection-quality table needs the simulator's labels: \
+             run the demo without --fabric ibsim for it)",
+            counts.0.load(Ordering::Relaxed),
+            counts.1.load(Ordering::Relaxed)
+        );
+        let _ = stop_tx.send(());
+        let _ = server.await;
+        node.shutdown().await;
+        return played;
+    }
     let speedup = (scenario.duration_s as f64 / args.duration.as_secs_f64().max(1.0)).max(1.0);
     let ticks_total = scenario.duration_s / scenario.interval_s;
     let shown = counts.clone();

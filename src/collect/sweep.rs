@@ -34,6 +34,9 @@ pub struct Tools {
     pub max_clients: usize,
     /// One tool run may take this long.
     pub timeout: Duration,
+    /// Extra environment of the tools (e.g. what attaches them to ibsim); they inherit the
+    /// process's own.
+    pub env: Vec<(String, String)>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -69,6 +72,7 @@ impl Tools {
             cmd.arg("-P").arg(port.to_string());
         }
         cmd.args(args).kill_on_drop(true);
+        cmd.envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         let err = |reason: String| SweepError::Tool {
             tool: format!("{program} {}", args.join(" ")),
             reason,
@@ -119,8 +123,17 @@ impl Tools {
             self.run(&sem, "ibqueryerrors", &data_args),
             self.run(&sem, "ibqueryerrors", &error_args),
         );
-        let data = parse::ibqueryerrors(&data?);
-        let errors = parse::ibqueryerrors(&errors?);
+        // A counter query that fails (ibqueryerrors has been seen to crash while a whole
+        // switch was unplugged) costs the sweep its counters, not its ports and links.
+        let read = |what: &str, out: Result<String, SweepError>| match out {
+            Ok(text) => Some(parse::ibqueryerrors(&text)),
+            Err(e) => {
+                tracing::warn!(error = %e, "{what} not read this sweep");
+                None
+            }
+        };
+        let data = read("data counters", data);
+        let errors = read("error counters", errors);
         let mut counters: HashMap<(u64, u8), BTreeMap<Counter, u64>> = HashMap::new();
         let mut counter_errors = 0;
         for p in &ports {
@@ -134,6 +147,10 @@ impl Tools {
                     .unwrap_or(p.node_guid),
                 p.port_num,
             );
+            let (Some(data), Some(errors)) = (&data, &errors) else {
+                counter_errors += 1;
+                continue;
+            };
             let Some(mut c) = data.get(&key).cloned() else {
                 // A linked port that ibqueryerrors could not read: reported without counters.
                 counter_errors += 1;
