@@ -12,10 +12,14 @@ use crate::sample::port::{format_guid, LinkInfo, NodeType, PeerPort, PortIdentit
 use crate::sample::{Counter, Sample};
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-/// The stream id prefix given to each node, remembered across sweeps.
+/// The stream id prefix given to each node, remembered across sweeps, with the last topology
+/// read (which nodes are switches, the node GUID of each CA port), used when a sweep cannot
+/// read it: a CA keyed by its port GUID for one sweep would get another stream.
 #[derive(Debug, Default)]
 pub struct Naming {
     by_guid: HashMap<u64, String>,
+    pub switches: HashSet<u64>,
+    pub node_of_port: HashMap<u64, u64>,
 }
 
 /// Replace characters outside the stream id charset (`[A-Za-z0-9._:-]`; `/` separates the

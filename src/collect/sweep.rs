@@ -101,8 +101,17 @@ impl Tools {
             self.run(&sem, "iblinkinfo", &line),
             self.run(&sem, "ibnetdiscover", &[]),
         );
-        let switches = parse::ibswitches(&switches?);
-        let node_of_port = parse::ibnetdiscover_port_guids(&topology?);
+        // The topology changes rarely: when it cannot be read, the last one serves.
+        match switches {
+            Ok(text) => naming.switches = parse::ibswitches(&text),
+            Err(e) => tracing::warn!(error = %e, "switches not read; using the last sweep's"),
+        }
+        match topology {
+            Ok(text) => naming.node_of_port = parse::ibnetdiscover_port_guids(&text),
+            Err(e) => tracing::warn!(error = %e, "CA node GUIDs not read; using the last sweep's"),
+        }
+        let switches = naming.switches.clone();
+        let node_of_port = naming.node_of_port.clone();
         let (ports, skipped_lines) = parse::iblinkinfo(&links?);
         let thresholds = tempfile::NamedTempFile::new().map_err(|e| SweepError::Tool {
             tool: "threshold file".into(),
