@@ -279,38 +279,24 @@ impl EventStore for SledStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::events::codec::EventRecord;
-    use crate::events::NewEvent;
+    use crate::events::store::test_append;
     use std::sync::atomic::Ordering;
-
-    fn append(seq: u64) -> WriteOp {
-        WriteOp::Append(NewEvent::new(&EventRecord {
-            stream_id: "s".into(),
-            seq,
-            recorded_at_ms: 0,
-            event_type: "MetricObserved".into(),
-            schema_version: 1,
-            correlation_id: None,
-            payload: vec![seq as u8],
-            trace: None,
-        }))
-    }
 
     #[test]
     fn a_failed_flush_never_reuses_offsets_and_nothing_reads_back_until_durable() {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = SledStore::open(dir.path()).expect("open");
-        assert_eq!(store.write(&[append(1)]).expect("write"), vec![1]);
+        assert_eq!(store.write(&[test_append("s", 1)]).expect("write"), vec![1]);
         // Given a write whose flush fails,
         store.fail_next_flush.store(true, Ordering::SeqCst);
-        assert!(store.write(&[append(2)]).is_err());
+        assert!(store.write(&[test_append("s", 2)]).is_err());
         // when the disk still fails, nothing is read back (a retry must not see seq 2 as
         // stored) and nothing is written;
         store.fail_next_flush.store(true, Ordering::SeqCst);
         assert!(store.read_stream("s", 1, 10).is_err());
         // then once a flush succeeds, seq 2 is durable at its own offset and the next write
         // takes the next one instead of overwriting it.
-        assert_eq!(store.write(&[append(3)]).expect("write"), vec![3]);
+        assert_eq!(store.write(&[test_append("s", 3)]).expect("write"), vec![3]);
         let seqs: Vec<(u64, u64)> = store
             .read_from(1, 10)
             .expect("read")

@@ -201,6 +201,21 @@ pub mod keys {
     }
 }
 
+/// A `MetricObserved` append of `stream` at `seq` with a placeholder payload (unit tests).
+#[cfg(test)]
+pub(crate) fn test_append(stream: &str, seq: u64) -> WriteOp {
+    WriteOp::Append(NewEvent::new(&EventRecord {
+        stream_id: stream.into(),
+        seq,
+        recorded_at_ms: 0,
+        event_type: "MetricObserved".into(),
+        schema_version: 1,
+        correlation_id: None,
+        payload: vec![seq as u8],
+        trace: None,
+    }))
+}
+
 /// Decode a stored frame, naming its offset if it is corrupt.
 pub fn decode_stored(offset: u64, frame: &[u8]) -> Result<StoredEvent, StoreError> {
     codec::decode_frame(frame)

@@ -62,21 +62,8 @@ pub fn ensure(store: &dyn EventStore) -> Result<u64, StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::events::codec::EventRecord;
-    use crate::events::{open_store, Engine, NewEvent};
-
-    fn append(stream: &str, seq: u64) -> WriteOp {
-        WriteOp::Append(NewEvent::new(&EventRecord {
-            stream_id: stream.into(),
-            seq,
-            recorded_at_ms: 0,
-            event_type: "MetricObserved".into(),
-            schema_version: 1,
-            correlation_id: None,
-            payload: vec![],
-            trace: None,
-        }))
-    }
+    use crate::events::store::test_append;
+    use crate::events::{open_store, Engine};
 
     #[tokio::test]
     async fn the_writer_records_each_new_stream_once_and_old_stores_are_backfilled() {
@@ -85,10 +72,10 @@ mod tests {
         // An old store: events, no view.
         store
             .write(&[
-                append("a", 1),
-                append("b", 1),
-                append("a", 2),
-                append("#alerts", 1),
+                test_append("a", 1),
+                test_append("b", 1),
+                test_append("a", 2),
+                test_append("#alerts", 1),
             ])
             .expect("write");
         assert_eq!(count(store.as_ref()).expect("count"), 0);
@@ -96,7 +83,7 @@ mod tests {
         // From now on the writer keeps it.
         let writer = crate::events::writer::Writer::spawn(store.clone(), 100);
         writer
-            .write(vec![append("a", 3), append("c", 1)])
+            .write(vec![test_append("a", 3), test_append("c", 1)])
             .await
             .expect("write");
         assert_eq!(count(store.as_ref()).expect("count"), 3);

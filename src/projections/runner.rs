@@ -187,8 +187,8 @@ pub fn spawn<P: Projection + 'static>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::events::codec::EventRecord;
-    use crate::events::{open_store, Engine, NewEvent};
+    use crate::events::store::test_append;
+    use crate::events::{open_store, Engine};
 
     /// Records the offsets it saw into a view, as a read model would.
     struct Counting {
@@ -229,19 +229,6 @@ mod tests {
         }
     }
 
-    fn append(seq: u64) -> WriteOp {
-        WriteOp::Append(NewEvent::new(&EventRecord {
-            stream_id: "s".into(),
-            seq,
-            recorded_at_ms: 0,
-            event_type: "MetricObserved".into(),
-            schema_version: 1,
-            correlation_id: None,
-            payload: vec![],
-            trace: None,
-        }))
-    }
-
     fn seen(store: &dyn EventStore) -> Vec<u64> {
         store
             .scan_view("seen", b"", 100)
@@ -257,7 +244,7 @@ mod tests {
         let store = open_store(Engine::Fjall, dir.path()).expect("open");
         let writer = Writer::spawn(store.clone(), 1000);
         writer
-            .write((1..=5).map(append).collect())
+            .write((1..=5).map(|seq| test_append("s", seq)).collect())
             .await
             .expect("append");
         let lag = ProjectionLag::default();
@@ -277,7 +264,7 @@ mod tests {
         assert_eq!(lag.events_behind.load(Ordering::Relaxed), 0);
 
         writer
-            .write((6..=7).map(append).collect())
+            .write((6..=7).map(|seq| test_append("s", seq)).collect())
             .await
             .expect("append");
         let mut fresh = Counting { fail_once_at: None };
@@ -350,7 +337,7 @@ mod tests {
         let store = open_store(Engine::Fjall, dir.path()).expect("open");
         let writer = Writer::spawn(store.clone(), 1000);
         writer
-            .write((1..=6).map(append).collect())
+            .write((1..=6).map(|seq| test_append("s", seq)).collect())
             .await
             .expect("append");
         let lag = ProjectionLag::default();

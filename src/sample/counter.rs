@@ -6,11 +6,26 @@
 
 use serde::{Deserialize, Serialize};
 
-/// Every counter of PortCounters, PortCountersExtended and the common detail attributes
-/// (PortRcvErrorDetails, PortXmitDiscardDetails), by its IBA name. New counters are only ever
-/// appended: the log stores a counter by its position.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub enum Counter {
+macro_rules! counters {
+    ($($c:ident),+ $(,)?) => {
+        /// Every counter of PortCounters, PortCountersExtended and the common detail attributes
+        /// (PortRcvErrorDetails, PortXmitDiscardDetails), by its IBA name. New counters are only
+        /// ever appended: the log stores a counter by its position.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        pub enum Counter { $($c),+ }
+
+        impl Counter {
+            pub const ALL: &'static [Counter] = &[$(Counter::$c),+];
+
+            /// The IBA (and perfquery) name.
+            pub fn name(self) -> &'static str {
+                match self { $(Counter::$c => stringify!($c)),+ }
+            }
+        }
+    };
+}
+
+counters!(
     SymbolErrorCounter,
     LinkErrorRecoveryCounter,
     LinkDownedCounter,
@@ -24,54 +39,6 @@ pub enum Counter {
     PortXmitData,
     PortRcvData,
     // Appended with the fabric sources.
-    PortRcvSwitchRelayErrors,
-    PortXmitConstraintErrors,
-    PortRcvConstraintErrors,
-    QP1Dropped,
-    PortXmitPkts,
-    PortRcvPkts,
-    PortUnicastXmitPkts,
-    PortUnicastRcvPkts,
-    PortMulticastXmitPkts,
-    PortMulticastRcvPkts,
-    PortLocalPhysicalErrors,
-    PortMalformedPacketErrors,
-    PortBufferOverrunErrors,
-    PortDLIDMappingErrors,
-    PortVLMappingErrors,
-    PortLoopingErrors,
-    PortInactiveDiscards,
-    PortNeighborMTUDiscards,
-    PortSwLifetimeLimitDiscards,
-    PortSwHOQLifetimeLimitDiscards,
-}
-
-macro_rules! names {
-    ($($c:ident),+ $(,)?) => {
-        impl Counter {
-            pub const ALL: &'static [Counter] = &[$(Counter::$c),+];
-
-            /// The IBA (and perfquery) name.
-            pub fn name(self) -> &'static str {
-                match self { $(Counter::$c => stringify!($c)),+ }
-            }
-        }
-    };
-}
-
-names!(
-    SymbolErrorCounter,
-    LinkErrorRecoveryCounter,
-    LinkDownedCounter,
-    PortRcvErrors,
-    PortRcvRemotePhysicalErrors,
-    PortXmitDiscards,
-    PortXmitWait,
-    ExcessiveBufferOverrunErrors,
-    LocalLinkIntegrityErrors,
-    VL15Dropped,
-    PortXmitData,
-    PortRcvData,
     PortRcvSwitchRelayErrors,
     PortXmitConstraintErrors,
     PortRcvConstraintErrors,

@@ -201,7 +201,8 @@ fn parse_sample(item: &Value, limits: &Limits, report: &mut Report) -> Option<Sa
     })
 }
 
-const KNOWN_FIELDS: [&str; 9] = [
+/// The top-level fields of a sample besides the port's identity, peer, link and health.
+pub const KNOWN_FIELDS: [&str; 9] = [
     "stream_id",
     "timestamp",
     "latency_p99",

@@ -243,17 +243,7 @@ const ODD_IDS: &[&str] = &[
     "x\\ty",
 ];
 
-const FIELDS: &[&str] = &[
-    "stream_id",
-    "timestamp",
-    "latency_p99",
-    "utilization",
-    "error_rate",
-    "bandwidth_gbps",
-    "qp_errors",
-    "counters",
-    "labels",
-];
+const FIELDS: &[&str] = &crate::sample::validate::KNOWN_FIELDS;
 
 fn generate(rng: &mut Rng, i: u64) -> Case {
     let json = "application/json";
