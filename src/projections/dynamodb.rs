@@ -3,12 +3,16 @@
 //! `entity_type` + `timestamp`, TTL on `ttl`). Items have deterministic ids, so a re-delivered
 //! write leaves one item. Writes go in BatchWriteItem chunks of at most 25 — enforced here,
 //! since local emulators accept more — and unprocessed items are retried with backoff.
+//!
+//! This file: the table (setup, the sink's writes, the GSI query); `projection`: the
+//! projection that feeds it from the log.
 
-use super::items::{self, ItemChange};
-use super::runner::{dead_letter, Projection, ProjectionError};
+mod projection;
+
+pub use projection::DynamoProjection;
+
+use super::runner::ProjectionError;
 use crate::aws::attr;
-use crate::events::{EventStore, StoredEvent, WriteOp};
-use crate::telemetry::context;
 use aws_sdk_dynamodb::error::ProvideErrorMetadata;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement,
@@ -20,7 +24,6 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::time::Duration;
-use tracing::Instrument;
 
 /// BatchWriteItem's limit.
 pub const MAX_BATCH: usize = 25;
@@ -367,149 +370,6 @@ impl DynamoSink {
                 _ => return Ok((out, examined)),
             }
         }
-    }
-}
-
-/// Projects insight and alert items into the table.
-pub struct DynamoProjection {
-    pub sink: DynamoSink,
-}
-
-impl Projection for DynamoProjection {
-    fn name(&self) -> &'static str {
-        "dynamodb"
-    }
-
-    fn restore(&mut self, _store: &dyn EventStore) -> Result<(), ProjectionError> {
-        Ok(())
-    }
-
-    async fn handle(
-        &mut self,
-        store: &dyn EventStore,
-        events: &[StoredEvent],
-    ) -> Result<Vec<WriteOp>, ProjectionError> {
-        let mut writes = Vec::new();
-        let mut traces = Vec::new();
-        for e in events {
-            match items::change_for(store, e)? {
-                Some(ItemChange::Insight { item, .. }) | Some(ItemChange::Alert { item, .. }) => {
-                    writes.push((e.offset, Write::Put(item)));
-                    traces.extend(e.record.trace);
-                }
-                Some(ItemChange::Suppressed {
-                    entity_id,
-                    timestamp,
-                    count,
-                    ..
-                }) => writes.push((e.offset, Write::Suppress(entity_id, timestamp, count))),
-                None => {}
-            }
-        }
-        let span = context::span_for(&traces, || {
-            tracing::info_span!(
-                parent: None,
-                "dynamodb.BatchWriteItem",
-                otel.kind = "client",
-                projection = "dynamodb",
-                db.system.name = "aws.dynamodb",
-                db.operation.name = "BatchWriteItem",
-                aws.dynamodb.table_names = %self.sink.table,
-                items = writes.len() as i64,
-            )
-        });
-        self.deliver(writes).instrument(span).await
-    }
-}
-
-/// One write of the projection, in log order.
-enum Write {
-    Put(Value),
-    Suppress(String, String, u32),
-}
-
-impl DynamoProjection {
-    /// Write in log order: runs of puts as batches of 25, a suppression after the puts before
-    /// it (it may update an alert item of the same page). An item DynamoDB refuses for good
-    /// becomes a dead letter; an outage stops at the first write not done (`Partial`).
-    async fn deliver(&self, writes: Vec<(u64, Write)>) -> Result<Vec<WriteOp>, ProjectionError> {
-        let mut ops = Vec::new();
-        let mut run: Vec<(u64, Value)> = Vec::new();
-        let mut writes = writes.into_iter().peekable();
-        loop {
-            let next = writes.next();
-            if let Some((offset, Write::Put(item))) = next {
-                run.push((offset, item));
-                let more_puts = matches!(writes.peek(), Some((_, Write::Put(_))));
-                if run.len() < MAX_BATCH && more_puts {
-                    continue;
-                }
-                let batch = std::mem::take(&mut run);
-                self.put_run(batch, &mut ops)
-                    .await
-                    .map_err(|(first, error)| partial(first, std::mem::take(&mut ops), error))?;
-                continue;
-            }
-            let Some((offset, Write::Suppress(entity_id, timestamp, count))) = next else {
-                return Ok(ops);
-            };
-            match self
-                .sink
-                .set_suppressed(&entity_id, &timestamp, count)
-                .await
-            {
-                Ok(()) => {}
-                Err(e) if is_rejection(&e) => {
-                    let item = serde_json::json!({"entity_id": entity_id, "suppressed": count});
-                    ops.push(dead_letter("dynamodb", offset, &e.to_string(), item));
-                }
-                Err(e) => return Err(partial(offset, ops, e)),
-            }
-        }
-    }
-
-    /// Put one batch; if DynamoDB refuses the batch, put its items one by one so that only
-    /// the bad item is set aside. On an outage: the offset of the first item not written.
-    async fn put_run(
-        &self,
-        run: Vec<(u64, Value)>,
-        ops: &mut Vec<WriteOp>,
-    ) -> Result<(), (u64, ProjectionError)> {
-        let first = run.first().map_or(u64::MAX, |(o, _)| *o);
-        let items = run.iter().map(|(_, v)| attr::to_item(v)).collect();
-        match self.sink.put_batch(items).await {
-            Ok(()) => Ok(()),
-            Err((_, e)) if is_rejection(&e) => {
-                for (offset, value) in run {
-                    match self.sink.put_one(attr::to_item(&value)).await {
-                        Ok(()) => {}
-                        Err(e) if is_rejection(&e) => {
-                            ops.push(dead_letter("dynamodb", offset, &e.to_string(), value))
-                        }
-                        Err(e) => return Err((offset, e)),
-                    }
-                }
-                Ok(())
-            }
-            Err((left, e)) => {
-                // The earliest item not known to be written.
-                let left: Vec<Value> = left.iter().map(attr::from_item).collect();
-                let offset = run
-                    .iter()
-                    .find(|(_, v)| left.contains(v))
-                    .map_or(first, |(o, _)| *o);
-                Err((offset, e))
-            }
-        }
-    }
-}
-
-/// Delivered up to (not including) `first_unsent`.
-fn partial(first_unsent: u64, ops: Vec<WriteOp>, error: ProjectionError) -> ProjectionError {
-    ProjectionError::Partial {
-        through: first_unsent.saturating_sub(1),
-        ops,
-        error: Box::new(error),
     }
 }
 

@@ -204,11 +204,7 @@ impl Projection for EventBridgeProjection {
                         }
                     }
                     Err((first_unsent, error)) => {
-                        return Err(ProjectionError::Partial {
-                            through: first_unsent.saturating_sub(1),
-                            ops,
-                            error: Box::new(error),
-                        })
+                        return Err(ProjectionError::partial(first_unsent, ops, error))
                     }
                 }
             }

@@ -51,6 +51,21 @@ pub enum ProjectionError {
     },
 }
 
+impl ProjectionError {
+    /// Delivered up to (not including) offset `first_unsent`; the rest failed with `error`.
+    pub fn partial(
+        first_unsent: u64,
+        ops: Vec<WriteOp>,
+        error: ProjectionError,
+    ) -> ProjectionError {
+        ProjectionError::Partial {
+            through: first_unsent.saturating_sub(1),
+            ops,
+            error: Box::new(error),
+        }
+    }
+}
+
 /// The view that keeps items a sink rejected for good.
 pub const DEAD_LETTERS_VIEW: &str = "dead_letters";
 
