@@ -12,6 +12,7 @@
 //! restarted or re-activated actor is a new actor.
 
 pub mod router;
+pub mod stale;
 pub mod stream;
 pub mod supervisor;
 

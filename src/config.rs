@@ -26,6 +26,7 @@ pub struct Config {
     pub detect: DetectConfig,
     pub analyst: AnalystConfig,
     pub alerts: AlertsConfig,
+    pub incidents: crate::incidents::IncidentsConfig,
     pub dynamodb: DynamoConfig,
     pub eventbridge: EventBridgeConfig,
     pub aws: AwsConfig,
@@ -273,6 +274,9 @@ impl Config {
             }
         }
         self.detect
+            .validate()
+            .or_else(|(key, reason)| bad(&key, reason))?;
+        self.incidents
             .validate()
             .or_else(|(key, reason)| bad(&key, reason))?;
         self.analyst

@@ -41,6 +41,9 @@ pub struct Ingestor {
     /// Streams stored on this node (the `streams` view's size) and the cap on them.
     streams: Arc<AtomicU64>,
     max_streams: u64,
+    /// Streams that stop reporting, and after how many of their intervals they are stale.
+    stale: Arc<crate::actors::stale::StaleWatch>,
+    stale_intervals: u32,
 }
 
 impl Ingestor {
@@ -51,6 +54,32 @@ impl Ingestor {
             max_inflight,
             streams: Arc::default(),
             max_streams: u64::MAX,
+            stale: Arc::default(),
+            stale_intervals: crate::detect::DetectConfig::default().stale_intervals,
+        }
+    }
+
+    /// Mark streams stale after this many of their own intervals of silence.
+    pub fn with_stale_intervals(mut self, intervals: u32) -> Ingestor {
+        self.stale_intervals = intervals;
+        self
+    }
+
+    /// Note the local streams this request reported, then tell the ones that went silent.
+    fn watch(&self, groups: &[(String, Vec<Sample>)]) {
+        for (stream_id, samples) in groups {
+            let n = samples.len();
+            let Some(last) = samples.last() else { continue };
+            let gap = (n >= 2).then(|| last.timestamp_ms - samples[n - 2].timestamp_ms);
+            self.stale.observe(stream_id, last.timestamp_ms, gap);
+        }
+        for (stream_id, interval_ms, now_ms) in self.stale.due(self.stale_intervals) {
+            let router = self.router.clone();
+            tokio::spawn(async move {
+                if let Err(e) = router.mark_stale(&stream_id, interval_ms, now_ms).await {
+                    tracing::warn!(%stream_id, error = %e, "stale stream not recorded");
+                }
+            });
         }
     }
 
@@ -135,6 +164,7 @@ impl Ingestor {
             }
         });
         let forwarded = futures_util::future::join_all(forwards);
+        self.watch(&groups);
         let calls = groups.into_iter().map(|(stream_id, samples)| {
             let router = &self.router;
             let origin = origin.clone();

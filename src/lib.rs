@@ -37,6 +37,7 @@ pub mod detect;
 pub mod eval;
 pub mod events;
 pub mod hash;
+pub mod incidents;
 pub mod ingest;
 pub mod metrics;
 pub mod node;

@@ -84,6 +84,7 @@ pub struct Metrics {
     pub insights_by_type: LabelledCounter,
     pub insights_by_source: LabelledCounter,
     pub alerts: LabelledCounter,
+    pub incidents: LabelledCounter,
     pub alert_triage: LabelledCounter,
     /// Items a sink rejected for good, by projection.
     pub dead_letters: LabelledCounter,
@@ -108,6 +109,7 @@ impl Metrics {
             insights_by_type: LabelledCounter::default(),
             insights_by_source: LabelledCounter::default(),
             alerts: LabelledCounter::default(),
+            incidents: LabelledCounter::default(),
             alert_triage: LabelledCounter::default(),
             dead_letters: LabelledCounter::default(),
             bedrock_latency: Histogram::new(LATENCY_BOUNDS),
@@ -225,6 +227,12 @@ impl Exposition {
             "Alert decisions, by outcome.",
             "outcome",
             &m.alerts,
+        );
+        self.counter_family(
+            "ibsight_incident_events_total",
+            "Incident events, by kind (opened, grown, escalated, resolved).",
+            "kind",
+            &m.incidents,
         );
         self.counter_family(
             "ibsight_alert_triage_total",

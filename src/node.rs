@@ -15,6 +15,7 @@ use crate::config::Config;
 use crate::events::retention::{self, RetentionPolicy};
 use crate::events::writer::Writer;
 use crate::events::{open_store_with, StoreError};
+use crate::incidents::correlator::{Correlator, Inbox};
 use crate::ingest::Ingestor;
 use crate::projections::alerts::AlertProjection;
 use crate::projections::dynamodb::{DynamoProjection, DynamoSink};
@@ -23,7 +24,7 @@ use crate::projections::runner::{self, ProjectionLag};
 use crate::projections::views::{self, ViewsProjection};
 use ractor::{Actor, ActorRef};
 use std::sync::atomic::AtomicU64;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 pub struct Node {
@@ -38,6 +39,8 @@ pub struct Node {
     pub ingestor: Ingestor,
     pub writer: Writer,
     pub triage: Arc<crate::alerts::triage::Triage>,
+    /// Incidents waiting for their analysis.
+    pub incidents_waiting: Arc<AtomicU64>,
     supervisor: ActorRef<SupervisorMsg>,
     retention: tokio::task::JoinHandle<()>,
 }
@@ -64,13 +67,11 @@ impl Node {
             config.store.memtable_mib,
         )?;
         let writer = Writer::spawn(store.clone(), config.store.max_batch_ops);
-        // The pool delivers insights through the router, which exists only after the actor
-        // tree it routes to: the cell breaks that cycle.
-        let router_cell: Arc<OnceLock<StreamRouter>> = Arc::default();
-        let analyst = start_analyst(&config, router_cell.clone()).await?;
+        // The pool's answers go to the correlator's inbox; it records them in `#incidents`.
+        let inbox: Inbox = Arc::default();
+        let analyst = start_analyst(&config, inbox.clone()).await?;
         let ctx = Arc::new(StreamContext {
             writer: writer.clone(),
-            analyst: Some(analyst.clone()),
             detect: config.detect.clone(),
             snapshot_every: config.store.snapshot_every,
         });
@@ -101,10 +102,10 @@ impl Node {
         if config.cluster.enabled() {
             router = router.with_cluster(crate::cluster::peers::Peers::new(config.cluster.clone()));
         }
-        let _ = router_cell.set(router.clone());
         let known_streams = crate::events::streams::ensure(writer.store().as_ref())?;
         let ingestor = Ingestor::new(router.clone(), config.ingest.max_inflight_samples)
-            .with_stream_cap(known_streams, config.ingest.max_streams);
+            .with_stream_cap(known_streams, config.ingest.max_streams)
+            .with_stale_intervals(config.detect.stale_intervals);
         let retention = tokio::spawn(run_retention(writer.clone(), &config));
         let poll = Duration::from_millis(100);
         let (alerts_task, alerts_lag) = runner::spawn(
@@ -114,8 +115,15 @@ impl Node {
         );
         let (views_task, views_lag) =
             runner::spawn(writer.clone(), ViewsProjection::default(), poll);
-        let mut projections = vec![("alerts", alerts_lag), ("views", views_lag)];
-        let mut projection_tasks = vec![alerts_task, views_task];
+        let correlator = Correlator::new(config.incidents.clone(), Some(analyst.clone()), inbox);
+        let incidents_waiting = correlator.waiting();
+        let (incidents_task, incidents_lag) = runner::spawn(writer.clone(), correlator, poll);
+        let mut projections = vec![
+            ("incidents", incidents_lag),
+            ("alerts", alerts_lag),
+            ("views", views_lag),
+        ];
+        let mut projection_tasks = vec![incidents_task, alerts_task, views_task];
         let mut dynamo = None;
         if config.dynamodb.enabled || config.eventbridge.enabled {
             let sdk = crate::aws::sdk_config(&config.aws).await;
@@ -138,6 +146,7 @@ impl Node {
         Ok(Node {
             config,
             analyst,
+            incidents_waiting,
             dynamo,
             projections,
             projection_tasks,
@@ -187,10 +196,7 @@ impl Node {
 }
 
 /// The analyst pool: Bedrock when configured, else the rules backend.
-async fn start_analyst(
-    config: &Config,
-    router: Arc<OnceLock<StreamRouter>>,
-) -> Result<AnalystPool, NodeError> {
+async fn start_analyst(config: &Config, inbox: Inbox) -> Result<AnalystPool, NodeError> {
     let cfg = config.analyst.clone();
     let template = crate::analyst::template::PromptTemplate::from_config(&cfg.prompt_file)?;
     let model = BedrockModel::for_backend(&cfg, &config.aws).await;
@@ -204,20 +210,10 @@ async fn start_analyst(
         .with_template(template),
     );
     let deliver: Deliver = Arc::new(move |job, outcome| {
-        let Some(router) = router.get().cloned() else {
-            // Only before the node finished starting; the anomaly stays awaiting and is
-            // asked again when its actor next starts.
-            return;
-        };
-        let event = outcome.into_event(job.anomaly_seq, job.anomaly.anomaly_id.clone());
-        tokio::spawn(async move {
-            if let Err(e) = router
-                .record_insight(&job.stream_id, event, job.origin.clone())
-                .await
-            {
-                tracing::warn!(stream_id = %job.stream_id, error = %e, "insight not recorded; it will be asked again");
-            }
-        });
+        inbox
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((job, outcome));
     });
     AnalystPool::start(analyst, deliver, Duration::from_millis(20))
         .await

@@ -8,7 +8,6 @@ use super::stream::{ObserveOutcome, StreamError, StreamMsg, StreamView};
 use super::supervisor::{Registry, SpawnError, SupervisorMsg};
 use crate::cluster::peers::Peers;
 use crate::cluster::Member;
-use crate::events::types::InsightGeneratedV1;
 use crate::events::{EventStore, Origin, StoreError};
 use crate::sample::Sample;
 use ractor::rpc::CallResult;
@@ -130,21 +129,20 @@ impl StreamRouter {
         Err(RouteError::Unavailable(stream_id.to_string()))
     }
 
-    /// Record an insight for one of the stream's anomalies (durable on return). `Ok(false)`
-    /// when that anomaly already had one.
-    pub async fn record_insight(
+    /// Tell a silent stream that the fabric moved on to `now_ms` (see `StreamMsg::MarkStale`).
+    pub async fn mark_stale(
         &self,
         stream_id: &str,
-        insight: InsightGeneratedV1,
-        origin: Origin,
+        interval_ms: i64,
+        now_ms: i64,
     ) -> Result<bool, RouteError> {
         for _ in 0..ATTEMPTS {
             let actor = self.actor_for(stream_id).await?;
             let call = actor
                 .call(
-                    |reply| StreamMsg::RecordInsight {
-                        insight: Box::new(insight.clone()),
-                        origin: origin.clone(),
+                    |reply| StreamMsg::MarkStale {
+                        interval_ms,
+                        now_ms,
                         reply,
                     },
                     None,

@@ -1,10 +1,12 @@
-//! The alert decisions. A fingerprint (stream, prediction type) raises once per window; a
-//! repeat inside the window is suppressed (and counted); a higher risk tier inside the window
-//! re-raises as an escalation. Time is the insight's recorded time, so replay decides alike.
+//! The alert decisions. A fingerprint raises once per window: the incident (whatever its
+//! prediction type becomes as it grows), or for an insight outside any incident the (stream,
+//! prediction type). A repeat inside the window is suppressed (and counted); a higher risk
+//! tier inside the window re-raises as an escalation. Time is the insight's recorded time, so
+//! replay decides alike.
 
 use super::AlertsConfig;
 use crate::analyst::insight::PredictionType;
-use crate::events::types::{AlertRaisedV1, AlertSuppressedV1};
+use crate::events::types::{AlertRaisedV2, AlertSuppressedV1};
 use crate::events::StreamEvent;
 use std::collections::HashMap;
 
@@ -12,6 +14,9 @@ use std::collections::HashMap;
 #[derive(Debug, Clone, PartialEq)]
 pub struct InsightFacts {
     pub stream_id: String,
+    /// The incident the insight answers, and its ports.
+    pub incident_id: Option<String>,
+    pub ports: Vec<String>,
     pub insight_seq: u64,
     pub anomaly_seq: u64,
     pub prediction_type: PredictionType,
@@ -31,7 +36,14 @@ struct Tracked {
 /// The open fingerprints.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct AlertBook {
-    open: HashMap<(String, PredictionType), Tracked>,
+    open: HashMap<String, Tracked>,
+}
+
+fn fingerprint(incident_id: Option<&str>, stream_id: &str, p: PredictionType) -> String {
+    match incident_id {
+        Some(id) => format!("incident {id}"),
+        None => format!("{stream_id} {}", p.name()),
+    }
 }
 
 /// Risk tiers: 80-89, 90-99, 100.
@@ -44,15 +56,21 @@ pub fn decide(book: &AlertBook, facts: &InsightFacts, cfg: &AlertsConfig) -> Opt
         return None;
     }
     let window_ms = cfg.dedup_window_s as i64 * 1000;
-    let key = (facts.stream_id.clone(), facts.prediction_type);
+    let key = fingerprint(
+        facts.incident_id.as_deref(),
+        &facts.stream_id,
+        facts.prediction_type,
+    );
     let live = book
         .open
         .get(&key)
         .filter(|t| facts.at_ms - t.raised_at_ms < window_ms);
     let raise = |escalated_from_tier| {
-        StreamEvent::AlertRaised(AlertRaisedV1 {
+        StreamEvent::AlertRaised(AlertRaisedV2 {
             alert_id: format!("{}#{}", facts.stream_id, facts.insight_seq),
             stream_id: facts.stream_id.clone(),
+            incident_id: facts.incident_id.clone(),
+            ports: facts.ports.clone(),
             prediction_type: facts.prediction_type,
             risk_score: facts.risk_score,
             tier: tier(facts.risk_score),
@@ -101,7 +119,7 @@ pub fn apply(book: &mut AlertBook, event: &StreamEvent) {
     match event {
         StreamEvent::AlertRaised(a) => {
             book.open.insert(
-                (a.stream_id.clone(), a.prediction_type),
+                fingerprint(a.incident_id.as_deref(), &a.stream_id, a.prediction_type),
                 Tracked {
                     alert_id: a.alert_id.clone(),
                     raised_at_ms: a.raised_at_ms,
@@ -111,7 +129,7 @@ pub fn apply(book: &mut AlertBook, event: &StreamEvent) {
             );
         }
         StreamEvent::AlertSuppressed(s) => {
-            if let Some(t) = book.open.get_mut(&(s.stream_id.clone(), s.prediction_type)) {
+            if let Some(t) = book.open.values_mut().find(|t| t.alert_id == s.alert_id) {
                 t.suppressed = s.suppressed_count;
             }
         }
@@ -130,6 +148,8 @@ mod tests {
     fn facts(stream: &str, seq: u64, risk: u8, at_s: i64) -> InsightFacts {
         InsightFacts {
             stream_id: stream.into(),
+            incident_id: None,
+            ports: vec![stream.into()],
             insight_seq: seq,
             anomaly_seq: seq - 1,
             prediction_type: PredictionType::ConnectionInstability,
@@ -203,6 +223,32 @@ mod tests {
         assert_eq!(
             kind(&decide(&book, &facts("p1", 9, 96, 40), &cfg())),
             "suppressed into p1#7 x1"
+        );
+    }
+
+    #[test]
+    fn an_incident_alerts_once_whatever_type_its_insights_take() {
+        let incident = |seq, risk, p, at_s| InsightFacts {
+            incident_id: Some("inc-1".into()),
+            ports: vec!["a".into(), "b".into()],
+            prediction_type: p,
+            ..facts("#incidents", seq, risk, at_s)
+        };
+        let first = incident(5, 85, PredictionType::BandwidthThrottling, 0);
+        assert_eq!(
+            kind(&decide(&given(&[]), &first, &cfg())),
+            "raised #incidents#5"
+        );
+        let book = given(&[first]);
+        let grown = incident(9, 88, PredictionType::ConnectionInstability, 10);
+        assert_eq!(
+            kind(&decide(&book, &grown, &cfg())),
+            "suppressed into #incidents#5 x1"
+        );
+        let worse = incident(11, 95, PredictionType::ConnectionInstability, 20);
+        assert_eq!(
+            kind(&decide(&book, &worse, &cfg())),
+            "raised #incidents#11 escalated from tier 8"
         );
     }
 

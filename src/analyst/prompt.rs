@@ -63,8 +63,73 @@ pub fn user_prompt(jobs: &[&AnomalyJob]) -> String {
                 fmt_opt(r.baseline)
             );
         }
+        if let Some(inc) = &job.incident {
+            incident_part(&mut out, inc);
+        }
     }
     out
+}
+
+fn guid(g: Option<u64>) -> String {
+    g.map_or_else(|| "unknown".into(), crate::sample::port::format_guid)
+}
+
+/// The incident around the anomaly: its scope, the node's role, and every member's evidence
+/// with both ends of its link. GUIDs, port numbers, node types and rule names only: node
+/// descriptions are fabric text and stay out of the prompt.
+fn incident_part(out: &mut String, inc: &crate::events::types::IncidentV1) {
+    let _ = writeln!(
+        out,
+        "- incident: scope {}, {} port(s), worst severity {}",
+        inc.scope.name(),
+        inc.members.len(),
+        inc.severity.name()
+    );
+    if let Some(n) = &inc.node {
+        let role = n.node_type.map_or("unknown", |t| t.name());
+        let _ = writeln!(out, "- node: {} ({role})", guid(Some(n.node_guid)));
+    }
+    for m in inc.members.iter().take(32) {
+        let role = m.port.node_type.map_or("unknown", |t| t.name());
+        let peer = m.peer.as_ref().map_or_else(
+            || "no peer known".into(),
+            |p| {
+                format!(
+                    "peer {} port {}",
+                    guid(p.node_guid),
+                    p.port_num.unwrap_or(0)
+                )
+            },
+        );
+        let evidence: Vec<String> = m
+            .anomalies
+            .iter()
+            .map(|a| {
+                format!(
+                    "{} on {} = {} (threshold {}, {})",
+                    a.rule.name(),
+                    crate::analyst::job::known_metric(&a.metric),
+                    a.value,
+                    a.threshold,
+                    a.severity.name()
+                )
+            })
+            .collect();
+        let _ = writeln!(
+            out,
+            "  - port {} of {} ({role}), {peer}: {}",
+            m.port.port_num.unwrap_or(0),
+            guid(m.port.node_guid),
+            if m.cleared {
+                "cleared".to_string()
+            } else {
+                evidence.join("; ")
+            }
+        );
+    }
+    if inc.members.len() > 32 {
+        let _ = writeln!(out, "  - and {} more ports", inc.members.len() - 32);
+    }
 }
 
 /// The InvokeModel body (Anthropic messages API on Bedrock).
@@ -91,13 +156,14 @@ mod tests {
     use crate::analyst::insight::PredictionType;
     use crate::analyst::job::Reading;
     use crate::detect::rules::{Rule, Severity};
-    use crate::events::types::AnomalyDetectedV1;
+    use crate::events::types::AnomalyDetectedV2;
 
     fn job(stream: &str) -> AnomalyJob {
         AnomalyJob {
+            incident: None,
             stream_id: stream.into(),
             anomaly_seq: 3,
-            anomaly: AnomalyDetectedV1 {
+            anomaly: AnomalyDetectedV2 {
                 anomaly_id: "x".into(),
                 rule: Rule::LatencySpike,
                 metric: "latency_p99".into(),
@@ -109,6 +175,8 @@ mod tests {
                 escalated_from: None,
                 window_start_ms: 1000,
                 window_end_ms: 2000,
+                port: Default::default(),
+                peer: None,
             },
             readings: vec![Reading {
                 metric: "utilization",

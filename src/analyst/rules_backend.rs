@@ -6,20 +6,28 @@
 use super::insight::{Insight, PredictionType};
 use super::job::AnomalyJob;
 use crate::detect::rules::{Rule, Severity};
+use crate::events::types::IncidentScope;
 
 /// The prediction type a detection rule points to.
 pub fn prediction_for(rule: Rule, metric: &str, delta_pct: Option<f64>) -> PredictionType {
     match rule {
-        Rule::UtilizationHigh => PredictionType::ResourceSaturation,
+        Rule::UtilizationHigh | Rule::Congestion => PredictionType::ResourceSaturation,
         Rule::LatencySpike => PredictionType::LatencySpike,
-        Rule::ErrorRateHigh | Rule::PortRcvErrors | Rule::XmitDiscards => {
-            PredictionType::PacketLossDetected
-        }
-        Rule::LinkDowned | Rule::SymbolErrors | Rule::LinkErrorRecovery => {
-            PredictionType::ConnectionInstability
-        }
-        Rule::Congestion => PredictionType::BandwidthThrottling,
-        Rule::CounterSaturated => PredictionType::AnomalyDetected,
+        Rule::ErrorRateHigh
+        | Rule::PortRcvErrors
+        | Rule::XmitDiscards
+        | Rule::BufferOverrun
+        | Rule::Vl15Dropped
+        | Rule::RemotePhysical
+        | Rule::ConstraintErrors => PredictionType::PacketLossDetected,
+        Rule::LinkDowned
+        | Rule::LinkDown
+        | Rule::LinkFlapping
+        | Rule::SymbolErrors
+        | Rule::LinkErrorRecovery
+        | Rule::LinkIntegrity => PredictionType::ConnectionInstability,
+        Rule::WidthDegraded | Rule::SpeedDegraded => PredictionType::BandwidthThrottling,
+        Rule::CounterSaturated | Rule::Stale => PredictionType::AnomalyDetected,
         Rule::QpErrorsHigh => PredictionType::QpErrorRateHigh,
         Rule::BaselineDeviation => match metric {
             "latency_p99" => PredictionType::PerformanceDegradation,
@@ -28,7 +36,6 @@ pub fn prediction_for(rule: Rule, metric: &str, delta_pct: Option<f64>) -> Predi
             "bandwidth_gbps" if delta_pct.is_some_and(|d| d < 0.0) => {
                 PredictionType::BandwidthThrottling
             }
-            // More traffic than usual on a port is load building up.
             "utilization" | "bandwidth_gbps" if delta_pct.is_some_and(|d| d > 0.0) => {
                 PredictionType::ResourceSaturation
             }
@@ -37,16 +44,19 @@ pub fn prediction_for(rule: Rule, metric: &str, delta_pct: Option<f64>) -> Predi
     }
 }
 
-fn risk_for(rule: Rule, severity: Severity) -> u8 {
+/// Risk of one finding on its own. A busy but healthy link, a saturated counter and a silent
+/// stream are low risk; a link that is down or flaps is high (jobs on it fail).
+pub fn risk_for(rule: Rule, severity: Severity) -> u8 {
     let base = match severity {
-        Severity::Warning => 45,
-        Severity::Major => 65,
+        Severity::Warning => 40,
+        Severity::Major => 60,
         Severity::Critical => 85,
     };
-    // A link that went down or flaps is worse than its rate suggests: jobs on it fail.
     match rule {
-        Rule::LinkDowned => base.max(90),
-        Rule::LinkErrorRecovery | Rule::SymbolErrors => base + 5,
+        Rule::UtilizationHigh | Rule::CounterSaturated => base.min(35),
+        Rule::Stale => 45,
+        Rule::LinkDown | Rule::LinkFlapping | Rule::LinkDowned => base.max(82),
+        Rule::LinkErrorRecovery | Rule::SymbolErrors | Rule::LinkIntegrity => base + 5,
         _ => base,
     }
 }
@@ -61,30 +71,48 @@ fn fmt(v: f64) -> String {
     }
 }
 
-fn unit(rule: Rule, metric: &str) -> &'static str {
-    if rule == Rule::QpErrorsHigh {
-        return " errors/s";
+fn unit(rule: Rule, metric: &str, threshold: f64) -> &'static str {
+    match rule {
+        Rule::QpErrorsHigh => return " errors/s",
+        Rule::SymbolErrors if threshold < 1e-3 => return " (bit error rate)",
+        Rule::Congestion => return " of the time stalled",
+        Rule::Stale => return " s",
+        Rule::WidthDegraded => return " lanes",
+        Rule::SpeedDegraded => return " Gb/s per lane",
+        Rule::LinkFlapping => return " departures from active per hour",
+        _ => {}
     }
     match metric {
         "latency_p99" => " µs",
         "utilization" => " %",
         "bandwidth_gbps" => " Gbps",
-        "SymbolErrorCounter" => " errors/h",
-        "LinkErrorRecoveryCounter" => " recoveries/min",
-        "PortRcvErrors" | "PortXmitDiscards" | "PortXmitWait" => " /s",
-        "LinkDownedCounter" => " link-down events",
+        m if m.ends_with("Counter") || m.ends_with("Errors") || m.ends_with("Discards") => " /h",
+        "VL15Dropped" => " /h",
         _ => "",
     }
 }
 
 fn explanation(job: &AnomalyJob) -> String {
     let a = &job.anomaly;
-    let u = unit(a.rule, &a.metric);
+    let u = unit(a.rule, &a.metric, a.threshold);
     let mut text = match a.rule {
-        Rule::LinkDowned => format!(
-            "Port {} went down {} time(s) between the last two readings.",
+        Rule::LinkDown => format!(
+            "Port {} has been out of the active state for {} samples in a row.",
             job.stream_id,
             fmt(a.value)
+        ),
+        Rule::Stale => format!(
+            "No data from {} for {} s (stale after {} s).",
+            job.stream_id,
+            fmt(a.value),
+            fmt(a.threshold)
+        ),
+        Rule::WidthDegraded | Rule::SpeedDegraded => format!(
+            "{} on {} is {}{u} where the port had or enables {}{u}.",
+            a.metric,
+            job.stream_id,
+            fmt(a.value),
+            fmt(a.threshold)
         ),
         Rule::CounterSaturated => format!(
             "{} on {} is stuck at its maximum {}; further errors are invisible until it is cleared.",
@@ -137,11 +165,21 @@ fn explanation(job: &AnomalyJob) -> String {
 pub fn recommendations(job: &AnomalyJob) -> Vec<String> {
     let port = &job.stream_id;
     let steps: Vec<String> = match job.anomaly.rule {
-        Rule::LinkDowned | Rule::SymbolErrors | Rule::LinkErrorRecovery => vec![
-            format!("Reseat or replace the cable on {port}; check the peer port's counters too"),
-            format!("Run ibdiagnet / iblinkinfo on {port} to check link width and speed"),
+        Rule::LinkDowned
+        | Rule::LinkDown
+        | Rule::LinkFlapping
+        | Rule::SymbolErrors
+        | Rule::LinkErrorRecovery
+        | Rule::LinkIntegrity => vec![
+            format!("Reseat or replace the cable on {port}, and check the peer port for physical errors"),
+            format!("Run iblinkinfo / ibdiagnet on {port} to check the link's state, width and speed"),
             "Check the transceiver temperature and optical power (mlxlink)".into(),
             "Drain jobs from the attached node if the link keeps flapping".into(),
+        ],
+        Rule::WidthDegraded | Rule::SpeedDegraded => vec![
+            format!("Reseat or replace the cable on {port}: a lane that does not train lowers the width"),
+            "Compare both ends' enabled width and speed (ibportstate) and firmware levels".into(),
+            "Check the peer port for symbol errors and link recovery".into(),
         ],
         Rule::UtilizationHigh | Rule::Congestion => vec![
             format!("Find the heaviest flows through {port} (ibdump or the scheduler's job map)"),
@@ -153,14 +191,23 @@ pub fn recommendations(job: &AnomalyJob) -> Vec<String> {
             "Review QoS / SL-to-VL mapping for the affected traffic class".into(),
             "Correlate with job start times on the nodes behind this port".into(),
         ],
-        Rule::ErrorRateHigh | Rule::PortRcvErrors | Rule::XmitDiscards => vec![
+        Rule::XmitDiscards | Rule::Vl15Dropped | Rule::ConstraintErrors => vec![
+            format!("Read the discard details on {port} (PortInactiveDiscards, PortNeighborMTUDiscards, PortSwLifetimeLimitDiscards, PortSwHOQLifetimeLimitDiscards)"),
+            "Check the routing (a path through a down neighbour) and congestion (head-of-queue lifetime) on the VLs".into(),
+            "Check the neighbour's MTU and that the peer port is active".into(),
+        ],
+        Rule::ErrorRateHigh | Rule::PortRcvErrors | Rule::RemotePhysical | Rule::BufferOverrun => vec![
             format!("Check {port} and its peer for symbol errors and link integrity errors"),
             "Inspect the cable and transceiver; replace if errors persist after reseating".into(),
             "Look for buffer overruns or credit starvation on the switch (PortXmitWait)".into(),
         ],
         Rule::CounterSaturated => vec![
-            format!("Clear the counters on {port} (perfquery -R) so new errors become visible"),
+            format!("Record the counters on {port}, then reset them (perfquery -R) so new errors become visible"),
             "Use the 64-bit extended counters (perfquery -x) where the HCA supports them".into(),
+        ],
+        Rule::Stale => vec![
+            format!("Check that the collector or agent reading {port} is running"),
+            "Check whether the node is still in the fabric (ibnetdiscover, the subnet manager's log)".into(),
         ],
         Rule::QpErrorsHigh => vec![
             format!("Check the HCA behind {port}: firmware, driver and RDMA retry counters"),
@@ -180,14 +227,84 @@ pub fn recommendations(job: &AnomalyJob) -> Vec<String> {
     steps.into_iter().take(4).collect()
 }
 
+/// Risk of an incident: its lead finding's, raised when the incident reaches further. A switch
+/// or node that lost its links takes down every job through it.
+fn incident_risk(job: &AnomalyJob) -> u8 {
+    let a = &job.anomaly;
+    let risk = risk_for(a.rule, a.severity);
+    let Some(inc) = &job.incident else {
+        return risk;
+    };
+    let links_gone = inc
+        .members
+        .iter()
+        .flat_map(|m| m.anomalies.iter())
+        .any(|x| crate::incidents::group::link_gone(x.rule) && x.rule != Rule::Stale);
+    match inc.scope {
+        IncidentScope::Switch | IncidentScope::Node | IncidentScope::Fabric if links_gone => {
+            risk.max(92)
+        }
+        IncidentScope::Switch | IncidentScope::Node | IncidentScope::Fabric => (risk + 10).min(100),
+        IncidentScope::Link | IncidentScope::Port => risk,
+    }
+}
+
+/// The incident's scope and members, for the explanation.
+fn incident_text(job: &AnomalyJob) -> String {
+    let Some(inc) = &job.incident else {
+        return String::new();
+    };
+    let ports: Vec<&str> = inc
+        .members
+        .iter()
+        .map(|m| m.stream_id.as_str())
+        .take(8)
+        .collect();
+    let more = inc.members.len().saturating_sub(ports.len());
+    let more = if more > 0 {
+        format!(" and {more} more")
+    } else {
+        String::new()
+    };
+    match (&inc.node, inc.scope) {
+        (Some(n), _) => format!(
+            " {} {} ({}): {} ports affected ({}{more}).",
+            inc.scope.name(),
+            n.node_desc.as_deref().unwrap_or("?"),
+            crate::sample::port::format_guid(n.node_guid),
+            inc.members.len(),
+            ports.join(", ")
+        ),
+        (None, IncidentScope::Link) => {
+            format!(
+                " Both ends of the link are affected: {}.",
+                ports.join(" and ")
+            )
+        }
+        _ => String::new(),
+    }
+}
+
 /// The rules backend's insight for a job.
 pub fn insight(job: &AnomalyJob) -> Insight {
     let a = &job.anomaly;
+    let mut recommendations = recommendations(job);
+    if job
+        .incident
+        .as_ref()
+        .is_some_and(|i| matches!(i.scope, IncidentScope::Switch | IncidentScope::Node))
+    {
+        recommendations.insert(
+            0,
+            "Check the switch itself (power, management port, the subnet manager's view): many of its links failed together".into(),
+        );
+        recommendations.truncate(4);
+    }
     Insight {
         prediction_type: prediction_for(a.rule, &a.metric, a.delta_pct),
-        risk_score: risk_for(a.rule, a.severity),
-        explanation: explanation(job),
-        recommendations: recommendations(job),
+        risk_score: incident_risk(job),
+        explanation: format!("{}{}", explanation(job), incident_text(job)),
+        recommendations,
         confidence: 0.6,
         notes: Vec::new(),
     }

@@ -1,10 +1,13 @@
 //! The detection state of one stream and the two pure steps over it:
 //! `evaluate` (judge a sample against the state) and `absorb` (fold the sample into the state).
 
+use super::counter_rules;
 use super::counters::{self, CounterReading};
 use super::ewma::Ewma;
 use super::hysteresis::{self, OpenAnomaly, Transition};
-use super::rules::{self, Finding};
+use super::link::{self, LinkMemory};
+use super::rules::{self, Finding, Rule, Severity};
+use super::window::ErrorWindow;
 use super::DetectConfig;
 use crate::sample::{Counter, Metric, Sample};
 use serde::{Deserialize, Serialize};
@@ -16,26 +19,88 @@ pub struct DetectorState {
     pub counters: BTreeMap<Counter, CounterReading>,
     pub open: BTreeMap<String, OpenAnomaly>,
     pub last_timestamp_ms: Option<i64>,
+    /// Increments of the watched error counters over the windows (only counters that had any).
+    pub windows: BTreeMap<Counter, ErrorWindow>,
+    /// Samples in a row each persistence-gated finding (by key) has fired, not yet open.
+    pub streaks: BTreeMap<String, u32>,
+    pub link: LinkMemory,
 }
 
 /// What the rules say about one sample.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Evaluation {
+    /// Findings that count: persistence-gated ones only once they have lasted.
     pub findings: Vec<Finding>,
-    /// Metric and counter names the sample carried (for hysteresis).
+    /// Every finding that fired on this sample, gated or not: key → (rule, metric).
+    pub firing: BTreeMap<String, (Rule, &'static str)>,
+    /// Metric and counter names the sample let the rules judge (for hysteresis). A saturated
+    /// counter is not among them: it is never a clear sample.
     pub observed: BTreeSet<&'static str>,
     pub transitions: Vec<Transition>,
+}
+
+/// The counter findings of one sample and the counters it saw saturated.
+fn counter_findings(
+    state: &DetectorState,
+    sample: &Sample,
+    cfg: &DetectConfig,
+    window_start_ms: i64,
+) -> (Vec<Finding>, BTreeSet<Counter>) {
+    let mut out = Vec::new();
+    let mut saturated = BTreeSet::new();
+    let link = sample.link.as_ref();
+    let ts = sample.timestamp_ms;
+    for (&counter, &value) in &sample.counters {
+        let prev = state.counters.get(&counter);
+        let (delta, reading) = counters::observe(counter, prev, value, ts);
+        if let Some(f) = counter_rules::saturation_finding(counter, &reading) {
+            out.push(f);
+            saturated.insert(counter);
+        }
+        let Some(delta) = delta else { continue };
+        if counter == Counter::PortXmitWait {
+            let start = prev.map_or(window_start_ms, |p| p.timestamp_ms);
+            out.extend(counter_rules::congestion_finding(&delta, link, cfg, start));
+            continue;
+        }
+        let known = state.windows.get(&counter);
+        if !counter_rules::is_watched(counter) || (delta.delta == 0 && known.is_none()) {
+            continue;
+        }
+        let mut window = known.cloned().unwrap_or_default();
+        let from = prev.map_or(ts, |p| p.timestamp_ms);
+        window.add_spread(from, ts, delta.delta, cfg.long_window_ms());
+        out.extend(counter_rules::window_findings(
+            counter, &window, link, cfg, ts,
+        ));
+    }
+    (out, saturated)
 }
 
 /// Judge `sample` against the state as it was before the sample.
 pub fn evaluate(state: &DetectorState, sample: &Sample, cfg: &DetectConfig) -> Evaluation {
     let window_start_ms = state.last_timestamp_ms.unwrap_or(sample.timestamp_ms);
-    let mut findings = rules::sample_gauge_findings(
+    let mut raw = rules::sample_gauge_findings(
         sample,
         |m| state.baselines.get(&m).copied(),
         cfg,
         window_start_ms,
     );
+    let (counter_found, saturated) = counter_findings(state, sample, cfg, window_start_ms);
+    raw.extend(counter_found);
+    raw.extend(link::findings(&state.link, sample, cfg));
+    let firing: BTreeMap<String, (Rule, &'static str)> =
+        raw.iter().map(|f| (f.key(), (f.rule, f.metric))).collect();
+    // A noisy rule counts once it has lasted `persist_samples` samples, or while open.
+    let findings: Vec<Finding> = raw
+        .into_iter()
+        .filter(|f| {
+            let key = f.key();
+            !f.rule.needs_persistence()
+                || state.open.contains_key(&key)
+                || state.streaks.get(&key).copied().unwrap_or(0) + 1 >= cfg.persist_samples
+        })
+        .collect();
     // Only hysteresis reads `observed`, and only for open anomalies: skip it when none are.
     let mut observed: BTreeSet<&'static str> = if state.open.is_empty() {
         BTreeSet::new()
@@ -44,25 +109,59 @@ pub fn evaluate(state: &DetectorState, sample: &Sample, cfg: &DetectConfig) -> E
             .into_iter()
             .filter(|m| sample.metric(*m).is_some())
             .map(Metric::field)
-            .chain(sample.counters.keys().map(|c| c.name()))
+            .chain(
+                sample
+                    .counters
+                    .keys()
+                    .filter(|c| !saturated.contains(c))
+                    .map(|c| c.name()),
+            )
+            .chain(link::observed(sample))
             .collect()
     };
-    for (&counter, &value) in &sample.counters {
-        let prev = state.counters.get(&counter);
-        if let (Some(delta), _) = counters::observe(counter, prev, value, sample.timestamp_ms) {
-            let start = prev.map_or(window_start_ms, |p| p.timestamp_ms);
-            findings.extend(rules::counter_findings(counter, &delta, cfg, start));
-        }
-    }
     if !findings.is_empty() {
         observed.extend(findings.iter().map(|f| f.metric));
     }
-    let transitions = hysteresis::transitions(&state.open, &findings, &observed, cfg.clear_samples);
+    let mut transitions =
+        hysteresis::transitions(&state.open, &findings, &observed, cfg.clear_samples);
+    // Data is back: a stale stream is stale no more.
+    transitions.extend(
+        state
+            .open
+            .values()
+            .filter(|a| a.rule == Rule::Stale)
+            .map(|a| Transition::Resolved(a.clone())),
+    );
     Evaluation {
         findings,
+        firing,
         observed,
         transitions,
     }
+}
+
+/// The finding of a stream silent since `last_ms`, judged at fabric time `now_ms`; `None`
+/// when it is already open or not silent for `stale_intervals` of its interval.
+pub fn stale_finding(
+    state: &DetectorState,
+    interval_ms: i64,
+    now_ms: i64,
+    cfg: &DetectConfig,
+) -> Option<Finding> {
+    let last = state.last_timestamp_ms?;
+    let silent = now_ms - last;
+    let limit = interval_ms.max(1) * i64::from(cfg.stale_intervals);
+    let open = state.open.values().any(|a| a.rule == Rule::Stale);
+    (!open && interval_ms > 0 && silent > limit).then(|| Finding {
+        rule: Rule::Stale,
+        metric: "stale",
+        value: silent as f64 / 1000.0,
+        baseline: None,
+        delta_pct: None,
+        threshold: limit as f64 / 1000.0,
+        severity: Severity::Major,
+        window_start_ms: last,
+    })
 }
 
 /// A lasting shift: an anomaly on `metric` open for more than this much sample time.
@@ -75,9 +174,11 @@ fn long_open(state: &DetectorState, metric: &str, now_ms: i64) -> bool {
         .any(|a| a.metric == metric && now_ms - a.opened_at_ms > LASTING_SHIFT_MS)
 }
 
-/// Fold a sample into the state: baselines, counter readings, clear streaks, last timestamp.
-/// Opening and resolving anomalies is done by applying their events, not here.
+/// Fold a sample into the state: baselines, counter readings and windows, persistence streaks,
+/// the link, clear streaks, last timestamp. Opening and resolving anomalies is done by applying
+/// their events, not here.
 pub fn absorb(state: &mut DetectorState, sample: &Sample, eval: &Evaluation, cfg: &DetectConfig) {
+    let fires = |metric: &str| eval.firing.values().any(|(_, m)| *m == metric);
     for metric in Metric::ALL {
         let Some(value) = sample.metric(metric) else {
             continue;
@@ -85,8 +186,7 @@ pub fn absorb(state: &mut DetectorState, sample: &Sample, eval: &Evaluation, cfg
         // An anomalous value does not teach the baseline: the fault is not the new normal, and
         // the baseline is still right when the fault ends. Only an anomaly open for a long time
         // (a lasting shift) lets the baseline follow, slowly.
-        let firing = eval.findings.iter().any(|f| f.metric == metric.field());
-        let alpha = if !firing {
+        let alpha = if !fires(metric.field()) {
             cfg.ewma_alpha
         } else if long_open(state, metric.field(), sample.timestamp_ms) {
             cfg.ewma_alpha * 0.1
@@ -99,15 +199,35 @@ pub fn absorb(state: &mut DetectorState, sample: &Sample, eval: &Evaluation, cfg
             .or_default()
             .update(value, alpha);
     }
+    let ts = sample.timestamp_ms;
     for (&counter, &value) in &sample.counters {
-        let (_, reading) = counters::observe(
-            counter,
-            state.counters.get(&counter),
-            value,
-            sample.timestamp_ms,
-        );
+        let prev = state.counters.get(&counter);
+        let from = prev.map_or(ts, |p| p.timestamp_ms);
+        let (delta, reading) = counters::observe(counter, prev, value, ts);
         state.counters.insert(counter, reading);
+        if counter == Counter::PortXmitWait || !counter_rules::is_watched(counter) {
+            continue;
+        }
+        let n = delta.map_or(0, |d| d.delta);
+        if n > 0 || state.windows.contains_key(&counter) {
+            let w = state.windows.entry(counter).or_default();
+            w.add_spread(from, ts, n, cfg.long_window_ms());
+            if w.is_empty() {
+                state.windows.remove(&counter);
+            }
+        }
     }
+    let gated: BTreeSet<&String> = eval
+        .firing
+        .iter()
+        .filter(|(_, (rule, _))| rule.needs_persistence())
+        .map(|(k, _)| k)
+        .collect();
+    state.streaks.retain(|k, _| gated.contains(k));
+    for k in gated {
+        *state.streaks.entry(k.clone()).or_insert(0) += 1;
+    }
+    link::absorb(&mut state.link, sample, cfg);
     hysteresis::track_clear_streaks(&mut state.open, &eval.findings, &eval.observed);
-    state.last_timestamp_ms = Some(sample.timestamp_ms);
+    state.last_timestamp_ms = Some(ts);
 }

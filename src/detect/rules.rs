@@ -1,16 +1,15 @@
-//! The trigger rules. Each turns one observation, judged against its baseline or its counter
-//! rate, into a `Finding` with evidence and a severity.
+//! The rules' names and the gauge rules. Each turns one observation, judged against its
+//! baseline, into a `Finding` with evidence and a severity.
 //!
 //! Gauge rules (seed plan): utilization > 80 %, p99 latency > 2× baseline, error rate > 5 %,
-//! |delta| > 20 % of baseline. Counter rules (NVIDIA guidance): any LinkDowned increment,
-//! symbol errors > 120/h, link error recovery > 5/min, receive errors > 10/s, transmit
-//! discards > 100/s, PortXmitWait as congestion; QP errors > 1/s. Saturated and reset counters
-//! are handled in the deltas and are not anomalies.
+//! |delta| > 20 % of the latency baseline; each also needs the value to be more than k·σ from
+//! the baseline once it is warm (the detector adds: for N samples in a row). Utilization and
+//! bandwidth follow the jobs, so no baseline-deviation rule reads them. Counter rules live in
+//! `counter_rules`, link rules in `link`.
 
-use super::counters::CounterDelta;
 use super::ewma::Ewma;
 use super::DetectConfig;
-use crate::sample::{Counter, Metric, Sample};
+use crate::sample::{Metric, Sample};
 use serde::{Deserialize, Serialize};
 
 // Serde names are for JSON only: bincode encodes variants by index, so renaming them never
@@ -28,9 +27,20 @@ pub enum Rule {
     PortRcvErrors,
     XmitDiscards,
     Congestion,
-    /// Kept so older logs decode; saturation is reported in the stream's state, not as an anomaly.
+    /// A watched counter stuck at its maximum: errors are no longer counted.
     CounterSaturated,
     QpErrorsHigh,
+    // Appended (bincode stores the index): link and further counter rules, staleness.
+    LinkDown,
+    LinkFlapping,
+    WidthDegraded,
+    SpeedDegraded,
+    Stale,
+    LinkIntegrity,
+    BufferOverrun,
+    Vl15Dropped,
+    RemotePhysical,
+    ConstraintErrors,
 }
 
 impl Rule {
@@ -48,7 +58,49 @@ impl Rule {
             Rule::Congestion => "congestion",
             Rule::CounterSaturated => "counter_saturated",
             Rule::QpErrorsHigh => "qp_errors_high",
+            Rule::LinkDown => "link_down",
+            Rule::LinkFlapping => "link_flapping",
+            Rule::WidthDegraded => "width_degraded",
+            Rule::SpeedDegraded => "speed_degraded",
+            Rule::Stale => "stale",
+            Rule::LinkIntegrity => "link_integrity",
+            Rule::BufferOverrun => "buffer_overrun",
+            Rule::Vl15Dropped => "vl15_dropped",
+            Rule::RemotePhysical => "remote_physical",
+            Rule::ConstraintErrors => "constraint_errors",
         }
+    }
+
+    /// Whether the rule must fire on `persist_samples` samples in a row before it opens an
+    /// anomaly (gauges and congestion: noisy by nature). Counter windows and link rules carry
+    /// their own persistence.
+    pub fn needs_persistence(self) -> bool {
+        matches!(
+            self,
+            Rule::UtilizationHigh
+                | Rule::LatencySpike
+                | Rule::ErrorRateHigh
+                | Rule::BaselineDeviation
+                | Rule::Congestion
+                | Rule::QpErrorsHigh
+        )
+    }
+
+    /// Rules about the cable or the port's link (both ends of a cable see them); the rest are
+    /// about traffic through the port.
+    pub fn is_link_level(self) -> bool {
+        matches!(
+            self,
+            Rule::LinkDown
+                | Rule::LinkFlapping
+                | Rule::LinkDowned
+                | Rule::WidthDegraded
+                | Rule::SpeedDegraded
+                | Rule::SymbolErrors
+                | Rule::LinkErrorRecovery
+                | Rule::LinkIntegrity
+                | Rule::Stale
+        )
     }
 }
 
@@ -70,7 +122,7 @@ impl Severity {
     }
 
     /// Severity from how far a value is past its threshold (ratio ≥ 1).
-    fn from_ratio(ratio: f64) -> Severity {
+    pub fn from_ratio(ratio: f64) -> Severity {
         if ratio >= 4.0 {
             Severity::Critical
         } else if ratio >= 2.0 {
@@ -143,19 +195,17 @@ pub fn gauge_findings(
         severity,
         window_start_ms,
     };
+    // Once the baseline is warm, a value within k·σ of it is the stream's own noise.
+    if warm.is_some_and(|b| (value - b.mean).abs() <= cfg.sigma_k * b.stddev()) {
+        return out;
+    }
     match metric {
+        // A busy link that is otherwise healthy is a low-risk saturation finding.
         Metric::UtilizationPct if value > cfg.utilization_max_pct => {
-            let severity = if value >= 98.0 {
-                Severity::Critical
-            } else if value >= 90.0 {
-                Severity::Major
-            } else {
-                Severity::Warning
-            };
             out.push(finding(
                 Rule::UtilizationHigh,
                 cfg.utilization_max_pct,
-                severity,
+                Severity::Warning,
             ));
         }
         Metric::ErrorRate if value > cfg.error_rate_max => {
@@ -173,7 +223,8 @@ pub fn gauge_findings(
         }
         _ => {}
     }
-    if let Some(b) = warm.filter(|b| b.mean.abs() >= deviation_floor(metric)) {
+    let follows_jobs = matches!(metric, Metric::UtilizationPct | Metric::BandwidthGbps);
+    if let Some(b) = warm.filter(|b| !follows_jobs && b.mean.abs() >= deviation_floor(metric)) {
         let delta = pct_delta(value, b.mean);
         // One finding per metric: a specific rule that fired already explains the deviation.
         if delta.abs() > cfg.deviation_pct && out.is_empty() {
@@ -185,62 +236,6 @@ pub fn gauge_findings(
             ));
         }
     }
-    out
-}
-
-/// Counter rules for one counter delta.
-pub fn counter_findings(
-    counter: Counter,
-    delta: &CounterDelta,
-    cfg: &DetectConfig,
-    window_start_ms: i64,
-) -> Vec<Finding> {
-    let per_s = delta.per_second();
-    let finding = |rule, value: f64, threshold: f64, severity| Finding {
-        rule,
-        metric: counter.name(),
-        value,
-        baseline: None,
-        delta_pct: None,
-        threshold,
-        severity,
-        window_start_ms,
-    };
-    let rate_rule = |rule, rate: f64, threshold: f64| {
-        (rate > threshold).then(|| {
-            finding(
-                rule,
-                rate,
-                threshold,
-                Severity::from_ratio(rate / threshold),
-            )
-        })
-    };
-    let fired = match counter {
-        Counter::LinkDownedCounter if delta.delta > 0 => Some(finding(
-            Rule::LinkDowned,
-            delta.delta as f64,
-            0.0,
-            Severity::Critical,
-        )),
-        Counter::SymbolErrorCounter => rate_rule(
-            Rule::SymbolErrors,
-            per_s * 3600.0,
-            cfg.symbol_errors_per_hour,
-        ),
-        Counter::LinkErrorRecoveryCounter => rate_rule(
-            Rule::LinkErrorRecovery,
-            per_s * 60.0,
-            cfg.link_recoveries_per_min,
-        ),
-        Counter::PortRcvErrors => rate_rule(Rule::PortRcvErrors, per_s, cfg.rcv_errors_per_s),
-        Counter::PortXmitDiscards => rate_rule(Rule::XmitDiscards, per_s, cfg.xmit_discards_per_s),
-        Counter::PortXmitWait => rate_rule(Rule::Congestion, per_s, cfg.xmit_wait_per_s),
-        _ => None,
-    };
-    let out: Vec<Finding> = fired.into_iter().collect();
-    // A saturated or reset counter is not a fault in itself: the delta treats the reading as a
-    // lower bound (saturated) or counts from zero (reset); the stream's state shows saturation.
     out
 }
 

@@ -8,8 +8,9 @@
 
 use super::trace::TraceContext;
 use super::types::{
-    AlertRaisedV1, AlertSuppressedV1, AlertTriagedV1, AnomalyDetectedV1, AnomalyResolvedV1,
-    InsightGeneratedV1, MetricObservedV1, MetricObservedV2, StreamEvent,
+    AlertRaisedV1, AlertRaisedV2, AlertSuppressedV1, AlertTriagedV1, AnomalyDetectedV1,
+    AnomalyDetectedV2, AnomalyResolvedV1, IncidentV1, InsightGeneratedV1, MetricObservedV1,
+    MetricObservedV2, StreamEvent,
 };
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
@@ -99,9 +100,9 @@ fn append_bytes<T: Serialize>(value: &T, out: &mut Vec<u8>) {
         .expect("in-memory bincode encoding of plain structs cannot fail");
 }
 
-/// Encode a frozen v1 sample event (the golden test checks old bytes still mean the same).
+/// Encode a frozen older event version (the golden tests check old bytes still mean the same).
 #[cfg(test)]
-pub fn encode_payload_v1_for_tests(e: &super::types::MetricObservedV1) -> Vec<u8> {
+pub fn encode_old_for_tests<T: Serialize>(e: &T) -> Vec<u8> {
     to_bytes(e)
 }
 
@@ -142,6 +143,10 @@ pub fn encode_payload(event: &StreamEvent) -> Vec<u8> {
         StreamEvent::AlertRaised(e) => to_bytes(e),
         StreamEvent::AlertSuppressed(e) => to_bytes(e),
         StreamEvent::AlertTriaged(e) => to_bytes(e),
+        StreamEvent::IncidentOpened(e)
+        | StreamEvent::IncidentGrown(e)
+        | StreamEvent::IncidentEscalated(e)
+        | StreamEvent::IncidentResolved(e) => to_bytes(e),
     }
 }
 
@@ -156,14 +161,30 @@ pub fn decode_payload(
         ("MetricObserved", 2) => from_bytes::<MetricObservedV2>(bytes, event_type, version)
             .map(StreamEvent::MetricObserved),
         ("AnomalyDetected", 1) => from_bytes::<AnomalyDetectedV1>(bytes, event_type, version)
+            .map(|v| StreamEvent::AnomalyDetected(v.into())),
+        ("AnomalyDetected", 2) => from_bytes::<AnomalyDetectedV2>(bytes, event_type, version)
             .map(StreamEvent::AnomalyDetected),
         ("AnomalyResolved", 1) => from_bytes::<AnomalyResolvedV1>(bytes, event_type, version)
             .map(StreamEvent::AnomalyResolved),
         ("InsightGenerated", 1) => from_bytes::<InsightGeneratedV1>(bytes, event_type, version)
             .map(StreamEvent::InsightGenerated),
-        ("AlertRaised", 1) => {
-            from_bytes::<AlertRaisedV1>(bytes, event_type, version).map(StreamEvent::AlertRaised)
+        ("AlertRaised", 2) => {
+            from_bytes::<AlertRaisedV2>(bytes, event_type, version).map(StreamEvent::AlertRaised)
         }
+        ("IncidentOpened", 1) => {
+            from_bytes::<IncidentV1>(bytes, event_type, version).map(StreamEvent::IncidentOpened)
+        }
+        ("IncidentGrown", 1) => {
+            from_bytes::<IncidentV1>(bytes, event_type, version).map(StreamEvent::IncidentGrown)
+        }
+        ("IncidentEscalated", 1) => {
+            from_bytes::<IncidentV1>(bytes, event_type, version).map(StreamEvent::IncidentEscalated)
+        }
+        ("IncidentResolved", 1) => {
+            from_bytes::<IncidentV1>(bytes, event_type, version).map(StreamEvent::IncidentResolved)
+        }
+        ("AlertRaised", 1) => from_bytes::<AlertRaisedV1>(bytes, event_type, version)
+            .map(|v| StreamEvent::AlertRaised(v.into())),
         ("AlertSuppressed", 1) => from_bytes::<AlertSuppressedV1>(bytes, event_type, version)
             .map(StreamEvent::AlertSuppressed),
         ("AlertTriaged", 1) => {

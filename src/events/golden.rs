@@ -6,8 +6,10 @@
 use super::codec::{self, EventRecord};
 use super::trace::TraceContext;
 use super::types::{
-    AlertRaisedV1, AlertSuppressedV1, AlertTriagedV1, AnomalyDetectedV1, AnomalyResolvedV1,
-    InsightGeneratedV1, MetricObservedV1, MetricObservedV2, StreamEvent, Verdict,
+    AlertRaisedV1, AlertRaisedV2, AlertSuppressedV1, AlertTriagedV1, AnomalyDetectedV1,
+    AnomalyDetectedV2, AnomalyResolvedV1, IncidentMemberV1, IncidentNodeV1, IncidentScope,
+    IncidentV1, InsightGeneratedV1, MemberAnomalyV1, MetricObservedV1, MetricObservedV2,
+    StreamEvent, Verdict,
 };
 use crate::analyst::insight::{InsightSource, PredictionType};
 use crate::detect::rules::{Rule, Severity};
@@ -107,6 +109,72 @@ fn sample_v2() -> Sample {
     s
 }
 
+fn anomaly_v1() -> AnomalyDetectedV1 {
+    AnomalyDetectedV1 {
+        anomaly_id: "utilization_high:utilization@1750000000123".into(),
+        rule: Rule::UtilizationHigh,
+        metric: "utilization".into(),
+        value: 87.25,
+        baseline: Some(52.5),
+        delta_pct: Some(66.19),
+        threshold: 80.0,
+        severity: Severity::Warning,
+        escalated_from: None,
+        window_start_ms: 1_750_000_000_000,
+        window_end_ms: 1_750_000_000_123,
+    }
+}
+
+fn alert_v1() -> AlertRaisedV1 {
+    AlertRaisedV1 {
+        alert_id: "sw0001/p07#43".into(),
+        stream_id: "sw0001/p07".into(),
+        prediction_type: PredictionType::ConnectionInstability,
+        risk_score: 92,
+        tier: 9,
+        escalated_from_tier: Some(8),
+        explanation: "LinkDowned twice in a minute".into(),
+        insight_seq: 43,
+        anomaly_seq: 41,
+        raised_at_ms: 1_750_000_000_999,
+    }
+}
+
+fn incident() -> IncidentV1 {
+    let s = sample_v2();
+    IncidentV1 {
+        incident_id: "inc-4711".into(),
+        scope: IncidentScope::Link,
+        node: Some(IncidentNodeV1 {
+            node_guid: 0x0002_c903_0000_0001,
+            node_desc: Some("leaf01".into()),
+            node_type: Some(NodeType::Switch),
+        }),
+        members: vec![IncidentMemberV1 {
+            stream_id: "sw0001/p07".into(),
+            port: s.port.clone(),
+            peer: s.peer.clone(),
+            anomalies: vec![MemberAnomalyV1 {
+                anomaly_id: "width_degraded:link_width@1750000000123".into(),
+                anomaly_seq: 41,
+                rule: Rule::WidthDegraded,
+                metric: "link_width".into(),
+                value: 1.0,
+                threshold: 4.0,
+                severity: Severity::Major,
+                detected_at_ms: 1_750_000_000_123,
+            }],
+            cleared: false,
+        }],
+        severity: Severity::Major,
+        opened_at_ms: 1_750_000_000_200,
+        resolved_at_ms: None,
+        at_ms: 1_750_000_000_300,
+        merged_into: None,
+        analyse: true,
+    }
+}
+
 fn examples() -> Vec<(&'static str, StreamEvent)> {
     vec![
         (
@@ -116,19 +184,11 @@ fn examples() -> Vec<(&'static str, StreamEvent)> {
             }),
         ),
         (
-            "AnomalyDetected_v1",
-            StreamEvent::AnomalyDetected(AnomalyDetectedV1 {
-                anomaly_id: "utilization_high:utilization@1750000000123".into(),
-                rule: Rule::UtilizationHigh,
-                metric: "utilization".into(),
-                value: 87.25,
-                baseline: Some(52.5),
-                delta_pct: Some(66.19),
-                threshold: 80.0,
-                severity: Severity::Warning,
-                escalated_from: None,
-                window_start_ms: 1_750_000_000_000,
-                window_end_ms: 1_750_000_000_123,
+            "AnomalyDetected_v2",
+            StreamEvent::AnomalyDetected(AnomalyDetectedV2 {
+                port: sample_v2().port,
+                peer: sample_v2().peer,
+                ..anomaly_v1().into()
             }),
         ),
         (
@@ -167,18 +227,26 @@ fn examples() -> Vec<(&'static str, StreamEvent)> {
             }),
         ),
         (
-            "AlertRaised_v1",
-            StreamEvent::AlertRaised(AlertRaisedV1 {
-                alert_id: "sw0001/p07#43".into(),
-                stream_id: "sw0001/p07".into(),
-                prediction_type: PredictionType::ConnectionInstability,
-                risk_score: 92,
-                tier: 9,
-                escalated_from_tier: Some(8),
-                explanation: "LinkDowned twice in a minute".into(),
-                insight_seq: 43,
-                anomaly_seq: 41,
-                raised_at_ms: 1_750_000_000_999,
+            "AlertRaised_v2",
+            StreamEvent::AlertRaised(AlertRaisedV2 {
+                incident_id: Some("inc-4711".into()),
+                ports: vec!["sw0001/p07".into(), "node001/mlx5_0/p1".into()],
+                ..alert_v1().into()
+            }),
+        ),
+        ("IncidentOpened_v1", StreamEvent::IncidentOpened(incident())),
+        ("IncidentGrown_v1", StreamEvent::IncidentGrown(incident())),
+        (
+            "IncidentEscalated_v1",
+            StreamEvent::IncidentEscalated(incident()),
+        ),
+        (
+            "IncidentResolved_v1",
+            StreamEvent::IncidentResolved(IncidentV1 {
+                resolved_at_ms: Some(1_750_000_900_000),
+                merged_into: Some("inc-4800-0002c90300000001".into()),
+                analyse: false,
+                ..incident()
             }),
         ),
         (
@@ -247,13 +315,35 @@ fn a_version_1_sample_still_decodes() {
     let v1 = MetricObservedV1 {
         sample: sample_v1(),
     };
-    assert_eq!(hex(&codec::encode_payload_v1_for_tests(&v1)), hex(&golden));
+    assert_eq!(hex(&codec::encode_old_for_tests(&v1)), hex(&golden));
     let decoded = codec::decode_payload("MetricObserved", 1, &golden).expect("decode");
     let StreamEvent::MetricObserved(m) = decoded else {
         panic!("not a sample");
     };
     assert_eq!(m.sample, Sample::from(sample_v1()));
     assert!(m.sample.port.is_empty() && m.sample.link.is_none());
+}
+
+/// Anomalies and alerts written before incidents still read, upcast with empty topology.
+#[test]
+fn version_1_anomalies_and_alerts_still_decode() {
+    let golden = read_golden("AnomalyDetected_v1");
+    assert_eq!(
+        hex(&codec::encode_old_for_tests(&anomaly_v1())),
+        hex(&golden)
+    );
+    let decoded = codec::decode_payload("AnomalyDetected", 1, &golden).expect("decode");
+    assert_eq!(decoded, StreamEvent::AnomalyDetected(anomaly_v1().into()));
+    let golden = read_golden("AlertRaised_v1");
+    assert_eq!(hex(&codec::encode_old_for_tests(&alert_v1())), hex(&golden));
+    let decoded = codec::decode_payload("AlertRaised", 1, &golden).expect("decode");
+    let StreamEvent::AlertRaised(a) = decoded else {
+        panic!("not an alert")
+    };
+    assert_eq!(
+        (a.incident_id, a.ports),
+        (None, vec!["sw0001/p07".to_string()])
+    );
 }
 
 /// Logs written before the trace context still read: a version 1 frame decodes with no trace.

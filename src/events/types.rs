@@ -3,6 +3,7 @@
 
 use crate::analyst::insight::{InsightSource, PredictionType};
 use crate::detect::rules::{Rule, Severity};
+use crate::sample::port::{NodeType, PeerPort, PortIdentity};
 use crate::sample::{Sample, SampleV1};
 use serde::{Deserialize, Serialize};
 
@@ -43,6 +44,47 @@ pub struct AnomalyDetectedV1 {
     /// The sample-time window of the evidence: previous sample (or counter reading) to this one.
     pub window_start_ms: i64,
     pub window_end_ms: i64,
+}
+
+/// A rule fired and opened (or escalated) an anomaly: its evidence, and where the port sits in
+/// the fabric (so incidents can be grouped without reading samples).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AnomalyDetectedV2 {
+    pub anomaly_id: String,
+    pub rule: Rule,
+    pub metric: String,
+    pub value: f64,
+    pub baseline: Option<f64>,
+    pub delta_pct: Option<f64>,
+    pub threshold: f64,
+    pub severity: Severity,
+    pub escalated_from: Option<Severity>,
+    pub window_start_ms: i64,
+    pub window_end_ms: i64,
+    /// The port, as of its last sample.
+    pub port: PortIdentity,
+    /// The port's peer as last reported (a port that is down reports none).
+    pub peer: Option<PeerPort>,
+}
+
+impl From<AnomalyDetectedV1> for AnomalyDetectedV2 {
+    fn from(v: AnomalyDetectedV1) -> AnomalyDetectedV2 {
+        AnomalyDetectedV2 {
+            anomaly_id: v.anomaly_id,
+            rule: v.rule,
+            metric: v.metric,
+            value: v.value,
+            baseline: v.baseline,
+            delta_pct: v.delta_pct,
+            threshold: v.threshold,
+            severity: v.severity,
+            escalated_from: v.escalated_from,
+            window_start_ms: v.window_start_ms,
+            window_end_ms: v.window_end_ms,
+            port: PortIdentity::default(),
+            peer: None,
+        }
+    }
 }
 
 /// An open anomaly's condition stayed clear long enough; it is closed.
@@ -101,6 +143,45 @@ pub struct AlertRaisedV1 {
     pub raised_at_ms: i64,
 }
 
+/// A critical incident insight raised an alert (or escalated one to a higher risk tier).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AlertRaisedV2 {
+    /// Deterministic: the insight's stream and seq.
+    pub alert_id: String,
+    /// The incident's lead port (the one its analysis starts from).
+    pub stream_id: String,
+    pub incident_id: Option<String>,
+    /// Every port of the incident.
+    pub ports: Vec<String>,
+    pub prediction_type: PredictionType,
+    pub risk_score: u8,
+    pub tier: u8,
+    pub escalated_from_tier: Option<u8>,
+    pub explanation: String,
+    pub insight_seq: u64,
+    pub anomaly_seq: u64,
+    pub raised_at_ms: i64,
+}
+
+impl From<AlertRaisedV1> for AlertRaisedV2 {
+    fn from(v: AlertRaisedV1) -> AlertRaisedV2 {
+        AlertRaisedV2 {
+            ports: vec![v.stream_id.clone()],
+            alert_id: v.alert_id,
+            stream_id: v.stream_id,
+            incident_id: None,
+            prediction_type: v.prediction_type,
+            risk_score: v.risk_score,
+            tier: v.tier,
+            escalated_from_tier: v.escalated_from_tier,
+            explanation: v.explanation,
+            insight_seq: v.insight_seq,
+            anomaly_seq: v.anomaly_seq,
+            raised_at_ms: v.raised_at_ms,
+        }
+    }
+}
+
 /// A repeat of a raised alert inside the dedup window.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AlertSuppressedV1 {
@@ -143,15 +224,96 @@ pub struct AlertTriagedV1 {
     pub at_ms: i64,
 }
 
+/// How far an incident reaches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IncidentScope {
+    Port,
+    Link,
+    Switch,
+    Node,
+    Fabric,
+}
+
+impl IncidentScope {
+    pub fn name(self) -> &'static str {
+        match self {
+            IncidentScope::Port => "port",
+            IncidentScope::Link => "link",
+            IncidentScope::Switch => "switch",
+            IncidentScope::Node => "node",
+            IncidentScope::Fabric => "fabric",
+        }
+    }
+}
+
+/// One open (or cleared) anomaly of an incident's member port.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MemberAnomalyV1 {
+    pub anomaly_id: String,
+    /// Seq of its latest `AnomalyDetected` in the member's stream.
+    pub anomaly_seq: u64,
+    pub rule: Rule,
+    pub metric: String,
+    pub value: f64,
+    pub threshold: f64,
+    pub severity: Severity,
+    pub detected_at_ms: i64,
+}
+
+/// A port in an incident, with its evidence.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IncidentMemberV1 {
+    pub stream_id: String,
+    pub port: PortIdentity,
+    pub peer: Option<PeerPort>,
+    /// Its anomalies that are still open.
+    pub anomalies: Vec<MemberAnomalyV1>,
+    /// Every anomaly it had in this incident resolved.
+    pub cleared: bool,
+}
+
+/// The node a switch or node incident is about.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IncidentNodeV1 {
+    pub node_guid: u64,
+    pub node_desc: Option<String>,
+    pub node_type: Option<NodeType>,
+}
+
+/// An incident as of one change (each incident event carries the whole incident, so any one
+/// of them is enough to show it).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IncidentV1 {
+    pub incident_id: String,
+    pub scope: IncidentScope,
+    pub node: Option<IncidentNodeV1>,
+    pub members: Vec<IncidentMemberV1>,
+    /// The worst severity of any member anomaly so far.
+    pub severity: Severity,
+    pub opened_at_ms: i64,
+    pub resolved_at_ms: Option<i64>,
+    /// When this change happened (the log time of the anomaly event that caused it).
+    pub at_ms: i64,
+    /// Set on the resolution of an incident absorbed into a bigger one.
+    pub merged_into: Option<String>,
+    /// Whether this change asks the analyst again (opened, scope or severity up).
+    pub analyse: bool,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum StreamEvent {
     MetricObserved(MetricObservedV2),
-    AnomalyDetected(AnomalyDetectedV1),
+    AnomalyDetected(AnomalyDetectedV2),
     AnomalyResolved(AnomalyResolvedV1),
     InsightGenerated(InsightGeneratedV1),
-    AlertRaised(AlertRaisedV1),
+    AlertRaised(AlertRaisedV2),
     AlertSuppressed(AlertSuppressedV1),
     AlertTriaged(AlertTriagedV1),
+    IncidentOpened(IncidentV1),
+    IncidentGrown(IncidentV1),
+    IncidentEscalated(IncidentV1),
+    IncidentResolved(IncidentV1),
 }
 
 impl StreamEvent {
@@ -164,13 +326,30 @@ impl StreamEvent {
             StreamEvent::AlertRaised(_) => "AlertRaised",
             StreamEvent::AlertSuppressed(_) => "AlertSuppressed",
             StreamEvent::AlertTriaged(_) => "AlertTriaged",
+            StreamEvent::IncidentOpened(_) => "IncidentOpened",
+            StreamEvent::IncidentGrown(_) => "IncidentGrown",
+            StreamEvent::IncidentEscalated(_) => "IncidentEscalated",
+            StreamEvent::IncidentResolved(_) => "IncidentResolved",
+        }
+    }
+
+    /// The incident an incident event carries.
+    pub fn incident(&self) -> Option<&IncidentV1> {
+        match self {
+            StreamEvent::IncidentOpened(i)
+            | StreamEvent::IncidentGrown(i)
+            | StreamEvent::IncidentEscalated(i)
+            | StreamEvent::IncidentResolved(i) => Some(i),
+            _ => None,
         }
     }
 
     /// The schema version new events of this type are written with.
     pub fn schema_version(&self) -> u16 {
         match self {
-            StreamEvent::MetricObserved(_) => 2,
+            StreamEvent::MetricObserved(_)
+            | StreamEvent::AnomalyDetected(_)
+            | StreamEvent::AlertRaised(_) => 2,
             _ => 1,
         }
     }
@@ -190,6 +369,10 @@ impl StreamEvent {
             StreamEvent::AlertRaised(e) => serde_json::to_value(e),
             StreamEvent::AlertSuppressed(e) => serde_json::to_value(e),
             StreamEvent::AlertTriaged(e) => serde_json::to_value(e),
+            StreamEvent::IncidentOpened(e)
+            | StreamEvent::IncidentGrown(e)
+            | StreamEvent::IncidentEscalated(e)
+            | StreamEvent::IncidentResolved(e) => serde_json::to_value(e),
         };
         v.unwrap_or(serde_json::Value::Null)
     }

@@ -8,10 +8,17 @@ use crate::alerts::decide::{self, AlertBook, InsightFacts};
 use crate::alerts::{AlertsConfig, ALERT_STREAM};
 use crate::events::codec::{self, EventRecord};
 use crate::events::{EventStore, NewEvent, StoredEvent, StreamEvent, WriteOp};
+use crate::incidents::INCIDENT_STREAM;
+use std::collections::HashMap;
 
 pub struct AlertProjection {
     cfg: AlertsConfig,
     book: AlertBook,
+    /// Open incidents' ports (lead first), from the incident events: an incident's alert
+    /// names them.
+    incidents: HashMap<String, Vec<String>>,
+    /// Resolved incidents, oldest first: kept (their insight may still come) up to a bound.
+    resolved: std::collections::VecDeque<String>,
     /// Seq of the last event in the alert stream.
     head: u64,
 }
@@ -21,7 +28,38 @@ impl AlertProjection {
         AlertProjection {
             cfg,
             book: AlertBook::default(),
+            incidents: HashMap::new(),
+            resolved: Default::default(),
             head: 0,
+        }
+    }
+}
+
+/// Resolved incidents whose ports are remembered.
+const KEEP_RESOLVED: usize = 10_000;
+
+impl AlertProjection {
+    /// Keep each incident's ports, the lead member first. A resolved incident is kept: its
+    /// insight can arrive after it resolved (the analyst answers after the incident settles).
+    fn track(&mut self, event: &StreamEvent) {
+        if let Some(inc) = event.incident() {
+            let lead = crate::incidents::correlator::job_for(inc, 0, Default::default()).stream_id;
+            let mut ports: Vec<String> = vec![lead.clone()];
+            ports.extend(
+                inc.members
+                    .iter()
+                    .map(|m| m.stream_id.clone())
+                    .filter(|s| *s != lead),
+            );
+            self.incidents.insert(inc.incident_id.clone(), ports);
+            if matches!(event, StreamEvent::IncidentResolved(_)) {
+                self.resolved.push_back(inc.incident_id.clone());
+                if self.resolved.len() > KEEP_RESOLVED {
+                    if let Some(old) = self.resolved.pop_front() {
+                        self.incidents.remove(&old);
+                    }
+                }
+            }
         }
     }
 }
@@ -33,7 +71,21 @@ impl Projection for AlertProjection {
 
     fn restore(&mut self, store: &dyn EventStore) -> Result<(), ProjectionError> {
         self.book = AlertBook::default();
+        self.incidents.clear();
+        self.resolved.clear();
         self.head = 0;
+        // Incidents still open when the checkpoint was written (their alerts may come later).
+        let mut seq = 0;
+        loop {
+            let page = store.read_stream(INCIDENT_STREAM, seq + 1, 1000)?;
+            let Some(last) = page.last() else { break };
+            seq = last.record.seq;
+            for e in &page {
+                if let Ok(event) = e.record.decode_event() {
+                    self.track(&event);
+                }
+            }
+        }
         loop {
             let page = store.read_stream(ALERT_STREAM, self.head + 1, 1000)?;
             let Some(last) = page.last() else { break };
@@ -54,6 +106,13 @@ impl Projection for AlertProjection {
     ) -> Result<Vec<WriteOp>, ProjectionError> {
         let mut ops = Vec::new();
         for e in events {
+            if e.record.stream_id == INCIDENT_STREAM && e.record.event_type.starts_with("Incident")
+            {
+                if let Ok(event) = e.record.decode_event() {
+                    self.track(&event);
+                }
+                continue;
+            }
             if e.record.event_type != "InsightGenerated" {
                 continue;
             }
@@ -68,8 +127,23 @@ impl Projection for AlertProjection {
             {
                 continue;
             }
+            let (incident_id, ports) = if e.record.stream_id == INCIDENT_STREAM {
+                let ports = self
+                    .incidents
+                    .get(&insight.anomaly_id)
+                    .cloned()
+                    .unwrap_or_default();
+                (Some(insight.anomaly_id.clone()), ports)
+            } else {
+                (None, vec![e.record.stream_id.clone()])
+            };
             let facts = InsightFacts {
-                stream_id: e.record.stream_id.clone(),
+                stream_id: ports
+                    .first()
+                    .cloned()
+                    .unwrap_or_else(|| e.record.stream_id.clone()),
+                incident_id,
+                ports,
                 insight_seq: e.record.seq,
                 anomaly_seq: insight.anomaly_seq,
                 prediction_type: insight.prediction_type,

@@ -4,7 +4,7 @@
 //! can drop the rare duplicate left by a crash between sending and checkpointing.
 
 use super::runner::{dead_letter, Projection, ProjectionError};
-use crate::events::types::AlertRaisedV1;
+use crate::events::types::AlertRaisedV2;
 use crate::events::{EventStore, StoredEvent, StreamEvent, WriteOp};
 use crate::telemetry::context;
 use aws_sdk_eventbridge::types::PutEventsRequestEntry;
@@ -39,7 +39,7 @@ impl Default for EventBridgeConfig {
 
 /// The event's `detail`: what the EventBridge rule matches on (`risk_score`) and what an
 /// e-mail or a consumer reads.
-pub fn detail(a: &AlertRaisedV1) -> serde_json::Value {
+pub fn detail(a: &AlertRaisedV2) -> serde_json::Value {
     json!({
         "alert_id": a.alert_id,
         "risk_score": a.risk_score,

@@ -239,7 +239,7 @@ mod tests {
     use crate::analyst::insight::{InsightSource, PredictionType};
     use crate::detect::rules::Rule;
     use crate::events::codec::{self, EventRecord};
-    use crate::events::types::{AnomalyDetectedV1, AnomalyResolvedV1, InsightGeneratedV1};
+    use crate::events::types::{AnomalyDetectedV2, AnomalyResolvedV1, InsightGeneratedV1};
 
     fn stored(stream: &str, seq: u64, event: StreamEvent) -> StoredEvent {
         StoredEvent {
@@ -258,7 +258,7 @@ mod tests {
     }
 
     fn detected(id: &str, severity: Severity) -> StreamEvent {
-        StreamEvent::AnomalyDetected(AnomalyDetectedV1 {
+        StreamEvent::AnomalyDetected(AnomalyDetectedV2 {
             anomaly_id: id.into(),
             rule: Rule::LinkDowned,
             metric: "LinkDownedCounter".into(),
@@ -270,6 +270,8 @@ mod tests {
             escalated_from: None,
             window_start_ms: 0,
             window_end_ms: 5,
+            port: Default::default(),
+            peer: None,
         })
     }
 

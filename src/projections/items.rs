@@ -3,7 +3,7 @@
 //! prediction_type, risk_score, explanation, recommendations, model_used, confidence,
 //! related_entity, ttl) plus the source and the anomaly's evidence.
 
-use crate::events::types::{AlertRaisedV1, AnomalyDetectedV1, InsightGeneratedV1};
+use crate::events::types::{AlertRaisedV2, AnomalyDetectedV2, InsightGeneratedV1};
 use crate::events::{EventStore, StoreError, StoredEvent, StreamEvent};
 use serde_json::{json, Value};
 
@@ -35,7 +35,7 @@ pub fn insight_item(
     seq: u64,
     at_ms: i64,
     i: &InsightGeneratedV1,
-    anomaly: Option<&AnomalyDetectedV1>,
+    anomaly: Option<&AnomalyDetectedV2>,
 ) -> Value {
     json!({
         "entity_id": insight_entity_id(stream_id, seq),
@@ -66,7 +66,7 @@ pub fn insight_item(
     })
 }
 
-pub fn alert_item(a: &AlertRaisedV1, suppressed: u32) -> Value {
+pub fn alert_item(a: &AlertRaisedV2, suppressed: u32) -> Value {
     json!({
         "entity_id": alert_entity_id(&a.alert_id),
         "timestamp": crate::clock::rfc3339(a.raised_at_ms),

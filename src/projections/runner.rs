@@ -33,6 +33,13 @@ pub trait Projection: Send {
         store: &dyn EventStore,
         events: &[StoredEvent],
     ) -> impl Future<Output = Result<Vec<WriteOp>, ProjectionError>> + Send;
+
+    /// Called when the projection has caught up with the log; returns local writes (without a
+    /// checkpoint move). A projection that also reacts to time or to answers from outside the
+    /// log (the correlator) does it here.
+    fn idle(&mut self, _store: &dyn EventStore) -> Vec<WriteOp> {
+        Vec::new()
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -180,8 +187,24 @@ pub fn spawn<P: Projection + 'static>(
                 }
             }
             if restored {
-                match catch_up(&writer, &mut projection, 500, &shared).await {
+                let caught_up = catch_up(&writer, &mut projection, 500, &shared).await;
+                let idle = match caught_up {
                     Ok(_) => {
+                        let ops = projection.idle(writer.store().as_ref());
+                        if ops.is_empty() {
+                            Ok(())
+                        } else {
+                            writer
+                                .write(ops)
+                                .await
+                                .map(|_| ())
+                                .map_err(ProjectionError::from)
+                        }
+                    }
+                    Err(e) => Err(e),
+                };
+                match idle {
+                    Ok(()) => {
                         backoff = Duration::from_millis(100);
                         tokio::time::sleep(poll).await;
                         continue;

@@ -9,10 +9,8 @@ use super::messages::{
     BaselineView, CounterView, ObserveOutcome, StreamError, StreamMsg, StreamView,
 };
 use super::state::{self, Decision, StreamState};
-use crate::analyst::pool::AnalystPool;
 use crate::detect::DetectConfig;
 use crate::events::codec::{self, EventRecord};
-use crate::events::types::InsightGeneratedV1;
 use crate::events::writer::Writer;
 use crate::events::{NewEvent, Origin, Snapshot, StreamEvent, WriteOp};
 use crate::sample::Sample;
@@ -24,8 +22,6 @@ use tracing::Instrument;
 /// What every stream actor shares.
 pub struct StreamContext {
     pub writer: Writer,
-    /// Where anomalies go for insights; `None` runs detection only.
-    pub analyst: Option<AnalystPool>,
     pub detect: DetectConfig,
     /// Write a snapshot after this many events.
     pub snapshot_every: u64,
@@ -59,22 +55,6 @@ impl Actor for StreamActor {
         let store = args.ctx.writer.store().clone();
         let stream = state::recover(store.as_ref(), &args.stream_id, &args.ctx.detect)?;
         tracing::debug!(stream_id = %args.stream_id, last_seq = stream.last_seq, "stream actor started");
-        // Anomalies that never got their insight (crash, restart, passivation mid-call) are
-        // asked again; a duplicate answer is ignored by `RecordInsight`.
-        if let Some(pool) = &args.ctx.analyst {
-            for &seq in &stream.awaiting_insight {
-                let Some(stored) = store.read_event(&stream.stream_id, seq)? else {
-                    continue;
-                };
-                if let Ok(StreamEvent::AnomalyDetected(anomaly)) = stored.record.decode_event() {
-                    let origin = Origin {
-                        correlation_id: stored.record.correlation_id.clone(),
-                        trace: stored.record.trace,
-                    };
-                    pool.submit(state::job_for(&stream, seq, anomaly, origin));
-                }
-            }
-        }
         Ok(StreamActorState {
             stream,
             ctx: args.ctx,
@@ -109,12 +89,12 @@ impl Actor for StreamActor {
             StreamMsg::GetView(reply) => {
                 let _ = reply.send(view(&st.stream));
             }
-            StreamMsg::RecordInsight {
-                insight,
-                origin,
+            StreamMsg::MarkStale {
+                interval_ms,
+                now_ms,
                 reply,
             } => {
-                let result = record_insight(st, *insight, origin).await;
+                let result = mark_stale(st, interval_ms, now_ms).await;
                 if let Err(e) = &result {
                     st.ahead_of_log = true;
                     myself.stop(Some(format!("append failed: {e}")));
@@ -197,50 +177,39 @@ async fn observe(
     if st.since_snapshot >= st.ctx.snapshot_every {
         snapshot(st);
     }
-    // Only durable anomalies are counted and go to the analyst.
+    // Only durable anomalies are counted; the correlator reads them from the log.
     let metrics = crate::metrics::global();
     for (_, a) in &anomalies {
         metrics.anomalies.inc(a.rule.name(), 1);
     }
-    if let Some(pool) = &st.ctx.analyst {
-        for (seq, anomaly) in anomalies {
-            pool.submit(state::job_for(&st.stream, seq, anomaly, origin.clone()));
-        }
-    }
     Ok(outcome)
 }
 
-/// Append an insight for an anomaly still awaiting one; `Ok(false)` for a duplicate.
-async fn record_insight(
+/// Record the stream's `stale` anomaly if it is stale at `now_ms`; `Ok(false)` if not.
+async fn mark_stale(
     st: &mut StreamActorState,
-    insight: InsightGeneratedV1,
-    origin: Origin,
+    interval_ms: i64,
+    now_ms: i64,
 ) -> Result<bool, StreamError> {
-    if !st.stream.awaiting_insight.contains(&insight.anomaly_seq) {
+    let Some(event) = state::mark_stale(&mut st.stream, interval_ms, now_ms, &st.ctx.detect) else {
         return Ok(false);
-    }
-    let (prediction, source) = (insight.prediction_type, insight.source);
-    let event = StreamEvent::InsightGenerated(insight);
-    state::apply(&mut st.stream, &event, &st.ctx.detect);
+    };
     let record = EventRecord {
         stream_id: st.stream.stream_id.clone(),
         seq: st.stream.last_seq,
         recorded_at_ms: crate::clock::now_ms(),
         event_type: event.event_type().into(),
         schema_version: event.schema_version(),
-        correlation_id: origin.correlation_id,
+        correlation_id: None,
         payload: codec::encode_payload(&event),
-        trace: origin.trace,
+        trace: context::current(),
     };
     st.ctx
         .writer
         .write(vec![WriteOp::Append(NewEvent::new(&record))])
         .await?;
     st.since_snapshot += 1;
-    let m = crate::metrics::global();
-    m.insights_by_type.inc(prediction.name(), 1);
-    m.insights_by_source
-        .inc(&format!("{source:?}").to_lowercase(), 1);
+    crate::metrics::global().anomalies.inc("stale", 1);
     Ok(true)
 }
 

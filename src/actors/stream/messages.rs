@@ -1,7 +1,6 @@
 //! Messages a stream actor handles and the answers it gives.
 
 use crate::detect::hysteresis::OpenAnomaly;
-use crate::events::types::InsightGeneratedV1;
 use crate::events::{Origin, StoreError};
 use crate::sample::Sample;
 use ractor::RpcReplyPort;
@@ -18,12 +17,11 @@ pub enum StreamMsg {
     },
     /// The stream's current state, for the API.
     GetView(RpcReplyPort<StreamView>),
-    /// Append the analyst's insight for one of this stream's anomalies (once: a second
-    /// insight for the same anomaly is ignored). Answered once durable.
-    RecordInsight {
-        insight: Box<InsightGeneratedV1>,
-        /// The anomaly's origin, traced through the analyst's span when sampled.
-        origin: Origin,
+    /// The stream has been silent while the fabric moved on to `now_ms`: record its `stale`
+    /// anomaly unless it is not stale or already is. `Ok(true)` once one is durable.
+    MarkStale {
+        interval_ms: i64,
+        now_ms: i64,
         reply: RpcReplyPort<Result<bool, StreamError>>,
     },
     /// Panics inside the handler, to exercise supervision. Reachable only through

@@ -10,16 +10,17 @@ use crate::detect::hysteresis::{OpenAnomaly, Transition};
 use crate::detect::rules::{anomaly_key, Finding, Severity};
 use crate::detect::DetectConfig;
 use crate::events::codec;
-use crate::events::types::{AnomalyDetectedV1, AnomalyResolvedV1, MetricObservedV2};
+use crate::events::types::{AnomalyDetectedV2, AnomalyResolvedV1, MetricObservedV2};
 use crate::events::Origin;
 use crate::events::{EventStore, StoreError, StreamEvent};
+use crate::sample::port::{PeerPort, PortIdentity};
 use crate::sample::{Metric, Sample};
 use serde::{Deserialize, Serialize};
 
 /// The layout version of `StreamState` in snapshots. Bump it with any change to the struct
 /// (or to a struct inside it): a snapshot of another version is not decoded, the stream is
 /// rebuilt from its log instead. `tests::snapshot_layout_is_pinned` fails until you do.
-pub const STATE_VERSION: u16 = 3;
+pub const STATE_VERSION: u16 = 4;
 
 /// How many recent samples a stream remembers (timestamp and content digest) to tell a
 /// retried sample from late data. A repeat of a sample older than these is stored again as
@@ -108,7 +109,17 @@ pub fn decide(state: &StreamState, sample: &Sample, cfg: &DetectConfig) -> Decis
         Admission::Fresh => {
             let eval = detector::evaluate(&state.detector, sample, cfg);
             let mut events = vec![observed(sample)];
-            events.extend(transitions(state, sample.timestamp_ms, eval));
+            let peer = sample
+                .peer
+                .as_ref()
+                .or(state.detector.link.last_peer.as_ref());
+            events.extend(transitions(
+                state,
+                &sample.port,
+                peer,
+                sample.timestamp_ms,
+                eval,
+            ));
             Decision::Record(events)
         }
     }
@@ -148,7 +159,13 @@ pub fn replay_sample(
     }
     let eval = detector::evaluate(&state.detector, &sample, cfg);
     detector::absorb(&mut state.detector, &sample, &eval, cfg);
-    let events = transitions(state, sample.timestamp_ms, eval);
+    let events = transitions(
+        state,
+        &sample.port,
+        state.detector.link.last_peer.as_ref(),
+        sample.timestamp_ms,
+        eval,
+    );
     remember(state, &sample);
     state.last_sample = Some(sample);
     state.last_seq += 1;
@@ -165,14 +182,21 @@ fn observed(sample: &Sample) -> StreamEvent {
     })
 }
 
-/// The anomaly events of a sample at `ts`: opened, escalated, resolved.
-fn transitions(state: &StreamState, ts: i64, eval: detector::Evaluation) -> Vec<StreamEvent> {
+/// The anomaly events of a sample at `ts` from `port`: opened, escalated, resolved.
+fn transitions(
+    state: &StreamState,
+    port: &PortIdentity,
+    peer: Option<&PeerPort>,
+    ts: i64,
+    eval: detector::Evaluation,
+) -> Vec<StreamEvent> {
     let mut events = Vec::with_capacity(eval.transitions.len());
+    let detected = |f, id, from| detected(f, id, from, ts, port, peer);
     for t in eval.transitions {
         events.push(match t {
             Transition::Opened(f) => {
                 let id = format!("{}@{ts}", f.key());
-                detected(f, id, None, ts)
+                detected(f, id, None)
             }
             Transition::Escalated { finding, from } => {
                 let id = state
@@ -181,7 +205,7 @@ fn transitions(state: &StreamState, ts: i64, eval: detector::Evaluation) -> Vec<
                     .get(&finding.key())
                     .map(|a| a.anomaly_id.clone())
                     .unwrap_or_else(|| format!("{}@{ts}", finding.key()));
-                detected(finding, id, Some(from), ts)
+                detected(finding, id, Some(from))
             }
             Transition::Resolved(a) => StreamEvent::AnomalyResolved(AnomalyResolvedV1 {
                 anomaly_id: a.anomaly_id,
@@ -196,8 +220,36 @@ fn transitions(state: &StreamState, ts: i64, eval: detector::Evaluation) -> Vec<
     events
 }
 
-fn detected(f: Finding, anomaly_id: String, from: Option<Severity>, ts: i64) -> StreamEvent {
-    StreamEvent::AnomalyDetected(AnomalyDetectedV1 {
+/// A stream silent for `stale_intervals` of its interval at fabric time `now_ms`: its stale
+/// anomaly, applied; `None` when it is not stale or already is.
+pub fn mark_stale(
+    state: &mut StreamState,
+    interval_ms: i64,
+    now_ms: i64,
+    cfg: &DetectConfig,
+) -> Option<StreamEvent> {
+    let f = detector::stale_finding(&state.detector, interval_ms, now_ms, cfg)?;
+    let port = state
+        .last_sample
+        .as_ref()
+        .map(|s| s.port.clone())
+        .unwrap_or_default();
+    let id = format!("{}@{now_ms}", f.key());
+    let peer = state.detector.link.last_peer.clone();
+    let event = detected(f, id, None, now_ms, &port, peer.as_ref());
+    apply(state, &event, cfg);
+    Some(event)
+}
+
+fn detected(
+    f: Finding,
+    anomaly_id: String,
+    from: Option<Severity>,
+    ts: i64,
+    port: &PortIdentity,
+    peer: Option<&PeerPort>,
+) -> StreamEvent {
+    StreamEvent::AnomalyDetected(AnomalyDetectedV2 {
         anomaly_id,
         rule: f.rule,
         metric: f.metric.to_string(),
@@ -209,6 +261,8 @@ fn detected(f: Finding, anomaly_id: String, from: Option<Severity>, ts: i64) -> 
         escalated_from: from,
         window_start_ms: f.window_start_ms,
         window_end_ms: ts,
+        port: port.clone(),
+        peer: peer.cloned(),
     })
 }
 
@@ -241,7 +295,6 @@ pub fn apply(state: &mut StreamState, event: &StreamEvent, cfg: &DetectConfig) {
                 });
             entry.severity = entry.severity.max(e.severity);
             entry.last_value = e.value;
-            state.awaiting_insight.insert(state.last_seq);
         }
         StreamEvent::AnomalyResolved(e) => {
             state.detector.open.remove(&anomaly_key(e.rule, &e.metric));
@@ -250,9 +303,14 @@ pub fn apply(state: &mut StreamState, event: &StreamEvent, cfg: &DetectConfig) {
             state.awaiting_insight.remove(&e.anomaly_seq);
         }
         // Alerts live in the alert stream, never in a port's.
+        // Incidents live in the incident stream.
         StreamEvent::AlertRaised(_)
         | StreamEvent::AlertSuppressed(_)
-        | StreamEvent::AlertTriaged(_) => {}
+        | StreamEvent::AlertTriaged(_)
+        | StreamEvent::IncidentOpened(_)
+        | StreamEvent::IncidentGrown(_)
+        | StreamEvent::IncidentEscalated(_)
+        | StreamEvent::IncidentResolved(_) => {}
     }
 }
 
@@ -260,7 +318,7 @@ pub fn apply(state: &mut StreamState, event: &StreamEvent, cfg: &DetectConfig) {
 pub fn job_for(
     stream: &StreamState,
     anomaly_seq: u64,
-    anomaly: AnomalyDetectedV1,
+    anomaly: AnomalyDetectedV2,
     origin: Origin,
 ) -> AnomalyJob {
     let mut readings = Vec::new();
@@ -276,6 +334,7 @@ pub fn job_for(
         }
     }
     AnomalyJob {
+        incident: None,
         stream_id: stream.stream_id.clone(),
         anomaly_seq,
         anomaly,

@@ -1,12 +1,13 @@
 use super::*;
 use crate::analyst::job::Reading;
-use crate::events::types::AnomalyDetectedV1;
+use crate::events::types::AnomalyDetectedV2;
 
 pub fn job(rule: Rule, metric: &str, value: f64, severity: Severity) -> AnomalyJob {
     AnomalyJob {
+        incident: None,
         stream_id: "leaf01/p07".into(),
         anomaly_seq: 12,
-        anomaly: AnomalyDetectedV1 {
+        anomaly: AnomalyDetectedV2 {
             anomaly_id: "a".into(),
             rule,
             metric: metric.into(),
@@ -18,6 +19,8 @@ pub fn job(rule: Rule, metric: &str, value: f64, severity: Severity) -> AnomalyJ
             escalated_from: None,
             window_start_ms: 0,
             window_end_ms: 1000,
+            port: Default::default(),
+            peer: None,
         },
         readings: vec![Reading {
             metric: "latency_p99",
@@ -89,7 +92,14 @@ fn link_problems_point_at_the_cable() {
         1.0,
         Severity::Critical,
     ));
-    assert!(down.risk_score >= 90);
+    assert!(down.risk_score >= 80, "a flapping link is critical");
+    let busy = insight(&job(
+        Rule::UtilizationHigh,
+        "utilization",
+        99.0,
+        Severity::Warning,
+    ));
+    assert!(busy.risk_score < 50, "a busy, healthy link is low risk");
 }
 
 #[test]

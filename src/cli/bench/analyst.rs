@@ -13,7 +13,7 @@ use crate::analyst::pool::{AnalystPool, Deliver};
 use crate::analyst::service::Analyst;
 use crate::analyst::{AnalystConfig, Backend};
 use crate::detect::rules::{Rule, Severity};
-use crate::events::types::AnomalyDetectedV1;
+use crate::events::types::AnomalyDetectedV2;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -42,9 +42,10 @@ fn storm_job(i: usize, streams: usize) -> AnomalyJob {
     };
     let t = 1_750_000_000_000 + i as i64 * 1000;
     AnomalyJob {
+        incident: None,
         stream_id: crate::sim::stream_id(port),
         anomaly_seq: (i / streams) as u64 * 3 + 2,
-        anomaly: AnomalyDetectedV1 {
+        anomaly: AnomalyDetectedV2 {
             anomaly_id: format!("{}:{metric}@{t}", rule.name()),
             rule,
             metric: metric.into(),
@@ -56,6 +57,8 @@ fn storm_job(i: usize, streams: usize) -> AnomalyJob {
             escalated_from: None,
             window_start_ms: t - 1000,
             window_end_ms: t,
+            port: Default::default(),
+            peer: None,
         },
         readings: vec![Reading {
             metric: "utilization",

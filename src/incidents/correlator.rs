@@ -1,0 +1,317 @@
+//! The correlator: a projection that writes events. It tails the log for anomalies, groups
+//! them (`group`), and appends the incident events to `#incidents` together with its
+//! checkpoint, so each grouping decision happens exactly once. An incident that asks for
+//! analysis is submitted to the analyst pool once it has settled (no change for `settle_ms`),
+//! so the ports of one event join first; the answers come back through an inbox and are
+//! appended to `#incidents` as `InsightGenerated` (anomaly_seq: the incident event that asked).
+//! Pending analyses are rebuilt from `#incidents` on restore, so a crash delays an insight and
+//! never loses it.
+
+use super::group::{self, Detected, IncidentBook};
+use super::{IncidentsConfig, INCIDENT_STREAM};
+use crate::analyst::job::{AnomalyJob, Reading};
+use crate::analyst::pool::AnalystPool;
+use crate::analyst::service::InsightOutcome;
+use crate::events::codec::{self, EventRecord};
+use crate::events::types::{AnomalyDetectedV2, IncidentV1};
+use crate::events::{EventStore, NewEvent, Origin, StoredEvent, StreamEvent, WriteOp};
+use crate::projections::runner::{Projection, ProjectionError};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// Analyst answers waiting to be recorded.
+pub type Inbox = Arc<Mutex<Vec<(AnomalyJob, InsightOutcome)>>>;
+
+#[derive(Debug, Clone)]
+struct Pending {
+    /// Seq of the incident event that asked.
+    seq: u64,
+    incident: IncidentV1,
+    origin: Origin,
+    /// Wall time of the incident's last change; analysed `settle_ms` after it.
+    changed_ms: i64,
+    submitted: bool,
+}
+
+pub struct Correlator {
+    cfg: IncidentsConfig,
+    book: IncidentBook,
+    head: u64,
+    pending: BTreeMap<String, Pending>,
+    inbox: Inbox,
+    pool: Option<AnalystPool>,
+    /// Incidents waiting for their analysis (so `eval` knows when all is said).
+    waiting: Arc<AtomicU64>,
+}
+
+impl Correlator {
+    pub fn new(cfg: IncidentsConfig, pool: Option<AnalystPool>, inbox: Inbox) -> Correlator {
+        Correlator {
+            cfg,
+            book: IncidentBook::default(),
+            head: 0,
+            pending: BTreeMap::new(),
+            inbox,
+            pool,
+            waiting: Arc::default(),
+        }
+    }
+
+    /// How many incidents wait for their analysis.
+    pub fn waiting(&self) -> Arc<AtomicU64> {
+        self.waiting.clone()
+    }
+
+    fn append(&mut self, event: &StreamEvent, at_ms: i64, origin: &Origin) -> WriteOp {
+        self.head += 1;
+        WriteOp::Append(NewEvent::new(&EventRecord {
+            stream_id: INCIDENT_STREAM.to_string(),
+            seq: self.head,
+            recorded_at_ms: at_ms,
+            event_type: event.event_type().into(),
+            schema_version: event.schema_version(),
+            correlation_id: origin.correlation_id.clone(),
+            payload: codec::encode_payload(event),
+            trace: origin.trace,
+        }))
+    }
+
+    /// Track what an incident event means for its analysis.
+    fn track(&mut self, event: &StreamEvent, seq: u64, origin: &Origin, now_ms: i64) {
+        let Some(inc) = event.incident() else { return };
+        let id = &inc.incident_id;
+        if inc.merged_into.is_some() {
+            // Absorbed into a bigger incident, which is analysed instead.
+            self.pending.remove(id);
+        } else if inc.analyse {
+            self.pending.insert(
+                id.clone(),
+                Pending {
+                    seq,
+                    incident: inc.clone(),
+                    origin: origin.clone(),
+                    changed_ms: now_ms,
+                    submitted: false,
+                },
+            );
+        } else if let Some(p) = self.pending.get_mut(id) {
+            p.incident = inc.clone();
+            if !p.submitted {
+                p.changed_ms = now_ms;
+            }
+        }
+    }
+
+    /// Record the answers that came back.
+    fn drain_inbox(&mut self) -> Vec<WriteOp> {
+        let answers = std::mem::take(&mut *self.inbox.lock().unwrap_or_else(|p| p.into_inner()));
+        let mut ops = Vec::new();
+        for (job, outcome) in answers {
+            let Some(inc) = job.incident.as_ref() else {
+                continue;
+            };
+            let id = inc.incident_id.clone();
+            match self.pending.get(&id) {
+                Some(p) if p.seq == job.anomaly_seq => {
+                    self.pending.remove(&id);
+                }
+                // An answer to an earlier ask of an incident asked again since: recorded, and
+                // the newer ask stays pending.
+                Some(p) if p.seq > job.anomaly_seq => {}
+                _ => {
+                    tracing::debug!(incident = %id, "duplicate incident insight ignored");
+                    continue;
+                }
+            }
+            let event = StreamEvent::InsightGenerated(outcome.into_event(job.anomaly_seq, id));
+            ops.push(self.append(&event, crate::clock::now_ms(), &job.origin));
+        }
+        ops
+    }
+
+    /// Submit the incidents that have settled.
+    fn submit_due(&mut self, now_ms: i64) {
+        let settle = self.cfg.settle_ms as i64;
+        for p in self.pending.values_mut() {
+            if p.submitted || now_ms - p.changed_ms < settle {
+                continue;
+            }
+            if let Some(pool) = &self.pool {
+                pool.submit(job_for(&p.incident, p.seq, p.origin.clone()));
+                p.submitted = true;
+            }
+        }
+        self.waiting
+            .store(self.pending.len() as u64, Ordering::Relaxed);
+    }
+}
+
+/// The analyst's job for an incident: its lead (worst, earliest) anomaly, with every member's
+/// evidence in the incident itself.
+pub fn job_for(inc: &IncidentV1, seq: u64, origin: Origin) -> AnomalyJob {
+    let lead = inc
+        .members
+        .iter()
+        .flat_map(|m| m.anomalies.iter().map(move |a| (m, a)))
+        .max_by(|(_, a), (_, b)| {
+            (a.severity, group::link_gone(a.rule), -a.detected_at_ms).cmp(&(
+                b.severity,
+                group::link_gone(b.rule),
+                -b.detected_at_ms,
+            ))
+        });
+    let first = inc.members.first();
+    let (member, anomaly) = match lead {
+        Some((m, a)) => (m, Some(a)),
+        None => match first {
+            Some(m) => (m, None),
+            None => unreachable!("an incident always has a member"),
+        },
+    };
+    let readings = inc
+        .members
+        .iter()
+        .flat_map(|m| m.anomalies.iter())
+        .map(|a| Reading {
+            metric: crate::analyst::job::known_metric(&a.metric),
+            value: a.value,
+            baseline: None,
+        })
+        .take(16)
+        .collect();
+    AnomalyJob {
+        stream_id: member.stream_id.clone(),
+        anomaly_seq: seq,
+        anomaly: AnomalyDetectedV2 {
+            anomaly_id: inc.incident_id.clone(),
+            rule: anomaly.map_or(crate::detect::rules::Rule::Stale, |a| a.rule),
+            metric: anomaly.map_or_else(|| "stale".into(), |a| a.metric.clone()),
+            value: anomaly.map_or(0.0, |a| a.value),
+            baseline: None,
+            delta_pct: None,
+            threshold: anomaly.map_or(0.0, |a| a.threshold),
+            severity: inc.severity,
+            escalated_from: None,
+            window_start_ms: inc.opened_at_ms,
+            window_end_ms: inc.at_ms,
+            port: member.port.clone(),
+            peer: member.peer.clone(),
+        },
+        readings,
+        origin,
+        incident: Some(inc.clone()),
+    }
+}
+
+impl Projection for Correlator {
+    fn name(&self) -> &'static str {
+        "incidents"
+    }
+
+    fn restore(&mut self, store: &dyn EventStore) -> Result<(), ProjectionError> {
+        self.book = IncidentBook::default();
+        self.head = 0;
+        self.pending.clear();
+        let now = crate::clock::now_ms();
+        loop {
+            let page = store.read_stream(INCIDENT_STREAM, self.head + 1, 1000)?;
+            let Some(last) = page.last() else { break };
+            self.head = last.record.seq;
+            for e in &page {
+                let Ok(event) = e.record.decode_event() else {
+                    continue;
+                };
+                let origin = Origin {
+                    correlation_id: e.record.correlation_id.clone(),
+                    trace: e.record.trace,
+                };
+                match &event {
+                    StreamEvent::InsightGenerated(i) => {
+                        if self
+                            .pending
+                            .get(&i.anomaly_id)
+                            .is_some_and(|p| p.seq == i.anomaly_seq)
+                        {
+                            self.pending.remove(&i.anomaly_id);
+                        }
+                    }
+                    other => {
+                        group::apply(&mut self.book, other);
+                        self.track(other, e.record.seq, &origin, now);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn handle(
+        &mut self,
+        _store: &dyn EventStore,
+        events: &[StoredEvent],
+    ) -> Result<Vec<WriteOp>, ProjectionError> {
+        let mut ops = self.drain_inbox();
+        let now = crate::clock::now_ms();
+        for e in events {
+            let r = &e.record;
+            if r.stream_id.starts_with('#')
+                || !matches!(&*r.event_type, "AnomalyDetected" | "AnomalyResolved")
+            {
+                continue;
+            }
+            let Ok(event) = r.decode_event() else {
+                continue;
+            };
+            let decided = match event {
+                StreamEvent::AnomalyDetected(anomaly) => {
+                    let d = Detected {
+                        stream_id: r.stream_id.clone(),
+                        seq: r.seq,
+                        offset: e.offset,
+                        at_ms: r.recorded_at_ms,
+                        anomaly,
+                    };
+                    group::on_detected(&mut self.book, &d, self.cfg.node_min_links)
+                }
+                StreamEvent::AnomalyResolved(a) => group::on_resolved(
+                    &mut self.book,
+                    &r.stream_id,
+                    &a.anomaly_id,
+                    r.recorded_at_ms,
+                ),
+                _ => Vec::new(),
+            };
+            let origin = Origin {
+                correlation_id: r.correlation_id.clone(),
+                trace: r.trace,
+            };
+            for event in decided {
+                ops.push(self.append(&event, r.recorded_at_ms, &origin));
+                let seq = self.head;
+                self.track(&event, seq, &origin, now);
+                count(&event);
+            }
+        }
+        self.submit_due(now);
+        Ok(ops)
+    }
+
+    fn idle(&mut self, _store: &dyn EventStore) -> Vec<WriteOp> {
+        let ops = self.drain_inbox();
+        self.submit_due(crate::clock::now_ms());
+        ops
+    }
+}
+
+fn count(event: &StreamEvent) {
+    let m = crate::metrics::global();
+    let kind = match event {
+        StreamEvent::IncidentOpened(_) => "opened",
+        StreamEvent::IncidentGrown(_) => "grown",
+        StreamEvent::IncidentEscalated(_) => "escalated",
+        StreamEvent::IncidentResolved(_) => "resolved",
+        _ => return,
+    };
+    m.incidents.inc(kind, 1);
+}
