@@ -8,7 +8,10 @@ use crate::events::StreamEvent;
 use crate::node::Node;
 use crate::sim::generator::{Label, Simulator};
 use crate::sim::scenario::Scenario;
-use crate::sim::score::{self, Observed, Report};
+use crate::analyst::insight::PredictionType;
+use crate::events::types::IncidentScope;
+use crate::incidents::INCIDENT_STREAM;
+use crate::sim::score::{self, IncidentObserved, Observed, Report};
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -17,6 +20,7 @@ pub struct Evaluation {
     pub report: Report,
     pub labels: Vec<Label>,
     pub observed: Vec<Observed>,
+    pub incidents: Vec<IncidentObserved>,
 }
 
 /// Run `scenario` through a fresh node built from `config` (its data dir is replaced by a
@@ -35,23 +39,30 @@ pub async fn evaluate(mut config: Config, scenario: Scenario) -> anyhow::Result<
         node.ingestor.ingest(samples, Default::default()).await?;
     }
     settle(&node).await?;
-    let observed = observe(&node)?;
+    let (observed, incidents) = observe(&node)?;
     node.shutdown().await;
+    let run = score::Run {
+        streams,
+        duration_ms,
+        interval_ms,
+    };
     Ok(Evaluation {
-        report: score::score(&labels, &observed, streams, duration_ms, interval_ms),
+        report: score::score(&labels, &observed, &incidents, &run),
         labels,
         observed,
+        incidents,
     })
 }
 
-/// Wait until every anomaly has its insight and the alert projection has seen them all.
+/// Wait until every incident has its insight and the projections have seen them all.
 pub async fn settle(node: &Node) -> anyhow::Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(120);
+    let deadline = Instant::now() + Duration::from_secs(300);
     let mut quiet = 0;
     while quiet < 3 {
         anyhow::ensure!(Instant::now() < deadline, "the node did not settle");
         tokio::time::sleep(Duration::from_millis(100)).await;
-        let idle = node.analyst.queue_depth() == 0;
+        let idle = node.analyst.queue_depth() == 0
+            && node.incidents_waiting.load(Ordering::Relaxed) == 0;
         let caught_up = node
             .projections
             .iter()
@@ -61,13 +72,22 @@ pub async fn settle(node: &Node) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Every anomaly in the log, with its insight and whether it raised an alert.
-pub fn observe(node: &Node) -> anyhow::Result<Vec<Observed>> {
+/// What the log says about one incident, after following merges.
+#[derive(Debug, Default)]
+struct Seen {
+    scope: Option<IncidentScope>,
+    merged_into: Option<String>,
+    insight: Option<(PredictionType, u8)>,
+    alerted: bool,
+}
+
+/// Every anomaly in the log, with its final incident's insight and whether that raised an
+/// alert; and every analysed incident with its member anomalies.
+pub fn observe(node: &Node) -> anyhow::Result<(Vec<Observed>, Vec<IncidentObserved>)> {
     let store = node.writer.store();
-    let mut anomalies: Vec<((String, u64), Observed)> = Vec::new();
-    let mut insights: HashMap<(String, u64), (crate::analyst::insight::PredictionType, u8)> =
-        HashMap::new();
-    let mut alerted: HashMap<(String, u64), bool> = HashMap::new();
+    let mut anomalies: Vec<((String, u64), i64)> = Vec::new();
+    let mut incident_of: HashMap<(String, u64), String> = HashMap::new();
+    let mut incidents: HashMap<String, Seen> = HashMap::new();
     let mut from = 1;
     loop {
         let page = store.read_from(from, 1000)?;
@@ -75,45 +95,88 @@ pub fn observe(node: &Node) -> anyhow::Result<Vec<Observed>> {
         from = last.offset + 1;
         for e in &page {
             let r = &e.record;
-            if !matches!(
-                &*r.event_type,
-                "AnomalyDetected" | "InsightGenerated" | "AlertRaised"
-            ) {
+            if r.event_type == "MetricObserved" || r.event_type == "AnomalyResolved" {
                 continue;
             }
             match r.decode_event()? {
-                StreamEvent::AnomalyDetected(a) => anomalies.push((
-                    (r.stream_id.clone(), r.seq),
-                    Observed {
-                        stream_id: r.stream_id.clone(),
-                        at_ms: a.window_end_ms,
-                        prediction: None,
-                        risk: 0,
-                        alerted: false,
-                    },
-                )),
-                StreamEvent::InsightGenerated(i) => {
-                    insights.insert(
-                        (r.stream_id.clone(), i.anomaly_seq),
-                        (i.prediction_type, i.risk_score),
-                    );
+                StreamEvent::AnomalyDetected(a) => {
+                    anomalies.push(((r.stream_id.clone(), r.seq), a.window_end_ms))
+                }
+                StreamEvent::InsightGenerated(i) if r.stream_id == INCIDENT_STREAM => {
+                    let seen = incidents.entry(i.anomaly_id.clone()).or_default();
+                    // The operator sees the riskiest answer.
+                    if seen.insight.is_none_or(|(_, risk)| i.risk_score >= risk) {
+                        seen.insight = Some((i.prediction_type, i.risk_score));
+                    }
                 }
                 StreamEvent::AlertRaised(a) if r.stream_id == ALERT_STREAM => {
-                    alerted.insert((a.stream_id.clone(), a.anomaly_seq), true);
+                    if let Some(id) = a.incident_id {
+                        incidents.entry(id).or_default().alerted = true;
+                    }
                 }
-                _ => {}
+                event => {
+                    if let Some(inc) = event.incident() {
+                        for m in &inc.members {
+                            for a in &m.anomalies {
+                                incident_of.insert(
+                                    (m.stream_id.clone(), a.anomaly_seq),
+                                    inc.incident_id.clone(),
+                                );
+                            }
+                        }
+                        let seen = incidents.entry(inc.incident_id.clone()).or_default();
+                        seen.scope = Some(inc.scope);
+                        seen.merged_into = inc.merged_into.clone();
+                    }
+                }
             }
         }
     }
-    Ok(anomalies
-        .into_iter()
-        .map(|(key, mut o)| {
-            if let Some((p, risk)) = insights.get(&key) {
-                o.prediction = Some(*p);
-                o.risk = *risk;
+    let last = |mut id: String| {
+        for _ in 0..16 {
+            match incidents.get(&id).and_then(|s| s.merged_into.clone()) {
+                Some(next) => id = next,
+                None => break,
             }
-            o.alerted = alerted.contains_key(&key);
-            o
+        }
+        id
+    };
+    let mut members: HashMap<String, Vec<(String, i64)>> = HashMap::new();
+    let observed = anomalies
+        .into_iter()
+        .map(|(key, at_ms)| {
+            let id = incident_of.get(&key).cloned().map(&last);
+            let seen = id.as_ref().and_then(|id| incidents.get(id));
+            if let Some(id) = &id {
+                members
+                    .entry(id.clone())
+                    .or_default()
+                    .push((key.0.clone(), at_ms));
+            }
+            Observed {
+                stream_id: key.0,
+                at_ms,
+                prediction: seen.and_then(|s| s.insight.map(|i| i.0)),
+                risk: seen.and_then(|s| s.insight.map(|i| i.1)).unwrap_or(0),
+                alerted: seen.is_some_and(|s| s.alerted),
+                incident: id.clone(),
+                scope: seen.and_then(|s| s.scope),
+            }
         })
-        .collect())
+        .collect();
+    let analysed = members
+        .into_iter()
+        .filter_map(|(id, anomalies)| {
+            let seen = incidents.get(&id)?;
+            let (prediction, risk) = seen.insight?;
+            Some(IncidentObserved {
+                incident_id: id,
+                anomalies,
+                prediction,
+                risk,
+                alerted: seen.alerted,
+            })
+        })
+        .collect();
+    Ok((observed, analysed))
 }

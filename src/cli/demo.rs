@@ -127,15 +127,14 @@ async fn demo(
     crate::eval::settle(&node).await?;
     tokio::time::sleep(Duration::from_millis(400)).await;
     printer.abort();
-    let observed = crate::eval::observe(&node)?;
+    let (observed, incidents) = crate::eval::observe(&node)?;
     let labels = sim.labels();
-    let report = crate::sim::score::score(
-        &labels,
-        &observed,
-        sim.fabric.ports.len(),
-        sim.scenario.duration_s as i64 * 1000,
-        sim.interval_ms(),
-    );
+    let run = crate::sim::score::Run {
+        streams: sim.fabric.ports.len(),
+        duration_ms: sim.scenario.duration_s as i64 * 1000,
+        interval_ms: sim.interval_ms(),
+    };
+    let report = crate::sim::score::score(&labels, &observed, &incidents, &run);
     println!("\ndetection quality against the injected faults:\n");
     print!("{}", crate::sim::score::table(&report));
     let _ = stop_tx.send(());
@@ -173,7 +172,7 @@ async fn print_insights(
                     let first = i.explanation.split(". ").next().unwrap_or("");
                     println!(
                         "{time}  insight  {:<22} {:<24} risk {:>3}  {:<8} {first}",
-                        r.stream_id,
+                        i.anomaly_id,
                         i.prediction_type.name(),
                         i.risk_score,
                         format!("{:?}", i.source).to_lowercase(),
@@ -182,10 +181,11 @@ async fn print_insights(
                 Ok(StreamEvent::AlertRaised(a)) => {
                     counts.1.fetch_add(1, Ordering::Relaxed);
                     println!(
-                        "{time}  ALERT    {:<22} {:<24} risk {:>3}{}",
-                        a.stream_id,
+                        "{time}  ALERT    {:<22} {:<24} risk {:>3}  {} port(s){}",
+                        a.incident_id.as_deref().unwrap_or(&a.stream_id),
                         a.prediction_type.name(),
                         a.risk_score,
+                        a.ports.len(),
                         a.escalated_from_tier
                             .map(|t| format!("  (escalated from tier {t})"))
                             .unwrap_or_default()

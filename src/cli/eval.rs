@@ -43,6 +43,15 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
             "analyst": args.analyst,
             "report": eval.report,
             "labels": eval.labels,
+            "anomalies": eval.observed.iter().map(|o| serde_json::json!({
+                "stream_id": o.stream_id,
+                "at_ms": o.at_ms,
+                "prediction_type": o.prediction.map(|p| p.name()),
+                "risk": o.risk,
+                "alerted": o.alerted,
+                "incident": o.incident,
+                "scope": o.scope.map(|s| s.name()),
+            })).collect::<Vec<_>>(),
         });
         std::fs::write(&path, serde_json::to_string_pretty(&json)?)?;
         println!("\nreport written to {}", path.display());

@@ -74,7 +74,7 @@ pub struct DetectConfig {
 impl Default for DetectConfig {
     fn default() -> Self {
         DetectConfig {
-            ewma_alpha: 0.1,
+            ewma_alpha: 0.02,
             warmup_samples: 10,
             utilization_max_pct: 80.0,
             latency_factor: 2.0,

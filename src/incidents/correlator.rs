@@ -96,7 +96,7 @@ impl Correlator {
                 },
             );
         } else if let Some(p) = self.pending.get_mut(id) {
-            p.incident = inc.clone();
+            p.incident = with_evidence(&p.incident, inc);
             if !p.submitted {
                 p.changed_ms = now_ms;
             }
@@ -144,6 +144,34 @@ impl Correlator {
         }
         self.waiting
             .store(self.pending.len() as u64, Ordering::Relaxed);
+    }
+}
+
+/// `new`, keeping the evidence `old` had of anomalies that have resolved since: the analyst
+/// is told what happened, even when the incident has calmed down before it is asked.
+fn with_evidence(old: &IncidentV1, new: &IncidentV1) -> IncidentV1 {
+    let mut out = new.clone();
+    for m in &mut out.members {
+        let Some(before) = old.members.iter().find(|o| o.stream_id == m.stream_id) else {
+            continue;
+        };
+        for a in &before.anomalies {
+            if !m.anomalies.iter().any(|x| x.anomaly_id == a.anomaly_id) {
+                m.anomalies.push(a.clone());
+            }
+        }
+    }
+    out
+}
+
+/// Which anomaly leads an incident's analysis, on a tie of severity: a link that went down
+/// explains more than traffic, and traffic more than a stream that merely fell silent.
+fn lead_rank(rule: crate::detect::rules::Rule) -> u8 {
+    use crate::detect::rules::Rule;
+    match rule {
+        Rule::Stale | Rule::CounterSaturated => 0,
+        r if group::link_gone(r) => 2,
+        _ => 1,
     }
 }
 
@@ -253,6 +281,8 @@ impl Projection for Correlator {
     ) -> Result<Vec<WriteOp>, ProjectionError> {
         let mut ops = self.drain_inbox();
         let now = crate::clock::now_ms();
+        let mut last: Option<(u64, i64)> = None;
+        let mut last_origin = Origin::default();
         for e in events {
             let r = &e.record;
             if r.stream_id.starts_with('#')
@@ -272,7 +302,8 @@ impl Projection for Correlator {
                         at_ms: r.recorded_at_ms,
                         anomaly,
                     };
-                    group::on_detected(&mut self.book, &d, self.cfg.node_min_links)
+                    last = Some((e.offset, r.recorded_at_ms));
+                    group::on_detected(&mut self.book, &d)
                 }
                 StreamEvent::AnomalyResolved(a) => group::on_resolved(
                     &mut self.book,
@@ -286,10 +317,22 @@ impl Projection for Correlator {
                 correlation_id: r.correlation_id.clone(),
                 trace: r.trace,
             };
+            last_origin = origin.clone();
             for event in decided {
                 ops.push(self.append(&event, r.recorded_at_ms, &origin));
                 let seq = self.head;
                 self.track(&event, seq, &origin, now);
+                count(&event);
+            }
+        }
+        // The page's anomalies counted together: switches and nodes that lost many links.
+        if let Some((offset, at_ms)) = last {
+            let formed =
+                group::form_node_incidents(&mut self.book, self.cfg.node_min_links, at_ms, offset);
+            for event in formed {
+                ops.push(self.append(&event, at_ms, &last_origin));
+                let seq = self.head;
+                self.track(&event, seq, &last_origin, now);
                 count(&event);
             }
         }

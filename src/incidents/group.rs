@@ -6,8 +6,9 @@
 //!   ports going down.
 //! - Otherwise it joins the incident of the other end of its cable: a link incident.
 //! - Otherwise it opens a port incident.
-//! - When the links of one node with a bad end reach `node_min_links`, a switch (or node)
-//!   incident opens and absorbs the incidents involved (they resolve, `merged_into` it).
+//! - After each batch: when the links of one node with a bad end reach `node_min_links`, a
+//!   switch (or node) incident opens and absorbs the incidents involved (they resolve,
+//!   `merged_into` it); the node with the most bad links goes first.
 //! - A member clears when all its anomalies resolve; the incident resolves when all members
 //!   have cleared.
 //!
@@ -138,7 +139,7 @@ impl IncidentBook {
     fn links_of(&self, node: u64) -> (usize, BTreeSet<String>) {
         let mut links = BTreeSet::new();
         let mut incidents = BTreeSet::new();
-        for i in self.open.values() {
+        for i in self.open.values().filter(|i| i.node.is_none()) {
             for m in i.members.iter().filter(|m| !m.cleared) {
                 if nodes_of(m).contains(&node) {
                     // Both ends of one cable are one link; a port without identity is its own.
@@ -168,7 +169,6 @@ fn worst(members: &[IncidentMemberV1]) -> Severity {
 pub fn on_detected(
     book: &mut IncidentBook,
     d: &Detected,
-    node_min_links: usize,
 ) -> Vec<StreamEvent> {
     let mut out = Vec::new();
     if let Some(id) = book.incident_of(&d.stream_id) {
@@ -229,7 +229,6 @@ pub fn on_detected(
             }
         }
     }
-    out.extend(maybe_node_incident(book, d, node_min_links));
     out
 }
 
@@ -253,35 +252,41 @@ fn node_facts(members: &[IncidentMemberV1], node: u64) -> IncidentNodeV1 {
     }
 }
 
-/// Open a switch/node incident when enough links of one node have gone bad together.
-fn maybe_node_incident(
+/// Open switch/node incidents where enough links of one node have gone bad together: the
+/// node with the most such links first (a switch that fails takes more links with it than any
+/// of its neighbours), each absorbing the incidents of its links. Run after each batch of
+/// anomalies, so the links of one event are counted together. `seed` makes ids unique.
+pub fn form_node_incidents(
     book: &mut IncidentBook,
-    d: &Detected,
     node_min_links: usize,
+    at_ms: i64,
+    seed: u64,
 ) -> Vec<StreamEvent> {
-    let member = member_of(d);
-    for node in nodes_of(&member) {
-        if book
+    let mut out = Vec::new();
+    loop {
+        let nodes: BTreeSet<u64> = book
             .open
             .values()
-            .any(|i| i.node.as_ref().is_some_and(|n| n.node_guid == node))
-        {
-            continue;
-        }
-        let (links, incidents) = book.links_of(node);
-        if links < node_min_links {
-            continue;
-        }
-        let mut out = Vec::new();
+            .filter(|i| i.node.is_none())
+            .flat_map(|i| i.members.iter().filter(|m| !m.cleared).flat_map(nodes_of))
+            .collect();
+        let best = nodes
+            .into_iter()
+            .map(|n| (book.links_of(n), n))
+            .filter(|((links, _), _)| *links >= node_min_links)
+            .max_by_key(|((links, _), n)| (*links, std::cmp::Reverse(*n)));
+        let Some(((_, incidents), node)) = best else {
+            return out;
+        };
+        let id = format!("inc-{seed}-{node:016x}");
         let mut members: Vec<IncidentMemberV1> = Vec::new();
-        let mut opened_at = d.at_ms;
-        let id = format!("inc-{}-{node:016x}", d.offset);
+        let mut opened_at = at_ms;
         for old_id in &incidents {
             if let Some(mut old) = book.open.remove(old_id) {
                 opened_at = opened_at.min(old.opened_at_ms);
                 members.extend(old.members.iter().cloned());
-                old.resolved_at_ms = Some(d.at_ms);
-                old.at_ms = d.at_ms;
+                old.resolved_at_ms = Some(at_ms);
+                old.at_ms = at_ms;
                 old.merged_into = Some(id.clone());
                 old.analyse = false;
                 out.push(StreamEvent::IncidentResolved(old));
@@ -300,15 +305,13 @@ fn maybe_node_incident(
             members,
             opened_at_ms: opened_at,
             resolved_at_ms: None,
-            at_ms: d.at_ms,
+            at_ms,
             merged_into: None,
             analyse: true,
         };
         book.open.insert(inc.incident_id.clone(), inc.clone());
         out.push(StreamEvent::IncidentOpened(inc));
-        return out;
     }
-    Vec::new()
 }
 
 /// An anomaly of `stream_id` resolved: its member may clear, the incident may resolve.

@@ -118,12 +118,10 @@ impl Fabric {
                     }
                     format!("node{n:03}/mlx5_0/p1")
                 } else {
-                    let up = p - DOWN_PORTS - 1;
-                    format!(
-                        "spine{:02}/p{:02}",
-                        up % spines + 1,
-                        ((l - 1) * DOWN_PORTS + up) % SWITCH_PORTS + 1
-                    )
+                    // Uplink u (over the whole fabric) goes to spine u % spines, port
+                    // u / spines: every cable has one port at each end.
+                    let u = (l - 1) * DOWN_PORTS + (p - DOWN_PORTS - 1);
+                    format!("spine{:02}/p{:02}", u % spines + 1, u / spines + 1)
                 };
                 ports.push(port(format!("{leaf}/p{p:02}"), &leaf, peer, "switch"));
             }
@@ -131,10 +129,15 @@ impl Fabric {
         for s in 1..=spines {
             let spine = format!("spine{s:02}");
             for p in 1..=SWITCH_PORTS {
+                let u = (p - 1) * spines + (s - 1);
+                if u >= leaves * DOWN_PORTS {
+                    continue; // not cabled
+                }
+                let (leaf, up) = (u / DOWN_PORTS + 1, u % DOWN_PORTS);
                 ports.push(port(
                     format!("{spine}/p{p:02}"),
                     &spine,
-                    format!("leaf{:02}", (p - 1) % leaves + 1),
+                    format!("leaf{leaf:02}/p{:02}", DOWN_PORTS + 1 + up),
                     "switch",
                 ));
             }
@@ -148,6 +151,12 @@ impl Fabric {
     }
 
     /// Streams a fault target names: one stream id, or every port of a device.
+    /// The port at the other end of port `i`'s cable.
+    pub fn peer_of(&self, i: usize) -> Option<usize> {
+        let peer = &self.ports[i].peer;
+        self.ports.iter().position(|p| &p.stream_id == peer)
+    }
+
     pub fn resolve(&self, target: &str) -> Vec<usize> {
         self.ports
             .iter()
@@ -181,5 +190,10 @@ mod tests {
         assert_eq!(node.peer_port.node_guid, Some(guid_of("leaf03")));
         let ids: std::collections::BTreeSet<_> = f.ports.iter().map(|p| &p.stream_id).collect();
         assert_eq!(ids.len(), f.ports.len(), "stream ids are unique");
+        // Every cable has a port at each end, and each end names the other.
+        for i in 0..f.ports.len() {
+            let j = f.peer_of(i).expect("cabled");
+            assert_eq!(f.peer_of(j), Some(i), "{}", f.ports[i].stream_id);
+        }
     }
 }

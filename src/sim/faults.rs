@@ -1,7 +1,9 @@
-//! Fault injectors: what each does to a port's telemetry, and the prediction type a good
-//! analyst should name. Counter resets and saturation are benign events: no anomaly expected.
+//! Fault injectors: what each does to a port's telemetry, the prediction type a good analyst
+//! should name and the incident scope it should get. A counter reset is benign: no anomaly
+//! expected. A saturated error counter is its own (low-risk) finding: reset it.
 
 use crate::analyst::insight::PredictionType;
+use crate::events::types::IncidentScope;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -19,12 +21,24 @@ pub enum FaultKind {
     SwitchEvent,
     /// Benign: an operator clears the counters.
     CounterReset,
-    /// Benign: a 16-bit error counter sits at its maximum.
+    /// A 16-bit error counter sits at its maximum: errors are no longer counted.
     CounterSaturation,
+    /// Both ends of a cable retrain at 1X.
+    WidthDegraded,
+    /// A link that came up at 1X (4X enabled) and stays there: a non-optimal link.
+    WidthDegradedFromStart,
+    /// Both ends retrain at a lower speed.
+    SpeedDegraded,
+    /// A cable goes down: a switch end reports Down, a host end falls silent.
+    LinkDown,
+    /// A whole switch goes down: its ports fall silent, its peers' links go down.
+    SwitchDown,
+    /// A port stops reporting.
+    StalePort,
 }
 
 impl FaultKind {
-    pub const ALL: [FaultKind; 11] = [
+    pub const ALL: [FaultKind; 17] = [
         FaultKind::ResourceSaturation,
         FaultKind::LatencySpike,
         FaultKind::GradualDegradation,
@@ -36,6 +50,12 @@ impl FaultKind {
         FaultKind::SwitchEvent,
         FaultKind::CounterReset,
         FaultKind::CounterSaturation,
+        FaultKind::WidthDegraded,
+        FaultKind::WidthDegradedFromStart,
+        FaultKind::SpeedDegraded,
+        FaultKind::LinkDown,
+        FaultKind::SwitchDown,
+        FaultKind::StalePort,
     ];
 
     pub fn name(self) -> &'static str {
@@ -51,22 +71,65 @@ impl FaultKind {
             FaultKind::SwitchEvent => "switch_event",
             FaultKind::CounterReset => "counter_reset",
             FaultKind::CounterSaturation => "counter_saturation",
+            FaultKind::WidthDegraded => "width_degraded",
+            FaultKind::WidthDegradedFromStart => "width_degraded_from_start",
+            FaultKind::SpeedDegraded => "speed_degraded",
+            FaultKind::LinkDown => "link_down",
+            FaultKind::SwitchDown => "switch_down",
+            FaultKind::StalePort => "stale_port",
         }
     }
 
     /// The prediction type an analyst should give; `None` for benign events.
     pub fn expected(self) -> Option<PredictionType> {
         Some(match self {
-            FaultKind::ResourceSaturation => PredictionType::ResourceSaturation,
+            FaultKind::ResourceSaturation | FaultKind::Congestion => {
+                PredictionType::ResourceSaturation
+            }
             FaultKind::LatencySpike => PredictionType::LatencySpike,
             FaultKind::GradualDegradation => PredictionType::PerformanceDegradation,
-            FaultKind::LinkFlapping | FaultKind::SymbolErrors | FaultKind::SwitchEvent => {
-                PredictionType::ConnectionInstability
-            }
+            FaultKind::LinkFlapping
+            | FaultKind::SymbolErrors
+            | FaultKind::SwitchEvent
+            | FaultKind::LinkDown
+            | FaultKind::SwitchDown => PredictionType::ConnectionInstability,
             FaultKind::PacketLoss => PredictionType::PacketLossDetected,
             FaultKind::QpErrorStorm => PredictionType::QpErrorRateHigh,
-            FaultKind::Congestion => PredictionType::BandwidthThrottling,
-            FaultKind::CounterReset | FaultKind::CounterSaturation => return None,
+            FaultKind::WidthDegraded
+            | FaultKind::WidthDegradedFromStart
+            | FaultKind::SpeedDegraded => PredictionType::BandwidthThrottling,
+            FaultKind::CounterSaturation | FaultKind::StalePort => PredictionType::AnomalyDetected,
+            FaultKind::CounterReset => return None,
         })
+    }
+
+    /// Faults of a cable: injected on the target port and its peer.
+    pub fn is_link(self) -> bool {
+        matches!(
+            self,
+            FaultKind::LinkFlapping
+                | FaultKind::WidthDegraded
+                | FaultKind::WidthDegradedFromStart
+                | FaultKind::SpeedDegraded
+                | FaultKind::LinkDown
+        )
+    }
+
+    /// Faults of a whole switch: its ports and their peers.
+    pub fn is_switch(self) -> bool {
+        matches!(self, FaultKind::SwitchEvent | FaultKind::SwitchDown)
+    }
+
+    /// The incident scope a good correlator gives the fault.
+    pub fn expected_scope(self) -> Option<IncidentScope> {
+        if self.expected().is_none() {
+            None
+        } else if self.is_switch() {
+            Some(IncidentScope::Switch)
+        } else if self.is_link() {
+            Some(IncidentScope::Link)
+        } else {
+            Some(IncidentScope::Port)
+        }
     }
 }

@@ -49,6 +49,10 @@ pub const BUNDLED: &[(&str, &str)] = &[
         "healthy",
         include_str!("../../config/scenarios/healthy.toml"),
     ),
+    (
+        "long-noisy",
+        include_str!("../../config/scenarios/long-noisy.toml"),
+    ),
 ];
 
 #[derive(Debug, thiserror::Error)]

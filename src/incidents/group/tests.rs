@@ -71,7 +71,9 @@ impl World {
                 peer: peer(to.0, to.1),
             },
         };
-        names(&on_detected(&mut self.book, &d, 3))
+        let mut events = on_detected(&mut self.book, &d);
+        events.extend(form_node_incidents(&mut self.book, 3, d.at_ms, d.offset));
+        names(&events)
     }
 
     fn resolve(&mut self, at: (u64, u8), anomaly_id: &str) -> Vec<String> {
@@ -222,6 +224,51 @@ fn given_many_ports_of_one_switch_bad_together_then_one_switch_incident() {
 }
 
 #[test]
+fn given_a_burst_when_a_leaf_and_its_spines_both_see_three_links_then_the_leaf_is_blamed() {
+    let mut w = given();
+    const LEAF: u64 = 0x300;
+    // In one batch: three spine ports see the leaf flap, and the leaf's host links flap too.
+    let mut batch = Vec::new();
+    for p in 1..=3u8 {
+        batch.push(((SPINE, p, SWITCH), (LEAF, 18 + p)));
+    }
+    for p in 1..=4u8 {
+        batch.push(((LEAF, p, SWITCH), (0xa0 + p as u64, 1)));
+    }
+    let mut events = Vec::new();
+    for (at, to) in batch {
+        w.offset += 1;
+        let mut d = Detected {
+            stream_id: stream(at.0, at.1),
+            seq: w.offset,
+            offset: w.offset,
+            at_ms: 0,
+            anomaly: AnomalyDetectedV2 {
+                anomaly_id: format!("f@{}", w.offset),
+                rule: Rule::LinkFlapping,
+                metric: "m".into(),
+                value: 1.0,
+                baseline: None,
+                delta_pct: None,
+                threshold: 1.0,
+                severity: Severity::Major,
+                escalated_from: None,
+                window_start_ms: 0,
+                window_end_ms: 0,
+                port: port(at.0, at.1, at.2),
+                peer: peer(to.0, to.1),
+            },
+        };
+        d.anomaly.window_end_ms = 0;
+        events.extend(on_detected(&mut w.book, &d));
+    }
+    events.extend(form_node_incidents(&mut w.book, 3, 0, w.offset));
+    let i = w.only_open();
+    assert_eq!(i.node.as_ref().map(|n| n.node_guid), Some(LEAF));
+    assert_eq!(i.members.len(), 7);
+}
+
+#[test]
 fn given_an_incident_when_every_member_clears_then_it_resolves() {
     let mut w = given();
     w.detect((0xa, 1, CA), (SW, 1), Rule::WidthDegraded, Severity::Major);
@@ -268,7 +315,8 @@ fn given_the_events_when_applied_to_a_fresh_book_then_it_is_rebuilt() {
                 peer: peer(to.0, to.1),
             },
         };
-        events.extend(on_detected(&mut w.book, &det, 3));
+        events.extend(on_detected(&mut w.book, &det));
+        events.extend(form_node_incidents(&mut w.book, 3, 0, w.offset));
     };
     d(&mut w, (0xa, 1), (SW, 1), Rule::Stale);
     d(&mut w, (0xb, 1), (SW, 2), Rule::Stale);
