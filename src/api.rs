@@ -6,6 +6,7 @@
 //! - `fabric`: `GET /v1/fabric` and `GET /v1/ai/health` (the dashboard's overview)
 //! - `dashboard`: the web page at `/` and its embedded assets
 //! - `recent`: `GET /v1/insights/recent` and `GET /v1/alerts/recent` (the read views)
+//! - `incidents`: `GET /v1/incidents` (the incident view)
 //! - `prometheus`: `GET /metrics` in the Prometheus text format
 //! - `stats`: `GET /v1/stats` (analyst counters, queue depth, store and actor figures)
 //! - `health`: `/healthz`, `/readyz`
@@ -17,6 +18,7 @@ mod dashboard;
 mod error;
 mod fabric;
 mod health;
+mod incidents;
 mod metrics;
 mod prometheus;
 mod recent;
@@ -79,6 +81,7 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(prometheus::get_metrics))
         .route("/v1/insights/recent", get(recent::insights))
         .route("/v1/alerts/recent", get(recent::alerts))
+        .route("/v1/incidents", get(incidents::list))
         .route("/v1/alerts/{*path}", post(recent::triage))
         .route("/v1/fabric", get(fabric::get_fabric))
         .route("/v1/ai/health", get(fabric::get_ai_health))

@@ -3,14 +3,14 @@
 //! says, and score it against the labels.
 
 use crate::alerts::ALERT_STREAM;
+use crate::analyst::insight::PredictionType;
 use crate::config::Config;
+use crate::events::types::IncidentScope;
 use crate::events::StreamEvent;
+use crate::incidents::INCIDENT_STREAM;
 use crate::node::Node;
 use crate::sim::generator::{Label, Simulator};
 use crate::sim::scenario::Scenario;
-use crate::analyst::insight::PredictionType;
-use crate::events::types::IncidentScope;
-use crate::incidents::INCIDENT_STREAM;
 use crate::sim::score::{self, IncidentObserved, Observed, Report};
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -61,8 +61,8 @@ pub async fn settle(node: &Node) -> anyhow::Result<()> {
     while quiet < 3 {
         anyhow::ensure!(Instant::now() < deadline, "the node did not settle");
         tokio::time::sleep(Duration::from_millis(100)).await;
-        let idle = node.analyst.queue_depth() == 0
-            && node.incidents_waiting.load(Ordering::Relaxed) == 0;
+        let idle =
+            node.analyst.queue_depth() == 0 && node.incidents_waiting.load(Ordering::Relaxed) == 0;
         let caught_up = node
             .projections
             .iter()

@@ -11,6 +11,7 @@ pub mod alerts;
 pub mod dynamodb;
 pub mod eventbridge;
 pub mod fabric;
+pub mod incidents;
 pub mod items;
 pub mod runner;
 pub mod views;

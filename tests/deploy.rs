@@ -110,7 +110,7 @@ fn the_template_declares_what_the_code_uses() {
         anomaly_seq: 2,
         raised_at_ms: 0,
     };
-    assert_eq!(eventbridge::detail(&sample)["risk_score"], 91);
+    assert_eq!(eventbridge::detail(&sample.into())["risk_score"], 91);
 
     // The role may do exactly what the code does, on the table and its indexes.
     let statements =

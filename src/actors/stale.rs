@@ -7,6 +7,13 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
+/// Silence after which a stream of `interval_ms` is stale: at the `intervals`-th report it
+/// missed (half an interval of slack for the jitter of sweep times), so a port that falls
+/// silent is judged at the same sweep as its peer's link going down.
+pub fn stale_after(interval_ms: i64, intervals: u32) -> i64 {
+    interval_ms * i64::from(intervals) - interval_ms / 2
+}
+
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct Seen {
     last_ms: i64,
@@ -90,22 +97,22 @@ mod tests {
             w.observe("b", t * 10_000, None);
         }
         // b goes on, a is silent.
-        for t in 5..8 {
+        for t in 5..7 {
             w.observe("b", t * 10_000, None);
             assert!(w.due(3).is_empty(), "not yet at {t}");
         }
-        w.observe("b", 80_000, None);
-        assert_eq!(w.due(3), vec![("a".to_string(), 10_000, 80_000)]);
+        w.observe("b", 70_000, None);
+        assert_eq!(w.due(3), vec![("a".to_string(), 10_000, 70_000)]);
         w.observe("b", 90_000, None);
         assert!(w.due(3).is_empty(), "reported once per silence");
         // Data returns; the silence does not become its interval; a later silence is
         // reported again.
         w.observe("a", 90_000, None);
         w.observe("a", 100_000, None);
-        for t in 10..15 {
+        for t in 10..14 {
             w.observe("b", t * 10_000, None);
         }
-        assert_eq!(w.due(3), vec![("a".to_string(), 10_000, 140_000)]);
+        assert_eq!(w.due(3), vec![("a".to_string(), 10_000, 130_000)]);
     }
 
     #[test]

@@ -15,16 +15,16 @@ use std::collections::HashMap;
 
 const MAX_LIMIT: usize = 500;
 /// A filtered query stops after scanning this many entries.
-const SCAN_MAX: usize = 50_000;
+pub(super) const SCAN_MAX: usize = 50_000;
 
-fn bad(field: &str, message: String) -> ApiError {
+pub(super) fn bad(field: &str, message: String) -> ApiError {
     ApiError::BadRequest {
         field: field.into(),
         message,
     }
 }
 
-fn limit(query: &HashMap<String, String>) -> Result<usize, ApiError> {
+pub(super) fn limit(query: &HashMap<String, String>) -> Result<usize, ApiError> {
     match query.get("limit") {
         None => Ok(50),
         Some(v) => match v.parse::<usize>() {
@@ -40,7 +40,7 @@ fn limit(query: &HashMap<String, String>) -> Result<usize, ApiError> {
 /// In a cluster without DynamoDB each node's views hold the streams it owns: ask the other
 /// members for theirs (the node token makes them answer from their own view only) and merge,
 /// newest first. `partial` names the members that did not answer.
-async fn with_members(
+pub(super) async fn with_members(
     state: &AppState,
     headers: &HeaderMap,
     path: &str,

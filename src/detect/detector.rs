@@ -150,7 +150,7 @@ pub fn stale_finding(
 ) -> Option<Finding> {
     let last = state.last_timestamp_ms?;
     let silent = now_ms - last;
-    let limit = interval_ms.max(1) * i64::from(cfg.stale_intervals);
+    let limit = crate::actors::stale::stale_after(interval_ms.max(1), cfg.stale_intervals);
     let open = state.open.values().any(|a| a.rule == Rule::Stale);
     (!open && interval_ms > 0 && silent > limit).then(|| Finding {
         rule: Rule::Stale,

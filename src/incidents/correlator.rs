@@ -183,9 +183,9 @@ pub fn job_for(inc: &IncidentV1, seq: u64, origin: Origin) -> AnomalyJob {
         .iter()
         .flat_map(|m| m.anomalies.iter().map(move |a| (m, a)))
         .max_by(|(_, a), (_, b)| {
-            (a.severity, group::link_gone(a.rule), -a.detected_at_ms).cmp(&(
+            (a.severity, lead_rank(a.rule), -a.detected_at_ms).cmp(&(
                 b.severity,
-                group::link_gone(b.rule),
+                lead_rank(b.rule),
                 -b.detected_at_ms,
             ))
         });

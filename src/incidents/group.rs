@@ -166,10 +166,7 @@ fn worst(members: &[IncidentMemberV1]) -> Severity {
 }
 
 /// Decide what an anomaly does to the incidents; the returned events are already applied.
-pub fn on_detected(
-    book: &mut IncidentBook,
-    d: &Detected,
-) -> Vec<StreamEvent> {
+pub fn on_detected(book: &mut IncidentBook, d: &Detected) -> Vec<StreamEvent> {
     let mut out = Vec::new();
     if let Some(id) = book.incident_of(&d.stream_id) {
         let Some(inc) = book.open.get_mut(&id) else {

@@ -46,6 +46,8 @@ pub fn detail(a: &AlertRaisedV2) -> serde_json::Value {
         "prediction_type": a.prediction_type,
         "explanation": a.explanation,
         "stream_id": a.stream_id,
+        "incident_id": a.incident_id,
+        "ports": a.ports,
         "timestamp": crate::clock::rfc3339(a.raised_at_ms),
     })
 }

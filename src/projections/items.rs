@@ -3,8 +3,10 @@
 //! prediction_type, risk_score, explanation, recommendations, model_used, confidence,
 //! related_entity, ttl) plus the source and the anomaly's evidence.
 
-use crate::events::types::{AlertRaisedV2, AnomalyDetectedV2, InsightGeneratedV1};
+use crate::events::types::{AlertRaisedV2, AnomalyDetectedV2, IncidentV1, InsightGeneratedV1};
 use crate::events::{EventStore, StoreError, StoredEvent, StreamEvent};
+use crate::incidents::correlator::job_for;
+use crate::incidents::INCIDENT_STREAM;
 use serde_json::{json, Value};
 
 /// Items expire from DynamoDB after this long.
@@ -26,7 +28,7 @@ pub fn newest_first_key(at_ms: i64, entity_id: &str) -> Vec<u8> {
     k
 }
 
-fn ttl(at_ms: i64) -> i64 {
+pub fn ttl(at_ms: i64) -> i64 {
     at_ms / 1000 + TTL_DAYS * 86_400
 }
 
@@ -36,8 +38,9 @@ pub fn insight_item(
     at_ms: i64,
     i: &InsightGeneratedV1,
     anomaly: Option<&AnomalyDetectedV2>,
+    incident: Option<&IncidentV1>,
 ) -> Value {
-    json!({
+    let mut item = json!({
         "entity_id": insight_entity_id(stream_id, seq),
         "timestamp": crate::clock::rfc3339(at_ms),
         "entity_type": "insight",
@@ -63,7 +66,18 @@ pub fn insight_item(
             "window_start": crate::clock::rfc3339(a.window_start_ms),
             "window_end": crate::clock::rfc3339(a.window_end_ms),
         })),
-    })
+    });
+    if let Some(inc) = incident {
+        item["incident_id"] = inc.incident_id.clone().into();
+        item["scope"] = inc.scope.name().into();
+        item["ports"] = inc
+            .members
+            .iter()
+            .map(|m| Value::from(m.stream_id.clone()))
+            .collect::<Vec<_>>()
+            .into();
+    }
+    item
 }
 
 pub fn alert_item(a: &AlertRaisedV2, suppressed: u32) -> Value {
@@ -78,7 +92,12 @@ pub fn alert_item(a: &AlertRaisedV2, suppressed: u32) -> Value {
         "escalated_from_tier": a.escalated_from_tier,
         "explanation": a.explanation,
         "related_entity": a.stream_id,
-        "insight_entity_id": insight_entity_id(&a.stream_id, a.insight_seq),
+        "incident_id": a.incident_id,
+        "ports": a.ports,
+        "insight_entity_id": insight_entity_id(
+            if a.incident_id.is_some() { INCIDENT_STREAM } else { &a.stream_id },
+            a.insight_seq,
+        ),
         "suppressed": suppressed,
         "ttl": ttl(a.raised_at_ms),
     })
@@ -124,16 +143,35 @@ pub fn change_for(
     };
     Ok(match event {
         StreamEvent::InsightGenerated(i) => {
-            let anomaly = store
+            let asked = store
                 .read_event(&r.stream_id, i.anomaly_seq)?
-                .and_then(|a| match a.record.decode_event() {
-                    Ok(StreamEvent::AnomalyDetected(a)) => Some(a),
-                    _ => None,
-                });
+                .and_then(|a| a.record.decode_event().ok());
+            // An incident's insight: its evidence is the lead anomaly the analyst was given,
+            // and it is about the lead port.
+            let (anomaly, incident, related) = match asked {
+                Some(StreamEvent::AnomalyDetected(a)) => (Some(a), None, r.stream_id.clone()),
+                Some(e) => match e.incident() {
+                    Some(inc) => {
+                        let job = job_for(inc, i.anomaly_seq, Default::default());
+                        (Some(job.anomaly), Some(inc.clone()), job.stream_id)
+                    }
+                    None => (None, None, r.stream_id.clone()),
+                },
+                None => (None, None, r.stream_id.clone()),
+            };
             let entity_id = insight_entity_id(&r.stream_id, r.seq);
+            let mut item = insight_item(
+                &r.stream_id,
+                r.seq,
+                r.recorded_at_ms,
+                &i,
+                anomaly.as_ref(),
+                incident.as_ref(),
+            );
+            item["related_entity"] = related.into();
             Some(ItemChange::Insight {
                 key: newest_first_key(r.recorded_at_ms, &entity_id),
-                item: insight_item(&r.stream_id, r.seq, r.recorded_at_ms, &i, anomaly.as_ref()),
+                item,
             })
         }
         StreamEvent::AlertRaised(a) => Some(ItemChange::Alert {

@@ -1,8 +1,9 @@
-//! The embedded read views (the default, no AWS needed): `insights` and `alerts`, newest
-//! first, and `fabric` (every stream's open anomalies and risk, by stream id), written to the
+//! The embedded read views (the default, no AWS needed): `insights`, `alerts` and
+//! `incidents`, newest first, and `fabric` (every stream's open anomalies and risk, by stream id), written to the
 //! local store together with this projection's checkpoint.
 
 use super::fabric::{Fabric, PortEntry, FABRIC_VIEW};
+use super::incidents::{self, IncidentChange, INCIDENTS_VIEW};
 use super::items::{self, ItemChange};
 use super::runner::{Projection, ProjectionError};
 use crate::events::{EventStore, StoredEvent, WriteOp};
@@ -90,8 +91,37 @@ impl Projection for ViewsProjection {
         let mut ops = Vec::new();
         // Alert items written earlier in this page, for suppressions that follow them.
         let mut alerts: Vec<(String, Value)> = Vec::new();
+        // Incident items changed earlier in this page (None: removed).
+        let mut incidents: Vec<(Vec<u8>, Option<Value>)> = Vec::new();
         for e in events {
             self.fabric.apply(e);
+            if let Some(change) = incident_change(store, e)? {
+                let view = self.view(INCIDENTS_VIEW);
+                let key = change.key().to_vec();
+                let current = match incidents.iter().rev().find(|(k, _)| *k == key) {
+                    Some((_, item)) => item.clone(),
+                    None => store
+                        .scan_view(&view, &key, 1)?
+                        .into_iter()
+                        .find(|(k, _)| *k == key)
+                        .and_then(|(_, v)| serde_json::from_slice::<Value>(&v).ok()),
+                };
+                let had = current.is_some();
+                match incidents::merge(current, &change) {
+                    Some(item) => {
+                        ops.push(put(&view, key.clone(), &item));
+                        incidents.push((key, Some(item)));
+                    }
+                    None if had => {
+                        ops.push(WriteOp::RemoveView {
+                            view,
+                            key: key.clone(),
+                        });
+                        incidents.push((key, None));
+                    }
+                    None => {}
+                }
+            }
             match items::change_for(store, e)? {
                 Some(ItemChange::Insight { key, item }) => {
                     ops.push(put(&self.view(INSIGHTS_VIEW), key, &item))
@@ -137,6 +167,23 @@ impl Projection for ViewsProjection {
         }
         Ok(ops)
     }
+}
+
+/// The incident read-model change of a log event, decoding only the events that can have one.
+fn incident_change(
+    store: &dyn EventStore,
+    e: &StoredEvent,
+) -> Result<Option<IncidentChange>, ProjectionError> {
+    let r = &e.record;
+    let relevant = r.stream_id == crate::incidents::INCIDENT_STREAM
+        || (r.stream_id == crate::alerts::ALERT_STREAM && r.event_type == "AlertRaised");
+    if !relevant {
+        return Ok(None);
+    }
+    let Ok(event) = r.decode_event() else {
+        return Ok(None);
+    };
+    Ok(incidents::change_for(store, &r.stream_id, &event)?)
 }
 
 /// Items of a view, newest first, that pass `keep`, at most `limit` (scanning at most

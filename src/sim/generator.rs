@@ -292,11 +292,17 @@ impl Simulator {
                     }
                     add(Counter::LinkErrorRecoveryCounter, 2, &mut p.counters);
                 }
-                FaultKind::SymbolErrors => {
-                    add(Counter::SymbolErrorCounter, (5.0 * dt) as u64, &mut p.counters)
-                }
+                FaultKind::SymbolErrors => add(
+                    Counter::SymbolErrorCounter,
+                    (5.0 * dt) as u64,
+                    &mut p.counters,
+                ),
                 FaultKind::PacketLoss => {
-                    add(Counter::PortXmitDiscards, (300.0 * dt) as u64, &mut p.counters);
+                    add(
+                        Counter::PortXmitDiscards,
+                        (300.0 * dt) as u64,
+                        &mut p.counters,
+                    );
                     add(Counter::PortRcvErrors, (20.0 * dt) as u64, &mut p.counters);
                     error_rate = 0.02;
                 }
@@ -310,7 +316,11 @@ impl Simulator {
                         add(Counter::LinkDownedCounter, 1, &mut p.counters);
                         link.state = Some(LinkState::Down);
                     }
-                    add(Counter::SymbolErrorCounter, (3.0 * dt) as u64, &mut p.counters);
+                    add(
+                        Counter::SymbolErrorCounter,
+                        (3.0 * dt) as u64,
+                        &mut p.counters,
+                    );
                 }
                 FaultKind::CounterReset => {
                     if since == 0 {
@@ -350,7 +360,11 @@ impl Simulator {
         util = util.clamp(0.0, 100.0);
         let down = link.state != Some(LinkState::Active);
         let rate = link.rate_gbps.unwrap_or(200.0);
-        let bandwidth = if down { 0.0 } else { util / 100.0 * rate * bw_factor };
+        let bandwidth = if down {
+            0.0
+        } else {
+            util / 100.0 * rate * bw_factor
+        };
         // 4-byte words per interval at the current bandwidth.
         let words = (bandwidth * 1e9 / 8.0 / 4.0 * dt) as u64;
         add(Counter::PortXmitData, words, &mut p.counters);
@@ -363,7 +377,11 @@ impl Simulator {
             stream_id: port.stream_id.clone(),
             timestamp_ms: ts,
             latency_p99_us: (!down).then_some((lat * 1000.0).round() / 1000.0),
-            utilization_pct: Some(if down { 0.0 } else { (util * 100.0).round() / 100.0 }),
+            utilization_pct: Some(if down {
+                0.0
+            } else {
+                (util * 100.0).round() / 100.0
+            }),
             error_rate: Some(error_rate),
             bandwidth_gbps: Some((bandwidth * 100.0).round() / 100.0),
             qp_errors: Some(qp),

@@ -134,7 +134,10 @@ pub fn score(
                 ttd_median_samples: 0.0,
             });
         class.faults += 1;
-        let all: Vec<&Observed> = observed.iter().filter(|o| matches(l, o, interval_ms)).collect();
+        let all: Vec<&Observed> = observed
+            .iter()
+            .filter(|o| matches(l, o, interval_ms))
+            .collect();
         if !all.is_empty() {
             scoped += 1;
             if scope_ok(l, &all) {
@@ -146,7 +149,11 @@ pub fn score(
         for stream in &l.streams {
             class.incidents += 1;
             incidents_total += 1;
-            let mine: Vec<&Observed> = all.iter().copied().filter(|o| &o.stream_id == stream).collect();
+            let mine: Vec<&Observed> = all
+                .iter()
+                .copied()
+                .filter(|o| &o.stream_id == stream)
+                .collect();
             let Some(first) = mine.iter().map(|o| o.at_ms).min() else {
                 continue;
             };
@@ -188,7 +195,11 @@ pub fn score(
         .map(|l| {
             alerts
                 .iter()
-                .filter(|i| i.anomalies.iter().any(|(s, at)| in_window(l, s, *at, interval_ms)))
+                .filter(|i| {
+                    i.anomalies
+                        .iter()
+                        .any(|(s, at)| in_window(l, s, *at, interval_ms))
+                })
                 .count()
         })
         .sum();
@@ -231,7 +242,9 @@ pub fn table(r: &Report) -> String {
         ));
     }
     if r.incidents == 0 {
-        out.push_str("(no faults in this scenario: recall, type and scope accuracy do not apply)\n");
+        out.push_str(
+            "(no faults in this scenario: recall, type and scope accuracy do not apply)\n",
+        );
     }
     out.push_str(&format!(
         "\nrecall {:.1}%  type accuracy {:.1}%  scope accuracy {:.1}%  time to detect median {} / p95 {} samples\n\
@@ -268,7 +281,13 @@ mod tests {
         }
     }
 
-    fn obs(stream: &str, at_s: i64, p: PredictionType, incident: &str, scope: IncidentScope) -> Observed {
+    fn obs(
+        stream: &str,
+        at_s: i64,
+        p: PredictionType,
+        incident: &str,
+        scope: IncidentScope,
+    ) -> Observed {
         Observed {
             stream_id: stream.into(),
             at_ms: at_s * 1000,
@@ -305,7 +324,13 @@ mod tests {
             obs("b1", 12, PredictionType::BandwidthThrottling, "i2", Link),
             obs("b2", 12, PredictionType::BandwidthThrottling, "i2", Link),
             // The switch split over two incidents: scope wrong; s3 missed.
-            obs("s1", 13, PredictionType::ConnectionInstability, "i3", Switch),
+            obs(
+                "s1",
+                13,
+                PredictionType::ConnectionInstability,
+                "i3",
+                Switch,
+            ),
             obs("s2", 13, PredictionType::ConnectionInstability, "i4", Port),
             // A healthy port.
             obs("d", 50, PredictionType::ResourceSaturation, "i5", Port),

@@ -210,11 +210,12 @@ pub fn latency_job(
 ) -> ibsight::analyst::job::AnomalyJob {
     use ibsight::analyst::job::{AnomalyJob, Reading};
     use ibsight::detect::rules::Rule;
-    use ibsight::events::types::AnomalyDetectedV1;
+    use ibsight::events::types::AnomalyDetectedV2;
     AnomalyJob {
+        incident: None,
         stream_id: stream.into(),
         anomaly_seq: seq,
-        anomaly: AnomalyDetectedV1 {
+        anomaly: AnomalyDetectedV2 {
             anomaly_id: format!("latency_spike:latency_p99@{seq}"),
             rule: Rule::LatencySpike,
             metric: "latency_p99".into(),
@@ -226,6 +227,8 @@ pub fn latency_job(
             escalated_from: None,
             window_start_ms: 1000,
             window_end_ms: 2000,
+            port: Default::default(),
+            peer: None,
         },
         readings: vec![Reading {
             metric: "utilization",

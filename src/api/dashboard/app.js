@@ -142,6 +142,30 @@ function renderInsights(items) {
   $("more").hidden = items.length < state.limit || state.limit >= 500;
 }
 
+// Incidents first: what an operator acts on. A link shows both ends, a switch its node and
+// its ports.
+function renderIncidents(items) {
+  const open = items.filter((i) => i.state === "open").length;
+  $("incidents-summary").textContent = `${open} open`;
+  $("incidents").tBodies[0].replaceChildren(...items.map((i) => {
+    const ports = el("ul", { class: "ports" }, ...(i.ports || []).map((p) =>
+      el("li", { class: p.cleared ? "cleared" : "" },
+        el("a", { class: "stream", onclick: () => openStream(p.stream_id) }, p.stream_id))));
+    const where = i.node
+      ? el("div", {}, `${i.scope} ${i.node.node_desc || ""} (${i.node.node_guid})`, ports)
+      : el("div", {}, i.scope === "link" ? "link: both ends" : i.scope, ports);
+    const recs = el("ul", {}, ...(i.recommendations || []).map((r) => el("li", {}, r)));
+    return el("tr", { "data-incident": i.id, "data-scope": i.scope },
+      el("td", {}, i.risk_score == null ? "…" : badge(i.risk_score)),
+      el("td", {}, i.scope),
+      el("td", {}, i.prediction_type || "analysing…"),
+      el("td", {}, where),
+      el("td", { title: i.opened_at }, fmtTime(i.opened_at)),
+      el("td", {}, i.state + (i.alerted ? " · alerted" : "")),
+      el("td", {}, i.explanation || "", recs));
+  }));
+}
+
 function renderAlerts(items) {
   $("alerts").tBodies[0].replaceChildren(...items.map((a) =>
     el("tr", { "data-stream": a.related_entity },
@@ -284,6 +308,7 @@ async function refreshInsights() {
 
 async function poll() {
   const jobs = [
+    api(`/v1/incidents?limit=50&state=${$("f-incident-state").value}`).then((r) => renderIncidents(r.incidents)),
     refreshInsights(),
     api("/v1/alerts/recent?limit=20").then((r) => renderAlerts(r.alerts)),
     api(`/v1/fabric?max_switches=${MAX_SWITCH_TILES}`).then(renderFabric),
@@ -315,6 +340,7 @@ async function loop() {
 
 function init() {
   $("f-type").append(...TYPES.map((t) => el("option", { value: t }, t)));
+  $("f-incident-state").addEventListener("change", () => poll().catch(() => {}));
   for (const id of ["f-risk", "f-type", "f-switch"]) $(id).addEventListener("change", () => refreshInsights().catch(() => {}));
   $("filters").addEventListener("submit", (e) => { e.preventDefault(); refreshInsights().catch(() => {}); });
   $("more").addEventListener("click", () => { state.limit = Math.min(500, state.limit * 2); refreshInsights().catch(() => {}); });

@@ -33,6 +33,25 @@ impl Projection for DynamoProjection {
         let mut writes = Vec::new();
         let mut traces = Vec::new();
         for e in events {
+            // Incidents: the item as of each incident event (insights and alerts have their
+            // own items, which name the incident).
+            if e.record.stream_id == crate::incidents::INCIDENT_STREAM
+                && e.record.event_type.starts_with("Incident")
+            {
+                if let Some(inc) = e
+                    .record
+                    .decode_event()
+                    .ok()
+                    .and_then(|ev| ev.incident().cloned())
+                {
+                    writes.push((
+                        e.offset,
+                        Write::Put(crate::projections::incidents::incident_item(&inc)),
+                    ));
+                    traces.extend(e.record.trace);
+                }
+                continue;
+            }
             match items::change_for(store, e)? {
                 Some(ItemChange::Insight { item, .. }) | Some(ItemChange::Alert { item, .. }) => {
                     writes.push((e.offset, Write::Put(item)));
