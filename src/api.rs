@@ -66,6 +66,8 @@ pub struct AppState {
     /// The group-commit writer (readiness probes the write path through it).
     pub writer: crate::events::writer::Writer,
     pub config: Arc<Config>,
+    /// Incidents waiting for their analysis.
+    pub incidents_waiting: Arc<std::sync::atomic::AtomicU64>,
 }
 
 pub fn router(state: AppState) -> Router {

@@ -169,6 +169,7 @@ impl Node {
             triage: self.triage.clone(),
             writer: self.writer.clone(),
             config: Arc::new(self.config.clone()),
+            incidents_waiting: self.incidents_waiting.clone(),
         }
     }
 

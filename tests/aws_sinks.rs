@@ -180,8 +180,8 @@ async fn caught_up(client: &reqwest::Client, url: &str) {
         let (_, stats) = get_json(client, &format!("{url}/v1/stats"), None).await;
         let done = stats["projections"]
             .as_array()
-            .is_some_and(|p| p.len() == 4 && p.iter().all(|p| p["events_behind"] == 0));
-        let idle = stats["analyst"]["queue_depth"] == 0;
+            .is_some_and(|p| p.len() == 5 && p.iter().all(|p| p["events_behind"] == 0));
+        let idle = stats["analyst"]["queue_depth"] == 0 && stats["analyst"]["incidents_waiting"] == 0;
         if done && idle {
             return;
         }
@@ -193,17 +193,19 @@ async fn caught_up(client: &reqwest::Client, url: &str) {
     }
 }
 
-/// Critical spike, repeat inside the window, warning-level spike: per stream.
+/// A critical incident per stream (a receive buffer overrun, which goes on), and one
+/// low-risk incident (a busy link) on `warn/1`.
 fn storm(streams: &[&str], t: i64) -> Value {
     let mut samples = Vec::new();
     for s in streams {
-        for (i, u) in [50.0, 99.0, 50.0, 50.0, 50.0, 99.5].iter().enumerate() {
-            samples
-                .push(json!({"stream_id": s, "timestamp": t + i as i64 * 1000, "utilization": u}));
+        for (i, overruns) in [0, 1, 2].iter().enumerate() {
+            samples.push(json!({"stream_id": s, "timestamp": t + i as i64 * 1000,
+                "utilization": 50, "counters": {"ExcessiveBufferOverrunErrors": overruns}}));
         }
     }
-    samples.push(json!({"stream_id": "warn/1", "timestamp": t, "utilization": 50}));
-    samples.push(json!({"stream_id": "warn/1", "timestamp": t + 1000, "utilization": 85}));
+    for (i, u) in [50, 85, 85, 85].iter().enumerate() {
+        samples.push(json!({"stream_id": "warn/1", "timestamp": t + i as i64 * 1000, "utilization": u}));
+    }
     json!({ "samples": samples })
 }
 
@@ -223,7 +225,7 @@ async fn insights_and_alerts_reach_aws_exactly_once_through_outages_and_restarts
     let srv = serve(dir.path(), &moto, &link.url, &on);
     let t = now_ms() - 120_000;
 
-    // Two critical incidents (each with a repeat inside the window) and one warning.
+    // Two critical incidents and one low-risk one.
     let (status, _) = post_json(
         &client,
         &srv.url,
@@ -240,11 +242,12 @@ async fn insights_and_alerts_reach_aws_exactly_once_through_outages_and_restarts
         2,
         "one message per critical incident: {alerts:?}"
     );
-    assert_eq!(table_items(&moto, "insight").await.len(), 5);
+    assert_eq!(table_items(&moto, "insight").await.len(), 3);
     assert_eq!(table_items(&moto, "alert").await.len(), 2);
+    assert_eq!(table_items(&moto, "incident").await.len(), 3);
     let alert_items = table_items(&moto, "alert").await;
     assert!(
-        alert_items.iter().all(|a| a["suppressed"] == 1),
+        alert_items.iter().all(|a| a["incident_id"].as_str().is_some()),
         "{alert_items:?}"
     );
 
@@ -256,7 +259,7 @@ async fn insights_and_alerts_reach_aws_exactly_once_through_outages_and_restarts
     )
     .await;
     let items = recent["insights"].as_array().expect("insights");
-    assert_eq!(items.len(), 5, "{recent}");
+    assert_eq!(items.len(), 3, "{recent}");
     common::assert_newest_first(items);
 
     // AWS goes away during ingest (longer than the SDK's 5 s attempt timeout, so calls fail
@@ -287,8 +290,8 @@ async fn insights_and_alerts_reach_aws_exactly_once_through_outages_and_restarts
     caught_up(&client, &srv.url).await;
     let more = drain(&sqs, &queue).await;
     assert_eq!(more.len(), 3, "three new critical incidents: {more:?}");
-    // Six new insights: warn/1's anomaly is still open, so it adds none.
-    assert_eq!(table_items(&moto, "insight").await.len(), 5 + 6);
+    // Three new insights: warn/1's anomaly is still open, so it adds none.
+    assert_eq!(table_items(&moto, "insight").await.len(), 3 + 3);
     assert_eq!(table_items(&moto, "alert").await.len(), 5);
     srv.terminate();
 
@@ -299,7 +302,7 @@ async fn insights_and_alerts_reach_aws_exactly_once_through_outages_and_restarts
         drain(&sqs, &queue).await.is_empty(),
         "a restart re-sent alerts"
     );
-    assert_eq!(table_items(&moto, "insight").await.len(), 11);
+    assert_eq!(table_items(&moto, "insight").await.len(), 6);
     assert_eq!(table_items(&moto, "alert").await.len(), 5);
     srv.terminate();
 }
@@ -354,7 +357,7 @@ async fn kill_9_during_an_aws_outage_and_again_during_recovery_loses_nothing() {
     let (status, _) = post_json(&client, &srv.url, &storm(&names, t), None).await;
     assert_eq!(status, 202);
     stats_until(&client, &srv.url, "alerts decided, AWS behind", |s| {
-        s["analyst"]["queue_depth"] == 0
+        s["analyst"]["queue_depth"] == 0 && s["analyst"]["incidents_waiting"] == 0
             && behind(s, "alerts") == 0
             && behind(s, "views") == 0
             && behind(s, "dynamodb") > 0
@@ -378,8 +381,8 @@ async fn kill_9_during_an_aws_outage_and_again_during_recovery_loses_nothing() {
 
     let srv = serve(dir.path(), &moto, &link.url, &on);
     caught_up(&client, &srv.url).await;
-    // DynamoDB: every item exactly once (12 streams × 2 insights + the warning's; 12 alerts).
-    assert_eq!(table_items(&moto, "insight").await.len(), 25);
+    // DynamoDB: every item exactly once (12 incidents' insights + the warning's; 12 alerts).
+    assert_eq!(table_items(&moto, "insight").await.len(), 13);
     assert_eq!(table_items(&moto, "alert").await.len(), 12);
     // EventBridge: every alert at least once, by its deterministic id; duplicates only from a
     // crash between PutEvents and its checkpoint: at most the alerts of the page in flight

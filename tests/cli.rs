@@ -75,22 +75,15 @@ async fn events_prints_the_log_as_json_lines() {
     let srv = Server::start(dir.path(), &[]);
     let client = reqwest::Client::new();
     let t = now_ms() - 10_000;
-    let body = json!({"samples": [
-        {"stream_id": "e/1", "timestamp": t, "utilization": 95},
-        {"stream_id": "e/2", "timestamp": t, "utilization": 10},
-    ]});
+    let mut samples = common::spike("e/1", t);
+    samples.push(json!({"stream_id": "e/2", "timestamp": t, "utilization": 10}));
+    let body = json!({ "samples": samples });
     assert_eq!(post_json(&client, &srv.url, &body, None).await.0, 202);
-    // Wait for the anomaly's insight, so the log is complete before the server stops.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    loop {
-        let (_, page) =
-            common::get_json(&client, &format!("{}/v1/streams/e/1/events", srv.url), None).await;
-        if page["events"].as_array().is_some_and(|e| e.len() == 3) {
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "no insight: {page}");
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    // Wait for the incident's insight, so the log is complete before the server stops.
+    let insights =
+        common::incident_insights(&client, &srv.url, "e/1", std::time::Duration::from_secs(10))
+            .await;
+    assert_eq!(insights.len(), 1, "no insight");
     srv.terminate();
 
     let run = |extra: &[&str]| {
@@ -117,7 +110,8 @@ async fn events_prints_the_log_as_json_lines() {
         .iter()
         .map(|e| e["offset"].as_u64().expect("offset"))
         .collect();
-    assert_eq!(offsets, vec![1, 2, 3, 4]);
+    // e/1's four samples and anomaly, e/2's sample, the incident and its insight.
+    assert_eq!(offsets, (1..=8).collect::<Vec<u64>>());
     let one = run(&["--stream", "e/1"]);
     let types: Vec<&str> = one
         .iter()
@@ -125,9 +119,15 @@ async fn events_prints_the_log_as_json_lines() {
         .collect();
     assert_eq!(
         types,
-        vec!["MetricObserved", "AnomalyDetected", "InsightGenerated"]
+        vec![
+            "MetricObserved",
+            "MetricObserved",
+            "MetricObserved",
+            "MetricObserved",
+            "AnomalyDetected"
+        ]
     );
-    assert_eq!(one[1]["payload"]["rule"], "utilization_high");
+    assert_eq!(one[4]["payload"]["rule"], "utilization_high");
 
     let out = Command::new(binary())
         .args(["events", "--data-dir", "/nonexistent/ibsight"])
@@ -143,10 +143,7 @@ async fn replay_audit_reports_divergences_in_a_time_range() {
     let srv = Server::start(dir.path(), &[]);
     let client = reqwest::Client::new();
     let t = now_ms() - 10_000;
-    let body = json!({"samples": [
-        {"stream_id": "r/1", "timestamp": t, "utilization": 50},
-        {"stream_id": "r/1", "timestamp": t + 1000, "utilization": 95},
-    ]});
+    let body = json!({ "samples": common::spike("r/1", t) });
     assert_eq!(post_json(&client, &srv.url, &body, None).await.0, 202);
     srv.terminate();
     let audit = |env: &[(&str, &str)], extra: &[&str]| {
@@ -169,7 +166,7 @@ async fn replay_audit_reports_divergences_in_a_time_range() {
     let stricter = [("IBSIGHT_DETECT__UTILIZATION_MAX_PCT", "99.0")];
     let diverged = audit(&stricter, &[]);
     assert!(
-        diverged.contains("divergence r/1 seq 3 unexpected"),
+        diverged.contains("divergence r/1 seq 5 unexpected"),
         "{diverged}"
     );
     let later = (now_ms() + 60_000).to_string();
@@ -184,10 +181,7 @@ async fn replay_audit_reads_a_live_store_from_a_snapshot() {
     let srv = Server::start(dir.path(), &[]);
     let client = reqwest::Client::new();
     let t = now_ms() - 10_000;
-    let body = json!({"samples": [
-        {"stream_id": "live/1", "timestamp": t, "utilization": 50},
-        {"stream_id": "live/1", "timestamp": t + 1000, "utilization": 95},
-    ]});
+    let body = json!({ "samples": common::spike("live/1", t) });
     assert_eq!(post_json(&client, &srv.url, &body, None).await.0, 202);
     let out = Command::new(binary())
         .args(["replay", "audit", "--data-dir"])
@@ -202,7 +196,7 @@ async fn replay_audit_reads_a_live_store_from_a_snapshot() {
     assert!(stdout.contains("\"matched\":1"), "{stdout}");
     // The server was not disturbed.
     let more =
-        json!({"samples": [{"stream_id": "live/1", "timestamp": t + 2000, "utilization": 50}]});
+        json!({"samples": [{"stream_id": "live/1", "timestamp": t + 5000, "utilization": 50}]});
     assert_eq!(post_json(&client, &srv.url, &more, None).await.0, 202);
     srv.terminate();
 }

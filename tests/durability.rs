@@ -38,10 +38,11 @@ async fn restart_continues_state_and_seq(engine: (&str, &str)) {
     // Already-seen samples stay duplicates after the restart; new ones continue the seq.
     let (_, answer) = post_json(&client, &srv.url, &sample("r/1", t + 4000, 40.0), None).await;
     assert_eq!(answer["duplicates"], 1);
-    let (_, answer) = post_json(&client, &srv.url, &sample("r/1", t + 5000, 95.0), None).await;
+    let hot: Vec<Value> = (5..8).map(|i| sample("r/1", t + i * 1000, 95.0)).collect();
+    let (_, answer) = post_json(&client, &srv.url, &json!({ "samples": hot }), None).await;
     assert_eq!(
         answer,
-        json!({"accepted": 1, "duplicates": 0, "late": 0, "anomalies": 1})
+        json!({"accepted": 3, "duplicates": 0, "late": 0, "anomalies": 1})
     );
     let (_, events) = get_json(
         &client,
@@ -59,9 +60,17 @@ async fn restart_continues_state_and_seq(engine: (&str, &str)) {
                 e["event_type"].as_str().expect("type"),
             )
         })
-        .take(2)
+        .take(4)
         .collect();
-    assert_eq!(seqs, vec![(6, "MetricObserved"), (7, "AnomalyDetected")]);
+    assert_eq!(
+        seqs,
+        vec![
+            (6, "MetricObserved"),
+            (7, "MetricObserved"),
+            (8, "MetricObserved"),
+            (9, "AnomalyDetected")
+        ]
+    );
     srv.terminate();
 }
 

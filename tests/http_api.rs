@@ -20,21 +20,16 @@ async fn a_valid_batch_is_durable_and_visible() {
         sample("sw1/p1", t, 50.0),
         sample("sw1/p2", t, 50.0),
         sample("sw1/p1", t + 1000, 92.0),
+        sample("sw1/p1", t + 2000, 92.0),
+        sample("sw1/p1", t + 3000, 92.0),
     ]});
     let (status, answer) = srv.post(&body).await;
     assert_eq!(status, 202, "{answer}");
+    // Utilization over 80 % for three samples in a row opens one anomaly.
     assert_eq!(
         answer,
-        json!({"accepted": 3, "duplicates": 0, "late": 0, "anomalies": 1})
+        json!({"accepted": 5, "duplicates": 0, "late": 0, "anomalies": 1})
     );
-
-    // The anomaly's insight (rules backend by default) is appended right after it.
-    let insight_recorded = eventually(Duration::from_secs(5), || async {
-        let (_, events) = srv.get("/v1/streams/sw1/p1/events").await;
-        events["events"].as_array().is_some_and(|e| e.len() == 4)
-    })
-    .await;
-    assert!(insight_recorded, "no insight for the anomaly");
     let (status, events) = srv.get("/v1/streams/sw1/p1/events").await;
     assert_eq!(status, 200, "{events}");
     let types: Vec<&str> = events["events"]
@@ -45,23 +40,36 @@ async fn a_valid_batch_is_durable_and_visible() {
         .collect();
     assert_eq!(
         types,
-        vec![
-            "MetricObserved",
-            "MetricObserved",
-            "AnomalyDetected",
-            "InsightGenerated"
-        ]
+        vec!["MetricObserved", "MetricObserved", "MetricObserved", "MetricObserved", "AnomalyDetected"]
     );
-    let anomaly = &events["events"][2];
-    assert_eq!(anomaly["seq"], 3);
+    let anomaly = &events["events"][4];
+    assert_eq!(anomaly["seq"], 5);
     assert_eq!(anomaly["payload"]["rule"], "utilization_high");
     assert_eq!(anomaly["payload"]["metric"], "utilization");
     assert_eq!(anomaly["payload"]["value"], 92.0);
     assert_eq!(anomaly["payload"]["baseline"], 50.0);
-    let insight = &events["events"][3]["payload"];
-    assert_eq!(insight["anomaly_seq"], 3);
+
+    // The anomaly's incident gets its insight (rules backend by default) in `#incidents`.
+    let insight_recorded = eventually(Duration::from_secs(10), || async {
+        let (_, events) = srv.get("/v1/streams/%23incidents/events").await;
+        events["events"]
+            .as_array()
+            .is_some_and(|e| e.iter().any(|e| e["event_type"] == "InsightGenerated"))
+    })
+    .await;
+    assert!(insight_recorded, "no insight for the anomaly's incident");
+    let (_, incident_events) = srv.get("/v1/streams/%23incidents/events").await;
+    let events = incident_events["events"].as_array().expect("events");
+    assert_eq!(events[0]["event_type"], "IncidentOpened");
+    assert_eq!(events[0]["payload"]["members"][0]["stream_id"], "sw1/p1");
+    let insight = &events
+        .iter()
+        .find(|e| e["event_type"] == "InsightGenerated")
+        .expect("insight")["payload"];
+    assert_eq!(insight["anomaly_seq"], 1);
     assert_eq!(insight["source"], "rules");
     assert_eq!(insight["prediction_type"], "resource_saturation");
+    assert!(insight["risk_score"].as_u64() < Some(50), "busy but healthy: {insight}");
     assert!(
         insight["explanation"]
             .as_str()
@@ -71,8 +79,7 @@ async fn a_valid_batch_is_durable_and_visible() {
 
     let (status, state) = srv.get("/v1/streams/sw1/p1").await;
     assert_eq!(status, 200, "{state}");
-    assert_eq!(state["last_seq"], 4);
-    assert_eq!(state["awaiting_insight"], json!([]));
+    assert_eq!(state["last_seq"], 5);
     // The anomalous 92 % does not feed the baseline.
     assert_eq!(state["metrics"]["utilization"]["samples"], 1);
     assert_eq!(state["metrics"]["utilization"]["mean"], 50.0);
@@ -85,7 +92,6 @@ async fn a_valid_batch_is_durable_and_visible() {
     assert_eq!(stats["analyst"]["insights"], 1);
     assert_eq!(stats["analyst"]["rules"], 1);
     assert_eq!(stats["analyst"]["queue_depth"], 0);
-    assert_eq!(stats["store"]["last_offset"], 5);
 
     // Paging through the events.
     let (_, page) = srv

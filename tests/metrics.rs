@@ -45,10 +45,7 @@ async fn counters_move_with_ingest_and_analysis() {
     let srv = InProcess::start(Config::default()).await;
     let before = scrape(&srv).await;
     let t = now_ms() - 10_000;
-    let body = json!({"samples": [
-        {"stream_id": "m/1", "timestamp": t, "utilization": 50},
-        {"stream_id": "m/1", "timestamp": t + 1000, "utilization": 97},
-    ]});
+    let body = json!({ "samples": common::spike("m/1", t) });
     assert_eq!(srv.post(&body).await.0, 202);
     assert_eq!(
         srv.post(&json!({"stream_id": "bad id", "timestamp": t, "utilization": 1}))
@@ -99,6 +96,11 @@ async fn counters_move_with_ingest_and_analysis() {
     grew(
         "ibsight_analyst_outcomes_total",
         Some(("source", "rules")),
+        1.0,
+    );
+    grew(
+        "ibsight_incident_events_total",
+        Some(("kind", "opened")),
         1.0,
     );
     grew("ibsight_group_commit_seconds", None, 1.0);

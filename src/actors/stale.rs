@@ -74,7 +74,7 @@ impl StaleWatch {
         for (id, s) in g.seen.iter_mut() {
             if !s.reported
                 && s.interval_ms > 0
-                && now - s.last_ms > s.interval_ms * i64::from(intervals)
+                && now - s.last_ms > stale_after(s.interval_ms, intervals)
             {
                 s.reported = true;
                 out.push((id.clone(), s.interval_ms, now));

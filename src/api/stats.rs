@@ -34,6 +34,7 @@ pub async fn get_stats(
             "output_tokens": get(&c.output_tokens),
             "cost_usd": get(&c.cost_micro_usd) as f64 / 1_000_000.0,
             "queue_depth": state.analyst.queue_depth(),
+            "incidents_waiting": state.incidents_waiting.load(Ordering::Relaxed),
         },
         "streams": {
             "active": router.active_streams(),

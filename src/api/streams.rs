@@ -155,7 +155,13 @@ fn events(
     stream_id: &str,
     query: &HashMap<String, String>,
 ) -> Result<Json<Value>, ApiError> {
-    let stream_id = checked_id(stream_id)?;
+    // The incident and alert streams read like any other (read-only, like every stream).
+    let internal = [crate::incidents::INCIDENT_STREAM, crate::alerts::ALERT_STREAM];
+    let stream_id = if internal.contains(&stream_id) {
+        stream_id
+    } else {
+        checked_id(stream_id)?
+    };
     check_known(query, &["from_seq", "limit"])?;
     let from_seq = query_u64(query, "from_seq", 1)?.max(1);
     let limit = query_u64(query, "limit", DEFAULT_LIMIT as u64)?;

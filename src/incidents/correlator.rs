@@ -124,7 +124,12 @@ impl Correlator {
                     continue;
                 }
             }
-            let event = StreamEvent::InsightGenerated(outcome.into_event(job.anomaly_seq, id));
+            let insight = outcome.into_event(job.anomaly_seq, id);
+            let m = crate::metrics::global();
+            m.insights_by_type.inc(insight.prediction_type.name(), 1);
+            m.insights_by_source
+                .inc(&format!("{:?}", insight.source).to_lowercase(), 1);
+            let event = StreamEvent::InsightGenerated(insight);
             ops.push(self.append(&event, crate::clock::now_ms(), &job.origin));
         }
         ops

@@ -156,6 +156,9 @@ impl Server {
         for k in unset {
             cmd.env_remove(k);
         }
+        // Incidents are analysed after 0.3 s of calm here (3 s by default), unless a test
+        // sets its own.
+        cmd.env("IBSIGHT_INCIDENTS__SETTLE_MS", "300");
         cmd.args(["serve", "--listen", listen])
             .args(args)
             .arg("--data-dir")
@@ -393,4 +396,52 @@ pub fn assert_newest_first(items: &[serde_json::Value]) {
     let mut sorted = stamps.clone();
     sorted.sort_by(|a, b| b.cmp(a));
     assert_eq!(stamps, sorted, "newest first");
+}
+
+/// Samples of `stream` from `t` that open one anomaly: a steady port whose utilization goes to
+/// 97 % for three samples in a row (the rule's persistence).
+pub fn spike(stream: &str, t: i64) -> Vec<Value> {
+    [50, 97, 97, 97]
+        .iter()
+        .enumerate()
+        .map(|(i, u)| serde_json::json!({"stream_id": stream, "timestamp": t + i as i64 * 1000, "utilization": u}))
+        .collect()
+}
+
+/// Samples of `stream` from `t` that open one critical anomaly at once: a receive buffer
+/// overrun (any increase is critical), so its incident raises an alert.
+pub fn overrun(stream: &str, t: i64) -> Vec<Value> {
+    (0..2)
+        .map(|i| serde_json::json!({"stream_id": stream, "timestamp": t + i * 1000, "utilization": 50, "counters": {"ExcessiveBufferOverrunErrors": i}}))
+        .collect()
+}
+
+/// The `InsightGenerated` payloads of the incidents `stream` is in, waiting up to `timeout`
+/// for at least one.
+pub async fn incident_insights(client: &reqwest::Client, url: &str, stream: &str, timeout: Duration) -> Vec<Value> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let (_, page) = get_json(client, &format!("{url}/v1/streams/%23incidents/events?limit=1000"), None).await;
+        let events = page["events"].as_array().cloned().unwrap_or_default();
+        let mine: std::collections::HashSet<String> = events
+            .iter()
+            .filter(|e| e["event_type"].as_str().is_some_and(|t| t.starts_with("Incident")))
+            .filter(|e| {
+                e["payload"]["members"]
+                    .as_array()
+                    .is_some_and(|ms| ms.iter().any(|m| m["stream_id"] == stream))
+            })
+            .filter_map(|e| e["payload"]["incident_id"].as_str().map(String::from))
+            .collect();
+        let insights: Vec<Value> = events
+            .iter()
+            .filter(|e| e["event_type"] == "InsightGenerated")
+            .filter(|e| e["payload"]["anomaly_id"].as_str().is_some_and(|id| mine.contains(id)))
+            .map(|e| e["payload"].clone())
+            .collect();
+        if !insights.is_empty() || Instant::now() > deadline {
+            return insights;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
