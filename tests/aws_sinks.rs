@@ -178,9 +178,12 @@ async fn caught_up(client: &reqwest::Client, url: &str) {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let (_, stats) = get_json(client, &format!("{url}/v1/stats"), None).await;
+        // Every projection has checkpointed the whole log (the correlator and the alerts
+        // append events the others then read).
+        let head = &stats["store"]["last_offset"];
         let done = stats["projections"]
             .as_array()
-            .is_some_and(|p| p.len() == 5 && p.iter().all(|p| p["events_behind"] == 0));
+            .is_some_and(|p| p.len() == 5 && p.iter().all(|p| &p["checkpoint"] == head));
         let idle = stats["analyst"]["queue_depth"] == 0 && stats["analyst"]["incidents_waiting"] == 0;
         if done && idle {
             return;
