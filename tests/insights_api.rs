@@ -38,19 +38,31 @@ async fn insights_and_deduplicated_alerts_from_the_embedded_views() {
     let dir = tempfile::tempdir().expect("tempdir");
     let srv = Server::start(dir.path(), &[]);
     let t = now_ms() - 60_000;
-    // "a": a critical spike, clears, spikes again inside the 5-minute window: one alert, one
-    // suppressed repeat. "b": a warning-level spike: an insight, no alert.
-    let body = json!({"samples": [
-        util("a", t, 50.0), util("a", t + 1000, 99.0),
-        util("a", t + 2000, 50.0), util("a", t + 3000, 50.0), util("a", t + 4000, 50.0),
-        util("a", t + 5000, 99.5),
-        util("b", t, 50.0), util("b", t + 1000, 85.0),
-    ]});
-    let (status, answer) = post_json(&client, &srv.url, &body, None).await;
+    // "a": a receive buffer overrun (critical): an incident, an alert. Then the other end of
+    // a's cable, "a2", overruns too: the incident becomes a link incident and is analysed
+    // again, inside the 5-minute window: one suppressed repeat. "b": a busy link (low risk):
+    // an insight, no alert.
+    let cable = |stream: &str, guid: &str, peer: &str, ts: i64, overruns: u64| {
+        json!({"stream_id": stream, "timestamp": ts, "utilization": 50,
+            "node_guid": guid, "port_num": 1, "node_type": "switch",
+            "peer": {"node_guid": peer, "port_num": 1},
+            "counters": {"ExcessiveBufferOverrunErrors": overruns}})
+    };
+    let (a, a2) = ("0x00000000000000a1", "0x00000000000000a2");
+    let mut samples = vec![cable("a", a, a2, t, 0), cable("a", a, a2, t + 1000, 1)];
+    samples.extend([50.0, 85.0, 85.0, 85.0].iter().enumerate().map(|(i, u)| util("b", t + i as i64 * 1000, *u)));
+    let (status, answer) = post_json(&client, &srv.url, &json!({ "samples": samples }), None).await;
     assert_eq!(status, 202, "{answer}");
-    assert_eq!(answer["anomalies"], 3);
-
+    assert_eq!(answer["anomalies"], 2);
     let alerts_url = format!("{}/v1/alerts/recent", srv.url);
+    until(&client, &alerts_url, "a's alert", |v| {
+        v["alerts"].as_array().is_some_and(|a| a.len() == 1)
+    })
+    .await;
+    let body = json!({"samples": [cable("a2", a2, a, t, 0), cable("a2", a2, a, t + 1000, 1)]});
+    let (status, answer) = post_json(&client, &srv.url, &body, None).await;
+    assert_eq!((status, &answer["anomalies"]), (202, &json!(1)), "{answer}");
+
     let alerts = until(
         &client,
         &alerts_url,
@@ -64,6 +76,7 @@ async fn insights_and_deduplicated_alerts_from_the_embedded_views() {
     .await;
     let alert = &alerts["alerts"][0];
     assert_eq!(alert["related_entity"], "a");
+    assert!(alert["incident_id"].is_string(), "{alert}");
     assert_eq!(alert["entity_type"], "alert");
     assert!(alert["risk_score"].as_u64() >= Some(80));
 
@@ -177,8 +190,15 @@ async fn insights_and_deduplicated_alerts_from_the_embedded_views() {
         None,
     )
     .await;
-    // The alert stream is internal: not addressable as a port.
-    assert!(alert_log["events"].is_null(), "{alert_log}");
+    // The alert stream reads like any other (read-only).
+    assert_eq!(alert_log["events"].as_array().map(Vec::len), Some(2), "{alert_log}");
+    let (_, incidents) = get_json(&client, &format!("{}/v1/incidents", srv.url), None).await;
+    let incidents = incidents["incidents"].as_array().cloned().unwrap_or_default();
+    assert_eq!(incidents.len(), 2, "{incidents:?}");
+    let link = incidents.iter().find(|i| i["scope"] == "link").expect("a link incident");
+    assert_eq!(link["alerted"], true);
+    assert_eq!(link["ports"].as_array().map(Vec::len), Some(2));
+    assert_eq!(link["prediction_type"], "packet_loss_detected");
     // The verdicts are in the log: the counter is back after the restart.
     assert_eq!(
         false_positives(scrape(format!("{}/metrics", srv.url)).await),
@@ -217,13 +237,20 @@ async fn the_dashboard_endpoints_filter_aggregate_and_name_bad_parameters() {
     let srv = Server::start(dir.path(), &[]);
     let t = now_ms() - 60_000;
     let mut samples = Vec::new();
+    let overrun = |ts: i64, n: u64| {
+        json!({"stream_id": "leafA/p1", "timestamp": ts, "utilization": 50,
+            "counters": {"ExcessiveBufferOverrunErrors": n}})
+    };
     for i in 0..30 {
-        samples.push(util("leafA/p1", t + i * 1000, 50.0));
+        samples.push(overrun(t + i * 1000, 0));
         samples.push(util("leafB/p1", t + i * 1000, 50.0));
         samples.push(util("leafB/p2", t + i * 1000, 50.0));
     }
-    samples.push(util("leafA/p1", t + 30_000, 99.0)); // critical: stays open
-    samples.push(util("leafB/p1", t + 30_000, 85.0)); // warning-level
+    samples.push(overrun(t + 30_000, 1)); // critical: stays open
+    for i in 30..33 {
+        samples.push(util("leafB/p1", t + i * 1000, 85.0)); // a busy link: low risk
+        samples.push(util("leafB/p2", t + i * 1000, 50.0)); // (a port that stops is stale)
+    }
     let (status, answer) = post_json(&client, &srv.url, &json!({ "samples": samples }), None).await;
     assert_eq!(status, 202, "{answer}");
 
@@ -260,7 +287,7 @@ async fn the_dashboard_endpoints_filter_aggregate_and_name_bad_parameters() {
     assert_eq!(items[0]["related_entity"], "leafB/p1");
     let (_, by_type) = get_json(
         &client,
-        &format!("{recent}?prediction_type=resource_saturation&min_risk=80"),
+        &format!("{recent}?prediction_type=packet_loss_detected&min_risk=80"),
         None,
     )
     .await;
@@ -270,13 +297,13 @@ async fn the_dashboard_endpoints_filter_aggregate_and_name_bad_parameters() {
 
     let (status, series) = get_json(
         &client,
-        &format!("{}/v1/streams/leafA/p1/series?points=10", srv.url),
+        &format!("{}/v1/streams/leafB/p1/series?points=10", srv.url),
         None,
     )
     .await;
     assert_eq!(status, 200, "{series}");
     assert_eq!(series["t"].as_array().map(Vec::len), Some(10));
-    assert_eq!(series["metrics"]["utilization"]["value"][9], 99.0);
+    assert_eq!(series["metrics"]["utilization"]["value"][9], 85.0);
     assert_eq!(series["metrics"]["utilization"]["mean"][9], 50.0);
     assert_eq!(series["anomalies"][0]["kind"], "detected");
     assert_eq!(series["anomalies"][0]["metric"], "utilization");

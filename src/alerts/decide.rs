@@ -67,7 +67,11 @@ pub fn decide(book: &AlertBook, facts: &InsightFacts, cfg: &AlertsConfig) -> Opt
         .filter(|t| facts.at_ms - t.raised_at_ms < window_ms);
     let raise = |escalated_from_tier| {
         StreamEvent::AlertRaised(AlertRaisedV2 {
-            alert_id: format!("{}#{}", facts.stream_id, facts.insight_seq),
+            // Deterministic: the insight's stream (`#incidents` for an incident) and seq.
+            alert_id: match facts.incident_id {
+                Some(_) => format!("{}#{}", crate::incidents::INCIDENT_STREAM, facts.insight_seq),
+                None => format!("{}#{}", facts.stream_id, facts.insight_seq),
+            },
             stream_id: facts.stream_id.clone(),
             incident_id: facts.incident_id.clone(),
             ports: facts.ports.clone(),

@@ -282,7 +282,7 @@ fn find_alert(
     let Ok(seq) = seq.parse::<u64>() else {
         return Ok(None);
     };
-    if !is_valid_stream_id(stream_id) {
+    if !is_valid_stream_id(stream_id) && stream_id != crate::incidents::INCIDENT_STREAM {
         return Ok(None);
     }
     let Some(insight) = store.read_event(stream_id, seq)? else {

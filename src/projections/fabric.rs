@@ -144,6 +144,28 @@ impl Fabric {
         self.changed.insert(stream_id.to_string());
     }
 
+    /// An incident's insight: every member anomaly the analyst was asked about takes its risk
+    /// and prediction type.
+    pub fn apply_incident_insight(
+        &mut self,
+        incident: &crate::events::types::IncidentV1,
+        insight: &crate::events::types::InsightGeneratedV1,
+        at_ms: i64,
+    ) {
+        for m in &incident.members {
+            let entry = self.entry(&m.stream_id);
+            entry.last_insight_risk = Some(insight.risk_score);
+            entry.last_insight_at_ms = Some(at_ms);
+            for a in &m.anomalies {
+                if let Some(open) = entry.open.get_mut(&a.anomaly_id) {
+                    open.risk = Some(insight.risk_score);
+                    open.prediction_type = Some(insight.prediction_type.name().to_string());
+                }
+            }
+            self.changed.insert(m.stream_id.clone());
+        }
+    }
+
     /// The entries changed since the last call (to be written to the view).
     pub fn take_changed(&mut self) -> Vec<&PortEntry> {
         let changed = std::mem::take(&mut self.changed);

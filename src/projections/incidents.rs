@@ -93,7 +93,7 @@ pub enum IncidentChange {
 }
 
 /// The incident an incident event at `seq` of `#incidents` carries.
-fn incident_at(store: &dyn EventStore, seq: u64) -> Result<Option<IncidentV1>, StoreError> {
+pub fn incident_at(store: &dyn EventStore, seq: u64) -> Result<Option<IncidentV1>, StoreError> {
     Ok(store
         .read_event(INCIDENT_STREAM, seq)?
         .and_then(|e| e.record.decode_event().ok())

@@ -95,6 +95,15 @@ impl Projection for ViewsProjection {
         let mut incidents: Vec<(Vec<u8>, Option<Value>)> = Vec::new();
         for e in events {
             self.fabric.apply(e);
+            if e.record.stream_id == crate::incidents::INCIDENT_STREAM
+                && e.record.event_type == "InsightGenerated"
+            {
+                if let Ok(crate::events::StreamEvent::InsightGenerated(i)) = e.record.decode_event() {
+                    if let Some(inc) = incidents::incident_at(store, i.anomaly_seq)? {
+                        self.fabric.apply_incident_insight(&inc, &i, e.record.recorded_at_ms);
+                    }
+                }
+            }
             if let Some(change) = incident_change(store, e)? {
                 let view = self.view(INCIDENTS_VIEW);
                 let key = change.key().to_vec();
