@@ -231,7 +231,7 @@ async fn three_nodes_share_the_streams_and_survive_a_killed_member() {
         .map(stream)
         .find(|s| owner(s) == "n2")
         .expect("n2 owns some");
-    let spike = json!({"samples": [{"stream_id": hot, "timestamp": t + 1500, "utilization": 99}]});
+    let spike = json!({ "samples": common::hot(&hot, t + 1500) });
     assert_eq!(post(&client, &cluster.url(0), &spike).await.0, 202);
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     loop {
@@ -378,7 +378,7 @@ async fn a_third_member_takes_its_shards_with_their_history() {
         .map(stream)
         .find(|s| owner3(s) == "n3")
         .expect("some move");
-    let spike = json!({"samples": [{"stream_id": hot, "timestamp": t + 1500, "utilization": 99}]});
+    let spike = json!({ "samples": common::overrun(&hot, t + 1500) });
     assert_eq!(post(&client, &cluster.url(0), &spike).await.0, 202);
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     loop {

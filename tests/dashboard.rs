@@ -114,10 +114,7 @@ async fn the_page_asks_for_a_read_token_once() {
     );
     let client = reqwest::Client::new();
     let t = common::now_ms() - 10_000;
-    let body = json!({"samples": [
-        {"stream_id": "tok/p1", "timestamp": t, "utilization": 50},
-        {"stream_id": "tok/p1", "timestamp": t + 1000, "utilization": 99},
-    ]});
+    let body = json!({ "samples": common::spike("tok/p1", t) });
     assert_eq!(post_json(&client, &srv.url, &body, None).await.0, 202);
     let (status, _) = get_json(&client, &format!("{}/v1/insights/recent", srv.url), None).await;
     assert_eq!(status, 401, "reads need the token");

@@ -19,14 +19,16 @@ fn the_demo_prints_insights_for_the_injected_faults() {
         String::from_utf8_lossy(&out.stderr)
     );
     for expected in [
-        "insight  leaf01/p19",
+        "insight  inc-",
         "resource_saturation",
+        "bandwidth_throttling",
         "connection_instability",
         "qp_error_rate_high",
         "ALERT",
         "[100%]",
         "detection quality",
         "recall 100.0%",
+        "scope accuracy 100.0%",
     ] {
         assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
     }
@@ -71,7 +73,7 @@ async fn simulate_posts_a_scenario_to_a_running_server() {
     assert!(labels.as_array().is_some_and(|l| !l.is_empty()));
     let client = reqwest::Client::new();
     let (status, stream) =
-        get_json(&client, &format!("{}/v1/streams/leaf01/p19", srv.url), None).await;
+        get_json(&client, &format!("{}/v1/streams/node001/mlx5_0/p1", srv.url), None).await;
     assert_eq!(status, 200);
     // 150 samples; the ones taken during the saturation fault do not feed the baseline.
     let baseline_samples = stream["metrics"]["utilization"]["samples"]
@@ -79,6 +81,6 @@ async fn simulate_posts_a_scenario_to_a_running_server() {
         .unwrap_or(0);
     assert!((100..150).contains(&baseline_samples), "{stream}");
     assert!(stream["last_seq"].as_u64() >= Some(150), "{stream}");
-    assert!(stream["last_sample"]["labels"]["switch"] == "leaf01");
+    assert!(stream["last_sample"]["labels"]["node"] == "node001", "{stream}");
     srv.terminate();
 }

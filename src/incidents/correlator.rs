@@ -290,7 +290,13 @@ impl Projection for Correlator {
         let mut last_origin = Origin::default();
         for e in events {
             let r = &e.record;
-            if r.stream_id.starts_with('#')
+            // Anomalies moved from another member were grouped (and analysed) there.
+            let moved = r
+                .correlation_id
+                .as_deref()
+                .is_some_and(|c| c.starts_with(crate::cluster::moves::MOVED_FROM));
+            if moved
+                || r.stream_id.starts_with('#')
                 || !matches!(&*r.event_type, "AnomalyDetected" | "AnomalyResolved")
             {
                 continue;

@@ -408,6 +408,14 @@ pub fn spike(stream: &str, t: i64) -> Vec<Value> {
         .collect()
 }
 
+/// Samples of `stream` from `t`, 100 ms apart, at 99 % for three samples in a row: one
+/// anomaly on a stream that already has a baseline.
+pub fn hot(stream: &str, t: i64) -> Vec<Value> {
+    (0..3)
+        .map(|i| serde_json::json!({"stream_id": stream, "timestamp": t + i * 100, "utilization": 99}))
+        .collect()
+}
+
 /// Samples of `stream` from `t` that open one critical anomaly at once: a receive buffer
 /// overrun (any increase is critical), so its incident raises an alert.
 pub fn overrun(stream: &str, t: i64) -> Vec<Value> {

@@ -24,6 +24,12 @@ try {
   page.on("pageerror", (e) => errors.push(String(e)));
   await page.goto(url, { waitUntil: "load" });
 
+  // 0. Incidents come first: the switch's event is one switch incident listing its ports.
+  await page.waitForSelector('#incidents tbody tr[data-scope="switch"]', { timeout: 20000 })
+    .catch(() => fail("no switch incident"));
+  seen.switch_incident_ports = await page.locator('#incidents tbody tr[data-scope="switch"] ul.ports li').count();
+  if (seen.switch_incident_ports < 3) fail(`the switch incident lists ${seen.switch_incident_ports} ports`);
+
   // 1. The insights table fills.
   await page.waitForSelector("#insights tbody tr", { timeout: 20000 }).catch(() => fail("no insight rows"));
   seen.insight_rows = await page.locator("#insights tbody tr").count();
@@ -37,7 +43,9 @@ try {
     method: "POST",
     headers: { "content-type": "application/json" },
     body: JSON.stringify({ samples: [
-      { stream_id: fresh, timestamp: t, utilization: 50 },
+      { stream_id: fresh, timestamp: t - 2000, utilization: 50 },
+      { stream_id: fresh, timestamp: t - 1000, utilization: 99 },
+      { stream_id: fresh, timestamp: t, utilization: 99 },
       { stream_id: fresh, timestamp: t + 1000, utilization: 99 },
     ] }),
   });
