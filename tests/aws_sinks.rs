@@ -184,7 +184,8 @@ async fn caught_up(client: &reqwest::Client, url: &str) {
         let done = stats["projections"]
             .as_array()
             .is_some_and(|p| p.len() == 5 && p.iter().all(|p| &p["checkpoint"] == head));
-        let idle = stats["analyst"]["queue_depth"] == 0 && stats["analyst"]["incidents_waiting"] == 0;
+        let idle =
+            stats["analyst"]["queue_depth"] == 0 && stats["analyst"]["incidents_waiting"] == 0;
         if done && idle {
             return;
         }
@@ -207,7 +208,9 @@ fn storm(streams: &[&str], t: i64) -> Value {
         }
     }
     for (i, u) in [50, 85, 85, 85].iter().enumerate() {
-        samples.push(json!({"stream_id": "warn/1", "timestamp": t + i as i64 * 1000, "utilization": u}));
+        samples.push(
+            json!({"stream_id": "warn/1", "timestamp": t + i as i64 * 1000, "utilization": u}),
+        );
     }
     json!({ "samples": samples })
 }
@@ -250,7 +253,9 @@ async fn insights_and_alerts_reach_aws_exactly_once_through_outages_and_restarts
     assert_eq!(table_items(&moto, "incident").await.len(), 3);
     let alert_items = table_items(&moto, "alert").await;
     assert!(
-        alert_items.iter().all(|a| a["incident_id"].as_str().is_some()),
+        alert_items
+            .iter()
+            .all(|a| a["incident_id"].as_str().is_some()),
         "{alert_items:?}"
     );
 
@@ -360,7 +365,8 @@ async fn kill_9_during_an_aws_outage_and_again_during_recovery_loses_nothing() {
     let (status, _) = post_json(&client, &srv.url, &storm(&names, t), None).await;
     assert_eq!(status, 202);
     stats_until(&client, &srv.url, "alerts decided, AWS behind", |s| {
-        s["analyst"]["queue_depth"] == 0 && s["analyst"]["incidents_waiting"] == 0
+        s["analyst"]["queue_depth"] == 0
+            && s["analyst"]["incidents_waiting"] == 0
             && behind(s, "alerts") == 0
             && behind(s, "views") == 0
             && behind(s, "dynamodb") > 0

@@ -341,7 +341,7 @@ async fn three_nodes_share_the_streams_and_survive_a_killed_member() {
     assert_eq!(found.len(), STREAMS);
     for (stream_id, (node, n)) in &found {
         assert_eq!(node, &owner(stream_id), "{stream_id} is on its owner");
-        let expected = if *stream_id == hot { 4 } else { 3 };
+        let expected = if *stream_id == hot { 6 } else { 3 };
         assert_eq!(*n, expected, "{stream_id}: each sample once");
     }
     assert_eq!(acknowledged.len(), STREAMS);

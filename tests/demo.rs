@@ -72,8 +72,12 @@ async fn simulate_posts_a_scenario_to_a_running_server() {
         serde_json::from_str(&std::fs::read_to_string(&labels).expect("labels")).expect("json");
     assert!(labels.as_array().is_some_and(|l| !l.is_empty()));
     let client = reqwest::Client::new();
-    let (status, stream) =
-        get_json(&client, &format!("{}/v1/streams/node001/mlx5_0/p1", srv.url), None).await;
+    let (status, stream) = get_json(
+        &client,
+        &format!("{}/v1/streams/node001/mlx5_0/p1", srv.url),
+        None,
+    )
+    .await;
     assert_eq!(status, 200);
     // 150 samples; the ones taken during the saturation fault do not feed the baseline.
     let baseline_samples = stream["metrics"]["utilization"]["samples"]
@@ -81,6 +85,9 @@ async fn simulate_posts_a_scenario_to_a_running_server() {
         .unwrap_or(0);
     assert!((100..150).contains(&baseline_samples), "{stream}");
     assert!(stream["last_seq"].as_u64() >= Some(150), "{stream}");
-    assert!(stream["last_sample"]["labels"]["node"] == "node001", "{stream}");
+    assert!(
+        stream["last_sample"]["labels"]["node"] == "node001",
+        "{stream}"
+    );
     srv.terminate();
 }

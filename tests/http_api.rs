@@ -40,7 +40,13 @@ async fn a_valid_batch_is_durable_and_visible() {
         .collect();
     assert_eq!(
         types,
-        vec!["MetricObserved", "MetricObserved", "MetricObserved", "MetricObserved", "AnomalyDetected"]
+        vec![
+            "MetricObserved",
+            "MetricObserved",
+            "MetricObserved",
+            "MetricObserved",
+            "AnomalyDetected"
+        ]
     );
     let anomaly = &events["events"][4];
     assert_eq!(anomaly["seq"], 5);
@@ -69,7 +75,10 @@ async fn a_valid_batch_is_durable_and_visible() {
     assert_eq!(insight["anomaly_seq"], 1);
     assert_eq!(insight["source"], "rules");
     assert_eq!(insight["prediction_type"], "resource_saturation");
-    assert!(insight["risk_score"].as_u64() < Some(50), "busy but healthy: {insight}");
+    assert!(
+        insight["risk_score"].as_u64() < Some(50),
+        "busy but healthy: {insight}"
+    );
     assert!(
         insight["explanation"]
             .as_str()

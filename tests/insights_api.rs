@@ -50,7 +50,12 @@ async fn insights_and_deduplicated_alerts_from_the_embedded_views() {
     };
     let (a, a2) = ("0x00000000000000a1", "0x00000000000000a2");
     let mut samples = vec![cable("a", a, a2, t, 0), cable("a", a, a2, t + 1000, 1)];
-    samples.extend([50.0, 85.0, 85.0, 85.0].iter().enumerate().map(|(i, u)| util("b", t + i as i64 * 1000, *u)));
+    samples.extend(
+        [50.0, 85.0, 85.0, 85.0]
+            .iter()
+            .enumerate()
+            .map(|(i, u)| util("b", t + i as i64 * 1000, *u)),
+    );
     let (status, answer) = post_json(&client, &srv.url, &json!({ "samples": samples }), None).await;
     assert_eq!(status, 202, "{answer}");
     assert_eq!(answer["anomalies"], 2);
@@ -191,11 +196,21 @@ async fn insights_and_deduplicated_alerts_from_the_embedded_views() {
     )
     .await;
     // The alert stream reads like any other (read-only).
-    assert_eq!(alert_log["events"].as_array().map(Vec::len), Some(2), "{alert_log}");
+    assert_eq!(
+        alert_log["events"].as_array().map(Vec::len),
+        Some(2),
+        "{alert_log}"
+    );
     let (_, incidents) = get_json(&client, &format!("{}/v1/incidents", srv.url), None).await;
-    let incidents = incidents["incidents"].as_array().cloned().unwrap_or_default();
+    let incidents = incidents["incidents"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     assert_eq!(incidents.len(), 2, "{incidents:?}");
-    let link = incidents.iter().find(|i| i["scope"] == "link").expect("a link incident");
+    let link = incidents
+        .iter()
+        .find(|i| i["scope"] == "link")
+        .expect("a link incident");
     assert_eq!(link["alerted"], true);
     assert_eq!(link["ports"].as_array().map(Vec::len), Some(2));
     assert_eq!(link["prediction_type"], "packet_loss_detected");

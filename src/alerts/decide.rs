@@ -69,7 +69,11 @@ pub fn decide(book: &AlertBook, facts: &InsightFacts, cfg: &AlertsConfig) -> Opt
         StreamEvent::AlertRaised(AlertRaisedV2 {
             // Deterministic: the insight's stream (`#incidents` for an incident) and seq.
             alert_id: match facts.incident_id {
-                Some(_) => format!("{}#{}", crate::incidents::INCIDENT_STREAM, facts.insight_seq),
+                Some(_) => format!(
+                    "{}#{}",
+                    crate::incidents::INCIDENT_STREAM,
+                    facts.insight_seq
+                ),
                 None => format!("{}#{}", facts.stream_id, facts.insight_seq),
             },
             stream_id: facts.stream_id.clone(),

@@ -156,7 +156,10 @@ fn events(
     query: &HashMap<String, String>,
 ) -> Result<Json<Value>, ApiError> {
     // The incident and alert streams read like any other (read-only, like every stream).
-    let internal = [crate::incidents::INCIDENT_STREAM, crate::alerts::ALERT_STREAM];
+    let internal = [
+        crate::incidents::INCIDENT_STREAM,
+        crate::alerts::ALERT_STREAM,
+    ];
     let stream_id = if internal.contains(&stream_id) {
         stream_id
     } else {

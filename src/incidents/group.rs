@@ -8,7 +8,9 @@
 //! - Otherwise it opens a port incident.
 //! - After each batch: when the links of one node with a bad end reach `node_min_links`, a
 //!   switch (or node) incident opens and absorbs the incidents involved (they resolve,
-//!   `merged_into` it); the node with the most bad links goes first.
+//!   `merged_into` it); the node seen through the most live neighbours goes first (a switch
+//!   that died is seen through its neighbours' ports going down; they are alive), then the
+//!   node with the most bad links.
 //! - A member clears when all its anomalies resolve; the incident resolves when all members
 //!   have cleared.
 //!
@@ -135,9 +137,11 @@ impl IncidentBook {
     }
 
     /// Distinct links (member port and its peer) with a bad end that tie into `node`, over
-    /// every open incident, and the incidents they are in.
-    fn links_of(&self, node: u64) -> (usize, BTreeSet<String>) {
+    /// every open incident that is not a node incident already; how many of them see `node`
+    /// only as the peer (their own node is alive and reporting); and the incidents involved.
+    fn links_of(&self, node: u64) -> NodeLinks {
         let mut links = BTreeSet::new();
+        let mut remote = BTreeSet::new();
         let mut incidents = BTreeSet::new();
         for i in self.open.values().filter(|i| i.node.is_none()) {
             for m in i.members.iter().filter(|m| !m.cleared) {
@@ -147,13 +151,29 @@ impl IncidentBook {
                         (Some(a), Some(b)) => format!("{:?}", (a.min(b), a.max(b))),
                         _ => m.stream_id.clone(),
                     };
+                    if m.port.node_guid != Some(node) {
+                        remote.insert(key.clone());
+                    }
                     links.insert(key);
                     incidents.insert(i.incident_id.clone());
                 }
             }
         }
-        (links.len(), incidents)
+        NodeLinks {
+            links: links.len(),
+            seen_by_peers: remote.len(),
+            incidents,
+        }
     }
+}
+
+/// The bad links that tie into one node.
+struct NodeLinks {
+    links: usize,
+    /// Links whose reporting end is another node: evidence that this node is the one that
+    /// failed (a switch that died is seen through its neighbours; they are alive).
+    seen_by_peers: usize,
+    incidents: BTreeSet<String>,
 }
 
 /// Severity of an incident: its worst open member anomaly.
@@ -270,9 +290,9 @@ pub fn form_node_incidents(
         let best = nodes
             .into_iter()
             .map(|n| (book.links_of(n), n))
-            .filter(|((links, _), _)| *links >= node_min_links)
-            .max_by_key(|((links, _), n)| (*links, std::cmp::Reverse(*n)));
-        let Some(((_, incidents), node)) = best else {
+            .filter(|(l, _)| l.links >= node_min_links)
+            .max_by_key(|(l, n)| (l.seen_by_peers, l.links, std::cmp::Reverse(*n)));
+        let Some((NodeLinks { incidents, .. }, node)) = best else {
             return out;
         };
         let id = format!("inc-{seed}-{node:016x}");

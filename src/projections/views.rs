@@ -98,9 +98,11 @@ impl Projection for ViewsProjection {
             if e.record.stream_id == crate::incidents::INCIDENT_STREAM
                 && e.record.event_type == "InsightGenerated"
             {
-                if let Ok(crate::events::StreamEvent::InsightGenerated(i)) = e.record.decode_event() {
+                if let Ok(crate::events::StreamEvent::InsightGenerated(i)) = e.record.decode_event()
+                {
                     if let Some(inc) = incidents::incident_at(store, i.anomaly_seq)? {
-                        self.fabric.apply_incident_insight(&inc, &i, e.record.recorded_at_ms);
+                        self.fabric
+                            .apply_incident_insight(&inc, &i, e.record.recorded_at_ms);
                     }
                 }
             }

@@ -1,7 +1,8 @@
-//! Prompt replay: every recorded anomaly asked again with a candidate prompt template, side by
-//! side with the insight the log holds. Jobs are rebuilt from the log the way the stream actor
-//! builds them (the anomaly's evidence plus the stream's readings and baselines at the time),
-//! by re-running each stream's recorded samples. Reads a store and returns rows; writes
+//! Prompt replay: every recorded ask asked again with a candidate prompt template, side by side
+//! with the insight the log holds. An incident's job is rebuilt from the incident event that
+//! asked (its members' evidence as of then); a log written before incidents asked per anomaly,
+//! and those jobs are rebuilt the way the stream actor built them (the anomaly's evidence plus
+//! the stream's readings and baselines at the time), by re-running each stream's samples. Reads a store and returns rows; writes
 //! nothing (the command runs it on a private copy of the data directory).
 
 use crate::actors::stream::state::{self, StreamState};
@@ -12,6 +13,7 @@ use crate::analyst::service::{Analyst, InsightOutcome};
 use crate::detect::DetectConfig;
 use crate::events::types::InsightGeneratedV1;
 use crate::events::{EventStore, Origin, StoreError, StreamEvent};
+use crate::incidents::correlator::job_for;
 use serde::Serialize;
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -33,6 +35,8 @@ pub fn recorded_anomalies(
     let mut streams: HashMap<String, StreamState> = HashMap::new();
     let mut out: Vec<Recorded> = Vec::new();
     let mut index: HashMap<(String, u64), usize> = HashMap::new();
+    // Asks (incident events, or anomalies of logs from before incidents) not answered yet.
+    let mut asks: HashMap<(String, u64), AnomalyJob> = HashMap::new();
     let mut answered = 0;
     let mut from = 1;
     let last = store.last_offset();
@@ -50,6 +54,18 @@ pub fn recorded_anomalies(
             let Ok(event) = r.decode_event() else {
                 continue;
             };
+            let origin = Origin {
+                correlation_id: r.correlation_id.clone(),
+                trace: r.trace,
+            };
+            // An incident asked the analyst: its job is rebuilt from the incident as it was.
+            // (An incident absorbed into a switch incident before its answer was never asked.)
+            if let Some(inc) = event.incident() {
+                if inc.analyse {
+                    asks.insert((r.stream_id.clone(), r.seq), job_for(inc, r.seq, origin));
+                }
+                continue;
+            }
             let st = streams
                 .entry(r.stream_id.clone())
                 .or_insert_with(|| StreamState::new(&r.stream_id));
@@ -59,20 +75,22 @@ pub fn recorded_anomalies(
                 StreamEvent::MetricObserved(m) => {
                     let _ = state::replay_sample(st, m.sample, detect);
                 }
-                StreamEvent::AnomalyDetected(a) if out.len() < limit => {
-                    let origin = Origin {
-                        correlation_id: r.correlation_id.clone(),
-                        trace: r.trace,
-                    };
-                    index.insert((r.stream_id.clone(), r.seq), out.len());
-                    out.push(Recorded {
-                        job: state::job_for(st, r.seq, a, origin),
-                        old: None,
-                    });
+                // A log written before incidents asked per anomaly. Either kind of ask is a
+                // replay item once its insight shows it was answered.
+                StreamEvent::AnomalyDetected(a) => {
+                    asks.insert(
+                        (r.stream_id.clone(), r.seq),
+                        state::job_for(st, r.seq, a, origin),
+                    );
                 }
-                StreamEvent::AnomalyDetected(_) | StreamEvent::AnomalyResolved(_) => {}
+                StreamEvent::AnomalyResolved(_) => {}
                 StreamEvent::InsightGenerated(insight) => {
-                    if let Some(&i) = index.get(&(r.stream_id.clone(), insight.anomaly_seq)) {
+                    let key = (r.stream_id.clone(), insight.anomaly_seq);
+                    if let Some(job) = asks.remove(&key).filter(|_| out.len() < limit) {
+                        index.insert(key.clone(), out.len());
+                        out.push(Recorded { job, old: None });
+                    }
+                    if let Some(&i) = index.get(&key) {
                         if out[i].old.is_none() {
                             answered += 1;
                         }

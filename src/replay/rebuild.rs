@@ -6,6 +6,7 @@ use crate::events::store::ViewEntry;
 use crate::events::writer::Writer;
 use crate::events::{EventStore, WriteOp};
 use crate::projections::fabric::FABRIC_VIEW;
+use crate::projections::incidents::INCIDENTS_VIEW;
 use crate::projections::runner::{self, Projection, ProjectionError, ProjectionLag};
 use crate::projections::views::{ViewsProjection, ALERTS_VIEW, INSIGHTS_VIEW};
 use serde::Serialize;
@@ -54,7 +55,7 @@ pub async fn verify_views(writer: &Writer) -> Result<Vec<ViewComparison>, Projec
     rerun(writer, ViewsProjection::with_prefix(SCRATCH), 1).await?;
     let store = writer.store();
     let mut out = Vec::new();
-    for view in [INSIGHTS_VIEW, ALERTS_VIEW, FABRIC_VIEW] {
+    for view in [INSIGHTS_VIEW, ALERTS_VIEW, FABRIC_VIEW, INCIDENTS_VIEW] {
         let live = all(store.as_ref(), view)?;
         let rebuilt = all(store.as_ref(), &format!("{SCRATCH}{view}"))?;
         let differing = live.iter().zip(&rebuilt).filter(|(a, b)| a != b).count()

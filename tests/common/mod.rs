@@ -416,24 +416,38 @@ pub fn hot(stream: &str, t: i64) -> Vec<Value> {
         .collect()
 }
 
-/// Samples of `stream` from `t` that open one critical anomaly at once: a receive buffer
-/// overrun (any increase is critical), so its incident raises an alert.
+/// Samples of `stream` from `t`, 100 ms apart, that open one critical anomaly at once: a
+/// receive buffer overrun (any increase is critical), so its incident raises an alert.
 pub fn overrun(stream: &str, t: i64) -> Vec<Value> {
     (0..2)
-        .map(|i| serde_json::json!({"stream_id": stream, "timestamp": t + i * 1000, "utilization": 50, "counters": {"ExcessiveBufferOverrunErrors": i}}))
+        .map(|i| serde_json::json!({"stream_id": stream, "timestamp": t + i * 100, "utilization": 50, "counters": {"ExcessiveBufferOverrunErrors": i}}))
         .collect()
 }
 
 /// The `InsightGenerated` payloads of the incidents `stream` is in, waiting up to `timeout`
 /// for at least one.
-pub async fn incident_insights(client: &reqwest::Client, url: &str, stream: &str, timeout: Duration) -> Vec<Value> {
+pub async fn incident_insights(
+    client: &reqwest::Client,
+    url: &str,
+    stream: &str,
+    timeout: Duration,
+) -> Vec<Value> {
     let deadline = Instant::now() + timeout;
     loop {
-        let (_, page) = get_json(client, &format!("{url}/v1/streams/%23incidents/events?limit=1000"), None).await;
+        let (_, page) = get_json(
+            client,
+            &format!("{url}/v1/streams/%23incidents/events?limit=1000"),
+            None,
+        )
+        .await;
         let events = page["events"].as_array().cloned().unwrap_or_default();
         let mine: std::collections::HashSet<String> = events
             .iter()
-            .filter(|e| e["event_type"].as_str().is_some_and(|t| t.starts_with("Incident")))
+            .filter(|e| {
+                e["event_type"]
+                    .as_str()
+                    .is_some_and(|t| t.starts_with("Incident"))
+            })
             .filter(|e| {
                 e["payload"]["members"]
                     .as_array()
@@ -444,7 +458,11 @@ pub async fn incident_insights(client: &reqwest::Client, url: &str, stream: &str
         let insights: Vec<Value> = events
             .iter()
             .filter(|e| e["event_type"] == "InsightGenerated")
-            .filter(|e| e["payload"]["anomaly_id"].as_str().is_some_and(|id| mine.contains(id)))
+            .filter(|e| {
+                e["payload"]["anomaly_id"]
+                    .as_str()
+                    .is_some_and(|id| mine.contains(id))
+            })
             .map(|e| e["payload"].clone())
             .collect();
         if !insights.is_empty() || Instant::now() > deadline {
