@@ -485,7 +485,7 @@ async fn a_third_member_takes_its_shards_with_their_history() {
     let mut found: BTreeMap<String, String> = BTreeMap::new();
     for (i, node) in three.iter().enumerate() {
         for (stream_id, n) in samples_on(&cluster.data(i)) {
-            let expected = if stream_id == hot { 4 } else { 3 };
+            let expected = if stream_id == hot { 5 } else { 3 };
             assert_eq!(n, expected, "{stream_id} on {node}");
             assert!(
                 found.insert(stream_id.clone(), node.clone()).is_none(),
