@@ -210,7 +210,7 @@ async fn a_candidate_prompt_is_asked_about_the_recorded_anomalies_and_the_log_is
         .lines()
         .map(|l| serde_json::from_str(l).expect("a JSON row"))
         .collect();
-    assert_eq!(rows.len(), 20);
+    assert_eq!(rows.len(), 12);
     for row in &rows {
         assert_eq!(row["old"]["source"], "rules", "{row}");
         assert_eq!(row["old"]["prompt_version"], "ib-insight-v1", "{row}");

@@ -235,11 +235,13 @@ fn incident_risk(job: &AnomalyJob) -> u8 {
     let Some(inc) = &job.incident else {
         return risk;
     };
+    // Many links of one node gone (down, flapping, or its ports and hosts fallen silent):
+    // every job through it is cut off.
     let links_gone = inc
         .members
         .iter()
         .flat_map(|m| m.anomalies.iter())
-        .any(|x| crate::incidents::group::link_gone(x.rule) && x.rule != Rule::Stale);
+        .any(|x| crate::incidents::group::link_gone(x.rule));
     match inc.scope {
         IncidentScope::Switch | IncidentScope::Node | IncidentScope::Fabric if links_gone => {
             risk.max(92)
@@ -300,8 +302,19 @@ pub fn insight(job: &AnomalyJob) -> Insight {
         );
         recommendations.truncate(4);
     }
+    // A switch or node whose links are gone is a connection problem, even when it is seen only
+    // through its ports falling silent.
+    let node_gone = job.incident.as_ref().is_some_and(|i| {
+        matches!(i.scope, IncidentScope::Switch | IncidentScope::Node)
+            && crate::incidents::group::link_gone(a.rule)
+    });
+    let prediction_type = if node_gone {
+        PredictionType::ConnectionInstability
+    } else {
+        prediction_for(a.rule, &a.metric, a.delta_pct)
+    };
     Insight {
-        prediction_type: prediction_for(a.rule, &a.metric, a.delta_pct),
+        prediction_type,
         risk_score: incident_risk(job),
         explanation: format!("{}{}", explanation(job), incident_text(job)),
         recommendations,

@@ -1,7 +1,9 @@
 //! The audit: reads the whole log in offset order, reports corrupt records by offset and seq
 //! breaks by stream, and replays every stream's `MetricObserved` events through the current
 //! `decide`/`apply` to check that the recorded `AnomalyDetected`/`AnomalyResolved` events are
-//! exactly what today's code derives. Read-only.
+//! exactly what today's code derives. A `stale` anomaly is decided on the fabric's clock, not
+//! on the stream's samples: it is taken as recorded. Incidents (in `#incidents`) are not
+//! re-derived. Read-only.
 
 use crate::actors::stream::state::{self, StreamState};
 use crate::detect::DetectConfig;
@@ -264,6 +266,13 @@ fn check(
         other => other,
     };
     match &event {
+        // A stream falling silent is judged on the fabric's clock, not on the stream's own
+        // samples: the recorded decision is an input here (like an insight), applied as is.
+        StreamEvent::AnomalyDetected(a) if a.rule == crate::detect::rules::Rule::Stale => {
+            report.recorded_anomaly_events += 1;
+            report.matched += 1;
+            state::apply(&mut s.state, &event, detect);
+        }
         StreamEvent::AnomalyDetected(_) | StreamEvent::AnomalyResolved(_) => {
             report.recorded_anomaly_events += 1;
             let recorded = key(&event).unwrap_or_default();

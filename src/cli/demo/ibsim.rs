@@ -104,8 +104,15 @@ pub fn commands(fault: &FaultSpec, at_s: u64, d: Dims) -> Vec<String> {
             ),
             set("LinkDownedCounter", (e / 2 + 1).min(255)),
         ],
-        FaultKind::SwitchEvent if e == 0 => vec![format!("Unlink {}", at(None))],
-        FaultKind::SwitchEvent if ended => vec![format!("ReLink {}", at(None))],
+        FaultKind::SwitchEvent | FaultKind::SwitchDown if e == 0 => {
+            vec![format!("Unlink {}", at(None))]
+        }
+        FaultKind::SwitchEvent | FaultKind::SwitchDown if ended => {
+            vec![format!("ReLink {}", at(None))]
+        }
+        // A cable pulled: its host end becomes unreachable, the switch end goes down.
+        FaultKind::LinkDown if e == 0 => vec![format!("Unlink {}", at(port.or(Some(1))))],
+        FaultKind::LinkDown if ended => vec![format!("ReLink {}", at(port.or(Some(1))))],
         _ => Vec::new(),
     }
 }
@@ -120,6 +127,8 @@ pub fn expressible(kind: FaultKind) -> bool {
             | FaultKind::CounterReset
             | FaultKind::LinkFlapping
             | FaultKind::SwitchEvent
+            | FaultKind::SwitchDown
+            | FaultKind::LinkDown
     )
 }
 

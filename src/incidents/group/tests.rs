@@ -275,12 +275,22 @@ fn given_a_dead_leaf_seen_by_one_spine_at_a_time_then_the_leaf_is_blamed_not_the
     // A batch with only spine01's ports to the leaf going down: spine01 reports them (alive),
     // the leaf is seen only through them.
     for p in 1..=3u8 {
-        w.detect((SPINE, p, SWITCH), (LEAF, 18 + p), Rule::LinkDown, Severity::Major);
+        w.detect(
+            (SPINE, p, SWITCH),
+            (LEAF, 18 + p),
+            Rule::LinkDown,
+            Severity::Major,
+        );
     }
     let i = w.only_open();
     assert_eq!(i.node.as_ref().map(|n| n.node_guid), Some(LEAF));
     // The other spine's ports to it join the same incident.
-    w.detect((SPINE + 1, 1, SWITCH), (LEAF, 30), Rule::LinkDown, Severity::Major);
+    w.detect(
+        (SPINE + 1, 1, SWITCH),
+        (LEAF, 30),
+        Rule::LinkDown,
+        Severity::Major,
+    );
     assert_eq!(w.only_open().members.len(), 4);
 }
 
