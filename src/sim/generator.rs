@@ -419,11 +419,8 @@ mod tests {
         let ticks = run(7);
         for s in ticks.iter().flatten() {
             let u = s.utilization_pct.expect("util");
-            assert!(
-                (35.0..=75.0).contains(&u) || u >= 95.0,
-                "{} util {u}",
-                s.stream_id
-            );
+            // Job-driven levels of 10 to 75 %, ±2.5 points of jitter.
+            assert!((7.5..=77.5).contains(&u), "{} util {u}", s.stream_id);
             assert!(s.latency_p99_us.expect("lat") <= 25.0);
         }
         // Data counters only grow (no reset in the first 40 s).
