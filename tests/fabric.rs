@@ -5,34 +5,10 @@
 
 mod common;
 
-use common::ibsim::{self, Fabric};
+use common::ibsim::{self, collect_once, Fabric};
 use common::{binary, get_json, Server};
 use serde_json::Value;
 use std::process::Command;
-
-/// `ibsight collect --once` attached to the fabric; its figures.
-fn collect_once(fabric: &Fabric, url: &str) -> Value {
-    let out = Command::new(binary())
-        .args([
-            "collect",
-            "--once",
-            "--target",
-            url,
-            "--deliver-timeout-s",
-            "30",
-        ])
-        .envs(fabric.env("smhost"))
-        .env("RUST_LOG", "warn")
-        .output()
-        .expect("run collect");
-    assert!(
-        out.status.success(),
-        "collect failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8_lossy(&out.stdout);
-    serde_json::from_str(text.lines().last().unwrap_or("")).expect("collect prints figures")
-}
 
 async fn stream(client: &reqwest::Client, url: &str, id: &str) -> Value {
     let (status, v) = get_json(client, &format!("{url}/v1/streams/{id}"), None).await;

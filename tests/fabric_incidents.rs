@@ -5,31 +5,13 @@
 
 mod common;
 
-use common::ibsim::{self, Fabric};
-use common::{binary, get_json, Server};
+use common::ibsim::{self, collect_once, Fabric};
+use common::{get_json, Server};
 use serde_json::Value;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 fn sweep(fabric: &Fabric, url: &str) {
-    let out = Command::new(binary())
-        .args([
-            "collect",
-            "--once",
-            "--target",
-            url,
-            "--deliver-timeout-s",
-            "30",
-        ])
-        .envs(fabric.env("smhost"))
-        .env("RUST_LOG", "warn")
-        .output()
-        .expect("run collect");
-    assert!(
-        out.status.success(),
-        "collect failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    collect_once(fabric, url);
 }
 
 async fn incidents(client: &reqwest::Client, url: &str) -> Vec<Value> {

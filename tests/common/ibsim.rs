@@ -11,3 +11,28 @@ pub fn available() -> bool {
     }
     ok
 }
+
+/// `ibsight collect --once` attached to `fabric` from the SM's host, posting to `url`; the
+/// figures it prints.
+pub fn collect_once(fabric: &Fabric, url: &str) -> serde_json::Value {
+    let out = std::process::Command::new(super::binary())
+        .args([
+            "collect",
+            "--once",
+            "--target",
+            url,
+            "--deliver-timeout-s",
+            "30",
+        ])
+        .envs(fabric.env("smhost"))
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("run collect");
+    assert!(
+        out.status.success(),
+        "collect failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(text.lines().last().unwrap_or("")).expect("collect prints figures")
+}

@@ -28,6 +28,37 @@ fn stream(guid: u64, num: u8) -> String {
     format!("{guid:x}/p{num}")
 }
 
+/// Port `at` (cabled to `to`) raises `rule` at `severity`, as the `offset`-th log event.
+fn detected(
+    offset: u64,
+    at: (u64, u8, NodeType),
+    to: (u64, u8),
+    rule: Rule,
+    severity: Severity,
+) -> Detected {
+    Detected {
+        stream_id: stream(at.0, at.1),
+        seq: offset,
+        offset,
+        at_ms: offset as i64 * 1000,
+        anomaly: AnomalyDetectedV2 {
+            anomaly_id: format!("{}@{offset}", rule.name()),
+            rule,
+            metric: "m".into(),
+            value: 1.0,
+            baseline: None,
+            delta_pct: None,
+            threshold: 1.0,
+            severity,
+            escalated_from: None,
+            window_start_ms: 0,
+            window_end_ms: offset as i64 * 1000,
+            port: port(at.0, at.1, at.2),
+            peer: peer(to.0, to.1),
+        },
+    }
+}
+
 struct World {
     book: IncidentBook,
     offset: u64,
@@ -50,27 +81,7 @@ impl World {
         severity: Severity,
     ) -> Vec<String> {
         self.offset += 1;
-        let d = Detected {
-            stream_id: stream(at.0, at.1),
-            seq: self.offset,
-            offset: self.offset,
-            at_ms: self.offset as i64 * 1000,
-            anomaly: AnomalyDetectedV2 {
-                anomaly_id: format!("{}@{}", rule.name(), self.offset),
-                rule,
-                metric: "m".into(),
-                value: 1.0,
-                baseline: None,
-                delta_pct: None,
-                threshold: 1.0,
-                severity,
-                escalated_from: None,
-                window_start_ms: 0,
-                window_end_ms: self.offset as i64 * 1000,
-                port: port(at.0, at.1, at.2),
-                peer: peer(to.0, to.1),
-            },
-        };
+        let d = detected(self.offset, at, to, rule, severity);
         let mut events = on_detected(&mut self.book, &d);
         events.extend(form_node_incidents(&mut self.book, 3, d.at_ms, d.offset));
         names(&events)
@@ -238,28 +249,7 @@ fn given_a_burst_when_a_leaf_and_its_spines_both_see_three_links_then_the_leaf_i
     let mut events = Vec::new();
     for (at, to) in batch {
         w.offset += 1;
-        let mut d = Detected {
-            stream_id: stream(at.0, at.1),
-            seq: w.offset,
-            offset: w.offset,
-            at_ms: 0,
-            anomaly: AnomalyDetectedV2 {
-                anomaly_id: format!("f@{}", w.offset),
-                rule: Rule::LinkFlapping,
-                metric: "m".into(),
-                value: 1.0,
-                baseline: None,
-                delta_pct: None,
-                threshold: 1.0,
-                severity: Severity::Major,
-                escalated_from: None,
-                window_start_ms: 0,
-                window_end_ms: 0,
-                port: port(at.0, at.1, at.2),
-                peer: peer(to.0, to.1),
-            },
-        };
-        d.anomaly.window_end_ms = 0;
+        let d = detected(w.offset, at, to, Rule::LinkFlapping, Severity::Major);
         events.extend(on_detected(&mut w.book, &d));
     }
     events.extend(form_node_incidents(&mut w.book, 3, 0, w.offset));
@@ -320,27 +310,7 @@ fn given_the_events_when_applied_to_a_fresh_book_then_it_is_rebuilt() {
     let mut events = Vec::new();
     let mut d = |w: &mut World, at: (u64, u8), to: (u64, u8), rule: Rule| {
         w.offset += 1;
-        let det = Detected {
-            stream_id: stream(at.0, at.1),
-            seq: 1,
-            offset: w.offset,
-            at_ms: 0,
-            anomaly: AnomalyDetectedV2 {
-                anomaly_id: format!("x@{}", w.offset),
-                rule,
-                metric: "m".into(),
-                value: 1.0,
-                baseline: None,
-                delta_pct: None,
-                threshold: 1.0,
-                severity: Severity::Major,
-                escalated_from: None,
-                window_start_ms: 0,
-                window_end_ms: 0,
-                port: port(at.0, at.1, CA),
-                peer: peer(to.0, to.1),
-            },
-        };
+        let det = detected(w.offset, (at.0, at.1, CA), to, rule, Severity::Major);
         events.extend(on_detected(&mut w.book, &det));
         events.extend(form_node_incidents(&mut w.book, 3, 0, w.offset));
     };
