@@ -33,6 +33,8 @@ pub struct Evaluation {
     pub findings: Vec<Finding>,
     /// Every finding that fired on this sample, gated or not: key → (rule, metric).
     pub firing: BTreeMap<String, (Rule, &'static str)>,
+    /// Gauges whose value passed a rule's threshold but stayed within k·σ of the baseline.
+    pub within_noise: Vec<&'static str>,
     /// Metric and counter names the sample let the rules judge (for hysteresis). A saturated
     /// counter is not among them: it is never a clear sample.
     pub observed: BTreeSet<&'static str>,
@@ -80,7 +82,7 @@ fn counter_findings(
 /// Judge `sample` against the state as it was before the sample.
 pub fn evaluate(state: &DetectorState, sample: &Sample, cfg: &DetectConfig) -> Evaluation {
     let window_start_ms = state.last_timestamp_ms.unwrap_or(sample.timestamp_ms);
-    let mut raw = rules::sample_gauge_findings(
+    let (mut raw, within_noise) = rules::sample_gauge_findings(
         sample,
         |m| state.baselines.get(&m).copied(),
         cfg,
@@ -135,6 +137,7 @@ pub fn evaluate(state: &DetectorState, sample: &Sample, cfg: &DetectConfig) -> E
     Evaluation {
         findings,
         firing,
+        within_noise,
         observed,
         transitions,
     }
@@ -186,18 +189,23 @@ pub fn absorb(state: &mut DetectorState, sample: &Sample, eval: &Evaluation, cfg
         // An anomalous value does not teach the baseline: the fault is not the new normal, and
         // the baseline is still right when the fault ends. Only an anomaly open for a long time
         // (a lasting shift) lets the baseline follow, slowly.
-        let alpha = if !fires(metric.field()) {
-            cfg.ewma_alpha
-        } else if long_open(state, metric.field(), sample.timestamp_ms) {
-            cfg.ewma_alpha * 0.1
+        // Past a threshold but within the noise: it teaches slowly, so a slow drift cannot
+        // widen the band that judges it.
+        let slow = if fires(metric.field()) {
+            if long_open(state, metric.field(), sample.timestamp_ms) {
+                true
+            } else {
+                continue;
+            }
         } else {
-            continue;
+            eval.within_noise.contains(&metric.field())
         };
-        state
-            .baselines
-            .entry(metric)
-            .or_default()
-            .update(value, alpha);
+        let baseline = state.baselines.entry(metric).or_default();
+        if slow {
+            baseline.nudge(value, cfg.ewma_alpha * 0.1);
+        } else {
+            baseline.update(value, cfg.ewma_alpha);
+        }
     }
     let ts = sample.timestamp_ms;
     for (&counter, &value) in &sample.counters {
@@ -231,3 +239,6 @@ pub fn absorb(state: &mut DetectorState, sample: &Sample, eval: &Evaluation, cfg
     hysteresis::track_clear_streaks(&mut state.open, &eval.findings, &eval.observed);
     state.last_timestamp_ms = Some(ts);
 }
+
+#[cfg(test)]
+mod tests;

@@ -23,6 +23,17 @@ impl Ewma {
         self.var = (1.0 - weight) * (self.var + diff * incr);
     }
 
+    /// Fold in one observation with exactly `alpha`, warm-up or not: the slow teaching of a
+    /// value the rules doubt (past a threshold, or during a lasting shift), which the warm-up's
+    /// 1/n weight would otherwise take at full strength.
+    pub fn nudge(&mut self, x: f64, alpha: f64) {
+        self.count += 1;
+        let diff = x - self.mean;
+        let incr = alpha * diff;
+        self.mean += incr;
+        self.var = (1.0 - alpha) * (self.var + diff * incr);
+    }
+
     pub fn stddev(&self) -> f64 {
         self.var.max(0.0).sqrt()
     }

@@ -173,8 +173,39 @@ fn pct_delta(value: f64, baseline: f64) -> f64 {
     (value - baseline) / baseline * 100.0
 }
 
-/// Gauge rules for one metric of one sample against its baseline (before the sample updates it).
+/// Gauge rules for one metric of one sample against its baseline (before the sample updates
+/// it), with the k·σ noise gate applied.
 pub fn gauge_findings(
+    metric: Metric,
+    value: f64,
+    baseline: Option<&Ewma>,
+    cfg: &DetectConfig,
+    window_start_ms: i64,
+) -> Vec<Finding> {
+    gauge_verdict(metric, value, baseline, cfg, window_start_ms).0
+}
+
+/// The gauge findings past the noise gate, and whether a rule's threshold was passed by a
+/// value still within k·σ of the baseline (such a value is noise, but no ordinary one: it
+/// teaches the baseline only slowly, so a slow drift cannot widen its own band).
+pub fn gauge_verdict(
+    metric: Metric,
+    value: f64,
+    baseline: Option<&Ewma>,
+    cfg: &DetectConfig,
+    window_start_ms: i64,
+) -> (Vec<Finding>, bool) {
+    let out = threshold_findings(metric, value, baseline, cfg, window_start_ms);
+    let warm = baseline.filter(|b| b.is_warm(cfg.warmup_samples));
+    // Once the baseline is warm, a value within k·σ of it is the stream's own noise.
+    if !out.is_empty() && warm.is_some_and(|b| (value - b.mean).abs() <= cfg.sigma_k * b.stddev()) {
+        return (Vec::new(), true);
+    }
+    (out, false)
+}
+
+/// The seed's threshold rules alone.
+fn threshold_findings(
     metric: Metric,
     value: f64,
     baseline: Option<&Ewma>,
@@ -195,10 +226,6 @@ pub fn gauge_findings(
         severity,
         window_start_ms,
     };
-    // Once the baseline is warm, a value within k·σ of it is the stream's own noise.
-    if warm.is_some_and(|b| (value - b.mean).abs() <= cfg.sigma_k * b.stddev()) {
-        return out;
-    }
     match metric {
         // A busy link that is otherwise healthy is a low-risk saturation finding.
         Metric::UtilizationPct if value > cfg.utilization_max_pct => {
@@ -262,28 +289,38 @@ pub fn qp_finding(
     })
 }
 
-/// All gauge findings of a sample (counter findings need the stream's previous readings).
+/// All gauge findings of a sample (counter findings need the stream's previous readings), and
+/// the metrics whose threshold a value passed while still within the stream's noise.
 pub fn sample_gauge_findings(
     sample: &Sample,
     baseline: impl Fn(Metric) -> Option<Ewma>,
     cfg: &DetectConfig,
     window_start_ms: i64,
-) -> Vec<Finding> {
+) -> (Vec<Finding>, Vec<&'static str>) {
     let elapsed_ms = sample.timestamp_ms - window_start_ms;
-    Metric::ALL
+    let mut findings = Vec::new();
+    let mut within_noise = Vec::new();
+    for (m, v) in Metric::ALL
         .into_iter()
         .filter_map(|m| sample.metric(m).map(|v| (m, v)))
-        .flat_map(|(m, v)| {
-            // QP errors are a rate; their own rule explains them better than a deviation.
-            let qp = (m == Metric::QpErrors)
-                .then(|| qp_finding(v, elapsed_ms, cfg, window_start_ms))
-                .flatten();
-            match qp {
-                Some(f) => vec![f],
-                None => gauge_findings(m, v, baseline(m).as_ref(), cfg, window_start_ms),
+    {
+        // QP errors are a rate; their own rule explains them better than a deviation.
+        let qp = (m == Metric::QpErrors)
+            .then(|| qp_finding(v, elapsed_ms, cfg, window_start_ms))
+            .flatten();
+        match qp {
+            Some(f) => findings.push(f),
+            None => {
+                let (found, noise) =
+                    gauge_verdict(m, v, baseline(m).as_ref(), cfg, window_start_ms);
+                findings.extend(found);
+                if noise {
+                    within_noise.push(m.field());
+                }
             }
-        })
-        .collect()
+        }
+    }
+    (findings, within_noise)
 }
 
 #[cfg(test)]
