@@ -324,3 +324,30 @@ fn given_the_events_when_applied_to_a_fresh_book_then_it_is_rebuilt() {
     }
     assert_eq!(rebuilt, w.book);
 }
+
+#[test]
+fn given_a_dead_leaf_with_both_spines_and_its_hosts_in_one_batch_then_one_leaf_incident() {
+    const LEAF: u64 = 0x300;
+    const SPINE2: u64 = SPINE + 1;
+    let mut w = given();
+    let mut events = Vec::new();
+    let mut add = |w: &mut World, at: (u64, u8, NodeType), to: (u64, u8), rule: Rule| {
+        w.offset += 1;
+        let d = detected(w.offset, at, to, rule, Severity::Major);
+        events.extend(on_detected(&mut w.book, &d));
+    };
+    for u in 0..6u8 {
+        let spine = if u % 2 == 0 { SPINE } else { SPINE2 };
+        // The spine's port reports the link down; the leaf's uplink falls silent.
+        add(&mut w, (spine, u + 1, SWITCH), (LEAF, 19 + u), Rule::LinkDown);
+        add(&mut w, (LEAF, 19 + u, SWITCH), (spine, u + 1), Rule::Stale);
+    }
+    for h in 0..4u8 {
+        add(&mut w, (LEAF, h + 1, SWITCH), (0xa0 + h as u64, 1), Rule::Stale);
+        add(&mut w, (0xa0 + h as u64, 1, CA), (LEAF, h + 1), Rule::Stale);
+    }
+    events.extend(form_node_incidents(&mut w.book, 3, 0, w.offset));
+    let i = w.only_open();
+    assert_eq!(i.node.as_ref().map(|n| n.node_guid), Some(LEAF));
+    assert_eq!(i.members.len(), 20);
+}
