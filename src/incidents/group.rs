@@ -151,7 +151,13 @@ impl IncidentBook {
                         (Some(a), Some(b)) => format!("{:?}", (a.min(b), a.max(b))),
                         _ => m.stream_id.clone(),
                     };
-                    if m.port.node_guid != Some(node) {
+                    // A neighbour that reports the link down is alive and sees this node go;
+                    // a silent one is no evidence either way (it may be the dead one).
+                    let reports_down = m
+                        .anomalies
+                        .iter()
+                        .any(|a| link_gone(a.rule) && a.rule != Rule::Stale);
+                    if m.port.node_guid != Some(node) && reports_down {
                         remote.insert(key.clone());
                     }
                     links.insert(key);
@@ -170,8 +176,8 @@ impl IncidentBook {
 /// The bad links that tie into one node.
 struct NodeLinks {
     links: usize,
-    /// Links whose reporting end is another node: evidence that this node is the one that
-    /// failed (a switch that died is seen through its neighbours; they are alive).
+    /// Links whose other end, alive, reports the link down: evidence that this node is the
+    /// one that failed (a switch that died is seen through its neighbours).
     seen_by_peers: usize,
     incidents: BTreeSet<String>,
 }

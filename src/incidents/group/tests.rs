@@ -339,15 +339,46 @@ fn given_a_dead_leaf_with_both_spines_and_its_hosts_in_one_batch_then_one_leaf_i
     for u in 0..6u8 {
         let spine = if u % 2 == 0 { SPINE } else { SPINE2 };
         // The spine's port reports the link down; the leaf's uplink falls silent.
-        add(&mut w, (spine, u + 1, SWITCH), (LEAF, 19 + u), Rule::LinkDown);
+        add(
+            &mut w,
+            (spine, u + 1, SWITCH),
+            (LEAF, 19 + u),
+            Rule::LinkDown,
+        );
         add(&mut w, (LEAF, 19 + u, SWITCH), (spine, u + 1), Rule::Stale);
     }
     for h in 0..4u8 {
-        add(&mut w, (LEAF, h + 1, SWITCH), (0xa0 + h as u64, 1), Rule::Stale);
+        add(
+            &mut w,
+            (LEAF, h + 1, SWITCH),
+            (0xa0 + h as u64, 1),
+            Rule::Stale,
+        );
         add(&mut w, (0xa0 + h as u64, 1, CA), (LEAF, h + 1), Rule::Stale);
     }
     events.extend(form_node_incidents(&mut w.book, 3, 0, w.offset));
     let i = w.only_open();
     assert_eq!(i.node.as_ref().map(|n| n.node_guid), Some(LEAF));
     assert_eq!(i.members.len(), 20);
+}
+
+#[test]
+fn given_one_spines_cables_to_a_dead_leaf_alone_in_a_batch_then_the_leaf_is_blamed() {
+    // Both ends of each cable are bad: the spine's ports report the links down (alive), the
+    // leaf's uplinks are silent. The spine has the smaller GUID; the evidence still wins.
+    const LEAF: u64 = 0x300;
+    let mut w = given();
+    let mut events = Vec::new();
+    for u in 0..3u8 {
+        for (at, to, rule) in [
+            ((SPINE, u + 1, SWITCH), (LEAF, 19 + u), Rule::LinkDown),
+            ((LEAF, 19 + u, SWITCH), (SPINE, u + 1), Rule::Stale),
+        ] {
+            w.offset += 1;
+            let d = detected(w.offset, at, to, rule, Severity::Major);
+            events.extend(on_detected(&mut w.book, &d));
+        }
+    }
+    events.extend(form_node_incidents(&mut w.book, 3, 0, w.offset));
+    assert_eq!(w.only_open().node.as_ref().map(|n| n.node_guid), Some(LEAF));
 }
