@@ -86,6 +86,7 @@ pub struct StreamView {
     pub peer: Option<serde_json::Value>,
     pub link: Option<serde_json::Value>,
     pub open_anomalies: Vec<OpenAnomaly>,
-    /// Anomalies whose insight has not been recorded yet (by `AnomalyDetected` seq).
+    /// Anomalies of a log written before incidents whose insight was not recorded (by
+    /// `AnomalyDetected` seq); empty for today's logs, where incidents are analysed.
     pub awaiting_insight: Vec<u64>,
 }

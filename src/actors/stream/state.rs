@@ -34,8 +34,9 @@ pub struct StreamState {
     pub last_seq: u64,
     pub detector: DetectorState,
     pub last_sample: Option<Sample>,
-    /// Seqs of `AnomalyDetected` events with no `InsightGenerated` yet. Re-submitted to the
-    /// analyst after a restart, so no anomaly is left without an insight.
+    /// Seqs of `AnomalyDetected` events with no `InsightGenerated` in this stream. Filled only
+    /// by logs written before incidents (the analyst answered per anomaly then); today the
+    /// correlator asks per incident and keeps its pending asks in `#incidents`.
     pub awaiting_insight: std::collections::BTreeSet<u64>,
     /// (timestamp, content digest) of the last `RECENT_SAMPLES` samples recorded, oldest first.
     pub recent: std::collections::VecDeque<(i64, u64)>,
