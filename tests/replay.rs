@@ -190,7 +190,7 @@ async fn a_candidate_prompt_is_asked_about_the_recorded_anomalies_and_the_log_is
     assert_eq!(summary["new_prompt_version"], "ib-insight-v2-terse");
     assert_eq!(
         summary["old_prompt_versions"],
-        serde_json::json!(["ib-insight-v1"])
+        serde_json::json!(["ib-insight-v2"])
     );
     let calls = summary["calls"].as_u64().expect("calls");
     assert!((2..=12).contains(&calls), "batched calls: {summary}");
@@ -213,7 +213,7 @@ async fn a_candidate_prompt_is_asked_about_the_recorded_anomalies_and_the_log_is
     assert_eq!(rows.len(), 12);
     for row in &rows {
         assert_eq!(row["old"]["source"], "rules", "{row}");
-        assert_eq!(row["old"]["prompt_version"], "ib-insight-v1", "{row}");
+        assert_eq!(row["old"]["prompt_version"], "ib-insight-v2", "{row}");
         assert_eq!(row["new"]["source"], "ai", "{row}");
         assert_eq!(row["new"]["prompt_version"], "ib-insight-v2-terse", "{row}");
         assert!(

@@ -1,5 +1,5 @@
 //! Prompt templates: the static system text of every model call, in a file with a version id.
-//! The live template is `config/prompts/ib-insight-v1.toml`, built into the binary; a candidate
+//! The live template is `config/prompts/ib-insight-v2.toml`, built into the binary; a candidate
 //! is loaded from a file (`analyst.prompt_file`, or `replay prompts --prompt`). The version is
 //! recorded on every insight, so old and new answers can be told apart.
 
@@ -9,7 +9,7 @@ use figment::Figment;
 use serde::Deserialize;
 use std::path::Path;
 
-const LIVE: &str = include_str!("../../config/prompts/ib-insight-v1.toml");
+const LIVE: &str = include_str!("../../config/prompts/ib-insight-v2.toml");
 const TYPES_PLACEHOLDER: &str = "{prediction_types}";
 
 #[derive(Debug, Clone, PartialEq)]
@@ -36,7 +36,7 @@ pub struct TemplateError {
 impl PromptTemplate {
     /// The live template, as built into the binary.
     pub fn live() -> PromptTemplate {
-        PromptTemplate::parse(LIVE, "config/prompts/ib-insight-v1.toml")
+        PromptTemplate::parse(LIVE, "config/prompts/ib-insight-v2.toml")
             .expect("the built-in prompt template is valid")
     }
 
@@ -99,7 +99,7 @@ mod tests {
     #[test]
     fn the_live_template_lists_every_prediction_type_and_keeps_its_version() {
         let t = PromptTemplate::live();
-        assert_eq!(t.version, "ib-insight-v1");
+        assert_eq!(t.version, "ib-insight-v2");
         assert!(!t.system.contains(TYPES_PLACEHOLDER));
         for p in PredictionType::ALL {
             assert!(t.system.contains(p.name()), "{}", p.name());

@@ -321,7 +321,7 @@ mod tests {
             "60 → 50 leaves high; 90 → 80 stays critical"
         );
         assert_eq!(s.old_prompt_versions, vec!["v1".to_string()]);
-        assert_eq!(s.new_prompt_version, "ib-insight-v1");
+        assert_eq!(s.new_prompt_version, "ib-insight-v2");
     }
 
     #[test]
