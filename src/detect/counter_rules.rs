@@ -14,23 +14,35 @@ use crate::sample::{counter_max_for_width, Counter};
 /// Fewer events than this in the short window are not a rate (one reboot, one retrain).
 pub const MIN_BURST: u64 = 3;
 
-/// The rule and threshold per hour of an error counter; `None` for counters no rule reads.
-/// Symbol errors have their own (BER) rule.
-fn rate_rule(counter: Counter, cfg: &DetectConfig) -> Option<(Rule, f64)> {
+/// The rule of an error counter judged as a rate per hour; `None` for counters no such rule
+/// reads. Symbol errors have their own (BER) rule.
+fn rate_rule(counter: Counter) -> Option<Rule> {
     use Counter::*;
     Some(match counter {
-        LinkErrorRecoveryCounter => (Rule::LinkErrorRecovery, cfg.link_recoveries_per_hour),
-        LinkDownedCounter => (Rule::LinkDowned, cfg.link_downs_per_hour),
-        LocalLinkIntegrityErrors => (Rule::LinkIntegrity, cfg.link_integrity_per_hour),
-        PortRcvErrors => (Rule::PortRcvErrors, cfg.rcv_errors_per_hour),
-        PortRcvRemotePhysicalErrors => (Rule::RemotePhysical, cfg.remote_physical_per_hour),
-        PortXmitDiscards => (Rule::XmitDiscards, cfg.xmit_discards_per_hour),
-        PortXmitConstraintErrors | PortRcvConstraintErrors => {
-            (Rule::ConstraintErrors, cfg.constraint_errors_per_hour)
-        }
-        VL15Dropped => (Rule::Vl15Dropped, cfg.vl15_dropped_per_hour),
+        LinkErrorRecoveryCounter => Rule::LinkErrorRecovery,
+        LinkDownedCounter => Rule::LinkDowned,
+        LocalLinkIntegrityErrors => Rule::LinkIntegrity,
+        PortRcvErrors => Rule::PortRcvErrors,
+        PortRcvRemotePhysicalErrors => Rule::RemotePhysical,
+        PortXmitDiscards => Rule::XmitDiscards,
+        PortXmitConstraintErrors | PortRcvConstraintErrors => Rule::ConstraintErrors,
+        VL15Dropped => Rule::Vl15Dropped,
         _ => return None,
     })
+}
+
+/// The threshold per hour of a rate rule.
+fn per_hour(rule: Rule, cfg: &DetectConfig) -> f64 {
+    match rule {
+        Rule::LinkErrorRecovery => cfg.link_recoveries_per_hour,
+        Rule::LinkDowned => cfg.link_downs_per_hour,
+        Rule::LinkIntegrity => cfg.link_integrity_per_hour,
+        Rule::PortRcvErrors => cfg.rcv_errors_per_hour,
+        Rule::RemotePhysical => cfg.remote_physical_per_hour,
+        Rule::XmitDiscards => cfg.xmit_discards_per_hour,
+        Rule::ConstraintErrors => cfg.constraint_errors_per_hour,
+        _ => cfg.vl15_dropped_per_hour,
+    }
 }
 
 /// Whether any rule reads `counter` (only those are windowed and checked for saturation).
@@ -38,7 +50,7 @@ pub fn is_watched(counter: Counter) -> bool {
     matches!(
         counter,
         Counter::SymbolErrorCounter | Counter::ExcessiveBufferOverrunErrors | Counter::PortXmitWait
-    ) || rate_rule(counter, &DetectConfig::default()).is_some()
+    ) || rate_rule(counter).is_some()
 }
 
 fn finding(rule: Rule, counter: Counter, value: f64, threshold: f64, start: i64) -> Finding {
@@ -115,7 +127,8 @@ pub fn window_findings(
             }
         }
         _ => {
-            let (rule, threshold) = rate_rule(counter, cfg)?;
+            let rule = rate_rule(counter)?;
+            let threshold = per_hour(rule, cfg);
             worst(threshold).map(|(r, start)| finding(rule, counter, r, threshold, start))
         }
     }

@@ -13,7 +13,7 @@ use crate::analyst::job::{AnomalyJob, Reading};
 use crate::analyst::pool::AnalystPool;
 use crate::analyst::service::InsightOutcome;
 use crate::events::codec::{self, EventRecord};
-use crate::events::types::{AnomalyDetectedV2, IncidentV1};
+use crate::events::types::{AnomalyDetectedV2, IncidentMemberV1, IncidentV1, MemberAnomalyV1};
 use crate::events::{EventStore, NewEvent, Origin, StoredEvent, StreamEvent, WriteOp};
 use crate::projections::runner::{Projection, ProjectionError};
 use std::collections::BTreeMap;
@@ -180,10 +180,10 @@ fn lead_rank(rule: crate::detect::rules::Rule) -> u8 {
     }
 }
 
-/// The analyst's job for an incident: its lead (worst, earliest) anomaly, with every member's
-/// evidence in the incident itself.
-pub fn job_for(inc: &IncidentV1, seq: u64, origin: Origin) -> AnomalyJob {
-    let lead = inc
+/// The member an incident's analysis starts from, with its lead (worst, earliest) anomaly;
+/// the first member when none has an open anomaly. `None` only for an incident without members.
+pub fn lead(inc: &IncidentV1) -> Option<(&IncidentMemberV1, Option<&MemberAnomalyV1>)> {
+    let worst = inc
         .members
         .iter()
         .flat_map(|m| m.anomalies.iter().map(move |a| (m, a)))
@@ -194,14 +194,16 @@ pub fn job_for(inc: &IncidentV1, seq: u64, origin: Origin) -> AnomalyJob {
                 -b.detected_at_ms,
             ))
         });
-    let first = inc.members.first();
-    let (member, anomaly) = match lead {
-        Some((m, a)) => (m, Some(a)),
-        None => match first {
-            Some(m) => (m, None),
-            None => unreachable!("an incident always has a member"),
-        },
-    };
+    match worst {
+        Some((m, a)) => Some((m, Some(a))),
+        None => inc.members.first().map(|m| (m, None)),
+    }
+}
+
+/// The analyst's job for an incident: its lead (worst, earliest) anomaly, with every member's
+/// evidence in the incident itself.
+pub fn job_for(inc: &IncidentV1, seq: u64, origin: Origin) -> AnomalyJob {
+    let (member, anomaly) = lead(inc).expect("an incident always has a member");
     let readings = inc
         .members
         .iter()

@@ -43,7 +43,10 @@ impl AlertProjection {
     /// insight can arrive after it resolved (the analyst answers after the incident settles).
     fn track(&mut self, event: &StreamEvent) {
         if let Some(inc) = event.incident() {
-            let lead = crate::incidents::correlator::job_for(inc, 0, Default::default()).stream_id;
+            let Some((lead, _)) = crate::incidents::correlator::lead(inc) else {
+                return;
+            };
+            let lead = lead.stream_id.clone();
             let mut ports: Vec<String> = vec![lead.clone()];
             ports.extend(
                 inc.members

@@ -85,7 +85,8 @@ pub enum IncidentChange {
     /// Its insight: these fields are set.
     Insight {
         key: Vec<u8>,
-        fields: Value,
+        incident: Box<IncidentV1>,
+        insight: Box<InsightGeneratedV1>,
     },
     Alerted {
         key: Vec<u8>,
@@ -125,7 +126,8 @@ pub fn change_for(
         StreamEvent::InsightGenerated(i) => {
             incident_at(store, i.anomaly_seq)?.map(|inc| IncidentChange::Insight {
                 key: key(&inc),
-                fields: insight_fields(i),
+                incident: Box::new(inc),
+                insight: Box::new(i.clone()),
             })
         }
         StreamEvent::AlertRaised(a) if a.incident_id.is_some() => {
@@ -177,10 +179,10 @@ pub fn merge(current: Option<Value>, change: &IncidentChange) -> Option<Value> {
             }
             Some(item)
         }
-        IncidentChange::Insight { fields, .. } => {
+        IncidentChange::Insight { insight, .. } => {
             // An insight for an incident already gone from the list changes nothing.
             let mut item = current?;
-            if let Some(map) = fields.as_object() {
+            if let Some(map) = insight_fields(insight).as_object() {
                 for (k, v) in map {
                     item[k] = v.clone();
                 }

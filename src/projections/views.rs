@@ -95,18 +95,15 @@ impl Projection for ViewsProjection {
         let mut incidents: Vec<(Vec<u8>, Option<Value>)> = Vec::new();
         for e in events {
             self.fabric.apply(e);
-            if e.record.stream_id == crate::incidents::INCIDENT_STREAM
-                && e.record.event_type == "InsightGenerated"
-            {
-                if let Ok(crate::events::StreamEvent::InsightGenerated(i)) = e.record.decode_event()
-                {
-                    if let Some(inc) = incidents::incident_at(store, i.anomaly_seq)? {
-                        self.fabric
-                            .apply_incident_insight(&inc, &i, e.record.recorded_at_ms);
-                    }
-                }
-            }
             if let Some(change) = incident_change(store, e)? {
+                // The fabric view takes an incident insight's risk for its member ports.
+                if let IncidentChange::Insight {
+                    incident, insight, ..
+                } = &change
+                {
+                    self.fabric
+                        .apply_incident_insight(incident, insight, e.record.recorded_at_ms);
+                }
                 let view = self.view(INCIDENTS_VIEW);
                 let key = change.key().to_vec();
                 let current = match incidents.iter().rev().find(|(k, _)| *k == key) {
