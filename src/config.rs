@@ -104,6 +104,13 @@ pub struct StoreConfig {
     pub event_retention_days: u64,
     /// How often retention runs.
     pub retention_interval_s: u64,
+    /// `engine = "postgres"`: the libpq connection string (several hosts with
+    /// `target_session_attrs=read-write` find a promoted standby after a failover).
+    pub url: String,
+    /// `engine = "postgres"`: the schema holding ibsight's tables (one per deployment).
+    pub schema: String,
+    /// `engine = "postgres"`: connections in the pool.
+    pub pool_size: usize,
 }
 
 impl Default for StoreConfig {
@@ -116,6 +123,9 @@ impl Default for StoreConfig {
             raw_retention_hours: 168,
             event_retention_days: 0,
             retention_interval_s: 600,
+            url: String::new(),
+            schema: "ibsight".into(),
+            pool_size: 16,
         }
     }
 }

@@ -13,6 +13,7 @@
 pub mod codec;
 pub mod fjall_store;
 pub mod json;
+pub mod pg_store;
 pub mod retention;
 pub mod sled_store;
 pub mod store;
@@ -22,7 +23,7 @@ pub mod types;
 pub mod writer;
 
 #[cfg(test)]
-mod conformance;
+pub(crate) mod conformance;
 #[cfg(test)]
 mod golden;
 
@@ -41,6 +42,8 @@ pub enum Engine {
     #[default]
     Fjall,
     Sled,
+    /// PostgreSQL (`store.url`): the cluster's shared, replicated log.
+    Postgres,
 }
 
 /// Open the event store of `engine` in `dir` with the default memtable budget.
@@ -57,5 +60,26 @@ pub fn open_store_with(
     Ok(match engine {
         Engine::Fjall => Arc::new(fjall_store::FjallStore::open(dir, memtable_mib)?),
         Engine::Sled => Arc::new(sled_store::SledStore::open(dir)?),
+        Engine::Postgres => {
+            return Err(StoreError::Open {
+                path: dir.display().to_string(),
+                reason: "the postgres engine is opened from store.url (open_configured)".into(),
+            })
+        }
     })
+}
+
+/// Open the store `[store]` names: an embedded engine in `dir`, or PostgreSQL at `store.url`.
+pub fn open_configured(
+    cfg: &crate::config::StoreConfig,
+    dir: &Path,
+) -> Result<Arc<dyn EventStore>, StoreError> {
+    match cfg.engine {
+        Engine::Postgres => Ok(Arc::new(pg_store::PgStore::open(
+            &cfg.url,
+            &cfg.schema,
+            cfg.pool_size,
+        )?)),
+        engine => open_store_with(engine, dir, cfg.memtable_mib),
+    }
 }

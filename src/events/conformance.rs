@@ -330,50 +330,112 @@ fn views_scan_in_key_order_within_their_view(open: fn(&Path) -> Arc<dyn EventSto
     assert_eq!(keys, vec![b"a".to_vec(), b"c".to_vec()]);
 }
 
+/// The PostgreSQL server the suite runs on (`PG_TEST_URL`, set by scripts/test), one schema per
+/// test directory. Without it the PostgreSQL tests are skipped, unless `REQUIRE_PG_TESTS=1`.
+pub(crate) fn pg_test_url() -> Option<String> {
+    match std::env::var("PG_TEST_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            assert!(
+                std::env::var("REQUIRE_PG_TESTS").as_deref() != Ok("1"),
+                "REQUIRE_PG_TESTS=1 but PG_TEST_URL is not set"
+            );
+            eprintln!("PG_TEST_URL is not set: skipping a PostgreSQL test");
+            None
+        }
+    }
+}
+
+fn open_pg(dir: &Path) -> Arc<dyn EventStore> {
+    let url = pg_test_url().expect("checked by the test");
+    let schema = format!(
+        "conf_{:016x}",
+        crate::hash::fnv1a64(dir.display().to_string().bytes())
+    );
+    Arc::new(super::pg_store::PgStore::open(&url, &schema, 4).expect("open postgres"))
+}
+
 macro_rules! conformance {
     ($engine:ident, $open:expr) => {
+        conformance!($engine, $open, || true);
+    };
+    ($engine:ident, $open:expr, $ready:expr) => {
         mod $engine {
             use super::*;
             const OPEN: fn(&Path) -> Arc<dyn EventStore> = $open;
+            fn ready() -> bool {
+                let ready: fn() -> bool = $ready;
+                ready()
+            }
 
             #[test]
             fn gapless_offsets() {
+                if !ready() {
+                    return;
+                }
                 appends_get_gapless_offsets(OPEN);
             }
             #[test]
             fn per_stream_reads() {
+                if !ready() {
+                    return;
+                }
                 reads_one_stream_in_seq_order(OPEN);
             }
             #[test]
             fn tailing() {
+                if !ready() {
+                    return;
+                }
                 tails_by_offset_in_pages(OPEN);
             }
             #[test]
             fn reopen() {
+                if !ready() {
+                    return;
+                }
                 reopen_keeps_everything(OPEN);
             }
             #[test]
             fn no_offset_reuse() {
+                if !ready() {
+                    return;
+                }
                 removed_offsets_are_never_reused(OPEN);
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn group_commit() {
+                if !ready() {
+                    return;
+                }
                 writer_group_commits_concurrent_appends(OPEN).await;
             }
             #[tokio::test]
             async fn seq_check() {
+                if !ready() {
+                    return;
+                }
                 writer_rejects_a_seq_gap_or_repeat(OPEN).await;
             }
             #[test]
             fn views() {
+                if !ready() {
+                    return;
+                }
                 views_scan_in_key_order_within_their_view(OPEN);
             }
             #[tokio::test]
             async fn idle_past_retention() {
+                if !ready() {
+                    return;
+                }
                 a_stream_idle_past_retention_continues_at_its_seq(OPEN).await;
             }
             #[test]
             fn retention() {
+                if !ready() {
+                    return;
+                }
                 retention_drops_only_old_raw_samples_covered_by_a_snapshot(OPEN);
             }
         }
@@ -384,3 +446,4 @@ conformance!(fjall, |dir| open_store(Engine::Fjall, dir)
     .expect("open fjall"));
 conformance!(sled, |dir| open_store(Engine::Sled, dir)
     .expect("open sled"));
+conformance!(postgres, open_pg, || pg_test_url().is_some());

@@ -22,6 +22,9 @@ pub enum StoreError {
     },
     #[error("event writer stopped")]
     WriterStopped,
+    /// A write needed a lease this node no longer holds (another node took the shard).
+    #[error("fenced: lease {lease}: {reason}")]
+    Fenced { lease: String, reason: String },
     #[error("cannot open store at {path}: {reason}")]
     Open { path: String, reason: String },
 }
