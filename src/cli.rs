@@ -3,7 +3,6 @@
 pub mod agent;
 pub mod aws;
 pub mod bench;
-pub mod cluster;
 pub mod collect;
 pub mod demo;
 pub mod eval;
@@ -43,9 +42,6 @@ pub enum Command {
     /// AWS setup (`aws init` creates the DynamoDB table).
     #[command(subcommand)]
     Aws(aws::AwsCommand),
-    /// Cluster membership (`cluster plan` shows which shards move).
-    #[command(subcommand)]
-    Cluster(cluster::ClusterCommand),
     /// Benchmarks that print one JSON line of figures.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -63,7 +59,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Simulate(args) => simulate::run(args),
         Command::Collect(args) => collect::run(args),
         Command::Agent(args) => agent::run(args),
-        Command::Cluster(cmd) => cluster::run(cmd),
     }
 }
 

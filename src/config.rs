@@ -203,7 +203,23 @@ impl Config {
                 reason,
             })
         };
-        if let Err((key, reason)) = self.cluster.validate() {
+        let clustered = self.store.engine == crate::events::Engine::Postgres;
+        if clustered && self.store.url.is_empty() {
+            return bad(
+                "store.url",
+                "\"\" is empty; store.engine = \"postgres\" needs a libpq connection string".into(),
+            );
+        }
+        if clustered && !crate::events::pg_store::valid_schema(&self.store.schema) {
+            return bad(
+                "store.schema",
+                format!(
+                    "{:?} must be a lowercase identifier ([a-z_][a-z0-9_]*)",
+                    self.store.schema
+                ),
+            );
+        }
+        if let Err((key, reason)) = self.cluster.validate(clustered) {
             return bad(&key, reason);
         }
         if let Err(e) = self.telemetry.validate() {

@@ -3,9 +3,9 @@
 //! durable. In-flight work is bounded: past the bound the caller is told to come back later
 //! instead of queueing without limit.
 
-use crate::actors::router::Owner;
 use crate::actors::stream::ObserveOutcome;
 use crate::actors::{RouteError, StreamRouter};
+use crate::cluster::peers::Route;
 use crate::cluster::Member;
 use crate::events::Origin;
 use crate::sample::Sample;
@@ -148,7 +148,7 @@ impl Ingestor {
                 inflight: self.max_inflight - self.inflight.available_permits(),
             })?;
         let groups = group_by_stream(samples);
-        let (groups, remote) = self.split_by_owner(groups);
+        let (groups, remote, unheld) = self.split_by_owner(groups);
         let reserved = self.reserve_new_streams(&groups)?;
         let forwards = remote.into_iter().map(|(member, samples)| {
             let router = &self.router;
@@ -201,6 +201,10 @@ impl Ingestor {
         m.ingest_samples.inc("late", local.late);
         let mut unavailable = Vec::new();
         let mut missing = 0;
+        if !unheld.shards.is_empty() {
+            unavailable.push(unheld.describe());
+            missing += unheld.samples;
+        }
         for (node, n, result) in forwarded {
             match result {
                 Ok(outcome) => total += outcome,
@@ -225,31 +229,37 @@ impl Ingestor {
 }
 
 impl Ingestor {
-    /// Keep the groups this node owns; gather the others by owner (request order kept).
+    /// Keep the groups of shards this node holds; gather the others by holder (request order
+    /// kept), and count those of shards no live node holds.
     #[allow(clippy::type_complexity)]
     fn split_by_owner(
         &self,
         groups: Vec<(String, Vec<Sample>)>,
-    ) -> (Vec<(String, Vec<Sample>)>, Vec<(Member, Vec<Sample>)>) {
+    ) -> (Vec<(String, Vec<Sample>)>, Vec<(Member, Vec<Sample>)>, Unheld) {
+        let mut unheld = Unheld::default();
         if self.router.cluster().is_none() {
-            return (groups, Vec::new());
+            return (groups, Vec::new(), unheld);
         }
         let mut local = Vec::new();
         let mut remote: Vec<(Member, Vec<Sample>)> = Vec::new();
         for (stream_id, samples) in groups {
-            match self.router.owner(&stream_id) {
-                Owner::Local => local.push((stream_id, samples)),
-                Owner::Remote(m) => match remote.iter_mut().find(|(r, _)| r.id == m.id) {
+            match self.router.route(&stream_id) {
+                Route::Local => local.push((stream_id, samples)),
+                Route::Remote(m) => match remote.iter_mut().find(|(r, _)| r.id == m.id) {
                     Some((_, batch)) => batch.extend(samples),
-                    None => remote.push((m.clone(), samples)),
+                    None => remote.push((m, samples)),
                 },
+                Route::Unheld(shard) => {
+                    unheld.shards.insert(shard);
+                    unheld.samples += samples.len() as u64;
+                }
             }
         }
-        (local, remote)
+        (local, remote, unheld)
     }
 
-    /// Record samples this node owns, never forwarding (the internal API). Samples of streams
-    /// another member owns are refused: the members disagree on the membership.
+    /// Record samples of shards this node holds, never forwarding (the internal API). Samples
+    /// of other shards are refused: the sender's routes are older than this node's.
     pub async fn ingest_owned(
         &self,
         samples: Vec<Sample>,
@@ -257,14 +267,33 @@ impl Ingestor {
     ) -> Result<ObserveOutcome, IngestError> {
         if let Some(s) = samples
             .iter()
-            .find(|s| !matches!(self.router.owner(&s.stream_id), Owner::Local))
+            .find(|s| self.router.route(&s.stream_id) != Route::Local)
         {
             return Err(IngestError::Route(RouteError::Unavailable(format!(
-                "{} is not owned by this node (membership differs between nodes?)",
+                "{} is in a shard this node does not hold (a lease moved)",
                 s.stream_id
             ))));
         }
         self.ingest(samples, origin).await
+    }
+}
+
+/// Samples of shards no live node holds (a holder died and its leases have not lapsed yet).
+#[derive(Debug, Default)]
+struct Unheld {
+    shards: std::collections::BTreeSet<u32>,
+    samples: u64,
+}
+
+impl Unheld {
+    fn describe(&self) -> String {
+        let shards: Vec<String> = self.shards.iter().take(8).map(u32::to_string).collect();
+        let more = self.shards.len().saturating_sub(8);
+        format!(
+            "shards with no live holder until their leases lapse: {}{}",
+            shards.join(" "),
+            if more > 0 { format!(" and {more} more") } else { String::new() }
+        )
     }
 }
 

@@ -91,6 +91,8 @@ pub struct Metrics {
     pub bedrock_latency: Histogram,
     pub commit_seconds: Histogram,
     pub commit_ops: Histogram,
+    /// Leases this node held that another node took (it was paused or cut off past its lease).
+    pub cluster_leases_lost: AtomicU64,
 }
 
 /// The process's metrics.
@@ -115,6 +117,7 @@ impl Metrics {
             bedrock_latency: Histogram::new(LATENCY_BOUNDS),
             commit_seconds: Histogram::new(LATENCY_BOUNDS),
             commit_ops: Histogram::new(BATCH_BOUNDS),
+            cluster_leases_lost: AtomicU64::new(0),
         }
     }
 }

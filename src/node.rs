@@ -14,7 +14,7 @@ use crate::api::AppState;
 use crate::config::Config;
 use crate::events::retention::{self, RetentionPolicy};
 use crate::events::writer::Writer;
-use crate::events::{open_store_with, StoreError};
+use crate::events::{open_store_with, EventStore, StoreError};
 use crate::incidents::correlator::{Correlator, Inbox};
 use crate::ingest::Ingestor;
 use crate::projections::alerts::AlertProjection;
@@ -22,6 +22,12 @@ use crate::projections::dynamodb::{DynamoProjection, DynamoSink};
 use crate::projections::eventbridge::EventBridgeProjection;
 use crate::projections::runner::{self, ProjectionLag};
 use crate::projections::views::{self, ViewsProjection};
+use crate::cluster::handover::NodeHandover;
+use crate::cluster::lease::{Held, PROJECTIONS};
+use crate::cluster::membership::{Membership, SharedRoutes};
+use crate::cluster::peers::{ClusterFence, Peers};
+use crate::events::pg_store::PgStore;
+use crate::events::Engine;
 use ractor::{Actor, ActorRef};
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
@@ -43,6 +49,8 @@ pub struct Node {
     pub incidents_waiting: Arc<AtomicU64>,
     supervisor: ActorRef<SupervisorMsg>,
     retention: tokio::task::JoinHandle<()>,
+    /// The lease loop, in a cluster.
+    membership: Option<(Arc<Membership>, tokio::task::JoinHandle<()>)>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -61,11 +69,20 @@ impl Node {
             path: config.server.data_dir.display().to_string(),
             reason: e.to_string(),
         })?;
-        let store = open_store_with(
-            config.store.engine,
-            &config.server.data_dir,
-            config.store.memtable_mib,
-        )?;
+        let (store, pg): (Arc<dyn EventStore>, _) = match config.store.engine {
+            Engine::Postgres => {
+                let pg = Arc::new(PgStore::open(
+                    &config.store.url,
+                    &config.store.schema,
+                    config.store.pool_size,
+                )?);
+                (pg.clone(), Some(pg))
+            }
+            engine => (
+                open_store_with(engine, &config.server.data_dir, config.store.memtable_mib)?,
+                None,
+            ),
+        };
         let writer = Writer::spawn(store.clone(), config.store.max_batch_ops);
         // The pool's answers go to the correlator's inbox; it records them in `#incidents`.
         let inbox: Inbox = Arc::default();
@@ -99,25 +116,59 @@ impl Node {
         .await
         .map_err(|e| NodeError::Actors(e.to_string()))?;
         let mut router = StreamRouter::new(registry, restarts, supervisor.clone(), store);
-        if config.cluster.enabled() {
-            router = router.with_cluster(crate::cluster::peers::Peers::new(config.cluster.clone()));
+        // In a cluster, the projections, the analyst and retention run on the node holding the
+        // projections lease; stream work on the holders of the shards' leases.
+        let mut gate: runner::Gate = Arc::new(|| true);
+        let mut membership = None;
+        if let Some(pg) = &pg {
+            let held = Arc::new(Held::default());
+            let routes = SharedRoutes::default();
+            pg.set_fence(Arc::new(ClusterFence {
+                node_id: config.cluster.node_id.clone(),
+                shards: config.cluster.shards,
+                held: held.clone(),
+            }));
+            router = router.with_cluster(Peers::new(
+                config.cluster.clone(),
+                held.clone(),
+                routes.clone(),
+            ));
+            let lease_loop = Arc::new(Membership::new(
+                pg.new_pool(4)?,
+                config.cluster.clone(),
+                held.clone(),
+                routes,
+                Arc::new(NodeHandover {
+                    router: router.clone(),
+                    writer: writer.clone(),
+                }),
+            ));
+            // One tick before serving: a node alone takes every lease at once.
+            if let Err(e) = lease_loop.tick().await {
+                tracing::warn!(error = %e, "first membership tick failed; retrying in the background");
+            }
+            let task = lease_loop.spawn();
+            membership = Some((lease_loop, task));
+            gate = Arc::new(move || held.serves(PROJECTIONS));
         }
         let known_streams = crate::events::streams::ensure(writer.store().as_ref())?;
         let ingestor = Ingestor::new(router.clone(), config.ingest.max_inflight_samples)
             .with_stream_cap(known_streams, config.ingest.max_streams)
             .with_stale_intervals(config.detect.stale_intervals);
-        let retention = tokio::spawn(run_retention(writer.clone(), &config));
+        let retention = tokio::spawn(run_retention(writer.clone(), &config, gate.clone()));
         let poll = Duration::from_millis(100);
-        let (alerts_task, alerts_lag) = runner::spawn(
+        let (alerts_task, alerts_lag) = runner::spawn_gated(
             writer.clone(),
             AlertProjection::new(config.alerts.clone()),
             poll,
+            gate.clone(),
         );
         let (views_task, views_lag) =
-            runner::spawn(writer.clone(), ViewsProjection::default(), poll);
+            runner::spawn_gated(writer.clone(), ViewsProjection::default(), poll, gate.clone());
         let correlator = Correlator::new(config.incidents.clone(), Some(analyst.clone()), inbox);
         let incidents_waiting = correlator.waiting();
-        let (incidents_task, incidents_lag) = runner::spawn(writer.clone(), correlator, poll);
+        let (incidents_task, incidents_lag) =
+            runner::spawn_gated(writer.clone(), correlator, poll, gate.clone());
         let mut projections = vec![
             ("incidents", incidents_lag),
             ("alerts", alerts_lag),
@@ -130,14 +181,16 @@ impl Node {
             if config.dynamodb.enabled {
                 let sink = DynamoSink::new(&sdk, &config.dynamodb.table);
                 let projection = DynamoProjection { sink: sink.clone() };
-                let (task, lag) = runner::spawn(writer.clone(), projection, poll);
+                let (task, lag) =
+                    runner::spawn_gated(writer.clone(), projection, poll, gate.clone());
                 projections.push(("dynamodb", lag));
                 projection_tasks.push(task);
                 dynamo = Some(sink);
             }
             if config.eventbridge.enabled {
                 let projection = EventBridgeProjection::new(&sdk, config.eventbridge.clone());
-                let (task, lag) = runner::spawn(writer.clone(), projection, poll);
+                let (task, lag) =
+                    runner::spawn_gated(writer.clone(), projection, poll, gate.clone());
                 projections.push(("eventbridge", lag));
                 projection_tasks.push(task);
             }
@@ -156,6 +209,7 @@ impl Node {
             triage,
             supervisor,
             retention,
+            membership,
         })
     }
 
@@ -182,6 +236,9 @@ impl Node {
     /// Stop the actors (passivating leaves snapshots) and wait for them.
     pub async fn shutdown(self) {
         self.retention.abort();
+        if let Some((_, task)) = &self.membership {
+            task.abort();
+        }
         for task in &self.projection_tasks {
             task.abort();
         }
@@ -193,6 +250,11 @@ impl Node {
         // Snapshots from post_stop go through the writer; one durable no-op write behind them
         // guarantees they are flushed before we return.
         let _ = self.writer.write(Vec::new()).await;
+        if let Some((membership, _)) = &self.membership {
+            if let Err(e) = membership.leave().await {
+                tracing::warn!(error = %e, "leaving the cluster; the leases will lapse instead");
+            }
+        }
     }
 }
 
@@ -230,7 +292,11 @@ fn retention_policy(config: &Config) -> RetentionPolicy {
     }
 }
 
-fn run_retention(writer: Writer, config: &Config) -> impl std::future::Future<Output = ()> {
+fn run_retention(
+    writer: Writer,
+    config: &Config,
+    gate: runner::Gate,
+) -> impl std::future::Future<Output = ()> {
     let policy = retention_policy(config);
     let every = Duration::from_secs(config.store.retention_interval_s);
     async move {
@@ -238,6 +304,9 @@ fn run_retention(writer: Writer, config: &Config) -> impl std::future::Future<Ou
         tick.tick().await;
         loop {
             tick.tick().await;
+            if !gate() {
+                continue;
+            }
             match retention_pass(&writer, policy, crate::clock::now_ms()).await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(removed = n, "retention compacted old events"),

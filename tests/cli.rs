@@ -201,51 +201,34 @@ async fn replay_audit_reads_a_live_store_from_a_snapshot() {
     srv.terminate();
 }
 
-/// `cluster plan`: adding a member moves only the shards it wins, all to it.
+/// A cluster needs PostgreSQL: the config errors name the key and the value.
 #[test]
-fn cluster_plan_lists_the_shards_that_move() {
+fn cluster_config_errors_name_the_key() {
     let dir = tempfile::tempdir().expect("tempdir");
     let config = dir.path().join("c.toml");
-    std::fs::write(
-        &config,
-        "[cluster]\nnode_id = \"n1\"\nnode_token = \"a-token-of-16-chars-or-more\"\nmembers = [\
-         { id = \"n1\", url = \"http://127.0.0.1:1\" }, { id = \"n2\", url = \"http://127.0.0.1:2\" }, \
-         { id = \"n3\", url = \"http://127.0.0.1:3\" }]\n",
-    )
-    .expect("write");
-    let out = Command::new(binary())
-        .args(["cluster", "plan", "--members", "n1,n2,n3,n4", "--config"])
-        .arg(&config)
-        .output()
-        .expect("plan");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8(out.stdout).expect("utf8");
-    let lines: Vec<serde_json::Value> = text
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("json"))
-        .collect();
-    let (summary, moves) = lines.split_last().expect("lines");
-    assert_eq!(summary["moving"].as_u64(), Some(moves.len() as u64));
-    assert!((200..320).contains(&moves.len()), "about a quarter of 1024");
-    assert!(
-        moves.iter().all(|m| m["to"] == "n4"),
-        "only to the new member"
-    );
-    // A bad member list is refused with the key named.
-    std::fs::write(&config, "[cluster]\nnode_id = \"n9\"\nnode_token = \"short\"\nmembers = [{ id = \"n1\", url = \"http://x\" }]\n").expect("write");
-    let out = Command::new(binary())
-        .args(["cluster", "plan", "--members", "n1", "--config"])
-        .arg(&config)
-        .output()
-        .expect("plan");
-    assert!(!out.status.success());
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("cluster.node_token"),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    for (text, key) in [
+        ("[store]\nengine = \"postgres\"\n", "store.url"),
+        (
+            "[store]\nengine = \"postgres\"\nurl = \"host=127.0.0.1\"\n",
+            "cluster.node_id",
+        ),
+        ("[cluster]\nnode_id = \"n1\"\n", "cluster.node_id"),
+        (
+            "[store]\nengine = \"postgres\"\nurl = \"host=127.0.0.1\"\n[cluster]\nnode_id = \"n1\"\n\
+             node_token = \"a-token-of-16-chars-or-more\"\nadvertise_url = \"127.0.0.1:1\"\n",
+            "cluster.advertise_url",
+        ),
+    ] {
+        std::fs::write(&config, text).expect("write");
+        let out = Command::new(binary())
+            .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+            .arg(&config)
+            .arg("--data-dir")
+            .arg(dir.path().join("data"))
+            .output()
+            .expect("serve");
+        assert!(!out.status.success(), "{text}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(key), "{key}: {stderr}");
+    }
 }

@@ -1,13 +1,12 @@
-//! The stream router: the only place that knows where a stream's actor lives. Today every
-//! stream is local; the cluster issue adds shard ownership and forwarding here.
+//! The stream router: the only place that knows where a stream's actor lives: here, or (in a
+//! cluster) on the node that holds its shard's lease.
 //!
 //! A message to an actor that stopped (passivated, failed, stale) is simply retried against
 //! a fresh actor: the message was never handled, and samples are idempotent by timestamp.
 
 use super::stream::{ObserveOutcome, StreamError, StreamMsg, StreamView};
 use super::supervisor::{Registry, SpawnError, SupervisorMsg};
-use crate::cluster::peers::Peers;
-use crate::cluster::Member;
+use crate::cluster::peers::{Peers, Route};
 use crate::events::{EventStore, Origin, StoreError};
 use crate::sample::Sample;
 use ractor::rpc::CallResult;
@@ -40,12 +39,6 @@ pub struct StreamRouter {
     cluster: Option<Peers>,
 }
 
-/// Where a stream lives.
-pub enum Owner<'a> {
-    Local,
-    Remote(&'a Member),
-}
-
 impl StreamRouter {
     pub fn new(
         registry: Registry,
@@ -72,16 +65,42 @@ impl StreamRouter {
         self.cluster.as_ref()
     }
 
-    /// The stream's owner: the only place that knows where a stream lives.
-    pub fn owner(&self, stream_id: &str) -> Owner<'_> {
-        let Some(peers) = &self.cluster else {
-            return Owner::Local;
+    /// Where the stream is served: the only place that knows where a stream lives.
+    pub fn route(&self, stream_id: &str) -> Route {
+        match &self.cluster {
+            None => Route::Local,
+            Some(peers) => peers.route(stream_id),
+        }
+    }
+
+    /// Stop the actors of streams in `shards` (their leases are going or gone). With `flush`,
+    /// each handles what it has queued and writes its snapshot first, and this waits for them.
+    pub async fn evict_shards(&self, shards: &std::collections::BTreeSet<u32>, flush: bool) {
+        let Some(peers) = &self.cluster else { return };
+        let evicted: Vec<ActorRef<StreamMsg>> = {
+            let mut registry = self.registry.lock().expect("registry lock poisoned");
+            let ids: Vec<String> = registry
+                .keys()
+                .filter(|id| shards.contains(&peers.shard_of(id)))
+                .cloned()
+                .collect();
+            ids.iter()
+                .filter_map(|id| registry.remove(id).map(|(a, _)| a))
+                .collect()
         };
-        let owner = peers.owner_of(stream_id);
-        if owner.id == peers.cfg.node_id {
-            Owner::Local
+        if evicted.is_empty() {
+            return;
+        }
+        tracing::info!(actors = evicted.len(), flush, "stopping the stream actors of shards this node no longer holds");
+        if flush {
+            let waits = evicted
+                .iter()
+                .map(|a| a.drain_and_wait(Some(std::time::Duration::from_secs(10))));
+            futures_util::future::join_all(waits).await;
         } else {
-            Owner::Remote(owner)
+            for actor in evicted {
+                actor.stop(Some("lease lost".into()));
+            }
         }
     }
 

@@ -1,7 +1,7 @@
-//! `GET /v1/cluster`: the members, whether this node reaches them, and the shards each owns.
+//! `GET /v1/cluster`: the live members, the leases each holds (as the lease table says), and
+//! which node runs the projections.
 
 use super::{auth, ApiError, AppState};
-use crate::cluster::placement;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::Json;
@@ -15,37 +15,42 @@ pub async fn get_cluster(
     let Some(peers) = state.ingestor.router().cluster() else {
         return Ok(Json(json!({"clustered": false, "members": []})));
     };
-    let cfg = &peers.cfg;
-    let shards = placement::assignment(&peers.ids, cfg.shards);
-    let checks = cfg.members.iter().map(|m| async move {
-        if m.id == cfg.node_id {
-            return (m, true, None);
+    let routes = peers.routes();
+    let counts = routes.counts();
+    let projections = peers.projections_holder().map(|m| m.id);
+    let mut ids: Vec<String> = routes.live.clone();
+    for m in &routes.members {
+        if !ids.contains(&m.id) {
+            ids.push(m.id.clone());
         }
-        match peers.get(m, "/healthz").await {
-            Ok((200, _)) => (m, true, None),
-            Ok((status, _)) => (m, false, Some(format!("healthz answered {status}"))),
-            Err(e) => (m, false, Some(e.reason)),
-        }
-    });
-    let members: Vec<Value> = futures_util::future::join_all(checks)
-        .await
-        .into_iter()
-        .map(|(m, reachable, error)| {
-            let owned = shards.get(&m.id).map_or(0, Vec::len);
+    }
+    ids.sort();
+    let members: Vec<Value> = ids
+        .iter()
+        .map(|id| {
+            let url = routes
+                .members
+                .iter()
+                .find(|m| &m.id == id)
+                .map(|m| m.url.clone());
             json!({
-                "id": m.id,
-                "url": m.url,
-                "self": m.id == cfg.node_id,
-                "reachable": reachable,
-                "error": error,
-                "shards": owned,
+                "id": id,
+                "url": url,
+                "self": id == &peers.cfg.node_id,
+                "live": routes.live.contains(id),
+                "shards": counts.get(id).copied().unwrap_or(0),
+                "projections": projections.as_deref() == Some(id.as_str()),
             })
         })
         .collect();
+    let unheld = routes.holders.iter().filter(|h| h.is_none()).count();
     Ok(Json(json!({
         "clustered": true,
-        "node_id": cfg.node_id,
-        "shard_count": cfg.shards,
+        "node_id": peers.cfg.node_id,
+        "shard_count": peers.cfg.shards,
+        "shards_unheld": unheld,
+        "leases_held_here": peers.held().len(),
+        "projections_node": projections,
         "members": members,
     })))
 }

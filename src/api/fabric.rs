@@ -3,8 +3,7 @@
 //! dashboard's overview figures.
 
 use super::{auth, check_known, ApiError, AppState};
-use crate::actors::router::Owner;
-use crate::projections::fabric::{self, PortEntry, FABRIC_VIEW};
+use crate::projections::fabric::{self, FABRIC_VIEW};
 use crate::projections::views::fabric_entries;
 use axum::extract::{Query, State};
 use axum::http::HeaderMap;
@@ -19,21 +18,7 @@ pub async fn get_fabric(
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
     auth::check_read(&state.config.auth, &headers)?;
-    let router = state.ingestor.router();
-    let from_member = router.cluster().is_some_and(|p| {
-        p.token_matches(
-            headers
-                .get(crate::cluster::peers::NODE_TOKEN_HEADER)
-                .and_then(|v| v.to_str().ok()),
-        )
-    });
-    let store = router.store();
-    // A member asks for this node's own entries, to merge them with its own.
-    if from_member && query.contains_key("entries") {
-        let entries = fabric_entries(store.as_ref(), FABRIC_VIEW)
-            .map_err(|e| ApiError::Internal(e.to_string()))?;
-        return Ok(Json(json!({ "entries": entries })));
-    }
+    let store = state.ingestor.router().store();
     check_known(&query, &["max_ports", "max_switches"])?;
     let bounded = |field: &str, default: usize, max: usize| match query.get(field) {
         None => Ok(default),
@@ -48,51 +33,22 @@ pub async fn get_fabric(
     };
     let max_ports = bounded("max_ports", 24, 500)?;
     let max_switches = bounded("max_switches", 200, 10_000)?;
-    let mut entries = fabric_entries(store.as_ref(), FABRIC_VIEW)
+    // One view for the whole fabric: embedded on a single node, shared in PostgreSQL by every
+    // node of a cluster.
+    let entries = fabric_entries(store.as_ref(), FABRIC_VIEW)
         .map_err(|e| ApiError::Internal(e.to_string()))?;
-    // In a cluster, each member holds the streams it owns: gather them all, keeping each
-    // stream's entry from its owner (an old owner may still list a moved stream).
-    let mut unavailable = Vec::new();
-    if let (Some(peers), false) = (router.cluster(), from_member) {
-        let asks = peers
-            .cfg
-            .members
-            .iter()
-            .filter(|m| m.id != peers.cfg.node_id)
-            .map(|m| async move { (m.id.clone(), peers.get(m, "/v1/fabric?entries=1").await) });
-        let owned_by = |stream_id: &str, node: &str| match router.owner(stream_id) {
-            Owner::Local => node == peers.cfg.node_id,
-            Owner::Remote(m) => node == m.id,
-        };
-        entries.retain(|e| owned_by(&e.stream_id, &peers.cfg.node_id));
-        for (id, answer) in futures_util::future::join_all(asks).await {
-            match answer {
-                Ok((200, body)) => entries.extend(
-                    serde_json::from_value::<Vec<PortEntry>>(body["entries"].clone())
-                        .unwrap_or_default()
-                        .into_iter()
-                        .filter(|e| owned_by(&e.stream_id, &id)),
-                ),
-                _ => unavailable.push(id),
-            }
-        }
-    }
     let mut switches = fabric::summarize(&entries, max_ports);
     let switches_total = switches.len();
     let ports_with_open_anomalies: usize =
         switches.iter().map(|s| s.ports_with_open_anomalies).sum();
     // Worst first, so what is cut is the healthiest.
     switches.truncate(max_switches);
-    let mut out = json!({
+    let out = json!({
         "streams": entries.len(),
         "switches_total": switches_total,
         "ports_with_open_anomalies": ports_with_open_anomalies,
         "switches": switches,
     });
-    if !unavailable.is_empty() {
-        out["partial"] = json!(true);
-        out["unavailable_members"] = json!(unavailable);
-    }
     Ok(Json(out))
 }
 

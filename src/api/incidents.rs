@@ -1,20 +1,19 @@
 //! `GET /v1/incidents?limit=1..500&state=open|resolved|all`: incidents newest first (by the
 //! time they opened), each with its scope, node, member ports, insight and whether it alerted.
 
-use super::recent::{bad, limit, with_members, SCAN_MAX};
+use super::recent::{bad, limit, SCAN_MAX};
 use super::{auth, check_known, ApiError, AppState};
 use crate::projections::incidents::INCIDENTS_VIEW;
 use crate::projections::views;
-use axum::extract::{Query, RawQuery, State};
+use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::Json;
-use serde_json::Value;
+use serde_json::{json, Value};
 use std::collections::HashMap;
 
 pub async fn list(
     State(state): State<AppState>,
     Query(query): Query<HashMap<String, String>>,
-    RawQuery(raw_query): RawQuery,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
     auth::check_read(&state.config.auth, &headers)?;
@@ -39,16 +38,7 @@ pub async fn list(
     .map_err(|e| ApiError::Internal(e.to_string()))?;
     let items: Vec<Value> = items.into_iter().map(public).collect();
     Ok(Json(
-        with_members(
-            &state,
-            &headers,
-            "/v1/incidents",
-            raw_query.as_deref(),
-            "incidents",
-            items,
-            limit,
-        )
-        .await,
+        json!({ "incidents": items }),
     ))
 }
 

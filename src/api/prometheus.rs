@@ -128,6 +128,22 @@ pub async fn get_metrics(
         "Stream actors restarted after a failure.",
         router.restarts() as f64,
     );
+    if let Some(peers) = router.cluster() {
+        e.value(
+            "ibsight_cluster_leases_held",
+            "gauge",
+            "Shard and projections leases this node holds.",
+            peers.held().len() as f64,
+        );
+        e.value(
+            "ibsight_cluster_leases_lost_total",
+            "counter",
+            "Leases another node took while this node held them.",
+            crate::metrics::global()
+                .cluster_leases_lost
+                .load(Ordering::Relaxed) as f64,
+        );
+    }
     e.value(
         "ibsight_store_bytes",
         "gauge",

@@ -7,7 +7,7 @@ use crate::events::types::Verdict;
 use crate::projections::items;
 use crate::projections::views::{self, ALERTS_VIEW, INSIGHTS_VIEW};
 use crate::sample::validate::is_valid_stream_id;
-use axum::extract::{Path, Query, RawQuery, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use serde_json::{json, Value};
@@ -37,78 +37,9 @@ pub(super) fn limit(query: &HashMap<String, String>) -> Result<usize, ApiError> 
     }
 }
 
-/// In a cluster without DynamoDB each node's views hold the streams it owns: ask the other
-/// members for theirs (the node token makes them answer from their own view only) and merge,
-/// newest first. `partial` names the members that did not answer.
-pub(super) async fn with_members(
-    state: &AppState,
-    headers: &HeaderMap,
-    path: &str,
-    raw_query: Option<&str>,
-    field: &str,
-    mut items: Vec<Value>,
-    limit: usize,
-) -> Value {
-    let router = state.ingestor.router();
-    let Some(peers) = router.cluster() else {
-        return json!({ field: items });
-    };
-    let from_member = peers.token_matches(
-        headers
-            .get(crate::cluster::peers::NODE_TOKEN_HEADER)
-            .and_then(|v| v.to_str().ok()),
-    );
-    if from_member || state.dynamo.is_some() {
-        return json!({ field: items });
-    }
-    let target = match raw_query {
-        Some(q) => format!("{path}?{q}"),
-        None => path.to_string(),
-    };
-    let auth = headers
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
-    let asks = peers
-        .cfg
-        .members
-        .iter()
-        .filter(|m| m.id != peers.cfg.node_id)
-        .map(|m| {
-            let target = target.clone();
-            async move { (m.id.clone(), peers.proxy_get(m, &target, auth).await) }
-        });
-    let mut missing = Vec::new();
-    for (id, answer) in futures_util::future::join_all(asks).await {
-        match answer {
-            Ok((200, body)) => items.extend(body[field].as_array().cloned().unwrap_or_default()),
-            _ => missing.push(id),
-        }
-    }
-    // After a move, the old owner's view may still hold a moved stream's items.
-    let mut seen = std::collections::HashSet::new();
-    items.retain(|i| seen.insert(i["entity_id"].as_str().unwrap_or("").to_string()));
-    items.sort_by(|a, b| {
-        let key = |v: &Value| {
-            (
-                v["timestamp"].as_str().unwrap_or("").to_string(),
-                v["entity_id"].as_str().unwrap_or("").to_string(),
-            )
-        };
-        key(b).cmp(&key(a))
-    });
-    items.truncate(limit);
-    let mut out = json!({ field: items });
-    if !missing.is_empty() {
-        out["partial"] = json!(true);
-        out["unavailable_members"] = json!(missing);
-    }
-    out
-}
-
 pub async fn insights(
     State(state): State<AppState>,
     Query(query): Query<HashMap<String, String>>,
-    RawQuery(raw_query): RawQuery,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
     auth::check_read(&state.config.auth, &headers)?;
@@ -173,23 +104,13 @@ pub async fn insights(
         }
     };
     Ok(Json(
-        with_members(
-            &state,
-            &headers,
-            "/v1/insights/recent",
-            raw_query.as_deref(),
-            "insights",
-            items,
-            limit,
-        )
-        .await,
+        json!({ "insights": items }),
     ))
 }
 
 pub async fn alerts(
     State(state): State<AppState>,
     Query(query): Query<HashMap<String, String>>,
-    RawQuery(raw_query): RawQuery,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
     auth::check_read(&state.config.auth, &headers)?;
@@ -199,16 +120,7 @@ pub async fn alerts(
     let items = views::recent(store.as_ref(), ALERTS_VIEW, limit, SCAN_MAX, |_| true)
         .map_err(|e| ApiError::Internal(e.to_string()))?;
     Ok(Json(
-        with_members(
-            &state,
-            &headers,
-            "/v1/alerts/recent",
-            raw_query.as_deref(),
-            "alerts",
-            items,
-            limit,
-        )
-        .await,
+        json!({ "alerts": items }),
     ))
 }
 

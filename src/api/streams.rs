@@ -3,7 +3,7 @@
 //! may contain `/`, so the path is matched whole; a trailing `/events` or `/series` selects.
 
 use super::{auth, check_known, ApiError, AppState};
-use crate::actors::router::Owner;
+use crate::cluster::peers::Route;
 use crate::events::json::event_json;
 use crate::sample::validate::is_valid_stream_id;
 use axum::extract::{Path, Query, RawQuery, State};
@@ -24,13 +24,24 @@ pub async fn get_stream(
     headers: HeaderMap,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     auth::check_read(&state.config.auth, &headers)?;
-    // Another member owns the stream: ask it (the client's token goes along).
-    let stream_id = path
-        .strip_suffix("/events")
-        .or_else(|| path.strip_suffix("/series"))
-        .unwrap_or(&path);
+    // History (events, series) is read here, straight from the shared log. Live state is the
+    // holder's: another node holds the stream's shard, ask it (the client's token goes along).
+    let history = path.ends_with("/events") || path.ends_with("/series");
     let router = state.ingestor.router();
-    if let (Owner::Remote(owner), Some(peers)) = (router.owner(stream_id), router.cluster()) {
+    let route = if history {
+        Route::Local
+    } else {
+        router.route(&path)
+    };
+    if let Route::Unheld(shard) = route {
+        return Err(ApiError::Unavailable {
+            message: format!(
+                "shard {shard} of stream {path:?} has no live holder until its lease lapses"
+            ),
+            retry_after_s: 2,
+        });
+    }
+    if let (Route::Remote(owner), Some(peers)) = (route, router.cluster()) {
         let target = match &raw_query {
             Some(q) => format!("/v1/streams/{path}?{q}"),
             None => format!("/v1/streams/{path}"),
@@ -40,7 +51,7 @@ pub async fn get_stream(
             .and_then(|v| v.to_str().ok());
         let (status, body) =
             peers
-                .proxy_get(owner, &target, auth)
+                .proxy_get(&owner, &target, auth)
                 .await
                 .map_err(|e| ApiError::Unavailable {
                     message: e.to_string(),

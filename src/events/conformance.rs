@@ -355,6 +355,25 @@ fn open_pg(dir: &Path) -> Arc<dyn EventStore> {
     Arc::new(super::pg_store::PgStore::open(&url, &schema, 4).expect("open postgres"))
 }
 
+fn loads_a_stream_in_one_call(open: fn(&Path) -> Arc<dyn EventStore>) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(dir.path());
+    let load = store.load_stream("a", 10).expect("load");
+    assert_eq!((load.snapshot, load.events.len(), load.head), (None, 0, 0));
+    let mut ops: Vec<_> = (1..=6).map(|seq| append("a", seq)).collect();
+    ops.push(append("a/b", 1));
+    ops.push(WriteOp::Snapshot(Snapshot {
+        stream_id: "a".into(),
+        seq: 2,
+        state: vec![7],
+    }));
+    store.write(&ops).expect("write");
+    let load = store.load_stream("a", 3).expect("load");
+    assert_eq!(load.snapshot.map(|s| (s.seq, s.state)), Some((2, vec![7])));
+    assert_eq!(seqs(&load.events), vec![("a".into(), 3), ("a".into(), 4), ("a".into(), 5)]);
+    assert_eq!(load.head, 6);
+}
+
 macro_rules! conformance {
     ($engine:ident, $open:expr) => {
         conformance!($engine, $open, || true);
@@ -416,6 +435,13 @@ macro_rules! conformance {
                     return;
                 }
                 writer_rejects_a_seq_gap_or_repeat(OPEN).await;
+            }
+            #[test]
+            fn load_stream() {
+                if !ready() {
+                    return;
+                }
+                loads_a_stream_in_one_call(OPEN);
             }
             #[test]
             fn views() {

@@ -7,7 +7,9 @@
 //!   offset order, so a reader tailing by offset can never skip a row that commits late (the
 //!   classic trap of tailing a shared table by a sequence). The cost: commits with appends are
 //!   serialised across the cluster (one at a time, each one fsync); group commit amortises it.
-//! - Per-stream seq uniqueness is a key (`events_stream_seq`).
+//! - Per-stream seq uniqueness is a key (`events_stream_seq`). Each event row keeps the epoch
+//!   of the lease it was written under (`epoch`, 0 without fencing): along a stream's seqs the
+//!   epochs never go down, which an audit can check.
 //! - Fencing (`Fence`): a transaction that appends to, or snapshots, a stream first locks the
 //!   lease rows of the shards it writes (`FOR SHARE`) and checks that this node holds each one
 //!   at the epoch it believes; a node whose lease was taken cannot commit.
@@ -16,7 +18,7 @@
 //! own small runtime and waits on it, so it can be called from any thread.
 
 use super::store::{decode_stored, head_of, EventStore, Snapshot, StoreError, StoredEvent};
-use super::store::{ViewEntry, WriteOp};
+use super::store::{StreamLoad, ViewEntry, WriteOp};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -39,6 +41,7 @@ pub trait Fence: Send + Sync + 'static {
 pub struct PgStore {
     rt: Option<tokio::runtime::Runtime>,
     pool: Pool,
+    config: tokio_postgres::Config,
     schema: String,
     last_offset: AtomicU64,
     fence: RwLock<Option<Arc<dyn Fence>>>,
@@ -56,6 +59,10 @@ fn db_err(e: tokio_postgres::Error) -> StoreError {
     }
 }
 
+/// A session idle inside a transaction this long is ended by the server, releasing its locks.
+/// Kept below the shortest lease (`cluster.lease_ttl_s` ≥ 2 s).
+pub const IDLE_IN_TX_MS: u64 = 1500;
+
 /// The tables, created once per schema (under an advisory lock: nodes start together).
 const SCHEMA_SQL: &str = r#"
 CREATE TABLE IF NOT EXISTS meta (id INT PRIMARY KEY, last_offset BIGINT NOT NULL);
@@ -65,6 +72,7 @@ CREATE TABLE IF NOT EXISTS events (
     stream_id TEXT NOT NULL,
     seq BIGINT NOT NULL,
     frame BYTEA NOT NULL,
+    epoch BIGINT NOT NULL DEFAULT 0,
     CONSTRAINT events_stream_seq UNIQUE (stream_id, seq));
 CREATE TABLE IF NOT EXISTS snapshots (stream_id TEXT PRIMARY KEY, seq BIGINT NOT NULL, state BYTEA NOT NULL);
 CREATE TABLE IF NOT EXISTS checkpoints (name TEXT PRIMARY KEY, off BIGINT NOT NULL);
@@ -100,18 +108,18 @@ impl PgStore {
             .parse()
             .map_err(|e| open_err(format!("store.url is not a libpq connection string: {e}")))?;
         let options = cfg.get_options().unwrap_or("").to_string();
-        cfg.options(format!("{options} -c search_path={schema}").trim());
+        // A node paused or cut off inside a transaction must not hold its row locks (the offset
+        // counter, lease rows) for longer than a lease: the server ends such a session.
+        cfg.options(
+            format!(
+                "{options} -c search_path={schema} -c idle_in_transaction_session_timeout={IDLE_IN_TX_MS}"
+            )
+            .trim(),
+        );
         cfg.application_name("ibsight");
         if cfg.get_connect_timeout().is_none() {
             cfg.connect_timeout(std::time::Duration::from_secs(5));
         }
-        let manager = Manager::from_config(
-            cfg,
-            tokio_postgres::NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("ibsight-pg")
@@ -120,17 +128,12 @@ impl PgStore {
             .map_err(|e| open_err(e.to_string()))?;
         let pool = {
             let _guard = rt.enter();
-            Pool::builder(manager)
-                .max_size(pool_size.max(2))
-                .wait_timeout(Some(std::time::Duration::from_secs(10)))
-                .create_timeout(Some(std::time::Duration::from_secs(10)))
-                .runtime(deadpool_postgres::Runtime::Tokio1)
-                .build()
-                .map_err(|e| open_err(e.to_string()))?
+            new_pool(&cfg, pool_size).map_err(|e| open_err(e.to_string()))?
         };
         let store = PgStore {
             rt: Some(rt),
             pool,
+            config: cfg,
             schema: schema.to_string(),
             last_offset: AtomicU64::new(0),
             fence: RwLock::new(None),
@@ -159,9 +162,12 @@ impl PgStore {
         *self.fence.write().expect("fence lock poisoned") = Some(fence);
     }
 
-    /// The connection pool (the lease manager and the cluster views share it).
-    pub fn pool(&self) -> &Pool {
-        &self.pool
+    /// A separate pool on the same server, for async callers on another runtime (the lease
+    /// loop). The store's own pool is only used on its runtime: a connection's driver task
+    /// lives on the runtime that made it, and a thread blocked in a store call must never wait
+    /// for a connection whose driver needs that thread.
+    pub fn new_pool(&self, size: usize) -> Result<Pool, StoreError> {
+        new_pool(&self.config, size).map_err(pg_err)
     }
 
     pub fn schema(&self) -> &str {
@@ -185,6 +191,23 @@ impl PgStore {
             });
         rx.recv().expect("the store's runtime dropped a task")
     }
+}
+
+fn new_pool(cfg: &tokio_postgres::Config, size: usize) -> Result<Pool, String> {
+    let manager = Manager::from_config(
+        cfg.clone(),
+        tokio_postgres::NoTls,
+        ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        },
+    );
+    Pool::builder(manager)
+        .max_size(size.max(2))
+        .wait_timeout(Some(std::time::Duration::from_secs(10)))
+        .create_timeout(Some(std::time::Duration::from_secs(10)))
+        .runtime(deadpool_postgres::Runtime::Tokio1)
+        .build()
+        .map_err(|e| e.to_string())
 }
 
 impl Drop for PgStore {
@@ -308,14 +331,22 @@ impl Run {
     }
 }
 
+/// What a fenced write checks: this node, the leases it needs at their epochs, and the epoch
+/// each append is written under.
+struct FenceCheck {
+    node: String,
+    need: BTreeMap<String, i64>,
+    append_epochs: Vec<i64>,
+}
+
 async fn write_tx(
     pool: Pool,
     ops: Vec<WriteOp>,
-    fence: Option<(String, BTreeMap<String, i64>)>,
+    fence: Option<FenceCheck>,
 ) -> Result<Vec<u64>, StoreError> {
     let mut client = pool.get().await.map_err(pg_err)?;
     let tx = client.transaction().await.map_err(db_err)?;
-    if let Some((node, need)) = &fence {
+    if let Some(FenceCheck { node, need, .. }) = &fence {
         let names: Vec<&str> = need.keys().map(String::as_str).collect();
         let rows = tx
             .query(
@@ -372,10 +403,14 @@ async fn write_tx(
             seqs.push(e.seq as i64);
             frames.push(e.frame.as_slice());
         }
-        let params: [&(dyn ToSql + Sync); 4] = [&offs, &streams, &seqs, &frames];
+        let epochs = match &fence {
+            Some(f) => f.append_epochs.clone(),
+            None => vec![0; offs.len()],
+        };
+        let params: [&(dyn ToSql + Sync); 5] = [&offs, &streams, &seqs, &frames, &epochs];
         tx.execute(
-            "INSERT INTO events (off, stream_id, seq, frame) \
-             SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::bigint[], $4::bytea[])",
+            "INSERT INTO events (off, stream_id, seq, frame, epoch) \
+             SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::bigint[], $4::bytea[], $5::bigint[])",
             &params,
         )
         .await
@@ -420,13 +455,36 @@ async fn write_tx(
 }
 
 impl EventStore for PgStore {
+    fn admit(&self, ops: &[WriteOp]) -> Result<(), StoreError> {
+        match self.fence.read().expect("fence lock poisoned").as_ref() {
+            Some(f) => required_leases(f.as_ref(), ops).map(|_| ()),
+            None => Ok(()),
+        }
+    }
+
     fn write(&self, ops: &[WriteOp]) -> Result<Vec<u64>, StoreError> {
         if ops.is_empty() {
             return Ok(Vec::new());
         }
         let fence = self.fence.read().expect("fence lock poisoned").clone();
         let fence = match fence {
-            Some(f) => Some((f.node_id().to_string(), required_leases(f.as_ref(), ops)?)),
+            Some(f) => {
+                let need = required_leases(f.as_ref(), ops)?;
+                let append_epochs = ops
+                    .iter()
+                    .filter_map(|op| match op {
+                        WriteOp::Append(e) => {
+                            Some(need.get(&f.lease_for_stream(&e.stream_id)).copied().unwrap_or(0))
+                        }
+                        _ => None,
+                    })
+                    .collect();
+                Some(FenceCheck {
+                    node: f.node_id().to_string(),
+                    need,
+                    append_epochs,
+                })
+            }
             None => None,
         };
         let ops = ops.to_vec();
@@ -493,6 +551,44 @@ impl EventStore for PgStore {
             state: Vec::new(),
         });
         Ok(head_of(index.map(|s| s as u64), snapshot.as_ref()))
+    }
+
+    fn load_stream(&self, stream_id: &str, limit: usize) -> Result<StreamLoad, StoreError> {
+        let id = stream_id.to_string();
+        let rows = self.run(move |pool| async move {
+            let client = pool.get().await.map_err(pg_err)?;
+            client
+                .query(
+                    "SELECT 0, s.seq, s.state, 0::bigint FROM snapshots s WHERE s.stream_id = $1                      UNION ALL                      (SELECT 1, e.seq, e.frame, e.off FROM events e WHERE e.stream_id = $1                         AND e.seq > coalesce((SELECT seq FROM snapshots WHERE stream_id = $1), 0)                         ORDER BY e.seq LIMIT $2)                      UNION ALL                      SELECT 2, coalesce(max(seq), 0), NULL::bytea, 0::bigint FROM events WHERE stream_id = $1",
+                    &[&id, &(limit as i64)],
+                )
+                .await
+                .map_err(db_err)
+        })?;
+        let mut load = StreamLoad {
+            snapshot: None,
+            events: Vec::new(),
+            head: 0,
+        };
+        for r in &rows {
+            let seq = r.get::<_, i64>(1) as u64;
+            match r.get::<_, i32>(0) {
+                0 => {
+                    load.snapshot = Some(Snapshot {
+                        stream_id: stream_id.to_string(),
+                        seq,
+                        state: r.get(2),
+                    })
+                }
+                1 => load
+                    .events
+                    .push(decode_stored(r.get::<_, i64>(3) as u64, r.get(2))?),
+                _ => load.head = seq,
+            }
+        }
+        load.events.sort_by_key(|e| e.record.seq);
+        load.head = head_of(Some(load.head), load.snapshot.as_ref());
+        Ok(load)
     }
 
     fn last_offset(&self) -> u64 {

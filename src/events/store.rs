@@ -98,6 +98,13 @@ pub trait EventStore: Send + Sync + 'static {
     /// assigned to the appends, in order. Offsets start at 1 and have no gaps.
     fn write(&self, ops: &[WriteOp]) -> Result<Vec<u64>, StoreError>;
 
+    /// Whether this node may write `ops` at all (a cluster node: holds the leases they need).
+    /// The writer asks before batching a request, so one refused request does not fail the
+    /// others of its group commit; `write` checks again, in its transaction.
+    fn admit(&self, _ops: &[WriteOp]) -> Result<(), StoreError> {
+        Ok(())
+    }
+
     /// Events of one stream with seq ≥ `from_seq`, in seq order.
     fn read_stream(
         &self,
@@ -114,6 +121,18 @@ pub trait EventStore: Send + Sync + 'static {
     /// the index's last seq and the snapshot's seq (`head_of`): a stream idle past retention
     /// goes on at the seq it had, never at one its actor already used.
     fn stream_head(&self, stream_id: &str) -> Result<u64, StoreError>;
+
+    /// What rebuilding a stream needs, at once: its snapshot, up to `limit` events after it,
+    /// and its head. Engines with a round trip per read (PostgreSQL) answer in one.
+    fn load_stream(&self, stream_id: &str, limit: usize) -> Result<StreamLoad, StoreError> {
+        let snapshot = self.snapshot(stream_id)?;
+        let from = snapshot.as_ref().map_or(0, |s| s.seq) + 1;
+        Ok(StreamLoad {
+            events: self.read_stream(stream_id, from, limit)?,
+            head: self.stream_head(stream_id)?,
+            snapshot,
+        })
+    }
 
     /// The event at exactly `seq`, `None` when it is not (or no longer) in the log.
     fn read_event(&self, stream_id: &str, seq: u64) -> Result<Option<StoredEvent>, StoreError> {
@@ -144,6 +163,14 @@ pub trait EventStore: Send + Sync + 'static {
 
     /// Engine name, for logs and benchmarks.
     fn engine(&self) -> &'static str;
+}
+
+/// A stream's snapshot, the first events after it, and its head (`EventStore::load_stream`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StreamLoad {
+    pub snapshot: Option<Snapshot>,
+    pub events: Vec<StoredEvent>,
+    pub head: u64,
 }
 
 /// A stream's head from its index's last seq and its snapshot (see `EventStore::stream_head`).

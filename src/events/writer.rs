@@ -17,6 +17,8 @@ type Reply = oneshot::Sender<Result<Vec<u64>, StoreError>>;
 struct Request {
     ops: Vec<WriteOp>,
     reply: Option<Reply>,
+    /// Forget the cached stream heads first (a shard's lease moved: others wrote its streams).
+    forget_heads: bool,
 }
 
 /// A handle to the writer thread. Cheap to clone.
@@ -100,6 +102,7 @@ impl Writer {
             .send(Request {
                 ops,
                 reply: Some(reply),
+                forget_heads: false,
             })
             .map_err(|_| StoreError::WriterStopped)?;
         rx.await.map_err(|_| StoreError::WriterStopped)?
@@ -107,7 +110,21 @@ impl Writer {
 
     /// Queue `ops` without waiting (snapshots: losing one only lengthens a replay).
     pub fn write_detached(&self, ops: Vec<WriteOp>) {
-        let _ = self.tx.send(Request { ops, reply: None });
+        let _ = self.tx.send(Request {
+            ops,
+            reply: None,
+            forget_heads: false,
+        });
+    }
+
+    /// Forget the cached stream heads before the next write (another node may have written
+    /// the streams of a shard this node just took).
+    pub fn forget_heads(&self) {
+        let _ = self.tx.send(Request {
+            ops: Vec::new(),
+            reply: None,
+            forget_heads: true,
+        });
     }
 }
 
@@ -131,7 +148,7 @@ fn run(store: Arc<dyn EventStore>, rx: mpsc::Receiver<Request>, max_batch_ops: u
                 Err(_) => break,
             }
         }
-        if heads.len() > MAX_CACHED_HEADS {
+        if heads.len() > MAX_CACHED_HEADS || requests.iter().any(|r| r.forget_heads) {
             heads.clear();
         }
         flush(store.as_ref(), &mut heads, requests);
@@ -144,7 +161,10 @@ fn flush(store: &dyn EventStore, heads: &mut Heads, requests: Vec<Request>) {
     let mut accepted = Vec::with_capacity(requests.len());
     let mut ops = Vec::new();
     for req in requests {
-        match check_seqs(store, heads, &req.ops) {
+        match store
+            .admit(&req.ops)
+            .and_then(|()| check_seqs(store, heads, &req.ops))
+        {
             Ok(()) => {
                 let appends = req
                     .ops

@@ -296,7 +296,7 @@ impl Projection for Correlator {
             let moved = r
                 .correlation_id
                 .as_deref()
-                .is_some_and(|c| c.starts_with(crate::cluster::moves::MOVED_FROM));
+                .is_some_and(|c| c.starts_with(crate::cluster::MOVED_FROM));
             if moved
                 || r.stream_id.starts_with('#')
                 || !matches!(&*r.event_type, "AnomalyDetected" | "AnomalyResolved")

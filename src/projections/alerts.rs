@@ -126,7 +126,7 @@ impl Projection for AlertProjection {
             if e.record
                 .correlation_id
                 .as_deref()
-                .is_some_and(|c| c.starts_with(crate::cluster::moves::MOVED_FROM))
+                .is_some_and(|c| c.starts_with(crate::cluster::MOVED_FROM))
             {
                 continue;
             }

@@ -166,11 +166,25 @@ pub async fn catch_up<P: Projection>(
     }
 }
 
+/// Whether this node runs the projections now (a cluster: it holds the projections lease).
+pub type Gate = Arc<dyn Fn() -> bool + Send + Sync>;
+
 /// Keep `projection` caught up in the background: poll every `poll`, back off on errors.
 pub fn spawn<P: Projection + 'static>(
     writer: Writer,
+    projection: P,
+    poll: Duration,
+) -> (tokio::task::JoinHandle<()>, Arc<ProjectionLag>) {
+    spawn_gated(writer, projection, poll, Arc::new(|| true))
+}
+
+/// `spawn`, running only while `gate` is open; each time it opens again the projection
+/// restores its state from the store (another node may have moved its checkpoint).
+pub fn spawn_gated<P: Projection + 'static>(
+    writer: Writer,
     mut projection: P,
     poll: Duration,
+    gate: Gate,
 ) -> (tokio::task::JoinHandle<()>, Arc<ProjectionLag>) {
     let lag = Arc::new(ProjectionLag::default());
     let shared = lag.clone();
@@ -178,6 +192,11 @@ pub fn spawn<P: Projection + 'static>(
         let mut backoff = Duration::from_millis(100);
         let mut restored = false;
         loop {
+            if !gate() {
+                restored = false;
+                tokio::time::sleep(poll).await;
+                continue;
+            }
             if !restored {
                 match projection.restore(writer.store().as_ref()) {
                     Ok(()) => restored = true,

@@ -350,7 +350,9 @@ pub fn recover(
     stream_id: &str,
     cfg: &DetectConfig,
 ) -> Result<StreamState, StoreError> {
-    let mut state = match store.snapshot(stream_id)? {
+    const PAGE: usize = 1000;
+    let load = store.load_stream(stream_id, PAGE)?;
+    let mut state = match &load.snapshot {
         Some(snap) => match codec::decode_state::<StreamState>(STATE_VERSION, &snap.state) {
             Ok(s) if s.last_seq == snap.seq && s.stream_id == stream_id => s,
             Ok(_) | Err(_) => {
@@ -360,11 +362,14 @@ pub fn recover(
         },
         None => StreamState::new(stream_id),
     };
+    // The first page came with the snapshot; an unreadable snapshot replays from the start.
+    let mut page = match (&load.snapshot, state.last_seq) {
+        (Some(snap), last) if last == snap.seq => load.events,
+        (None, _) => load.events,
+        _ => store.read_stream(stream_id, state.last_seq + 1, PAGE)?,
+    };
     loop {
-        let page = store.read_stream(stream_id, state.last_seq + 1, 1000)?;
-        if page.is_empty() {
-            break;
-        }
+        let full = page.len() >= PAGE;
         for stored in page {
             let event = stored
                 .record
@@ -376,9 +381,13 @@ pub fn recover(
             apply(&mut state, &event, cfg);
             state.last_seq = stored.record.seq;
         }
+        if !full {
+            break;
+        }
+        page = store.read_stream(stream_id, state.last_seq + 1, PAGE)?;
     }
     // Rebuilt without a usable snapshot after retention removed the stream's first events:
     // the baselines start again, but the seq goes on where the log is.
-    state.last_seq = state.last_seq.max(store.stream_head(stream_id)?);
+    state.last_seq = state.last_seq.max(load.head);
     Ok(state)
 }

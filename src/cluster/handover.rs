@@ -1,0 +1,43 @@
+//! What a node does with its stream actors and caches when shard leases come and go.
+
+use super::lease::shard_of_lease;
+use super::membership::Handover;
+use crate::actors::StreamRouter;
+use crate::events::writer::Writer;
+use std::collections::BTreeSet;
+use std::future::Future;
+use std::pin::Pin;
+
+pub struct NodeHandover {
+    pub router: StreamRouter,
+    pub writer: Writer,
+}
+
+fn shards(leases: &[String]) -> BTreeSet<u32> {
+    leases.iter().filter_map(|l| shard_of_lease(l)).collect()
+}
+
+impl Handover for NodeHandover {
+    fn lost(&self, leases: &[String]) {
+        // Their state is stale: stop them without a flush (it would be fenced anyway).
+        let router = self.router.clone();
+        let shards = shards(leases);
+        tokio::spawn(async move { router.evict_shards(&shards, false).await });
+        self.writer.forget_heads();
+    }
+
+    fn release<'a>(&'a self, leases: &'a [String]) -> Pin<Box<dyn Future<Output = ()> + Send + 'a>> {
+        Box::pin(async move {
+            self.router.evict_shards(&shards(leases), true).await;
+            // The actors' last snapshots went to the writer before they stopped; one durable
+            // write behind them makes them durable before the lease goes.
+            if let Err(e) = self.writer.write(Vec::new()).await {
+                tracing::warn!(error = %e, "flushing before a lease handover");
+            }
+        })
+    }
+
+    fn gained(&self, _leases: &[String]) {
+        self.writer.forget_heads();
+    }
+}
