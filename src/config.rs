@@ -111,6 +111,9 @@ pub struct StoreConfig {
     pub schema: String,
     /// `engine = "postgres"`: connections in the pool.
     pub pool_size: usize,
+    /// `engine = "postgres"`: the password, when it is kept out of `url` (a secret given as
+    /// IBSIGHT_STORE__PASSWORD). Never logged.
+    pub password: String,
 }
 
 impl Default for StoreConfig {
@@ -126,6 +129,7 @@ impl Default for StoreConfig {
             url: String::new(),
             schema: "ibsight".into(),
             pool_size: 16,
+            password: String::new(),
         }
     }
 }

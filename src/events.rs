@@ -75,10 +75,11 @@ pub fn open_configured(
     dir: &Path,
 ) -> Result<Arc<dyn EventStore>, StoreError> {
     match cfg.engine {
-        Engine::Postgres => Ok(Arc::new(pg_store::PgStore::open(
+        Engine::Postgres => Ok(Arc::new(pg_store::PgStore::open_with(
             &cfg.url,
             &cfg.schema,
             cfg.pool_size,
+            Some(&cfg.password),
         )?)),
         engine => open_store_with(engine, dir, cfg.memtable_mib),
     }

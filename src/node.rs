@@ -71,10 +71,11 @@ impl Node {
         })?;
         let (store, pg): (Arc<dyn EventStore>, _) = match config.store.engine {
             Engine::Postgres => {
-                let pg = Arc::new(PgStore::open(
+                let pg = Arc::new(PgStore::open_with(
                     &config.store.url,
                     &config.store.schema,
                     config.store.pool_size,
+                    Some(&config.store.password),
                 )?);
                 (pg.clone(), Some(pg))
             }

@@ -189,19 +189,34 @@ fn the_kubernetes_manifests_have_what_ibsight_needs() {
     let cm = &yaml_docs("deploy/k8s/configmap.yaml")[0];
     let dir = tempfile::tempdir().expect("tempdir");
     let file = dir.path().join("ibsight.toml");
-    // The pod's name and the Secret's token arrive through the environment.
-    let text = s(&cm["data"]["ibsight.toml"]).replace(
-        "[cluster]\n",
-        "[cluster]\nnode_id = \"ibsight-1\"\nnode_token = \"a-node-token-of-32-characters-xx\"\n",
-    );
+    // The pod's name, its URL, the database and the Secret's token arrive through the
+    // environment.
+    let text = s(&cm["data"]["ibsight.toml"])
+        .replace(
+            "[cluster]\n",
+            "[cluster]\nnode_id = \"ibsight-1\"\nnode_token = \"a-node-token-of-32-characters-xx\"\n\
+             advertise_url = \"http://ibsight-1.ibsight-peers:8080\"\n",
+        )
+        .replace("[store]\n", "[store]\nurl = \"host=pg-rw user=ibsight\"\n");
     std::fs::write(&file, text).expect("write");
     let config = ibsight::config::Config::load(Some(&file)).expect("the ConfigMap's config loads");
-    assert_eq!(config.cluster.members.len(), 3);
-    assert_eq!(
-        sts["spec"]["replicas"].as_u64(),
-        Some(config.cluster.members.len() as u64),
-        "one member per replica"
-    );
+    assert_eq!(config.store.engine, ibsight::events::Engine::Postgres);
+    let env: Vec<&str> = sts["spec"]["template"]["spec"]["containers"][0]["env"]
+        .as_sequence()
+        .expect("env")
+        .iter()
+        .map(|e| s(&e["name"]))
+        .collect();
+    for key in [
+        "IBSIGHT_CLUSTER__NODE_ID",
+        "IBSIGHT_CLUSTER__ADVERTISE_URL",
+        "IBSIGHT_CLUSTER__NODE_TOKEN",
+        "IBSIGHT_STORE__URL",
+        "IBSIGHT_STORE__PASSWORD",
+    ] {
+        assert!(env.contains(&key), "the StatefulSet sets {key}");
+    }
+    assert!(sts["spec"]["replicas"].as_u64() >= Some(3), "three nodes");
     assert_eq!(config.server.data_dir, Path::new("/var/lib/ibsight"));
     assert_eq!(config.dynamodb.table, DynamoConfig::default().table);
 }
@@ -241,7 +256,19 @@ fn the_image_builds_with_the_readme_command_and_runs_unprivileged() {
         );
     }
     assert_eq!(
-        s(&compose["services"]["ibsight"]["environment"]["OTEL_EXPORTER_OTLP_ENDPOINT"]),
+        s(&compose["services"]["ibsight-1"]["environment"]["OTEL_EXPORTER_OTLP_ENDPOINT"]),
         "http://jaeger:4318"
     );
+    // Three ibsight nodes on the three Patroni members, finding the leader by session attrs.
+    let mut merged = compose.clone();
+    merged.apply_merge().expect("merge keys");
+    for i in 1..=3 {
+        let env = &merged["services"][format!("ibsight-{i}").as_str()]["environment"];
+        assert_eq!(s(&env["IBSIGHT_STORE__ENGINE"]), "postgres");
+        assert_eq!(s(&env["IBSIGHT_CLUSTER__NODE_ID"]), format!("ibsight-{i}"));
+        let url = s(&env["IBSIGHT_STORE__URL"]);
+        assert!(url.contains("host=pg1,pg2,pg3"), "{url}");
+        assert!(url.contains("target_session_attrs=read-write"), "{url}");
+        assert!(compose["services"][format!("pg{i}").as_str()]["build"].is_string());
+    }
 }

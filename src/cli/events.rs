@@ -41,11 +41,16 @@ pub fn run(args: EventsArgs) -> anyhow::Result<()> {
     let config = Config::load(args.config.as_deref())?;
     let dir = args.data_dir.unwrap_or(config.server.data_dir);
     let engine = args.engine.map_or(config.store.engine, Engine::from);
-    if !dir.exists() {
-        anyhow::bail!("--data-dir {}: no such directory", dir.display());
-    }
-    let store = open_store(engine, &dir)
-        .with_context(|| format!("opening the {engine:?} store in {}", dir.display()))?;
+    let store = if engine == Engine::Postgres {
+        crate::events::open_configured(&config.store, &dir)
+            .with_context(|| format!("opening the postgres schema {}", config.store.schema))?
+    } else {
+        if !dir.exists() {
+            anyhow::bail!("--data-dir {}: no such directory", dir.display());
+        }
+        open_store(engine, &dir)
+            .with_context(|| format!("opening the {engine:?} store in {}", dir.display()))?
+    };
     let out = std::io::stdout();
     let mut out = std::io::BufWriter::new(out.lock());
     const PAGE: usize = 1000;

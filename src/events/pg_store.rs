@@ -95,6 +95,17 @@ impl PgStore {
     /// Connect to `url` (libpq syntax, multi-host with `target_session_attrs=read-write`
     /// allowed) and use (creating if needed) the tables in `schema`.
     pub fn open(url: &str, schema: &str, pool_size: usize) -> Result<PgStore, StoreError> {
+        PgStore::open_with(url, schema, pool_size, None)
+    }
+
+    /// `open`, with the password apart from the URL (a secret from Secrets Manager or a
+    /// Kubernetes Secret, given as `IBSIGHT_STORE__PASSWORD`).
+    pub fn open_with(
+        url: &str,
+        schema: &str,
+        pool_size: usize,
+        password: Option<&str>,
+    ) -> Result<PgStore, StoreError> {
         let open_err = |reason: String| StoreError::Open {
             path: format!("postgres schema {schema}"),
             reason,
@@ -117,6 +128,9 @@ impl PgStore {
             .trim(),
         );
         cfg.application_name("ibsight");
+        if let Some(password) = password.filter(|p| !p.is_empty()) {
+            cfg.password(password);
+        }
         if cfg.get_connect_timeout().is_none() {
             cfg.connect_timeout(std::time::Duration::from_secs(5));
         }

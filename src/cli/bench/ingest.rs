@@ -40,8 +40,10 @@ pub struct IngestBenchArgs {
     /// Store directory [default: a fresh temporary directory].
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
-    #[arg(long, value_enum, default_value = "fjall")]
-    pub engine: EngineArg,
+    /// The storage engine [default: the config's, fjall unless IBSIGHT_STORE__ENGINE says
+    /// otherwise; postgres takes store.url and the [cluster] keys from the environment].
+    #[arg(long, value_enum)]
+    pub engine: Option<EngineArg>,
 }
 
 pub fn run(args: IngestBenchArgs) -> anyhow::Result<()> {
@@ -62,7 +64,10 @@ pub fn run(args: IngestBenchArgs) -> anyhow::Result<()> {
     // The environment's IBSIGHT_* overrides apply, so store settings can be compared.
     let mut config = Config::load(None)?;
     config.server.data_dir = dir;
-    config.store.engine = args.engine.into();
+    if let Some(engine) = args.engine {
+        config.store.engine = engine.into();
+    }
+    config.validate()?;
     config.ingest.max_inflight_samples = config
         .ingest
         .max_inflight_samples
