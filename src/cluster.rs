@@ -98,7 +98,8 @@ impl ClusterConfig {
                 ),
             );
         }
-        if !(self.advertise_url.starts_with("http://") || self.advertise_url.starts_with("https://"))
+        if !(self.advertise_url.starts_with("http://")
+            || self.advertise_url.starts_with("https://"))
         {
             return bad(
                 "advertise_url",

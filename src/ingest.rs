@@ -235,7 +235,11 @@ impl Ingestor {
     fn split_by_owner(
         &self,
         groups: Vec<(String, Vec<Sample>)>,
-    ) -> (Vec<(String, Vec<Sample>)>, Vec<(Member, Vec<Sample>)>, Unheld) {
+    ) -> (
+        Vec<(String, Vec<Sample>)>,
+        Vec<(Member, Vec<Sample>)>,
+        Unheld,
+    ) {
         let mut unheld = Unheld::default();
         if self.router.cluster().is_none() {
             return (groups, Vec::new(), unheld);
@@ -292,7 +296,11 @@ impl Unheld {
         format!(
             "shards with no live holder until their leases lapse: {}{}",
             shards.join(" "),
-            if more > 0 { format!(" and {more} more") } else { String::new() }
+            if more > 0 {
+                format!(" and {more} more")
+            } else {
+                String::new()
+            }
         )
     }
 }

@@ -11,9 +11,15 @@ use crate::analyst::bedrock::BedrockModel;
 use crate::analyst::pool::{AnalystPool, Deliver};
 use crate::analyst::service::Analyst;
 use crate::api::AppState;
+use crate::cluster::handover::NodeHandover;
+use crate::cluster::lease::{Held, PROJECTIONS};
+use crate::cluster::membership::{Membership, SharedRoutes};
+use crate::cluster::peers::{ClusterFence, Peers};
 use crate::config::Config;
+use crate::events::pg_store::PgStore;
 use crate::events::retention::{self, RetentionPolicy};
 use crate::events::writer::Writer;
+use crate::events::Engine;
 use crate::events::{open_store_with, EventStore, StoreError};
 use crate::incidents::correlator::{Correlator, Inbox};
 use crate::ingest::Ingestor;
@@ -22,12 +28,6 @@ use crate::projections::dynamodb::{DynamoProjection, DynamoSink};
 use crate::projections::eventbridge::EventBridgeProjection;
 use crate::projections::runner::{self, ProjectionLag};
 use crate::projections::views::{self, ViewsProjection};
-use crate::cluster::handover::NodeHandover;
-use crate::cluster::lease::{Held, PROJECTIONS};
-use crate::cluster::membership::{Membership, SharedRoutes};
-use crate::cluster::peers::{ClusterFence, Peers};
-use crate::events::pg_store::PgStore;
-use crate::events::Engine;
 use ractor::{Actor, ActorRef};
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
@@ -164,8 +164,12 @@ impl Node {
             poll,
             gate.clone(),
         );
-        let (views_task, views_lag) =
-            runner::spawn_gated(writer.clone(), ViewsProjection::default(), poll, gate.clone());
+        let (views_task, views_lag) = runner::spawn_gated(
+            writer.clone(),
+            ViewsProjection::default(),
+            poll,
+            gate.clone(),
+        );
         let correlator = Correlator::new(config.incidents.clone(), Some(analyst.clone()), inbox);
         let incidents_waiting = correlator.waiting();
         let (incidents_task, incidents_lag) =

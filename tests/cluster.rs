@@ -56,7 +56,9 @@ impl Cluster {
             url,
             schema: format!("cl_{tag}_{}_{}", std::process::id(), now_ms() % 1_000_000),
             ports: (0..nodes).map(|_| free_port()).collect(),
-            dirs: (0..nodes).map(|_| tempfile::tempdir().expect("dir")).collect(),
+            dirs: (0..nodes)
+                .map(|_| tempfile::tempdir().expect("dir"))
+                .collect(),
             ttl_s,
         }
     }
@@ -84,7 +86,10 @@ impl Cluster {
             &self.dirs[i].path().join("data"),
             &format!("127.0.0.1:{}", self.ports[i]),
             &["--config", &config],
-            &[("RUST_LOG", &std::env::var("CLUSTER_LOG").unwrap_or("warn".into()))],
+            &[(
+                "RUST_LOG",
+                &std::env::var("CLUSTER_LOG").unwrap_or("warn".into()),
+            )],
             &[],
         )
     }
@@ -132,11 +137,7 @@ async fn get(client: &reqwest::Client, url: impl AsRef<str>) -> Value {
 }
 
 /// Post until 202; returns when the last 503 came, if one did.
-async fn post_until_accepted(
-    client: &reqwest::Client,
-    url: &str,
-    body: &Value,
-) -> Option<Instant> {
+async fn post_until_accepted(client: &reqwest::Client, url: &str, body: &Value) -> Option<Instant> {
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut refused = None;
     loop {
@@ -386,10 +387,17 @@ async fn a_node_paused_past_its_lease_cannot_commit_when_it_resumes() {
         let (stream_id, epoch): (String, i64) = (r.get(0), r.get(2));
         if let Some((s, e)) = &last {
             if *s == stream_id {
-                assert!(epoch >= *e, "{stream_id} seq {}: epoch {epoch} after {e}", r.get::<_, i64>(1));
+                assert!(
+                    epoch >= *e,
+                    "{stream_id} seq {}: epoch {epoch} after {e}",
+                    r.get::<_, i64>(1)
+                );
             }
         }
         last = Some((stream_id, epoch));
     }
-    assert!(rows.iter().all(|r| r.get::<_, i64>(2) > 0), "every event was fenced");
+    assert!(
+        rows.iter().all(|r| r.get::<_, i64>(2) > 0),
+        "every event was fenced"
+    );
 }

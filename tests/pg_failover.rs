@@ -19,7 +19,10 @@ const STREAMS: usize = 200;
 
 fn pg_server(args: &[&str]) -> String {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/pg-server");
-    let out = Command::new(script).args(args).output().expect("scripts/pg-server");
+    let out = Command::new(script)
+        .args(args)
+        .output()
+        .expect("scripts/pg-server");
     assert!(
         out.status.success(),
         "pg-server {args:?}: {}",
@@ -169,7 +172,10 @@ async fn ingest_resumes_by_itself_after_a_database_failover_and_loses_nothing() 
     }
     assert_eq!(samples.len(), STREAMS);
     for (stream_id, n) in &samples {
-        assert_eq!(*n, acknowledged, "{stream_id}: every acknowledged sample, once");
+        assert_eq!(
+            *n, acknowledged,
+            "{stream_id}: every acknowledged sample, once"
+        );
     }
     drop(servers);
 }

@@ -91,7 +91,11 @@ impl StreamRouter {
         if evicted.is_empty() {
             return;
         }
-        tracing::info!(actors = evicted.len(), flush, "stopping the stream actors of shards this node no longer holds");
+        tracing::info!(
+            actors = evicted.len(),
+            flush,
+            "stopping the stream actors of shards this node no longer holds"
+        );
         if flush {
             let waits = evicted
                 .iter()

@@ -37,9 +37,7 @@ pub async fn list(
     })
     .map_err(|e| ApiError::Internal(e.to_string()))?;
     let items: Vec<Value> = items.into_iter().map(public).collect();
-    Ok(Json(
-        json!({ "incidents": items }),
-    ))
+    Ok(Json(json!({ "incidents": items })))
 }
 
 /// The API shape: the view item without its storage-only fields (`entity_id` and `timestamp`

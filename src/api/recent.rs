@@ -103,9 +103,7 @@ pub async fn insights(
                 .map_err(|e| ApiError::Internal(e.to_string()))?
         }
     };
-    Ok(Json(
-        json!({ "insights": items }),
-    ))
+    Ok(Json(json!({ "insights": items })))
 }
 
 pub async fn alerts(
@@ -119,9 +117,7 @@ pub async fn alerts(
     let store = state.ingestor.router().store().clone();
     let items = views::recent(store.as_ref(), ALERTS_VIEW, limit, SCAN_MAX, |_| true)
         .map_err(|e| ApiError::Internal(e.to_string()))?;
-    Ok(Json(
-        json!({ "alerts": items }),
-    ))
+    Ok(Json(json!({ "alerts": items })))
 }
 
 /// A verdict is a few dozen bytes.
@@ -171,9 +167,24 @@ pub async fn triage(
         .triage
         .record(alert_id, verdict, risk)
         .await
-        .map_err(|e| ApiError::Unavailable {
-            message: e.to_string(),
-            retry_after_s: 1,
+        .map_err(|e| {
+            // In a cluster, the node running the projections records verdicts.
+            let holder = state
+                .ingestor
+                .router()
+                .cluster()
+                .and_then(|p| p.projections_holder());
+            let message = match (&e, holder) {
+                (crate::events::StoreError::Fenced { .. }, Some(m)) => format!(
+                    "{e}; triage verdicts are recorded by the projections node {} ({}): post there",
+                    m.id, m.url
+                ),
+                _ => e.to_string(),
+            };
+            ApiError::Unavailable {
+                message,
+                retry_after_s: 1,
+            }
         })?;
     Ok((
         StatusCode::CREATED,

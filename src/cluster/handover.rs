@@ -26,7 +26,10 @@ impl Handover for NodeHandover {
         self.writer.forget_heads();
     }
 
-    fn release<'a>(&'a self, leases: &'a [String]) -> Pin<Box<dyn Future<Output = ()> + Send + 'a>> {
+    fn release<'a>(
+        &'a self,
+        leases: &'a [String],
+    ) -> Pin<Box<dyn Future<Output = ()> + Send + 'a>> {
         Box::pin(async move {
             self.router.evict_shards(&shards(leases), true).await;
             // The actors' last snapshots went to the writer before they stopped; one durable

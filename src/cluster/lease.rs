@@ -219,7 +219,11 @@ mod tests {
         held.gain("projections".into(), 5);
         held.start_release("shard/2");
         assert!(!held.serves("shard/2"));
-        assert_eq!(held.epoch("shard/2"), Some(1), "a releasing lease still fences");
+        assert_eq!(
+            held.epoch("shard/2"),
+            Some(1),
+            "a releasing lease still fences"
+        );
         let renewed = BTreeMap::from([("shard/1".to_string(), 4), ("projections".to_string(), 5)]);
         let mut lost = held.reconcile(&renewed);
         lost.sort();

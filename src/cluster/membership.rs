@@ -47,7 +47,8 @@ pub trait Handover: Send + Sync + 'static {
     /// Leases taken by another node while this one held them: stop their work at once.
     fn lost(&self, leases: &[String]);
     /// Leases to give up: stop their work and make what it wrote durable before returning.
-    fn release<'a>(&'a self, leases: &'a [String]) -> Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
+    fn release<'a>(&'a self, leases: &'a [String])
+        -> Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
     /// Leases just taken: whatever was cached about their streams is stale.
     fn gained(&self, leases: &[String]);
 }
@@ -162,7 +163,10 @@ impl Membership {
         let renewed: BTreeMap<String, i64> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
         let lost = self.held.reconcile(&renewed);
         if !lost.is_empty() {
-            tracing::warn!(leases = lost.len(), "leases lost to another node; their work stops");
+            tracing::warn!(
+                leases = lost.len(),
+                "leases lost to another node; their work stops"
+            );
             crate::metrics::global()
                 .cluster_leases_lost
                 .fetch_add(lost.len() as u64, std::sync::atomic::Ordering::Relaxed);
@@ -196,7 +200,10 @@ impl Membership {
             for name in &plan.release {
                 self.held.lose(name);
             }
-            tracing::info!(leases = plan.release.len(), "released leases to their new owner");
+            tracing::info!(
+                leases = plan.release.len(),
+                "released leases to their new owner"
+            );
         }
         if !plan.claim.is_empty() {
             // A lease is taken when it lapsed, was released, or is held under this node's id

@@ -66,7 +66,10 @@ impl Peers {
     }
 
     pub fn routes(&self) -> Routes {
-        self.routes.read().unwrap_or_else(|p| p.into_inner()).clone()
+        self.routes
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     pub fn shard_of(&self, stream_id: &str) -> u32 {
@@ -89,7 +92,9 @@ impl Peers {
     /// The node running the projections (the analyst, alerts, incidents), if any.
     pub fn projections_holder(&self) -> Option<Member> {
         let routes = self.routes.read().unwrap_or_else(|p| p.into_inner());
-        routes.projections.and_then(|i| routes.members.get(i).cloned())
+        routes
+            .projections
+            .and_then(|i| routes.members.get(i).cloned())
     }
 
     fn err(m: &Member, reason: impl ToString) -> PeerError {

@@ -370,7 +370,10 @@ fn loads_a_stream_in_one_call(open: fn(&Path) -> Arc<dyn EventStore>) {
     store.write(&ops).expect("write");
     let load = store.load_stream("a", 3).expect("load");
     assert_eq!(load.snapshot.map(|s| (s.seq, s.state)), Some((2, vec![7])));
-    assert_eq!(seqs(&load.events), vec![("a".into(), 3), ("a".into(), 4), ("a".into(), 5)]);
+    assert_eq!(
+        seqs(&load.events),
+        vec![("a".into(), 3), ("a".into(), 4), ("a".into(), 5)]
+    );
     assert_eq!(load.head, 6);
 }
 

@@ -318,9 +318,15 @@ impl Run {
                 .map_err(db_err)?;
         }
         if !self.puts.is_empty() {
-            let (keys, values): (Vec<(String, Vec<u8>)>, Vec<Vec<u8>>) =
-                std::mem::take(&mut self.puts).into_iter().unzip();
-            let (views, keys): (Vec<String>, Vec<Vec<u8>>) = keys.into_iter().unzip();
+            let puts = std::mem::take(&mut self.puts);
+            let mut views = Vec::with_capacity(puts.len());
+            let mut keys = Vec::with_capacity(puts.len());
+            let mut values = Vec::with_capacity(puts.len());
+            for ((view, key), value) in puts {
+                views.push(view);
+                keys.push(key);
+                values.push(value);
+            }
             tx.execute(
                 "INSERT INTO views (view, key, value) \
                  SELECT * FROM UNNEST($1::text[], $2::bytea[], $3::bytea[]) \
@@ -487,9 +493,11 @@ impl EventStore for PgStore {
                 let append_epochs = ops
                     .iter()
                     .filter_map(|op| match op {
-                        WriteOp::Append(e) => {
-                            Some(need.get(&f.lease_for_stream(&e.stream_id)).copied().unwrap_or(0))
-                        }
+                        WriteOp::Append(e) => Some(
+                            need.get(&f.lease_for_stream(&e.stream_id))
+                                .copied()
+                                .unwrap_or(0),
+                        ),
                         _ => None,
                     })
                     .collect();
@@ -522,7 +530,11 @@ impl EventStore for PgStore {
                 .query(
                     "SELECT off, frame FROM events WHERE stream_id = $1 AND seq >= $2 \
                      ORDER BY seq LIMIT $3",
-                    &[&stream_id, &(from_seq.min(i64::MAX as u64) as i64), &(limit as i64)],
+                    &[
+                        &stream_id,
+                        &(from_seq.min(i64::MAX as u64) as i64),
+                        &(limit as i64),
+                    ],
                 )
                 .await
                 .map_err(db_err)
