@@ -401,3 +401,49 @@ async fn a_node_paused_past_its_lease_cannot_commit_when_it_resumes() {
         "every event was fenced"
     );
 }
+
+/// A node that joins takes the shards it wins by handover (their holders flush and release
+/// them), and a node stopped with SIGTERM gives its leases back at once, without waiting for
+/// them to lapse: each stream's history continues on its new holder, every sample once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_joining_and_leaving_hand_their_shards_over() {
+    let Some(url) = pg_url() else { return };
+    let cluster = Cluster::new(url, "handover", 3, 10);
+    let mut nodes: Vec<Option<Server>> = vec![Some(cluster.start(0)), Some(cluster.start(1))];
+    let client = reqwest::Client::new();
+    cluster.settled(&client, &[0, 1]).await;
+    let t = now_ms() - 60_000;
+    let streams = 0..2_000;
+    post_until_accepted(&client, &cluster.node_url(0), &batch(streams.clone(), t)).await;
+
+    // n3 joins: it is live at its first heartbeat, and takes over what it wins.
+    nodes.push(Some(cluster.start(2)));
+    cluster.settled(&client, &[0, 1, 2]).await;
+    post_until_accepted(&client, &cluster.node_url(2), &batch(streams.clone(), t + 1000)).await;
+    for i in streams.clone().step_by(97) {
+        let v = get(
+            &client,
+            format!("{}/v1/streams/{}", cluster.node_url(2), stream(i)),
+        )
+        .await;
+        assert_eq!(v["last_seq"], 2, "{}: history continues: {v}", stream(i));
+    }
+
+    // n1 stops cleanly: its leases are released on the way out.
+    let stopped = Instant::now();
+    nodes[0].take().expect("n1").terminate();
+    let refused =
+        post_until_accepted(&client, &cluster.node_url(1), &batch(streams.clone(), t + 2000)).await;
+    let window = refused.map_or(Duration::ZERO, |r| r - stopped);
+    eprintln!("after n1's SIGTERM its shards answered 503 for {window:?}");
+    assert!(
+        window < Duration::from_secs(8),
+        "a clean stop hands over before the 10 s lease lapses: {window:?}"
+    );
+    for s in nodes.iter_mut().filter_map(Option::take) {
+        s.terminate();
+    }
+    let (samples, _) = log_counts(&cluster.store());
+    assert_eq!(samples.len(), streams.len());
+    assert!(samples.values().all(|n| *n == 3), "each sample once");
+}
