@@ -89,6 +89,29 @@ async fn anomalies_get_ai_insights_from_bedrock_and_fallbacks_without_it() {
             "label text reached the model"
         );
     }
+    // The day's spend is the log's: a restart (or another node of a cluster taking over the
+    // analyst) starts from it, not from zero.
+    let health = |url: String| {
+        let client = client.clone();
+        async move {
+            common::get_json(&client, &format!("{url}/v1/ai/health"), None)
+                .await
+                .1
+        }
+    };
+    let spent = health(srv.url.clone()).await["cost_today_usd"]
+        .as_f64()
+        .expect("cost");
+    assert!(spent > 0.0, "the model's call cost something");
+    srv.terminate();
+    let srv = start(dir.path(), &fake.url());
+    let restored = common::eventually(Duration::from_secs(10), || {
+        let url = srv.url.clone();
+        let health = &health;
+        async move { health(url).await["cost_today_usd"].as_f64() >= Some(spent - 1e-9) }
+    })
+    .await;
+    assert!(restored, "the restarted node counts the day's {spent} USD");
     srv.terminate();
 
     // No model server at all: the insight still comes, from the rules, marked as fallback.

@@ -419,7 +419,12 @@ async fn nodes_joining_and_leaving_hand_their_shards_over() {
     // n3 joins: it is live at its first heartbeat, and takes over what it wins.
     nodes.push(Some(cluster.start(2)));
     cluster.settled(&client, &[0, 1, 2]).await;
-    post_until_accepted(&client, &cluster.node_url(2), &batch(streams.clone(), t + 1000)).await;
+    post_until_accepted(
+        &client,
+        &cluster.node_url(2),
+        &batch(streams.clone(), t + 1000),
+    )
+    .await;
     for i in streams.clone().step_by(97) {
         let v = get(
             &client,
@@ -432,8 +437,12 @@ async fn nodes_joining_and_leaving_hand_their_shards_over() {
     // n1 stops cleanly: its leases are released on the way out.
     let stopped = Instant::now();
     nodes[0].take().expect("n1").terminate();
-    let refused =
-        post_until_accepted(&client, &cluster.node_url(1), &batch(streams.clone(), t + 2000)).await;
+    let refused = post_until_accepted(
+        &client,
+        &cluster.node_url(1),
+        &batch(streams.clone(), t + 2000),
+    )
+    .await;
     let window = refused.map_or(Duration::ZERO, |r| r - stopped);
     eprintln!("after n1's SIGTERM its shards answered 503 for {window:?}");
     assert!(

@@ -2,7 +2,7 @@
 //! resets at midnight UTC. Once a day's spend reaches the budget, the pool answers with the
 //! fallback until the next UTC day.
 
-const DAY_MS: i64 = 86_400_000;
+pub const DAY_MS: i64 = 86_400_000;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Pricing {
@@ -53,6 +53,13 @@ impl DailyBudget {
         self.spent_usd += cost_usd;
     }
 
+    /// Count at least `spent_usd` as spent today (what the log says was spent, after a restart
+    /// or when this node takes over the analyst in a cluster).
+    pub fn at_least(&mut self, spent_usd: f64, now_ms: i64) {
+        self.roll(now_ms);
+        self.spent_usd = self.spent_usd.max(spent_usd);
+    }
+
     pub fn spent_today(&mut self, now_ms: i64) -> f64 {
         self.roll(now_ms);
         self.spent_usd
@@ -71,6 +78,23 @@ mod tests {
         };
         let c = p.cost_usd(1_000_000, 250_000);
         assert!((c - 1.8).abs() < 1e-9, "{c}");
+    }
+
+    #[test]
+    fn given_the_logs_spend_when_a_node_takes_over_then_it_counts_it_today_only() {
+        let mut b = DailyBudget::new(1.0);
+        b.at_least(0.99, 10 * DAY_MS + 5);
+        b.record(0.02, 10 * DAY_MS + 6);
+        assert!(
+            !b.allows(10 * DAY_MS + 7),
+            "what the other node spent counts"
+        );
+        b.at_least(0.5, 10 * DAY_MS + 8);
+        assert!(
+            (b.spent_today(10 * DAY_MS + 9) - 1.01).abs() < 1e-9,
+            "never lowers"
+        );
+        assert!(b.allows(11 * DAY_MS), "a new day starts at zero");
     }
 
     #[test]

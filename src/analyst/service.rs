@@ -179,6 +179,14 @@ impl Analyst {
         self.control().breaker.is_open()
     }
 
+    /// Count at least `spent_usd` as spent today (the log's figure: one daily budget across
+    /// restarts, and across the nodes of a cluster as the analyst moves between them).
+    pub fn restore_spent_today(&self, spent_usd: f64) {
+        self.control()
+            .budget
+            .at_least(spent_usd, crate::clock::now_ms());
+    }
+
     /// Spend of the current UTC day, in USD.
     pub fn spent_today_usd(&self) -> f64 {
         self.control().budget.spent_today(crate::clock::now_ms())

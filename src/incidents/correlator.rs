@@ -9,6 +9,7 @@
 
 use super::group::{self, Detected, IncidentBook};
 use super::{IncidentsConfig, INCIDENT_STREAM};
+use crate::analyst::cost::DAY_MS;
 use crate::analyst::job::{AnomalyJob, Reading};
 use crate::analyst::pool::AnalystPool;
 use crate::analyst::service::InsightOutcome;
@@ -249,6 +250,8 @@ impl Projection for Correlator {
         self.head = 0;
         self.pending.clear();
         let now = crate::clock::now_ms();
+        let today = now.div_euclid(DAY_MS);
+        let mut spent_today = 0.0;
         loop {
             let page = store.read_stream(INCIDENT_STREAM, self.head + 1, 1000)?;
             let Some(last) = page.last() else { break };
@@ -263,6 +266,9 @@ impl Projection for Correlator {
                 };
                 match &event {
                     StreamEvent::InsightGenerated(i) => {
+                        if e.record.recorded_at_ms.div_euclid(DAY_MS) == today {
+                            spent_today += i.cost_usd;
+                        }
                         if self
                             .pending
                             .get(&i.anomaly_id)
@@ -277,6 +283,11 @@ impl Projection for Correlator {
                     }
                 }
             }
+        }
+        // The day's Bedrock spend is in the log: the budget holds across restarts and when
+        // another node of a cluster takes over the analyst.
+        if let Some(pool) = &self.pool {
+            pool.analyst.restore_spent_today(spent_today);
         }
         Ok(())
     }
