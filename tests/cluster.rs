@@ -17,6 +17,9 @@ const STREAMS: usize = 10_000;
 const PER_REQUEST: usize = 500;
 const TOKEN: &str = "node-token-of-the-test-cluster";
 
+/// The tests here time failovers: one cluster at a time, so they do not share the 2 cores.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 fn pg_url() -> Option<String> {
     match std::env::var("PG_TEST_URL") {
         Ok(url) if !url.is_empty() => Some(url),
@@ -181,6 +184,7 @@ fn log_counts(store: &PgStore) -> (BTreeMap<String, usize>, Vec<Value>) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_nodes_on_postgres_take_over_a_killed_nodes_shards_within_the_lease() {
     let Some(url) = pg_url() else { return };
+    let _one = ONE_AT_A_TIME.lock().await;
     let cluster = Cluster::new(url, "kill", 3, 10);
     let mut nodes: Vec<Option<Server>> = (0..3).map(|i| Some(cluster.start(i))).collect();
     let client = reqwest::Client::new();
@@ -295,6 +299,7 @@ fn signal(server: &Server, sig: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_paused_past_its_lease_cannot_commit_when_it_resumes() {
     let Some(url) = pg_url() else { return };
+    let _one = ONE_AT_A_TIME.lock().await;
     let cluster = Cluster::new(url, "fence", 2, 3);
     let nodes: Vec<Server> = (0..2).map(|i| cluster.start(i)).collect();
     let client = reqwest::Client::new();
@@ -408,6 +413,7 @@ async fn a_node_paused_past_its_lease_cannot_commit_when_it_resumes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nodes_joining_and_leaving_hand_their_shards_over() {
     let Some(url) = pg_url() else { return };
+    let _one = ONE_AT_A_TIME.lock().await;
     let cluster = Cluster::new(url, "handover", 3, 10);
     let mut nodes: Vec<Option<Server>> = vec![Some(cluster.start(0)), Some(cluster.start(1))];
     let client = reqwest::Client::new();
