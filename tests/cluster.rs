@@ -5,12 +5,11 @@
 
 mod common;
 
+use common::pg::{log_counts, pg_url};
 use common::{now_ms, Server};
 use ibsight::cluster::placement;
 use ibsight::events::pg_store::PgStore;
-use ibsight::events::EventStore;
 use serde_json::{json, Value};
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 const STREAMS: usize = 10_000;
@@ -19,20 +18,6 @@ const TOKEN: &str = "node-token-of-the-test-cluster";
 
 /// The tests here time failovers: one cluster at a time, so they do not share the 2 cores.
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-fn pg_url() -> Option<String> {
-    match std::env::var("PG_TEST_URL") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ => {
-            assert!(
-                std::env::var("REQUIRE_PG_TESTS").as_deref() != Ok("1"),
-                "REQUIRE_PG_TESTS=1 but PG_TEST_URL is not set"
-            );
-            eprintln!("PG_TEST_URL is not set: skipping the PostgreSQL cluster test");
-            None
-        }
-    }
-}
 
 fn stream(i: usize) -> String {
     format!("sw{:04}/p{:02}", i / 36, i % 36 + 1)
@@ -153,32 +138,6 @@ async fn post_until_accepted(client: &reqwest::Client, url: &str, body: &Value) 
         assert!(Instant::now() < deadline, "still refused: {answer}");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-}
-
-/// Per stream, the MetricObserved count; asserts every stream's seqs run 1, 2, 3… with no gap
-/// and no repeat.
-fn log_counts(store: &PgStore) -> (BTreeMap<String, usize>, Vec<Value>) {
-    let mut samples: BTreeMap<String, usize> = BTreeMap::new();
-    let mut heads: BTreeMap<String, u64> = BTreeMap::new();
-    let mut alerts = Vec::new();
-    let mut from = 1;
-    loop {
-        let page = store.read_from(from, 50_000).expect("read the log");
-        let Some(last) = page.last() else { break };
-        from = last.offset + 1;
-        for e in page {
-            let r = &e.record;
-            let head = heads.entry(r.stream_id.clone()).or_insert(0);
-            assert_eq!(r.seq, *head + 1, "{}: seqs continue", r.stream_id);
-            *head = r.seq;
-            match &*r.event_type {
-                "MetricObserved" => *samples.entry(r.stream_id.clone()).or_default() += 1,
-                "AlertRaised" => alerts.push(json!(r.stream_id)),
-                _ => {}
-            }
-        }
-    }
-    (samples, alerts)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

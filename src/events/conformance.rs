@@ -330,21 +330,7 @@ fn views_scan_in_key_order_within_their_view(open: fn(&Path) -> Arc<dyn EventSto
     assert_eq!(keys, vec![b"a".to_vec(), b"c".to_vec()]);
 }
 
-/// The PostgreSQL server the suite runs on (`PG_TEST_URL`, set by scripts/test), one schema per
-/// test directory. Without it the PostgreSQL tests are skipped, unless `REQUIRE_PG_TESTS=1`.
-pub(crate) fn pg_test_url() -> Option<String> {
-    match std::env::var("PG_TEST_URL") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ => {
-            assert!(
-                std::env::var("REQUIRE_PG_TESTS").as_deref() != Ok("1"),
-                "REQUIRE_PG_TESTS=1 but PG_TEST_URL is not set"
-            );
-            eprintln!("PG_TEST_URL is not set: skipping a PostgreSQL test");
-            None
-        }
-    }
-}
+pub(crate) use super::pg_store::test_url as pg_test_url;
 
 fn open_pg(dir: &Path) -> Arc<dyn EventStore> {
     let url = pg_test_url().expect("checked by the test");

@@ -19,12 +19,15 @@
 
 use super::store::{decode_stored, head_of, EventStore, Snapshot, StoreError, StoredEvent};
 use super::store::{StreamLoad, ViewEntry, WriteOp};
+mod write;
+
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
-use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use tokio_postgres::types::ToSql;
+use tokio_postgres::Row;
+use write::{required_leases, write_tx, FenceCheck};
 
 /// What the fencing check needs: the lease each write needs, and the epoch this node holds.
 pub trait Fence: Send + Sync + 'static {
@@ -80,6 +83,23 @@ CREATE TABLE IF NOT EXISTS views (view TEXT NOT NULL, key BYTEA NOT NULL, value 
 CREATE TABLE IF NOT EXISTS members (node_id TEXT PRIMARY KEY, url TEXT NOT NULL, heartbeat_at TIMESTAMPTZ NOT NULL);
 CREATE TABLE IF NOT EXISTS leases (name TEXT PRIMARY KEY, holder TEXT NOT NULL, epoch BIGINT NOT NULL, expires_at TIMESTAMPTZ NOT NULL);
 "#;
+
+/// The PostgreSQL server tests run on (`PG_TEST_URL`, set by scripts/test). Without it the
+/// PostgreSQL tests are skipped, unless `REQUIRE_PG_TESTS=1` (then they fail).
+#[doc(hidden)]
+pub fn test_url() -> Option<String> {
+    match std::env::var("PG_TEST_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            assert!(
+                std::env::var("REQUIRE_PG_TESTS").as_deref() != Ok("1"),
+                "REQUIRE_PG_TESTS=1 but PG_TEST_URL is not set"
+            );
+            eprintln!("PG_TEST_URL is not set: skipping a PostgreSQL test");
+            None
+        }
+    }
+}
 
 /// Whether `schema` is a plain identifier (it is put into SQL and the search path).
 pub fn valid_schema(schema: &str) -> bool {
@@ -188,6 +208,18 @@ impl PgStore {
         &self.schema
     }
 
+    /// One read query on the store's runtime, waited for.
+    fn query(&self, sql: &'static str, params: Params) -> Result<Vec<Row>, StoreError> {
+        self.run(move |pool| async move {
+            let client = pool.get().await.map_err(pg_err)?;
+            let refs: Vec<&(dyn ToSql + Sync)> = params
+                .iter()
+                .map(|p| p.as_ref() as &(dyn ToSql + Sync))
+                .collect();
+            client.query(sql, &refs).await.map_err(db_err)
+        })
+    }
+
     /// Run `f` on the store's runtime and wait for it (from any thread, async or not).
     pub fn run<T, F, Fut>(&self, f: F) -> T
     where
@@ -230,248 +262,6 @@ impl Drop for PgStore {
             rt.shutdown_background();
         }
     }
-}
-
-/// Which leases a write needs, by name, with the epoch this node holds each at.
-fn required_leases(
-    fence: &dyn Fence,
-    ops: &[WriteOp],
-) -> Result<BTreeMap<String, i64>, StoreError> {
-    let mut need = BTreeMap::new();
-    for op in ops {
-        let lease = match op {
-            WriteOp::Append(e) => Some(fence.lease_for_stream(&e.stream_id)),
-            WriteOp::Snapshot(s) => Some(fence.lease_for_stream(&s.stream_id)),
-            WriteOp::Checkpoint { name, .. } => fence.lease_for_view(name),
-            WriteOp::PutView { view, .. } | WriteOp::RemoveView { view, .. } => {
-                fence.lease_for_view(view)
-            }
-            WriteOp::Remove { .. } => None,
-        };
-        if let Some(lease) = lease {
-            if need.contains_key(&lease) {
-                continue;
-            }
-            let Some(epoch) = fence.held_epoch(&lease) else {
-                return Err(StoreError::Fenced {
-                    lease,
-                    reason: "this node does not hold it".into(),
-                });
-            };
-            need.insert(lease, epoch);
-        }
-    }
-    Ok(need)
-}
-
-/// Consecutive ops of one kind, applied as one statement each.
-#[derive(Default)]
-struct Run {
-    snapshots: BTreeMap<String, (i64, Vec<u8>)>,
-    checkpoints: BTreeMap<String, i64>,
-    removes: Vec<i64>,
-    puts: BTreeMap<(String, Vec<u8>), Vec<u8>>,
-    unputs: Vec<(String, Vec<u8>)>,
-}
-
-impl Run {
-    fn kind(op: &WriteOp) -> u8 {
-        match op {
-            WriteOp::Append(_) => 0,
-            WriteOp::Snapshot(_) => 1,
-            WriteOp::Checkpoint { .. } => 2,
-            WriteOp::Remove { .. } => 3,
-            WriteOp::PutView { .. } => 4,
-            WriteOp::RemoveView { .. } => 5,
-        }
-    }
-
-    async fn flush(&mut self, tx: &tokio_postgres::Transaction<'_>) -> Result<(), StoreError> {
-        if !self.snapshots.is_empty() {
-            let (ids, rest): (Vec<String>, Vec<(i64, Vec<u8>)>) =
-                std::mem::take(&mut self.snapshots).into_iter().unzip();
-            let (seqs, states): (Vec<i64>, Vec<Vec<u8>>) = rest.into_iter().unzip();
-            tx.execute(
-                "INSERT INTO snapshots (stream_id, seq, state) \
-                 SELECT * FROM UNNEST($1::text[], $2::bigint[], $3::bytea[]) \
-                 ON CONFLICT (stream_id) DO UPDATE SET seq = EXCLUDED.seq, state = EXCLUDED.state",
-                &[&ids, &seqs, &states],
-            )
-            .await
-            .map_err(db_err)?;
-        }
-        if !self.checkpoints.is_empty() {
-            let (names, offs): (Vec<String>, Vec<i64>) =
-                std::mem::take(&mut self.checkpoints).into_iter().unzip();
-            tx.execute(
-                "INSERT INTO checkpoints (name, off) SELECT * FROM UNNEST($1::text[], $2::bigint[]) \
-                 ON CONFLICT (name) DO UPDATE SET off = EXCLUDED.off",
-                &[&names, &offs],
-            )
-            .await
-            .map_err(db_err)?;
-        }
-        if !self.removes.is_empty() {
-            let offs = std::mem::take(&mut self.removes);
-            tx.execute("DELETE FROM events WHERE off = ANY($1)", &[&offs])
-                .await
-                .map_err(db_err)?;
-        }
-        if !self.puts.is_empty() {
-            let puts = std::mem::take(&mut self.puts);
-            let mut views = Vec::with_capacity(puts.len());
-            let mut keys = Vec::with_capacity(puts.len());
-            let mut values = Vec::with_capacity(puts.len());
-            for ((view, key), value) in puts {
-                views.push(view);
-                keys.push(key);
-                values.push(value);
-            }
-            tx.execute(
-                "INSERT INTO views (view, key, value) \
-                 SELECT * FROM UNNEST($1::text[], $2::bytea[], $3::bytea[]) \
-                 ON CONFLICT (view, key) DO UPDATE SET value = EXCLUDED.value",
-                &[&views, &keys, &values],
-            )
-            .await
-            .map_err(db_err)?;
-        }
-        if !self.unputs.is_empty() {
-            let (views, keys): (Vec<String>, Vec<Vec<u8>>) =
-                std::mem::take(&mut self.unputs).into_iter().unzip();
-            tx.execute(
-                "DELETE FROM views WHERE (view, key) IN \
-                 (SELECT * FROM UNNEST($1::text[], $2::bytea[]))",
-                &[&views, &keys],
-            )
-            .await
-            .map_err(db_err)?;
-        }
-        Ok(())
-    }
-}
-
-/// What a fenced write checks: this node, the leases it needs at their epochs, and the epoch
-/// each append is written under.
-struct FenceCheck {
-    node: String,
-    need: BTreeMap<String, i64>,
-    append_epochs: Vec<i64>,
-}
-
-async fn write_tx(
-    pool: Pool,
-    ops: Vec<WriteOp>,
-    fence: Option<FenceCheck>,
-) -> Result<Vec<u64>, StoreError> {
-    let mut client = pool.get().await.map_err(pg_err)?;
-    let tx = client.transaction().await.map_err(db_err)?;
-    if let Some(FenceCheck { node, need, .. }) = &fence {
-        let names: Vec<&str> = need.keys().map(String::as_str).collect();
-        let rows = tx
-            .query(
-                "SELECT name, epoch FROM leases WHERE name = ANY($1) AND holder = $2 \
-                 AND expires_at > clock_timestamp() FOR SHARE",
-                &[&names, node],
-            )
-            .await
-            .map_err(db_err)?;
-        let held: BTreeMap<String, i64> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
-        for (lease, epoch) in need {
-            if held.get(lease) != Some(epoch) {
-                return Err(StoreError::Fenced {
-                    lease: lease.clone(),
-                    reason: match held.get(lease) {
-                        Some(e) => format!("held at epoch {e}, not {epoch}"),
-                        None => "lapsed or taken by another node".into(),
-                    },
-                });
-            }
-        }
-    }
-    let appends = ops
-        .iter()
-        .filter(|op| matches!(op, WriteOp::Append(_)))
-        .count() as i64;
-    let mut offsets = Vec::with_capacity(appends as usize);
-    if appends > 0 {
-        let row = tx
-            .query_one(
-                "UPDATE meta SET last_offset = last_offset + $1 WHERE id = 1 RETURNING last_offset",
-                &[&appends],
-            )
-            .await
-            .map_err(db_err)?;
-        let last: i64 = row.get(0);
-        let first = last - appends + 1;
-        let (mut offs, mut streams, mut seqs, mut frames) = (
-            Vec::with_capacity(appends as usize),
-            Vec::with_capacity(appends as usize),
-            Vec::with_capacity(appends as usize),
-            Vec::with_capacity(appends as usize),
-        );
-        for (i, e) in ops
-            .iter()
-            .filter_map(|op| match op {
-                WriteOp::Append(e) => Some(e),
-                _ => None,
-            })
-            .enumerate()
-        {
-            offs.push(first + i as i64);
-            streams.push(e.stream_id.as_str());
-            seqs.push(e.seq as i64);
-            frames.push(e.frame.as_slice());
-        }
-        let epochs = match &fence {
-            Some(f) => f.append_epochs.clone(),
-            None => vec![0; offs.len()],
-        };
-        let params: [&(dyn ToSql + Sync); 5] = [&offs, &streams, &seqs, &frames, &epochs];
-        tx.execute(
-            "INSERT INTO events (off, stream_id, seq, frame, epoch) \
-             SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::bigint[], $4::bytea[], $5::bigint[])",
-            &params,
-        )
-        .await
-        .map_err(|e| match e.as_db_error() {
-            Some(db) if db.constraint() == Some("events_stream_seq") => StoreError::Engine(format!(
-                "postgres: another writer appended to one of these streams ({})",
-                db.detail().unwrap_or(db.message())
-            )),
-            _ => db_err(e),
-        })?;
-        offsets.extend(offs.into_iter().map(|o| o as u64));
-    }
-    let mut run = Run::default();
-    let mut kind = None;
-    for op in ops {
-        let k = Run::kind(&op);
-        if kind != Some(k) {
-            run.flush(&tx).await?;
-            kind = Some(k);
-        }
-        match op {
-            WriteOp::Append(_) => {}
-            WriteOp::Snapshot(s) => {
-                run.snapshots.insert(s.stream_id, (s.seq as i64, s.state));
-            }
-            WriteOp::Checkpoint { name, offset } => {
-                run.checkpoints.insert(name, offset as i64);
-            }
-            WriteOp::Remove { offset, .. } => run.removes.push(offset as i64),
-            WriteOp::PutView { view, key, value } => {
-                run.puts.insert((view, key), value);
-            }
-            WriteOp::RemoveView { view, key } => {
-                run.puts.remove(&(view.clone(), key.clone()));
-                run.unputs.push((view, key));
-            }
-        }
-    }
-    run.flush(&tx).await?;
-    tx.commit().await.map_err(db_err)?;
-    Ok(offsets)
 }
 
 impl EventStore for PgStore {
@@ -523,52 +313,33 @@ impl EventStore for PgStore {
         from_seq: u64,
         limit: usize,
     ) -> Result<Vec<StoredEvent>, StoreError> {
-        let stream_id = stream_id.to_string();
-        let rows = self.run(move |pool| async move {
-            let client = pool.get().await.map_err(pg_err)?;
-            client
-                .query(
-                    "SELECT off, frame FROM events WHERE stream_id = $1 AND seq >= $2 \
-                     ORDER BY seq LIMIT $3",
-                    &[
-                        &stream_id,
-                        &(from_seq.min(i64::MAX as u64) as i64),
-                        &(limit as i64),
-                    ],
-                )
-                .await
-                .map_err(db_err)
-        })?;
+        let rows = self.query(
+            "SELECT off, frame FROM events WHERE stream_id = $1 AND seq >= $2 \
+             ORDER BY seq LIMIT $3",
+            vec![
+                Box::new(stream_id.to_string()),
+                Box::new(as_i64(from_seq)),
+                Box::new(limit as i64),
+            ],
+        )?;
         decode_rows(&rows)
     }
 
     fn read_from(&self, from_offset: u64, limit: usize) -> Result<Vec<StoredEvent>, StoreError> {
-        let rows = self.run(move |pool| async move {
-            let client = pool.get().await.map_err(pg_err)?;
-            client
-                .query(
-                    "SELECT off, frame FROM events WHERE off >= $1 ORDER BY off LIMIT $2",
-                    &[&(from_offset.min(i64::MAX as u64) as i64), &(limit as i64)],
-                )
-                .await
-                .map_err(db_err)
-        })?;
+        let rows = self.query(
+            "SELECT off, frame FROM events WHERE off >= $1 ORDER BY off LIMIT $2",
+            vec![Box::new(as_i64(from_offset)), Box::new(limit as i64)],
+        )?;
         decode_rows(&rows)
     }
 
     fn stream_head(&self, stream_id: &str) -> Result<u64, StoreError> {
-        let id = stream_id.to_string();
-        let row = self.run(move |pool| async move {
-            let client = pool.get().await.map_err(pg_err)?;
-            client
-                .query_one(
-                    "SELECT (SELECT max(seq) FROM events WHERE stream_id = $1), \
-                            (SELECT seq FROM snapshots WHERE stream_id = $1)",
-                    &[&id],
-                )
-                .await
-                .map_err(db_err)
-        })?;
+        let rows = self.query(
+            "SELECT (SELECT max(seq) FROM events WHERE stream_id = $1), \
+                    (SELECT seq FROM snapshots WHERE stream_id = $1)",
+            vec![Box::new(stream_id.to_string())],
+        )?;
+        let row = rows.first().ok_or_else(|| pg_err("no row"))?;
         let index: Option<i64> = row.get(0);
         let snap: Option<i64> = row.get(1);
         let snapshot = snap.map(|seq| Snapshot {
@@ -580,17 +351,16 @@ impl EventStore for PgStore {
     }
 
     fn load_stream(&self, stream_id: &str, limit: usize) -> Result<StreamLoad, StoreError> {
-        let id = stream_id.to_string();
-        let rows = self.run(move |pool| async move {
-            let client = pool.get().await.map_err(pg_err)?;
-            client
-                .query(
-                    "SELECT 0, s.seq, s.state, 0::bigint FROM snapshots s WHERE s.stream_id = $1                      UNION ALL                      (SELECT 1, e.seq, e.frame, e.off FROM events e WHERE e.stream_id = $1                         AND e.seq > coalesce((SELECT seq FROM snapshots WHERE stream_id = $1), 0)                         ORDER BY e.seq LIMIT $2)                      UNION ALL                      SELECT 2, coalesce(max(seq), 0), NULL::bytea, 0::bigint FROM events WHERE stream_id = $1",
-                    &[&id, &(limit as i64)],
-                )
-                .await
-                .map_err(db_err)
-        })?;
+        let rows = self.query(
+            "SELECT 0, s.seq, s.state, 0::bigint FROM snapshots s WHERE s.stream_id = $1 \
+             UNION ALL \
+             (SELECT 1, e.seq, e.frame, e.off FROM events e WHERE e.stream_id = $1 \
+                AND e.seq > coalesce((SELECT seq FROM snapshots WHERE stream_id = $1), 0) \
+                ORDER BY e.seq LIMIT $2) \
+             UNION ALL \
+             SELECT 2, coalesce(max(seq), 0), NULL::bytea, 0::bigint FROM events WHERE stream_id = $1",
+            vec![Box::new(stream_id.to_string()), Box::new(limit as i64)],
+        )?;
         let mut load = StreamLoad {
             snapshot: None,
             events: Vec::new(),
@@ -618,17 +388,12 @@ impl EventStore for PgStore {
     }
 
     fn last_offset(&self) -> u64 {
-        let read = self.run(|pool| async move {
-            let client = pool.get().await.map_err(pg_err)?;
-            let row = client
-                .query_one("SELECT last_offset FROM meta WHERE id = 1", &[])
-                .await
-                .map_err(db_err)?;
-            Ok::<i64, StoreError>(row.get(0))
-        });
-        match read {
-            Ok(last) => {
-                self.last_offset.fetch_max(last as u64, Ordering::Relaxed);
+        match self.query("SELECT last_offset FROM meta WHERE id = 1", Vec::new()) {
+            Ok(rows) => {
+                if let Some(row) = rows.first() {
+                    self.last_offset
+                        .fetch_max(row.get::<_, i64>(0) as u64, Ordering::Relaxed);
+                }
             }
             Err(e) => tracing::warn!(error = %e, "reading the last offset; using the last known"),
         }
@@ -636,18 +401,11 @@ impl EventStore for PgStore {
     }
 
     fn snapshot(&self, stream_id: &str) -> Result<Option<Snapshot>, StoreError> {
-        let id = stream_id.to_string();
-        let row = self.run(move |pool| async move {
-            let client = pool.get().await.map_err(pg_err)?;
-            client
-                .query_opt(
-                    "SELECT seq, state FROM snapshots WHERE stream_id = $1",
-                    &[&id],
-                )
-                .await
-                .map_err(db_err)
-        })?;
-        Ok(row.map(|r| Snapshot {
+        let rows = self.query(
+            "SELECT seq, state FROM snapshots WHERE stream_id = $1",
+            vec![Box::new(stream_id.to_string())],
+        )?;
+        Ok(rows.first().map(|r| Snapshot {
             stream_id: stream_id.to_string(),
             seq: r.get::<_, i64>(0) as u64,
             state: r.get(1),
@@ -655,15 +413,11 @@ impl EventStore for PgStore {
     }
 
     fn checkpoint(&self, name: &str) -> Result<Option<u64>, StoreError> {
-        let name = name.to_string();
-        let row = self.run(move |pool| async move {
-            let client = pool.get().await.map_err(pg_err)?;
-            client
-                .query_opt("SELECT off FROM checkpoints WHERE name = $1", &[&name])
-                .await
-                .map_err(db_err)
-        })?;
-        Ok(row.map(|r| r.get::<_, i64>(0) as u64))
+        let rows = self.query(
+            "SELECT off FROM checkpoints WHERE name = $1",
+            vec![Box::new(name.to_string())],
+        )?;
+        Ok(rows.first().map(|r| r.get::<_, i64>(0) as u64))
     }
 
     fn scan_view(
@@ -672,42 +426,39 @@ impl EventStore for PgStore {
         from_key: &[u8],
         limit: usize,
     ) -> Result<Vec<ViewEntry>, StoreError> {
-        let (view, from) = (view.to_string(), from_key.to_vec());
-        let rows = self.run(move |pool| async move {
-            let client = pool.get().await.map_err(pg_err)?;
-            client
-                .query(
-                    "SELECT key, value FROM views WHERE view = $1 AND key >= $2 \
-                     ORDER BY key LIMIT $3",
-                    &[&view, &from, &(limit as i64)],
-                )
-                .await
-                .map_err(db_err)
-        })?;
+        let rows = self.query(
+            "SELECT key, value FROM views WHERE view = $1 AND key >= $2 ORDER BY key LIMIT $3",
+            vec![
+                Box::new(view.to_string()),
+                Box::new(from_key.to_vec()),
+                Box::new(limit as i64),
+            ],
+        )?;
         Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
     }
 
     fn disk_bytes(&self) -> u64 {
-        let schema = self.schema.clone();
-        let bytes = self.run(move |pool| async move {
-            let client = pool.get().await.map_err(pg_err)?;
-            let row = client
-                .query_one(
-                    "SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0)::bigint \
-                     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
-                     WHERE n.nspname = $1 AND c.relkind = 'r'",
-                    &[&schema],
-                )
-                .await
-                .map_err(db_err)?;
-            Ok::<i64, StoreError>(row.get(0))
-        });
-        bytes.map_or(0, |b| b.max(0) as u64)
+        let rows = self.query(
+            "SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0)::bigint \
+             FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE n.nspname = $1 AND c.relkind = 'r'",
+            vec![Box::new(self.schema.clone())],
+        );
+        rows.ok()
+            .and_then(|rows| rows.first().map(|r| r.get::<_, i64>(0).max(0) as u64))
+            .unwrap_or(0)
     }
 
     fn engine(&self) -> &'static str {
         "postgres"
     }
+}
+
+/// Owned query parameters (they cross to the store's runtime).
+type Params = Vec<Box<dyn ToSql + Sync + Send>>;
+
+fn as_i64(n: u64) -> i64 {
+    n.min(i64::MAX as u64) as i64
 }
 
 fn decode_rows(rows: &[tokio_postgres::Row]) -> Result<Vec<StoredEvent>, StoreError> {
@@ -721,97 +472,4 @@ fn decode_rows(rows: &[tokio_postgres::Row]) -> Result<Vec<StoredEvent>, StoreEr
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::events::conformance::pg_test_url;
-    use crate::events::store::test_append;
-
-    fn open(schema: &str) -> Option<PgStore> {
-        let url = pg_test_url()?;
-        let schema = format!("{schema}_{}", std::process::id());
-        Some(PgStore::open(&url, &schema, 4).expect("open postgres"))
-    }
-
-    /// Given two nodes appending to one log at once, when a third tails it by offset, then it
-    /// sees every offset, in order, with no gap that fills in later.
-    #[test]
-    fn a_reader_tailing_by_offset_never_skips_a_late_commit() {
-        let Some(a) = open("tail") else { return };
-        let b = open("tail").expect("second node");
-        let reader = open("tail").expect("reader");
-        let writers: Vec<_> = [a, b]
-            .into_iter()
-            .enumerate()
-            .map(|(n, store)| {
-                std::thread::spawn(move || {
-                    for seq in 1..=200u64 {
-                        let ops: Vec<_> = (0..5)
-                            .map(|k| test_append(&format!("w{n}-{k}"), seq))
-                            .collect();
-                        store.write(&ops).expect("append");
-                    }
-                })
-            })
-            .collect();
-        let mut seen = 0u64;
-        while seen < 2000 {
-            for e in reader.read_from(seen + 1, 10_000).expect("tail") {
-                assert_eq!(e.offset, seen + 1, "the tail skipped an offset");
-                seen = e.offset;
-            }
-        }
-        for w in writers {
-            w.join().expect("writer");
-        }
-        assert_eq!(reader.last_offset(), 2000);
-    }
-
-    struct Holds(Vec<(String, i64)>);
-
-    impl Fence for Holds {
-        fn lease_for_stream(&self, stream_id: &str) -> String {
-            format!("stream/{stream_id}")
-        }
-        fn lease_for_view(&self, _view: &str) -> Option<String> {
-            None
-        }
-        fn held_epoch(&self, lease: &str) -> Option<i64> {
-            self.0.iter().find(|(l, _)| l == lease).map(|(_, e)| *e)
-        }
-        fn node_id(&self) -> &str {
-            "n1"
-        }
-    }
-
-    fn set_lease(store: &PgStore, holder: &'static str, epoch: i64) {
-        store
-            .run(move |pool| async move {
-                let client = pool.get().await.expect("connection");
-                client
-                    .execute(
-                        "INSERT INTO leases VALUES ('stream/a', $1, $2, clock_timestamp() + interval '1 minute') \
-                         ON CONFLICT (name) DO UPDATE SET holder = $1, epoch = $2, expires_at = EXCLUDED.expires_at",
-                        &[&holder, &epoch],
-                    )
-                    .await
-                    .expect("lease row");
-            });
-    }
-
-    /// Given a node holding stream a's lease at epoch 1, when another node takes it (epoch 2),
-    /// then the first node's next write fails as fenced and writes nothing.
-    #[test]
-    fn a_write_under_a_lease_taken_by_another_node_is_fenced() {
-        let Some(store) = open("fence") else { return };
-        store.set_fence(Arc::new(Holds(vec![("stream/a".into(), 1)])));
-        set_lease(&store, "n1", 1);
-        store.write(&[test_append("a", 1)]).expect("held lease");
-        set_lease(&store, "n2", 2);
-        let err = store.write(&[test_append("a", 2)]).expect_err("fenced");
-        assert!(matches!(err, StoreError::Fenced { .. }), "{err}");
-        assert_eq!(store.stream_head("a").expect("head"), 1);
-        // A stream whose lease this node never held is refused before the database is asked.
-        let err = store.write(&[test_append("b", 1)]).expect_err("not held");
-        assert!(matches!(err, StoreError::Fenced { .. }), "{err}");
-    }
-}
+mod tests;

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod ibsim;
+pub mod pg;
 
 use ibsight::api;
 use ibsight::config::Config;

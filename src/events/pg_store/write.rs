@@ -1,0 +1,250 @@
+//! One group commit as one PostgreSQL transaction: the fencing check, the offsets, the
+//! appends as one multi-row insert, then the other operations in runs of one statement each.
+
+use super::{db_err, pg_err, Fence};
+use crate::events::store::{StoreError, WriteOp};
+use deadpool_postgres::Pool;
+use std::collections::BTreeMap;
+use tokio_postgres::types::ToSql;
+
+/// Which leases a write needs, by name, with the epoch this node holds each at.
+pub(super) fn required_leases(
+    fence: &dyn Fence,
+    ops: &[WriteOp],
+) -> Result<BTreeMap<String, i64>, StoreError> {
+    let mut need = BTreeMap::new();
+    for op in ops {
+        let lease = match op {
+            WriteOp::Append(e) => Some(fence.lease_for_stream(&e.stream_id)),
+            WriteOp::Snapshot(s) => Some(fence.lease_for_stream(&s.stream_id)),
+            WriteOp::Checkpoint { name, .. } => fence.lease_for_view(name),
+            WriteOp::PutView { view, .. } | WriteOp::RemoveView { view, .. } => {
+                fence.lease_for_view(view)
+            }
+            WriteOp::Remove { .. } => None,
+        };
+        if let Some(lease) = lease {
+            if need.contains_key(&lease) {
+                continue;
+            }
+            let Some(epoch) = fence.held_epoch(&lease) else {
+                return Err(StoreError::Fenced {
+                    lease,
+                    reason: "this node does not hold it".into(),
+                });
+            };
+            need.insert(lease, epoch);
+        }
+    }
+    Ok(need)
+}
+
+/// Consecutive ops of one kind, applied as one statement each.
+#[derive(Default)]
+struct Run {
+    snapshots: BTreeMap<String, (i64, Vec<u8>)>,
+    checkpoints: BTreeMap<String, i64>,
+    removes: Vec<i64>,
+    puts: BTreeMap<(String, Vec<u8>), Vec<u8>>,
+    unputs: Vec<(String, Vec<u8>)>,
+}
+
+impl Run {
+    fn kind(op: &WriteOp) -> u8 {
+        match op {
+            WriteOp::Append(_) => 0,
+            WriteOp::Snapshot(_) => 1,
+            WriteOp::Checkpoint { .. } => 2,
+            WriteOp::Remove { .. } => 3,
+            WriteOp::PutView { .. } => 4,
+            WriteOp::RemoveView { .. } => 5,
+        }
+    }
+
+    async fn flush(&mut self, tx: &tokio_postgres::Transaction<'_>) -> Result<(), StoreError> {
+        if !self.snapshots.is_empty() {
+            let (ids, rest): (Vec<String>, Vec<(i64, Vec<u8>)>) =
+                std::mem::take(&mut self.snapshots).into_iter().unzip();
+            let (seqs, states): (Vec<i64>, Vec<Vec<u8>>) = rest.into_iter().unzip();
+            tx.execute(
+                "INSERT INTO snapshots (stream_id, seq, state) \
+                 SELECT * FROM UNNEST($1::text[], $2::bigint[], $3::bytea[]) \
+                 ON CONFLICT (stream_id) DO UPDATE SET seq = EXCLUDED.seq, state = EXCLUDED.state",
+                &[&ids, &seqs, &states],
+            )
+            .await
+            .map_err(db_err)?;
+        }
+        if !self.checkpoints.is_empty() {
+            let (names, offs): (Vec<String>, Vec<i64>) =
+                std::mem::take(&mut self.checkpoints).into_iter().unzip();
+            tx.execute(
+                "INSERT INTO checkpoints (name, off) SELECT * FROM UNNEST($1::text[], $2::bigint[]) \
+                 ON CONFLICT (name) DO UPDATE SET off = EXCLUDED.off",
+                &[&names, &offs],
+            )
+            .await
+            .map_err(db_err)?;
+        }
+        if !self.removes.is_empty() {
+            let offs = std::mem::take(&mut self.removes);
+            tx.execute("DELETE FROM events WHERE off = ANY($1)", &[&offs])
+                .await
+                .map_err(db_err)?;
+        }
+        if !self.puts.is_empty() {
+            let puts = std::mem::take(&mut self.puts);
+            let mut views = Vec::with_capacity(puts.len());
+            let mut keys = Vec::with_capacity(puts.len());
+            let mut values = Vec::with_capacity(puts.len());
+            for ((view, key), value) in puts {
+                views.push(view);
+                keys.push(key);
+                values.push(value);
+            }
+            tx.execute(
+                "INSERT INTO views (view, key, value) \
+                 SELECT * FROM UNNEST($1::text[], $2::bytea[], $3::bytea[]) \
+                 ON CONFLICT (view, key) DO UPDATE SET value = EXCLUDED.value",
+                &[&views, &keys, &values],
+            )
+            .await
+            .map_err(db_err)?;
+        }
+        if !self.unputs.is_empty() {
+            let (views, keys): (Vec<String>, Vec<Vec<u8>>) =
+                std::mem::take(&mut self.unputs).into_iter().unzip();
+            tx.execute(
+                "DELETE FROM views WHERE (view, key) IN \
+                 (SELECT * FROM UNNEST($1::text[], $2::bytea[]))",
+                &[&views, &keys],
+            )
+            .await
+            .map_err(db_err)?;
+        }
+        Ok(())
+    }
+}
+
+/// What a fenced write checks: this node, the leases it needs at their epochs, and the epoch
+/// each append is written under.
+pub(super) struct FenceCheck {
+    pub node: String,
+    pub need: BTreeMap<String, i64>,
+    pub append_epochs: Vec<i64>,
+}
+
+pub(super) async fn write_tx(
+    pool: Pool,
+    ops: Vec<WriteOp>,
+    fence: Option<FenceCheck>,
+) -> Result<Vec<u64>, StoreError> {
+    let mut client = pool.get().await.map_err(pg_err)?;
+    let tx = client.transaction().await.map_err(db_err)?;
+    if let Some(FenceCheck { node, need, .. }) = &fence {
+        let names: Vec<&str> = need.keys().map(String::as_str).collect();
+        let rows = tx
+            .query(
+                "SELECT name, epoch FROM leases WHERE name = ANY($1) AND holder = $2 \
+                 AND expires_at > clock_timestamp() FOR SHARE",
+                &[&names, node],
+            )
+            .await
+            .map_err(db_err)?;
+        let held: BTreeMap<String, i64> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+        for (lease, epoch) in need {
+            if held.get(lease) != Some(epoch) {
+                return Err(StoreError::Fenced {
+                    lease: lease.clone(),
+                    reason: match held.get(lease) {
+                        Some(e) => format!("held at epoch {e}, not {epoch}"),
+                        None => "lapsed or taken by another node".into(),
+                    },
+                });
+            }
+        }
+    }
+    let appends = ops
+        .iter()
+        .filter(|op| matches!(op, WriteOp::Append(_)))
+        .count() as i64;
+    let mut offsets = Vec::with_capacity(appends as usize);
+    if appends > 0 {
+        let row = tx
+            .query_one(
+                "UPDATE meta SET last_offset = last_offset + $1 WHERE id = 1 RETURNING last_offset",
+                &[&appends],
+            )
+            .await
+            .map_err(db_err)?;
+        let last: i64 = row.get(0);
+        let first = last - appends + 1;
+        let (mut offs, mut streams, mut seqs, mut frames) = (
+            Vec::with_capacity(appends as usize),
+            Vec::with_capacity(appends as usize),
+            Vec::with_capacity(appends as usize),
+            Vec::with_capacity(appends as usize),
+        );
+        for (i, e) in ops
+            .iter()
+            .filter_map(|op| match op {
+                WriteOp::Append(e) => Some(e),
+                _ => None,
+            })
+            .enumerate()
+        {
+            offs.push(first + i as i64);
+            streams.push(e.stream_id.as_str());
+            seqs.push(e.seq as i64);
+            frames.push(e.frame.as_slice());
+        }
+        let epochs = match &fence {
+            Some(f) => f.append_epochs.clone(),
+            None => vec![0; offs.len()],
+        };
+        let params: [&(dyn ToSql + Sync); 5] = [&offs, &streams, &seqs, &frames, &epochs];
+        tx.execute(
+            "INSERT INTO events (off, stream_id, seq, frame, epoch) \
+             SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::bigint[], $4::bytea[], $5::bigint[])",
+            &params,
+        )
+        .await
+        .map_err(|e| match e.as_db_error() {
+            Some(db) if db.constraint() == Some("events_stream_seq") => StoreError::Engine(format!(
+                "postgres: another writer appended to one of these streams ({})",
+                db.detail().unwrap_or(db.message())
+            )),
+            _ => db_err(e),
+        })?;
+        offsets.extend(offs.into_iter().map(|o| o as u64));
+    }
+    let mut run = Run::default();
+    let mut kind = None;
+    for op in ops {
+        let k = Run::kind(&op);
+        if kind != Some(k) {
+            run.flush(&tx).await?;
+            kind = Some(k);
+        }
+        match op {
+            WriteOp::Append(_) => {}
+            WriteOp::Snapshot(s) => {
+                run.snapshots.insert(s.stream_id, (s.seq as i64, s.state));
+            }
+            WriteOp::Checkpoint { name, offset } => {
+                run.checkpoints.insert(name, offset as i64);
+            }
+            WriteOp::Remove { offset, .. } => run.removes.push(offset as i64),
+            WriteOp::PutView { view, key, value } => {
+                run.puts.insert((view, key), value);
+            }
+            WriteOp::RemoveView { view, key } => {
+                run.puts.remove(&(view.clone(), key.clone()));
+                run.unputs.push((view, key));
+            }
+        }
+    }
+    run.flush(&tx).await?;
+    tx.commit().await.map_err(db_err)?;
+    Ok(offsets)
+}
