@@ -99,6 +99,21 @@ impl Metric {
 }
 
 impl Sample {
+    /// The metric values it carries: each gauge present and each counter count as one.
+    pub fn value_count(&self) -> usize {
+        [
+            self.latency_p99_us.is_some(),
+            self.utilization_pct.is_some(),
+            self.error_rate.is_some(),
+            self.bandwidth_gbps.is_some(),
+            self.qp_errors.is_some(),
+        ]
+        .iter()
+        .filter(|p| **p)
+        .count()
+            + self.counters.len()
+    }
+
     /// The value of a gauge metric, if the sample carries it.
     pub fn metric(&self, metric: Metric) -> Option<f64> {
         match metric {

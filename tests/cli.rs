@@ -232,3 +232,53 @@ fn cluster_config_errors_name_the_key() {
         assert!(stderr.contains(key), "{key}: {stderr}");
     }
 }
+
+/// `bench ingest` prints the figures the performance targets are checked by, closed and open
+/// loop: throughput, latency per batch and to a durable anomaly, RSS per stream, CPU and disk
+/// bytes per value.
+#[test]
+fn bench_ingest_prints_every_figure() {
+    for extra in [&[][..], &["--rate", "4000"][..]] {
+        let out = Command::new(binary())
+            .args([
+                "bench",
+                "ingest",
+                "--samples",
+                "3000",
+                "--streams",
+                "100",
+                "--batch",
+                "100",
+                "--anomaly-every",
+                "3",
+            ])
+            .args(extra)
+            .env("RUST_LOG", "error")
+            .output()
+            .expect("bench");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8_lossy(&out.stdout);
+        let v: serde_json::Value =
+            serde_json::from_str(text.lines().last().expect("a line")).expect("json");
+        assert_eq!(v["accepted"], 3000, "{v}");
+        // 8 values a sample, and the overrun counter on one stream in ten (about 300).
+        let values = v["values"].as_u64().expect("values");
+        assert!((3000 * 8 + 250..=3000 * 8 + 350).contains(&values), "{v}");
+        for key in [
+            "samples_per_s",
+            "p50_ms",
+            "p99_ms",
+            "p99_to_durable_anomaly_ms",
+            "rss_per_stream_kib",
+            "process_cpu_us_per_value",
+            "disk_bytes_per_value",
+        ] {
+            assert!(v[key].as_f64().is_some_and(|x| x > 0.0), "{key}: {v}");
+        }
+        assert!(v["anomaly_batches"].as_u64() > Some(0), "{v}");
+    }
+}

@@ -230,6 +230,13 @@ impl EventStore for FjallStore {
         self.db.disk_space().unwrap_or(0)
     }
 
+    fn compact(&self) -> Result<(), StoreError> {
+        for ks in [&self.records, &self.index, &self.snapshots, &self.views] {
+            ks.major_compact().map_err(engine_err)?;
+        }
+        Ok(())
+    }
+
     fn engine(&self) -> &'static str {
         "fjall"
     }

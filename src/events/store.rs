@@ -161,6 +161,12 @@ pub trait EventStore: Send + Sync + 'static {
     /// Bytes the store uses on disk.
     fn disk_bytes(&self) -> u64;
 
+    /// Compact the store now, as it would eventually on its own (benchmarks measure the
+    /// settled size). Engines without an explicit compaction do nothing.
+    fn compact(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
     /// Engine name, for logs and benchmarks.
     fn engine(&self) -> &'static str;
 }

@@ -1,6 +1,13 @@
 //! `ibsight bench ingest`: drives the real ingest path with synthetic steady telemetry.
 //! In-process it calls the same `Ingestor` the HTTP handler uses; with `--http` it starts the
 //! real server on a loopback port and posts JSON batches to it. Latency is per batch.
+//!
+//! Closed loop by default (`--concurrency` batches in flight); `--rate N` is open loop: a batch
+//! leaves every `batch / N` seconds whatever the answers, and its latency counts from when it
+//! was due, so a slow server shows as latency instead of slowing the load down.
+//! `--anomaly-every R` makes one stream in ten raise a critical anomaly every R of its samples
+//! (an ExcessiveBufferOverrunErrors increase): the requests that opened one time a sample's
+//! arrival to its `AnomalyDetected` being durable (the answer comes once it is).
 
 use super::{current_rss_mb, peak_rss_mb, quantile};
 use crate::api;
@@ -12,8 +19,6 @@ use crate::sim;
 use crate::telemetry::context;
 use std::fmt::Write as _;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::Instant;
 
 #[derive(Debug, clap::Args)]
@@ -44,6 +49,41 @@ pub struct IngestBenchArgs {
     /// otherwise; postgres takes store.url and the [cluster] keys from the environment].
     #[arg(long, value_enum)]
     pub engine: Option<EngineArg>,
+    /// Open loop: this many samples per second, whatever the answers.
+    #[arg(long)]
+    pub rate: Option<u64>,
+    /// One stream in ten raises a critical anomaly every this many of its samples (0: none).
+    #[arg(long, default_value_t = 0)]
+    pub anomaly_every: u64,
+    /// With --target: the servers' PIDs, to report their CPU per value.
+    #[arg(long)]
+    pub server_pid: Vec<u32>,
+}
+
+/// A sample of the run: steady telemetry, with the overrun counter of one stream in ten
+/// stepping up every `anomaly_every` samples of that stream.
+fn sample_of(
+    rng: &mut sim::Rng,
+    stream: usize,
+    k: u64,
+    base_ms: i64,
+    anomaly_every: u64,
+) -> crate::sample::Sample {
+    let mut s = sim::steady_sample(rng, stream, k, base_ms);
+    if anomaly_every > 0 && stream.is_multiple_of(10) {
+        s.counters.insert(
+            crate::sample::Counter::ExcessiveBufferOverrunErrors,
+            (k + 1) / anomaly_every,
+        );
+    }
+    s
+}
+
+/// What one batch came back with.
+struct Answer {
+    accepted: u64,
+    duplicates: u64,
+    anomalies: u64,
 }
 
 pub fn run(args: IngestBenchArgs) -> anyhow::Result<()> {
@@ -53,6 +93,10 @@ pub fn run(args: IngestBenchArgs) -> anyhow::Result<()> {
         "--batch must be 1 to 10000"
     );
     anyhow::ensure!(args.concurrency > 0, "--concurrency must be at least 1");
+    anyhow::ensure!(
+        args.rate.is_none_or(|r| r > 0),
+        "--rate must be at least 1 sample/s"
+    );
     let tmp;
     let dir = match &args.data_dir {
         Some(d) => d.clone(),
@@ -76,12 +120,68 @@ pub fn run(args: IngestBenchArgs) -> anyhow::Result<()> {
     crate::cli::runtime()?.block_on(drive(args, config))
 }
 
-struct Totals {
-    accepted: AtomicU64,
-    duplicates: AtomicU64,
+/// Where batches go: the in-process ingestor, or a URL.
+#[derive(Clone)]
+enum Sink {
+    InProcess(crate::ingest::Ingestor),
+    Http(reqwest::Client, String),
+}
+
+impl Sink {
+    async fn send(&self, samples: Vec<crate::sample::Sample>) -> anyhow::Result<Answer> {
+        match self {
+            Sink::InProcess(ingestor) => {
+                // A root span per batch, as the HTTP handler makes per request, so the tracing
+                // overhead shows in-process too.
+                let span = tracing::info_span!("ingest.batch");
+                let origin = Origin {
+                    correlation_id: None,
+                    trace: context::context_of(&span),
+                };
+                let o = context::in_span(span, ingestor.ingest(samples, origin)).await?;
+                Ok(Answer {
+                    accepted: o.accepted,
+                    duplicates: o.duplicates,
+                    anomalies: o.anomalies,
+                })
+            }
+            Sink::Http(client, url) => post(client, url, &samples).await,
+        }
+    }
+}
+
+/// Latencies of every batch, and of those that opened an anomaly; totals.
+#[derive(Default)]
+struct Outcome {
+    latencies_ms: Vec<f64>,
+    anomaly_latencies_ms: Vec<f64>,
+    accepted: u64,
+    duplicates: u64,
+    values: u64,
+}
+
+impl Outcome {
+    fn add(&mut self, answer: &Answer, values: usize, ms: f64) {
+        self.latencies_ms.push(ms);
+        if answer.anomalies > 0 {
+            self.anomaly_latencies_ms.push(ms);
+        }
+        self.accepted += answer.accepted;
+        self.duplicates += answer.duplicates;
+        self.values += values as u64;
+    }
+
+    fn merge(&mut self, other: Outcome) {
+        self.latencies_ms.extend(other.latencies_ms);
+        self.anomaly_latencies_ms.extend(other.anomaly_latencies_ms);
+        self.accepted += other.accepted;
+        self.duplicates += other.duplicates;
+        self.values += other.values;
+    }
 }
 
 async fn drive(args: IngestBenchArgs, config: Config) -> anyhow::Result<()> {
+    let rss_before_mb = current_rss_mb();
     // With --target the load goes to running servers and no node is started here.
     let node = if args.target.is_empty() {
         Some(Node::start(config.clone()).await?)
@@ -89,10 +189,6 @@ async fn drive(args: IngestBenchArgs, config: Config) -> anyhow::Result<()> {
         None
     };
     let base_ms = crate::clock::now_ms() - (args.samples / args.streams + 1) as i64 * 1000;
-    let totals = Arc::new(Totals {
-        accepted: AtomicU64::new(0),
-        duplicates: AtomicU64::new(0),
-    });
     let (server, mut targets) = match &node {
         Some(node) if args.http => {
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
@@ -112,99 +208,191 @@ async fn drive(args: IngestBenchArgs, config: Config) -> anyhow::Result<()> {
             .map(|t| format!("{}/v1/metrics", t.trim_end_matches('/'))),
     );
     let client = reqwest::Client::new();
+    let sinks: Vec<Sink> = if targets.is_empty() {
+        let node = node.as_ref().expect("in-process runs have a node");
+        vec![Sink::InProcess(node.ingestor.clone())]
+    } else {
+        targets
+            .iter()
+            .map(|t| Sink::Http(client.clone(), t.clone()))
+            .collect()
+    };
+    let cpu_self = super::cpu_seconds(None);
+    let cpu_servers: Vec<Option<f64>> = args
+        .server_pid
+        .iter()
+        .map(|p| super::cpu_seconds(Some(*p)))
+        .collect();
     let started = Instant::now();
-    let mut workers = Vec::new();
-    // Each worker owns the streams `i % concurrency == worker`, like a collector owning its
-    // switches, so every stream's samples arrive in timestamp order.
-    let workers_n = args.concurrency.min(args.streams);
-    for worker in 0..workers_n {
-        let totals = totals.clone();
-        let ingestor = node.as_ref().map(|n| n.ingestor.clone());
-        let client = client.clone();
-        // Worker k posts to target k mod n (every node of a cluster gets samples to forward).
-        let url = (!targets.is_empty()).then(|| targets[worker % targets.len()].clone());
-        let owned_streams = (worker..args.streams).step_by(workers_n).count();
-        let share = args.samples / workers_n + usize::from(worker < args.samples % workers_n);
-        let batch = args.batch;
-        workers.push(tokio::spawn(async move {
-            let mut rng = sim::Rng::new(worker as u64 + 1);
-            let mut latencies_ms = Vec::new();
-            let mut j = 0;
-            while j < share {
-                let end = (j + batch).min(share);
-                let batch_samples: Vec<_> = (j..end)
-                    .map(|n| {
-                        let stream = worker + workers_n * (n % owned_streams);
-                        let k = (n / owned_streams) as u64;
-                        sim::steady_sample(&mut rng, stream, k, base_ms)
-                    })
-                    .collect();
-                j = end;
-                let t0 = Instant::now();
-                let (accepted, duplicates) = match &url {
-                    None => {
-                        // A root span per batch, as the HTTP handler makes per request,
-                        // so the tracing overhead shows in-process too.
-                        let span = tracing::info_span!("ingest.batch");
-                        let origin = Origin {
-                            correlation_id: None,
-                            trace: context::context_of(&span),
-                        };
-                        let ingestor = ingestor.as_ref().expect("in-process runs have a node");
-                        let o =
-                            context::in_span(span, ingestor.ingest(batch_samples, origin)).await?;
-                        (o.accepted, o.duplicates)
-                    }
-                    Some(url) => post(&client, url, &batch_samples).await?,
-                };
-                latencies_ms.push(t0.elapsed().as_secs_f64() * 1000.0);
-                totals.accepted.fetch_add(accepted, Ordering::Relaxed);
-                totals.duplicates.fetch_add(duplicates, Ordering::Relaxed);
-            }
-            anyhow::Ok(latencies_ms)
-        }));
-    }
-    let mut latencies = Vec::new();
-    for w in workers {
-        latencies.extend(w.await??);
-    }
+    let mut outcome = match args.rate {
+        Some(rate) => open_loop(&args, &sinks, rate, base_ms).await?,
+        None => closed_loop(&args, &sinks, base_ms).await?,
+    };
     let elapsed = started.elapsed().as_secs_f64();
+    let cpu_s = match (cpu_self, super::cpu_seconds(None)) {
+        (Some(a), Some(b)) if node.is_some() => Some(b - a),
+        _ => None,
+    };
+    let servers_cpu_s: Option<f64> = (!args.server_pid.is_empty())
+        .then(|| {
+            args.server_pid
+                .iter()
+                .zip(&cpu_servers)
+                .map(|(p, before)| Some(super::cpu_seconds(Some(*p))? - (*before)?))
+                .sum::<Option<f64>>()
+        })
+        .flatten();
     if let Some((stop, handle)) = server {
         let _ = stop.send(());
         let _ = handle.await;
     }
     let rss_end_mb = current_rss_mb();
-    let (disk_mb, engine) = match node {
+    let (disk, engine) = match node {
         Some(node) => {
             let store = node.writer.store().clone();
             node.shutdown().await;
-            (
-                Some(round2(store.disk_bytes() as f64 / 1_048_576.0)),
-                Some(store.engine()),
-            )
+            let before = store.disk_bytes();
+            let compacted = tokio::task::spawn_blocking({
+                let store = store.clone();
+                move || store.compact()
+            })
+            .await?;
+            if let Err(e) = compacted {
+                tracing::warn!(error = %e, "compacting the store for its settled size");
+            }
+            (Some((before, store.disk_bytes())), Some(store.engine()))
         }
         None => (None, None),
     };
+    let values = outcome.values.max(1) as f64;
+    let per_value_us = |cpu: Option<f64>| cpu.map(|c| round2(c * 1e6 / values));
     let figures = serde_json::json!({
         "samples_per_s": (args.samples as f64 / elapsed).round(),
-        "p50_ms": round2(quantile(&mut latencies, 0.50)),
-        "p99_ms": round2(quantile(&mut latencies, 0.99)),
+        "rate": args.rate,
+        "p50_ms": round2(quantile(&mut outcome.latencies_ms, 0.50)),
+        "p99_ms": round2(quantile(&mut outcome.latencies_ms, 0.99)),
+        "anomaly_batches": outcome.anomaly_latencies_ms.len(),
+        "p99_to_durable_anomaly_ms": (!outcome.anomaly_latencies_ms.is_empty())
+            .then(|| round2(quantile(&mut outcome.anomaly_latencies_ms, 0.99))),
         "rss_mb": round2(peak_rss_mb()),
         "rss_end_mb": round2(rss_end_mb),
+        "rss_per_stream_kib": node_rss_per_stream(&args, rss_before_mb),
         "streams": args.streams,
         "samples": args.samples,
+        "values": outcome.values,
         "batch": args.batch,
         "concurrency": args.concurrency,
         "http": args.http,
         "engine": engine,
-        "accepted": totals.accepted.load(Ordering::Relaxed),
-        "duplicates": totals.duplicates.load(Ordering::Relaxed),
+        "accepted": outcome.accepted,
+        "duplicates": outcome.duplicates,
         "elapsed_s": round2(elapsed),
-        "disk_mb": disk_mb,
+        "disk_mb": disk.map(|(b, _)| round2(b as f64 / 1_048_576.0)),
+        "disk_mb_compacted": disk.map(|(_, a)| round2(a as f64 / 1_048_576.0)),
+        "disk_bytes_per_value": disk.map(|(_, a)| round2(a as f64 / values)),
+        "process_cpu_s": cpu_s.map(round2),
+        "process_cpu_us_per_value": per_value_us(cpu_s),
+        "servers_cpu_s": servers_cpu_s.map(round2),
+        "server_cpu_us_per_value": per_value_us(servers_cpu_s),
         "targets": args.target,
     });
     println!("{figures}");
     Ok(())
+}
+
+/// Peak RSS above the process's size before the node started, per stream (in-process runs:
+/// the node's memory, plus the load generator's few MiB).
+fn node_rss_per_stream(args: &IngestBenchArgs, rss_before_mb: f64) -> Option<f64> {
+    args.target
+        .is_empty()
+        .then(|| round2((peak_rss_mb() - rss_before_mb).max(0.0) * 1024.0 / args.streams as f64))
+}
+
+/// `concurrency` workers, each owning the streams `i % workers == worker` (like a collector
+/// owning its switches, so each stream's samples arrive in order), each with one batch in
+/// flight. Worker k sends to sink k mod n.
+async fn closed_loop(
+    args: &IngestBenchArgs,
+    sinks: &[Sink],
+    base_ms: i64,
+) -> anyhow::Result<Outcome> {
+    let workers_n = args.concurrency.min(args.streams);
+    let mut workers = Vec::new();
+    for worker in 0..workers_n {
+        let sink = sinks[worker % sinks.len()].clone();
+        let owned_streams = (worker..args.streams).step_by(workers_n).count();
+        let share = args.samples / workers_n + usize::from(worker < args.samples % workers_n);
+        let (batch, anomaly_every) = (args.batch, args.anomaly_every);
+        workers.push(tokio::spawn(async move {
+            let mut rng = sim::Rng::new(worker as u64 + 1);
+            let mut out = Outcome::default();
+            let mut j = 0;
+            while j < share {
+                let end = (j + batch).min(share);
+                let samples: Vec<_> = (j..end)
+                    .map(|n| {
+                        let stream = worker + workers_n * (n % owned_streams);
+                        let k = (n / owned_streams) as u64;
+                        sample_of(&mut rng, stream, k, base_ms, anomaly_every)
+                    })
+                    .collect();
+                j = end;
+                let values = samples.iter().map(|s| s.value_count()).sum();
+                let t0 = Instant::now();
+                let answer = sink.send(samples).await?;
+                out.add(&answer, values, t0.elapsed().as_secs_f64() * 1000.0);
+            }
+            anyhow::Ok(out)
+        }));
+    }
+    let mut total = Outcome::default();
+    for w in workers {
+        total.merge(w.await??);
+    }
+    Ok(total)
+}
+
+/// Batch i is due at start + i × batch / rate and leaves then, however many are in flight;
+/// its latency counts from when it was due. Sample n of the run is stream n mod streams, its
+/// (n / streams)-th sample; batch i goes to sink i mod n.
+async fn open_loop(
+    args: &IngestBenchArgs,
+    sinks: &[Sink],
+    rate: u64,
+    base_ms: i64,
+) -> anyhow::Result<Outcome> {
+    let period = std::time::Duration::from_secs_f64(args.batch as f64 / rate as f64);
+    let start = tokio::time::Instant::now();
+    let mut rng = sim::Rng::new(1);
+    let mut inflight = tokio::task::JoinSet::new();
+    let mut total = Outcome::default();
+    let batches = args.samples.div_ceil(args.batch);
+    for i in 0..batches {
+        let due = start + period * i as u32;
+        tokio::time::sleep_until(due).await;
+        let range = i * args.batch..((i + 1) * args.batch).min(args.samples);
+        let samples: Vec<_> = range
+            .map(|n| {
+                let (stream, k) = (n % args.streams, (n / args.streams) as u64);
+                sample_of(&mut rng, stream, k, base_ms, args.anomaly_every)
+            })
+            .collect();
+        let values: usize = samples.iter().map(|s| s.value_count()).sum();
+        let sink = sinks[i % sinks.len()].clone();
+        inflight.spawn(async move {
+            let answer = sink.send(samples).await?;
+            anyhow::Ok((answer, values, due.elapsed().as_secs_f64() * 1000.0))
+        });
+        while let Some(done) = inflight.try_join_next() {
+            let (answer, values, ms) = done??;
+            total.add(&answer, values, ms);
+        }
+    }
+    while let Some(done) = inflight.join_next().await {
+        let (answer, values, ms) = done??;
+        total.add(&answer, values, ms);
+    }
+    Ok(total)
 }
 
 fn round2(x: f64) -> f64 {
@@ -215,7 +403,7 @@ async fn post(
     client: &reqwest::Client,
     url: &str,
     samples: &[crate::sample::Sample],
-) -> anyhow::Result<(u64, u64)> {
+) -> anyhow::Result<Answer> {
     let body = encode_batch(samples);
     loop {
         let resp = client
@@ -232,10 +420,12 @@ async fn post(
         }
         let v: serde_json::Value = resp.json().await?;
         anyhow::ensure!(status.as_u16() == 202, "server answered {status}: {v}");
-        return Ok((
-            v["accepted"].as_u64().unwrap_or(0),
-            v["duplicates"].as_u64().unwrap_or(0),
-        ));
+        let n = |k: &str| v[k].as_u64().unwrap_or(0);
+        return Ok(Answer {
+            accepted: n("accepted"),
+            duplicates: n("duplicates"),
+            anomalies: n("anomalies"),
+        });
     }
 }
 
