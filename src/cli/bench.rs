@@ -1,5 +1,6 @@
 //! `ibsight bench …`: benchmarks of the real paths. Each prints one JSON line of figures.
 
+pub mod actors;
 pub mod analyst;
 pub mod fuzz;
 pub mod ingest;
@@ -12,6 +13,8 @@ pub enum BenchCommand {
     Ingest(ingest::IngestBenchArgs),
     /// Analyst pool in a fault storm, against a local Bedrock-protocol server.
     Analyst(analyst::AnalystBenchArgs),
+    /// What one idle actor costs in memory (the floor under the per-stream cost).
+    Actors(actors::ActorsBenchArgs),
     /// Robustness of POST /v1/metrics: N generated and mutated bodies through the real router.
     Fuzz(fuzz::FuzzBenchArgs),
 }
@@ -21,6 +24,7 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Ingest(args) => ingest::run(args),
         BenchCommand::Analyst(args) => analyst::run(args),
         BenchCommand::Fuzz(args) => fuzz::run(args),
+        BenchCommand::Actors(args) => actors::run(args),
     }
 }
 
@@ -61,6 +65,11 @@ pub fn cpu_seconds(pid: Option<u32>) -> Option<f64> {
     // SAFETY: sysconf has no preconditions.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
     (hz > 0.0).then(|| ticks / hz)
+}
+
+/// Rounded to two decimals, for printing.
+pub fn round2(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
 }
 
 /// The q-quantile (0..=1) of unsorted values, in place.

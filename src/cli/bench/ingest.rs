@@ -9,7 +9,7 @@
 //! (an ExcessiveBufferOverrunErrors increase): the requests that opened one time a sample's
 //! arrival to its `AnomalyDetected` being durable (the answer comes once it is).
 
-use super::{current_rss_mb, peak_rss_mb, quantile};
+use super::{current_rss_mb, peak_rss_mb, quantile, round2};
 use crate::api;
 use crate::cli::events::EngineArg;
 use crate::config::Config;
@@ -393,10 +393,6 @@ async fn open_loop(
         total.add(&answer, values, ms);
     }
     Ok(total)
-}
-
-fn round2(x: f64) -> f64 {
-    (x * 100.0).round() / 100.0
 }
 
 async fn post(
