@@ -310,25 +310,47 @@ fn node_rss_per_stream(args: &IngestBenchArgs, rss_before_mb: f64) -> Option<f64
 
 /// `concurrency` workers, each owning the streams `i % workers == worker` (like a collector
 /// owning its switches, so each stream's samples arrive in order), each with one batch in
-/// flight. Worker k sends to sink k mod n.
+/// flight. Worker k sends to sink k mod n. The workers keep in step, as one fabric's sweeps
+/// do: none starts a batch in round r before every other worker has finished round r-1, so no
+/// stream falls behind the fabric's clock far enough to be marked stale by the benchmark itself.
 async fn closed_loop(
     args: &IngestBenchArgs,
     sinks: &[Sink],
     base_ms: i64,
 ) -> anyhow::Result<Outcome> {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::Arc;
     let workers_n = args.concurrency.min(args.streams);
+    // Rounds each worker has finished (u64::MAX once it is done), and a wake-up on progress.
+    let done: Arc<Vec<AtomicU64>> = Arc::new((0..workers_n).map(|_| AtomicU64::new(0)).collect());
+    let progress = Arc::new(tokio::sync::Notify::new());
     let mut workers = Vec::new();
     for worker in 0..workers_n {
         let sink = sinks[worker % sinks.len()].clone();
         let owned_streams = (worker..args.streams).step_by(workers_n).count();
         let share = args.samples / workers_n + usize::from(worker < args.samples % workers_n);
         let (batch, anomaly_every) = (args.batch, args.anomaly_every);
+        let (done, progress) = (done.clone(), progress.clone());
         workers.push(tokio::spawn(async move {
             let mut rng = sim::Rng::new(worker as u64 + 1);
             let mut out = Outcome::default();
             let mut j = 0;
             while j < share {
                 let end = (j + batch).min(share);
+                // The round this batch starts in: the other workers must have finished the
+                // one before (a batch spanning several rounds waits only for its first).
+                let round = (j / owned_streams) as u64;
+                loop {
+                    let woken = progress.notified();
+                    if done
+                        .iter()
+                        .enumerate()
+                        .all(|(w, d)| w == worker || d.load(Ordering::Acquire).saturating_add(1) >= round)
+                    {
+                        break;
+                    }
+                    woken.await;
+                }
                 let samples: Vec<_> = (j..end)
                     .map(|n| {
                         let stream = worker + workers_n * (n % owned_streams);
@@ -339,9 +361,18 @@ async fn closed_loop(
                 j = end;
                 let values = samples.iter().map(|s| s.value_count()).sum();
                 let t0 = Instant::now();
-                let answer = sink.send(samples).await?;
-                out.add(&answer, values, t0.elapsed().as_secs_f64() * 1000.0);
+                let answer = sink.send(samples).await;
+                let finished = if j >= share {
+                    u64::MAX
+                } else {
+                    (j / owned_streams) as u64
+                };
+                done[worker].store(finished, Ordering::Release);
+                progress.notify_waiters();
+                out.add(&answer?, values, t0.elapsed().as_secs_f64() * 1000.0);
             }
+            done[worker].store(u64::MAX, Ordering::Release);
+            progress.notify_waiters();
             anyhow::Ok(out)
         }));
     }
