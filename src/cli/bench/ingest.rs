@@ -342,11 +342,9 @@ async fn closed_loop(
                 let round = (j / owned_streams) as u64;
                 loop {
                     let woken = progress.notified();
-                    if done
-                        .iter()
-                        .enumerate()
-                        .all(|(w, d)| w == worker || d.load(Ordering::Acquire).saturating_add(1) >= round)
-                    {
+                    if done.iter().enumerate().all(|(w, d)| {
+                        w == worker || d.load(Ordering::Acquire).saturating_add(1) >= round
+                    }) {
                         break;
                     }
                     woken.await;
