@@ -98,17 +98,16 @@ impl Membership {
     pub fn spawn(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
         let this = self.clone();
         tokio::spawn(async move {
-            let self_ = this;
-            let mut every = tokio::time::interval(Duration::from_millis(self_.cfg.heartbeat_ms));
+            let mut every = tokio::time::interval(Duration::from_millis(this.cfg.heartbeat_ms));
             every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 every.tick().await;
                 let started = std::time::Instant::now();
-                if let Err(e) = self_.tick().await {
+                if let Err(e) = this.tick().await {
                     tracing::warn!(error = %e, "membership tick failed");
                 }
                 let took = started.elapsed();
-                if took > Duration::from_millis(self_.cfg.heartbeat_ms) {
+                if took > Duration::from_millis(this.cfg.heartbeat_ms) {
                     tracing::warn!(?took, "a membership tick took longer than the heartbeat");
                 }
             }
