@@ -265,6 +265,7 @@ fn bench_ingest_prints_every_figure() {
         let v: serde_json::Value =
             serde_json::from_str(text.lines().last().expect("a line")).expect("json");
         assert_eq!(v["accepted"], 3000, "{v}");
+        assert_eq!(v["late"], 0, "{v}");
         // 8 values a sample, and the overrun counter on one stream in ten (about 300).
         let values = v["values"].as_u64().expect("values");
         assert!((3000 * 8 + 250..=3000 * 8 + 350).contains(&values), "{v}");

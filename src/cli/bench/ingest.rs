@@ -83,6 +83,9 @@ fn sample_of(
 struct Answer {
     accepted: u64,
     duplicates: u64,
+    /// Older than the stream's newest sample when they arrived (out of order: in open loop, a
+    /// stream's next batch can overtake a slow one).
+    late: u64,
     anomalies: u64,
 }
 
@@ -142,6 +145,7 @@ impl Sink {
                 Ok(Answer {
                     accepted: o.accepted,
                     duplicates: o.duplicates,
+                    late: o.late,
                     anomalies: o.anomalies,
                 })
             }
@@ -157,6 +161,7 @@ struct Outcome {
     anomaly_latencies_ms: Vec<f64>,
     accepted: u64,
     duplicates: u64,
+    late: u64,
     values: u64,
 }
 
@@ -168,6 +173,7 @@ impl Outcome {
         }
         self.accepted += answer.accepted;
         self.duplicates += answer.duplicates;
+        self.late += answer.late;
         self.values += values as u64;
     }
 
@@ -176,6 +182,7 @@ impl Outcome {
         self.anomaly_latencies_ms.extend(other.anomaly_latencies_ms);
         self.accepted += other.accepted;
         self.duplicates += other.duplicates;
+        self.late += other.late;
         self.values += other.values;
     }
 }
@@ -286,6 +293,7 @@ async fn drive(args: IngestBenchArgs, config: Config) -> anyhow::Result<()> {
         "engine": engine,
         "accepted": outcome.accepted,
         "duplicates": outcome.duplicates,
+        "late": outcome.late,
         "elapsed_s": round2(elapsed),
         "disk_mb": disk.map(|(b, _)| round2(b as f64 / 1_048_576.0)),
         "disk_mb_compacted": disk.map(|(_, a)| round2(a as f64 / 1_048_576.0)),
@@ -449,6 +457,7 @@ async fn post(
         return Ok(Answer {
             accepted: n("accepted"),
             duplicates: n("duplicates"),
+            late: n("late"),
             anomalies: n("anomalies"),
         });
     }
