@@ -27,7 +27,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
-use write::{required_leases, write_tx, FenceCheck};
+use write::{fence_check, write_tx};
 
 /// What the fencing check needs: the lease each write needs, and the epoch this node holds.
 pub trait Fence: Send + Sync + 'static {
@@ -267,7 +267,7 @@ impl Drop for PgStore {
 impl EventStore for PgStore {
     fn admit(&self, ops: &[WriteOp]) -> Result<(), StoreError> {
         match self.fence.read().expect("fence lock poisoned").as_ref() {
-            Some(f) => required_leases(f.as_ref(), ops).map(|_| ()),
+            Some(f) => fence_check(f.as_ref(), ops).map(|_| ()),
             None => Ok(()),
         }
     }
@@ -278,25 +278,7 @@ impl EventStore for PgStore {
         }
         let fence = self.fence.read().expect("fence lock poisoned").clone();
         let fence = match fence {
-            Some(f) => {
-                let need = required_leases(f.as_ref(), ops)?;
-                let append_epochs = ops
-                    .iter()
-                    .filter_map(|op| match op {
-                        WriteOp::Append(e) => Some(
-                            need.get(&f.lease_for_stream(&e.stream_id))
-                                .copied()
-                                .unwrap_or(0),
-                        ),
-                        _ => None,
-                    })
-                    .collect();
-                Some(FenceCheck {
-                    node: f.node_id().to_string(),
-                    need,
-                    append_epochs,
-                })
-            }
+            Some(f) => Some(fence_check(f.as_ref(), ops)?),
             None => None,
         };
         let ops = ops.to_vec();

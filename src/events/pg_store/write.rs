@@ -7,15 +7,26 @@ use deadpool_postgres::Pool;
 use std::collections::BTreeMap;
 use tokio_postgres::types::ToSql;
 
-/// Which leases a write needs, by name, with the epoch this node holds each at.
-pub(super) fn required_leases(
-    fence: &dyn Fence,
-    ops: &[WriteOp],
-) -> Result<BTreeMap<String, i64>, StoreError> {
-    let mut need = BTreeMap::new();
+/// What a write must check, in one pass over its ops: the leases it needs with the epoch this
+/// node holds each at, and the epoch each append is written under. Refused at once when this
+/// node does not hold one of them.
+pub(super) fn fence_check(fence: &dyn Fence, ops: &[WriteOp]) -> Result<FenceCheck, StoreError> {
+    let mut check = FenceCheck {
+        node: fence.node_id().to_string(),
+        need: BTreeMap::new(),
+        append_epochs: Vec::new(),
+    };
+    // An actor's request holds one stream's events together: look its lease up once.
+    let mut last: Option<(&str, i64)> = None;
     for op in ops {
         let lease = match op {
-            WriteOp::Append(e) => Some(fence.lease_for_stream(&e.stream_id)),
+            WriteOp::Append(e) => {
+                if let Some((_, epoch)) = last.filter(|(s, _)| *s == e.stream_id) {
+                    check.append_epochs.push(epoch);
+                    continue;
+                }
+                Some(fence.lease_for_stream(&e.stream_id))
+            }
             WriteOp::Snapshot(s) => Some(fence.lease_for_stream(&s.stream_id)),
             WriteOp::Checkpoint { name, .. } => fence.lease_for_view(name),
             WriteOp::PutView { view, .. } | WriteOp::RemoveView { view, .. } => {
@@ -23,20 +34,26 @@ pub(super) fn required_leases(
             }
             WriteOp::Remove { .. } => None,
         };
-        if let Some(lease) = lease {
-            if need.contains_key(&lease) {
-                continue;
+        let Some(lease) = lease else { continue };
+        let epoch = match check.need.get(&lease) {
+            Some(epoch) => *epoch,
+            None => {
+                let Some(epoch) = fence.held_epoch(&lease) else {
+                    return Err(StoreError::Fenced {
+                        lease,
+                        reason: "this node does not hold it".into(),
+                    });
+                };
+                check.need.insert(lease, epoch);
+                epoch
             }
-            let Some(epoch) = fence.held_epoch(&lease) else {
-                return Err(StoreError::Fenced {
-                    lease,
-                    reason: "this node does not hold it".into(),
-                });
-            };
-            need.insert(lease, epoch);
+        };
+        if let WriteOp::Append(e) = op {
+            check.append_epochs.push(epoch);
+            last = Some((&e.stream_id, epoch));
         }
     }
-    Ok(need)
+    Ok(check)
 }
 
 /// Consecutive ops of one kind, applied as one statement each.
@@ -238,10 +255,7 @@ pub(super) async fn write_tx(
             WriteOp::PutView { view, key, value } => {
                 run.puts.insert((view, key), value);
             }
-            WriteOp::RemoveView { view, key } => {
-                run.puts.remove(&(view.clone(), key.clone()));
-                run.unputs.push((view, key));
-            }
+            WriteOp::RemoveView { view, key } => run.unputs.push((view, key)),
         }
     }
     run.flush(&tx).await?;
