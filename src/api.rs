@@ -7,7 +7,7 @@
 //! - `dashboard`: the web page at `/` and its embedded assets
 //! - `recent`: `GET /v1/insights/recent` and `GET /v1/alerts/recent` (the read views)
 //! - `incidents`: `GET /v1/incidents` (the incident view)
-//! - `prometheus`: `GET /metrics` in the Prometheus text format
+//! - `prometheus`: `GET /metrics` in the OpenMetrics text format
 //! - `stats`: `GET /v1/stats` (analyst counters, queue depth, store and actor figures)
 //! - `health`: `/healthz`, `/readyz`
 //! - `auth`: bearer tokens for ingest and reads

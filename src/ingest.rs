@@ -222,8 +222,7 @@ impl Ingestor {
                 stored: total,
             });
         }
-        m.ingest_batches
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        m.ingest_batches.inc();
         Ok(total)
     }
 }

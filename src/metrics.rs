@@ -1,48 +1,80 @@
-//! Prometheus metrics: one registry of counters, gauges and histograms that the components
-//! update, rendered in the Prometheus text format (0.0.4) at `GET /metrics`. Names follow the
-//! conventions: `ibsight_…_total` for counters, base units (`_seconds`, `_bytes`).
+//! Prometheus metrics, on the Prometheus project's own client (`prometheus-client`): counters,
+//! gauges and histograms that the components update, exposed at `GET /metrics` in the
+//! OpenMetrics text format. Names follow the conventions: `ibsight_…_total` for counters, base
+//! units (`_seconds`, `_bytes`).
+//!
+//! Nothing that counts takes a lock: a labelled counter resolves its known label values to
+//! atomic counters when it is made (a label value nobody declared falls back to the client's
+//! family, which does lock: only `dead_letters`' projection names and the insight sources
+//! come that way, once each), and the histograms are plain atomics.
 
-use std::collections::BTreeMap;
-use std::fmt::Write as _;
+use prometheus_client::encoding::{EncodeMetric, MetricEncoder, NoLabelSet};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::Registry;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 
-/// A counter family keyed by one label value.
-#[derive(Default)]
+/// One label's name and value, the label set of every labelled family here.
+pub type Label = [(&'static str, String); 1];
+
+/// A counter family keyed by one label, whose declared values count without a lock.
+#[derive(Debug)]
 pub struct LabelledCounter {
-    values: Mutex<BTreeMap<String, u64>>,
+    label: &'static str,
+    family: Family<Label, Counter>,
+    known: Box<[(&'static str, Counter)]>,
 }
 
 impl LabelledCounter {
-    pub fn inc(&self, label: &str, n: u64) {
-        let mut v = self.values.lock().expect("metrics lock poisoned");
-        match v.get_mut(label) {
-            Some(c) => *c += n,
+    /// `known`: the label values to count lock-free (they are shown from the start, at 0).
+    pub fn new(label: &'static str, known: &[&'static str]) -> LabelledCounter {
+        let family = Family::<Label, Counter>::default();
+        let known = known
+            .iter()
+            .map(|v| (*v, family.get_or_create(&[(label, v.to_string())]).clone()))
+            .collect();
+        LabelledCounter {
+            label,
+            family,
+            known,
+        }
+    }
+
+    pub fn inc(&self, value: &str, n: u64) {
+        match self.known.iter().find(|(k, _)| *k == value) {
+            Some((_, c)) => {
+                c.inc_by(n);
+            }
             None => {
-                v.insert(label.to_string(), n);
+                self.family
+                    .get_or_create(&[(self.label, value.to_string())])
+                    .inc_by(n);
             }
         }
     }
 
-    pub fn get(&self, label: &str) -> u64 {
-        self.values
-            .lock()
-            .expect("metrics lock poisoned")
-            .get(label)
-            .copied()
-            .unwrap_or(0)
-    }
-
-    fn snapshot(&self) -> Vec<(String, u64)> {
-        let v = self.values.lock().expect("metrics lock poisoned");
-        v.iter().map(|(k, n)| (k.clone(), *n)).collect()
+    pub fn get(&self, value: &str) -> u64 {
+        match self.known.iter().find(|(k, _)| *k == value) {
+            Some((_, c)) => c.get(),
+            None => self
+                .family
+                .get(&[(self.label, value.to_string())])
+                .map_or(0, |c| c.get()),
+        }
     }
 }
 
-/// A histogram with fixed upper bounds (seconds or counts).
-pub struct Histogram {
+/// A histogram with fixed upper bounds (seconds or counts), all atomics.
+#[derive(Debug, Clone)]
+pub struct Histogram(Arc<HistogramInner>);
+
+#[derive(Debug)]
+struct HistogramInner {
     bounds: &'static [f64],
-    buckets: Vec<AtomicU64>,
+    /// Per bucket, not cumulative; the last one is +Inf.
+    buckets: Box<[AtomicU64]>,
     count: AtomicU64,
     /// Sum in millionths, so it adds up exactly with integers.
     sum_micro: AtomicU64,
@@ -50,23 +82,42 @@ pub struct Histogram {
 
 impl Histogram {
     pub fn new(bounds: &'static [f64]) -> Histogram {
-        Histogram {
+        Histogram(Arc::new(HistogramInner {
             bounds,
-            buckets: bounds.iter().map(|_| AtomicU64::new(0)).collect(),
+            buckets: (0..=bounds.len()).map(|_| AtomicU64::new(0)).collect(),
             count: AtomicU64::new(0),
             sum_micro: AtomicU64::new(0),
-        }
+        }))
     }
 
     pub fn observe(&self, v: f64) {
-        for (b, bucket) in self.bounds.iter().zip(&self.buckets) {
-            if v <= *b {
-                bucket.fetch_add(1, Ordering::Relaxed);
-            }
-        }
-        self.count.fetch_add(1, Ordering::Relaxed);
-        self.sum_micro
+        let h = &self.0;
+        let i = h.bounds.partition_point(|b| *b < v);
+        h.buckets[i].fetch_add(1, Ordering::Relaxed);
+        h.count.fetch_add(1, Ordering::Relaxed);
+        h.sum_micro
             .fetch_add((v.max(0.0) * 1e6) as u64, Ordering::Relaxed);
+    }
+}
+
+impl EncodeMetric for Histogram {
+    fn encode(&self, mut encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
+        let h = &self.0;
+        let buckets: Vec<(f64, u64)> = h
+            .bounds
+            .iter()
+            .copied()
+            .chain([f64::INFINITY])
+            .zip(h.buckets.iter().map(|b| b.load(Ordering::Relaxed)))
+            .collect();
+        // The count is the buckets' sum, so a scrape racing an observation stays consistent.
+        let count = buckets.iter().map(|(_, n)| n).sum();
+        let sum = h.sum_micro.load(Ordering::Relaxed) as f64 / 1e6;
+        encoder.encode_histogram::<NoLabelSet>(sum, count, &buckets, None)
+    }
+
+    fn metric_type(&self) -> MetricType {
+        MetricType::Histogram
     }
 }
 
@@ -76,9 +127,10 @@ const LATENCY_BOUNDS: &[f64] = &[
 const BATCH_BOUNDS: &[f64] = &[1.0, 10.0, 100.0, 1000.0, 10_000.0, 50_000.0];
 
 /// Everything `/metrics` shows that is counted as it happens.
+#[derive(Debug)]
 pub struct Metrics {
     pub ingest_samples: LabelledCounter,
-    pub ingest_batches: AtomicU64,
+    pub ingest_batches: Counter,
     pub ingest_rejections: LabelledCounter,
     pub anomalies: LabelledCounter,
     pub insights_by_type: LabelledCounter,
@@ -92,7 +144,7 @@ pub struct Metrics {
     pub commit_seconds: Histogram,
     pub commit_ops: Histogram,
     /// Leases this node held that another node took (it was paused or cut off past its lease).
-    pub cluster_leases_lost: AtomicU64,
+    pub cluster_leases_lost: Counter,
 }
 
 /// The process's metrics.
@@ -103,22 +155,114 @@ pub fn global() -> &'static Metrics {
 
 impl Metrics {
     pub fn new() -> Metrics {
+        let rules: Vec<&'static str> = crate::detect::rules::Rule::ALL
+            .iter()
+            .map(|r| r.name())
+            .collect();
+        let types: Vec<&'static str> = crate::analyst::insight::PredictionType::ALL
+            .iter()
+            .map(|p| p.name())
+            .collect();
         Metrics {
-            ingest_samples: LabelledCounter::default(),
-            ingest_batches: AtomicU64::new(0),
-            ingest_rejections: LabelledCounter::default(),
-            anomalies: LabelledCounter::default(),
-            insights_by_type: LabelledCounter::default(),
-            insights_by_source: LabelledCounter::default(),
-            alerts: LabelledCounter::default(),
-            incidents: LabelledCounter::default(),
-            alert_triage: LabelledCounter::default(),
-            dead_letters: LabelledCounter::default(),
+            ingest_samples: LabelledCounter::new(
+                "outcome",
+                &["accepted", "duplicate", "late", "too_many_streams"],
+            ),
+            ingest_batches: Counter::default(),
+            ingest_rejections: LabelledCounter::new("reason", crate::api::ApiError::CODES),
+            anomalies: LabelledCounter::new("rule", &rules),
+            insights_by_type: LabelledCounter::new("prediction_type", &types),
+            insights_by_source: LabelledCounter::new("source", &[]),
+            alerts: LabelledCounter::new("outcome", &["raised", "suppressed"]),
+            incidents: LabelledCounter::new("kind", &["opened", "grown", "escalated", "resolved"]),
+            alert_triage: LabelledCounter::new("verdict", &[]),
+            dead_letters: LabelledCounter::new("projection", &[]),
             bedrock_latency: Histogram::new(LATENCY_BOUNDS),
             commit_seconds: Histogram::new(LATENCY_BOUNDS),
             commit_ops: Histogram::new(BATCH_BOUNDS),
-            cluster_leases_lost: AtomicU64::new(0),
+            cluster_leases_lost: Counter::default(),
         }
+    }
+
+    /// Registers the counted metrics (shared handles: the registry reads the same atomics).
+    pub fn register(&self, r: &mut Registry) {
+        let family = |r: &mut Registry, name: &str, help: &str, c: &LabelledCounter| {
+            r.register(name, help, c.family.clone())
+        };
+        family(
+            r,
+            "ibsight_ingest_samples",
+            "Samples received, by outcome",
+            &self.ingest_samples,
+        );
+        r.register(
+            "ibsight_ingest_batches",
+            "Ingest requests that were recorded",
+            self.ingest_batches.clone(),
+        );
+        family(
+            r,
+            "ibsight_ingest_rejections",
+            "Ingest requests refused, by reason",
+            &self.ingest_rejections,
+        );
+        family(
+            r,
+            "ibsight_anomalies",
+            "Anomalies opened or escalated, by rule",
+            &self.anomalies,
+        );
+        family(
+            r,
+            "ibsight_insights_by_type",
+            "Insights recorded, by prediction type",
+            &self.insights_by_type,
+        );
+        family(
+            r,
+            "ibsight_insights_by_source",
+            "Insights recorded, by source",
+            &self.insights_by_source,
+        );
+        family(
+            r,
+            "ibsight_alerts",
+            "Alert decisions, by outcome",
+            &self.alerts,
+        );
+        family(
+            r,
+            "ibsight_incident_events",
+            "Incident events, by kind (opened, grown, escalated, resolved)",
+            &self.incidents,
+        );
+        family(
+            r,
+            "ibsight_alert_triage",
+            "Operators' verdicts on raised alerts (confirmed, false_positive)",
+            &self.alert_triage,
+        );
+        family(
+            r,
+            "ibsight_projection_dead_letters",
+            "Items a sink rejected for good (kept in the dead_letters view), by projection",
+            &self.dead_letters,
+        );
+        r.register(
+            "ibsight_bedrock_call_seconds",
+            "Bedrock call latency, retries included",
+            self.bedrock_latency.clone(),
+        );
+        r.register(
+            "ibsight_group_commit_seconds",
+            "Time to write and fsync one group commit",
+            self.commit_seconds.clone(),
+        );
+        r.register(
+            "ibsight_group_commit_ops",
+            "Operations per group commit",
+            self.commit_ops.clone(),
+        );
     }
 }
 
@@ -128,147 +272,12 @@ impl Default for Metrics {
     }
 }
 
-/// Builds the exposition text.
-#[derive(Default)]
-pub struct Exposition {
-    out: String,
-}
-
-impl Exposition {
-    fn head(&mut self, name: &str, kind: &str, help: &str) {
-        let _ = writeln!(self.out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-    }
-
-    pub fn value(&mut self, name: &str, kind: &str, help: &str, v: f64) {
-        self.head(name, kind, help);
-        let _ = writeln!(self.out, "{name} {v}");
-    }
-
-    pub fn labelled(
-        &mut self,
-        name: &str,
-        kind: &str,
-        help: &str,
-        label: &str,
-        values: &[(String, f64)],
-    ) {
-        self.head(name, kind, help);
-        for (l, v) in values {
-            let escaped = l.replace('\\', "\\\\").replace('"', "\\\"");
-            let _ = writeln!(self.out, "{name}{{{label}=\"{escaped}\"}} {v}");
-        }
-    }
-
-    fn counter_family(&mut self, name: &str, help: &str, label: &str, c: &LabelledCounter) {
-        let values: Vec<(String, f64)> = c
-            .snapshot()
-            .into_iter()
-            .map(|(k, v)| (k, v as f64))
-            .collect();
-        self.labelled(name, "counter", help, label, &values);
-    }
-
-    fn histogram(&mut self, name: &str, help: &str, h: &Histogram) {
-        self.head(name, "histogram", help);
-        for (b, bucket) in h.bounds.iter().zip(&h.buckets) {
-            let _ = writeln!(
-                self.out,
-                "{name}_bucket{{le=\"{b}\"}} {}",
-                bucket.load(Ordering::Relaxed)
-            );
-        }
-        let count = h.count.load(Ordering::Relaxed);
-        let _ = writeln!(self.out, "{name}_bucket{{le=\"+Inf\"}} {count}");
-        let _ = writeln!(
-            self.out,
-            "{name}_sum {}",
-            h.sum_micro.load(Ordering::Relaxed) as f64 / 1e6
-        );
-        let _ = writeln!(self.out, "{name}_count {count}");
-    }
-
-    /// The globally counted metrics.
-    pub fn counted(&mut self, m: &Metrics) {
-        self.counter_family(
-            "ibsight_ingest_samples_total",
-            "Samples received, by outcome.",
-            "outcome",
-            &m.ingest_samples,
-        );
-        self.value(
-            "ibsight_ingest_batches_total",
-            "counter",
-            "Ingest requests that were recorded.",
-            m.ingest_batches.load(Ordering::Relaxed) as f64,
-        );
-        self.counter_family(
-            "ibsight_ingest_rejections_total",
-            "Ingest requests refused, by reason.",
-            "reason",
-            &m.ingest_rejections,
-        );
-        self.counter_family(
-            "ibsight_anomalies_total",
-            "Anomalies opened or escalated, by rule.",
-            "rule",
-            &m.anomalies,
-        );
-        self.counter_family(
-            "ibsight_insights_by_type_total",
-            "Insights recorded, by prediction type.",
-            "prediction_type",
-            &m.insights_by_type,
-        );
-        self.counter_family(
-            "ibsight_insights_by_source_total",
-            "Insights recorded, by source.",
-            "source",
-            &m.insights_by_source,
-        );
-        self.counter_family(
-            "ibsight_alerts_total",
-            "Alert decisions, by outcome.",
-            "outcome",
-            &m.alerts,
-        );
-        self.counter_family(
-            "ibsight_incident_events_total",
-            "Incident events, by kind (opened, grown, escalated, resolved).",
-            "kind",
-            &m.incidents,
-        );
-        self.counter_family(
-            "ibsight_alert_triage_total",
-            "Operators' verdicts on raised alerts (confirmed, false_positive).",
-            "verdict",
-            &m.alert_triage,
-        );
-        self.counter_family(
-            "ibsight_projection_dead_letters_total",
-            "Items a sink rejected for good (kept in the dead_letters view), by projection.",
-            "projection",
-            &m.dead_letters,
-        );
-        self.histogram(
-            "ibsight_bedrock_call_seconds",
-            "Bedrock call latency, retries included.",
-            &m.bedrock_latency,
-        );
-        self.histogram(
-            "ibsight_group_commit_seconds",
-            "Time to write and fsync one group commit.",
-            &m.commit_seconds,
-        );
-        self.histogram(
-            "ibsight_group_commit_ops",
-            "Operations per group commit.",
-            &m.commit_ops,
-        );
-    }
-
-    pub fn finish(self) -> String {
-        self.out
-    }
+/// The OpenMetrics text of a registry.
+pub fn render(r: &Registry) -> String {
+    let mut out = String::with_capacity(16 * 1024);
+    prometheus_client::encoding::text::encode(&mut out, r)
+        .expect("encoding into a String cannot fail");
+    out
 }
 
 #[cfg(test)]
@@ -276,22 +285,51 @@ mod tests {
     use super::*;
 
     #[test]
-    fn renders_prometheus_text() {
+    fn renders_openmetrics_text_with_every_declared_label() {
+        // Given counts of a few kinds
         let m = Metrics::new();
-        m.ingest_batches.fetch_add(2, Ordering::Relaxed);
+        m.ingest_batches.inc_by(2);
         m.ingest_samples.inc("accepted", 5);
         m.anomalies.inc("utilization_high", 1);
+        m.dead_letters.inc("dynamodb", 3);
         m.commit_seconds.observe(0.003);
-        let mut e = Exposition::default();
-        e.counted(&m);
-        let text = e.finish();
-        assert!(
-            text.contains("ibsight_ingest_samples_total{outcome=\"accepted\"} 5"),
-            "{text}"
-        );
-        assert!(text.contains("ibsight_ingest_batches_total 2"));
-        assert!(text.contains("ibsight_group_commit_seconds_bucket{le=\"0.005\"} 1"));
-        assert!(text.contains("ibsight_group_commit_seconds_bucket{le=\"0.001\"} 0"));
-        assert!(text.contains("ibsight_group_commit_seconds_count 1"));
+        m.commit_seconds.observe(0.005);
+        // When rendered
+        let mut r = Registry::default();
+        m.register(&mut r);
+        let text = render(&r);
+        // Then each shows with its name and labels, declared values from 0
+        for line in [
+            "ibsight_ingest_samples_total{outcome=\"accepted\"} 5",
+            "ibsight_ingest_samples_total{outcome=\"late\"} 0",
+            "ibsight_ingest_batches_total 2",
+            "ibsight_anomalies_total{rule=\"utilization_high\"} 1",
+            "ibsight_projection_dead_letters_total{projection=\"dynamodb\"} 3",
+            "ibsight_group_commit_seconds_bucket{le=\"0.001\"} 0",
+            "ibsight_group_commit_seconds_bucket{le=\"0.005\"} 2",
+            "ibsight_group_commit_seconds_bucket{le=\"+Inf\"} 2",
+            "ibsight_group_commit_seconds_count 2",
+            "# TYPE ibsight_ingest_samples counter",
+            "# EOF",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} in\n{text}");
+        }
+        assert_eq!(m.ingest_samples.get("accepted"), 5);
+        assert_eq!(m.dead_letters.get("dynamodb"), 3);
+        assert_eq!(m.dead_letters.get("views"), 0);
+    }
+
+    #[test]
+    fn a_value_on_a_bound_falls_in_that_bucket() {
+        let h = Histogram::new(&[1.0, 10.0]);
+        for v in [0.5, 1.0, 1.5, 10.0, 11.0] {
+            h.observe(v);
+        }
+        let per_bucket: Vec<u64> =
+            h.0.buckets
+                .iter()
+                .map(|b| b.load(Ordering::Relaxed))
+                .collect();
+        assert_eq!(per_bucket, [2, 2, 1]);
     }
 }

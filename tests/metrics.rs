@@ -1,4 +1,4 @@
-//! `GET /metrics`: valid Prometheus text (parsed with a Prometheus parser) whose counters move
+//! `GET /metrics`: valid OpenMetrics text (parsed with a Prometheus parser) whose counters move
 //! with ingest, rejections, detection, insights and group commits.
 
 mod common;
@@ -21,7 +21,10 @@ async fn scrape(srv: &InProcess) -> Scrape {
         .to_str()
         .expect("ct")
         .to_string();
-    assert!(ct.starts_with("text/plain; version=0.0.4"), "{ct}");
+    assert!(
+        ct.starts_with("application/openmetrics-text; version=1.0.0"),
+        "{ct}"
+    );
     let text = resp.text().await.expect("text");
     Scrape::parse(text.lines().map(|l| Ok(l.to_string()))).expect("valid Prometheus text")
 }

@@ -36,6 +36,21 @@ pub enum ApiError {
 }
 
 impl ApiError {
+    /// Every code `code` can answer (the rejection counter declares them up front).
+    pub const CODES: &'static [&'static str] = &[
+        "unauthorized",
+        "forbidden",
+        "too_many_streams",
+        "unsupported_media_type",
+        "payload_too_large",
+        "invalid_json",
+        "invalid_batch",
+        "bad_request",
+        "not_found",
+        "unavailable",
+        "internal",
+    ];
+
     /// The machine-readable error code (also the metrics' rejection reason).
     pub fn code(&self) -> &'static str {
         self.status_and_code().1
@@ -133,6 +148,32 @@ mod tests {
                 .map(|v| v.as_bytes()),
             Some(&b"1"[..])
         );
+    }
+
+    #[test]
+    fn every_code_is_declared_for_the_rejection_counter() {
+        let s = || String::new();
+        for e in [
+            ApiError::Unauthorized,
+            ApiError::Forbidden(s()),
+            ApiError::TooManyRequests(s()),
+            ApiError::UnsupportedMediaType(s()),
+            ApiError::PayloadTooLarge(s()),
+            ApiError::InvalidJson(s()),
+            ApiError::InvalidBatch(vec![]),
+            ApiError::BadRequest {
+                field: s(),
+                message: s(),
+            },
+            ApiError::NotFound(s()),
+            ApiError::Unavailable {
+                message: s(),
+                retry_after_s: 1,
+            },
+            ApiError::Internal(s()),
+        ] {
+            assert!(ApiError::CODES.contains(&e.code()), "{}", e.code());
+        }
     }
 
     #[test]

@@ -1,47 +1,87 @@
-//! `GET /metrics`: Prometheus text format (0.0.4). Counted metrics come from the global
-//! registry; the rest (analyst, actors, projections, store) is read from the node when scraped.
+//! `GET /metrics`: OpenMetrics text, encoded by `prometheus-client`. Counted metrics are the
+//! global ones (shared handles); the rest (analyst, actors, projections, store) is read from
+//! the node when scraped, into the same registry.
 
 use super::{auth, ApiError, AppState};
-use crate::metrics::{self, Exposition};
+use crate::metrics::{self, Label};
 use axum::extract::State;
 use axum::http::{header, HeaderMap};
 use axum::response::IntoResponse;
-use std::sync::atomic::Ordering;
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
+use prometheus_client::registry::Registry;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// A registry for one scrape: values read now, under their names (a counter's without `_total`,
+/// which the encoder adds).
+struct Scrape(Registry);
+
+impl Scrape {
+    fn counter(&mut self, name: &str, help: &str, v: f64) {
+        self.0.register(name, help, ConstCounter::new(v));
+    }
+
+    fn gauge(&mut self, name: &str, help: &str, v: f64) {
+        self.0.register(name, help, ConstGauge::new(v));
+    }
+
+    /// Values by one label. Counters and gauges share this: a family of gauges set once, with
+    /// the type the metric is declared as.
+    fn labelled(
+        &mut self,
+        name: &str,
+        help: &str,
+        counter: bool,
+        label: &'static str,
+        values: Vec<(String, f64)>,
+    ) {
+        if counter {
+            let f = Family::<Label, prometheus_client::metrics::counter::Counter<f64, AtomicU64>>::default();
+            for (l, v) in values {
+                f.get_or_create(&[(label, l)]).inc_by(v);
+            }
+            self.0.register(name, help, f);
+        } else {
+            let f = Family::<Label, Gauge<f64, AtomicU64>>::default();
+            for (l, v) in values {
+                f.get_or_create(&[(label, l)]).set(v);
+            }
+            self.0.register(name, help, f);
+        }
+    }
+}
 
 pub async fn get_metrics(
     State(state): State<AppState>,
     headers: HeaderMap,
 ) -> Result<impl IntoResponse, ApiError> {
     auth::check_read(&state.config.auth, &headers)?;
-    let mut e = Exposition::default();
-    e.counted(metrics::global());
+    let mut s = Scrape(Registry::default());
+    let global = metrics::global();
+    global.register(&mut s.0);
     let analyst = &state.analyst.analyst;
     let c = &analyst.counters;
-    let get = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed) as f64;
-    e.value(
-        "ibsight_ai_invocations_total",
-        "counter",
-        "Model calls made.",
-        get(&c.calls),
-    );
-    e.value(
-        "ibsight_ai_call_failures_total",
-        "counter",
-        "Model calls that failed after their retries (the AI error rate's numerator).",
+    let get = |a: &AtomicU64| a.load(Ordering::Relaxed) as f64;
+    s.counter("ibsight_ai_invocations", "Model calls made", get(&c.calls));
+    s.counter(
+        "ibsight_ai_call_failures",
+        "Model calls that failed after their retries (the AI error rate's numerator)",
         get(&c.call_failures),
     );
-    e.value(
-        "ibsight_ai_attempts_total",
-        "counter",
-        "Model call attempts, retries included.",
+    s.counter(
+        "ibsight_ai_attempts",
+        "Model call attempts, retries included",
         get(&c.attempts),
     );
-    e.labelled(
-        "ibsight_analyst_outcomes_total",
-        "counter",
-        "Insights answered, by source.",
+    s.labelled(
+        "ibsight_analyst_outcomes",
+        "Insights answered, by source",
+        true,
         "source",
-        &[
+        vec![
             ("ai".into(), get(&c.ai)),
             ("rules".into(), get(&c.rules)),
             ("fallback".into(), get(&c.fallbacks)),
@@ -49,118 +89,101 @@ pub async fn get_metrics(
         ],
     );
     let insights = get(&c.insights);
-    e.value(
+    s.gauge(
         "ibsight_analyst_fallback_ratio",
-        "gauge",
-        "Share of insights answered by the fallback.",
+        "Share of insights answered by the fallback",
         if insights > 0.0 {
             get(&c.fallbacks) / insights
         } else {
             0.0
         },
     );
-    e.value(
-        "ibsight_analyst_cache_hits_total",
-        "counter",
-        "Insights reused from the cache.",
+    s.counter(
+        "ibsight_analyst_cache_hits",
+        "Insights reused from the cache",
         get(&c.cache_hits),
     );
-    e.labelled(
-        "ibsight_ai_tokens_total",
-        "counter",
-        "Model tokens, by direction.",
+    s.labelled(
+        "ibsight_ai_tokens",
+        "Model tokens, by direction",
+        true,
         "direction",
-        &[
+        vec![
             ("input".into(), get(&c.input_tokens)),
             ("output".into(), get(&c.output_tokens)),
         ],
     );
-    e.value(
-        "ibsight_ai_cost_usd_total",
-        "counter",
-        "Model spend since start, USD.",
+    s.counter(
+        "ibsight_ai_cost_usd",
+        "Model spend since start, USD",
         get(&c.cost_micro_usd) / 1e6,
     );
-    e.value(
+    s.gauge(
         "ibsight_ai_cost_usd_today",
-        "gauge",
-        "Model spend of the current UTC day, USD.",
+        "Model spend of the current UTC day, USD",
         analyst.spent_today_usd(),
     );
-    e.value(
+    s.gauge(
         "ibsight_analyst_queue_depth",
-        "gauge",
-        "Anomalies waiting for an insight.",
+        "Anomalies waiting for an insight",
         state.analyst.queue_depth() as f64,
     );
-    let lag =
-        |f: &dyn Fn(&crate::projections::runner::ProjectionLag) -> f64| -> Vec<(String, f64)> {
-            state
-                .projections
-                .iter()
-                .map(|(name, l)| (name.to_string(), f(l)))
-                .collect()
-        };
-    e.labelled(
+    let lag = |f: &dyn Fn(&crate::projections::runner::ProjectionLag) -> f64| {
+        state
+            .projections
+            .iter()
+            .map(|(name, l)| (name.to_string(), f(l)))
+            .collect()
+    };
+    s.labelled(
         "ibsight_projection_lag_events",
-        "gauge",
-        "Events a projection is behind the log.",
+        "Events a projection is behind the log",
+        false,
         "projection",
-        &lag(&|l| l.events_behind.load(Ordering::Relaxed) as f64),
+        lag(&|l| l.events_behind.load(Ordering::Relaxed) as f64),
     );
-    e.labelled(
+    s.labelled(
         "ibsight_projection_lag_seconds",
-        "gauge",
-        "Age of the oldest event a projection has not handled.",
+        "Age of the oldest event a projection has not handled",
+        false,
         "projection",
-        &lag(&|l| l.ms_behind.load(Ordering::Relaxed) as f64 / 1000.0),
+        lag(&|l| l.ms_behind.load(Ordering::Relaxed) as f64 / 1000.0),
     );
     let router = state.ingestor.router();
-    e.value(
+    s.gauge(
         "ibsight_stream_actors",
-        "gauge",
-        "Live stream actors.",
+        "Live stream actors",
         router.active_streams() as f64,
     );
-    e.value(
-        "ibsight_actor_restarts_total",
-        "counter",
-        "Stream actors restarted after a failure.",
+    s.counter(
+        "ibsight_actor_restarts",
+        "Stream actors restarted after a failure",
         router.restarts() as f64,
     );
     if let Some(peers) = router.cluster() {
-        e.value(
+        s.gauge(
             "ibsight_cluster_leases_held",
-            "gauge",
-            "Shard and projections leases this node holds.",
+            "Shard and projections leases this node holds",
             peers.held().len() as f64,
         );
-        e.value(
-            "ibsight_cluster_leases_lost_total",
-            "counter",
-            "Leases another node took while this node held them.",
-            crate::metrics::global()
-                .cluster_leases_lost
-                .load(Ordering::Relaxed) as f64,
+        s.0.register(
+            "ibsight_cluster_leases_lost",
+            "Leases another node took while this node held them",
+            global.cluster_leases_lost.clone(),
         );
     }
-    e.value(
+    s.gauge(
         "ibsight_store_bytes",
-        "gauge",
-        "Event store size on disk.",
+        "Event store size on disk",
         router.store().disk_bytes() as f64,
     );
-    e.value(
+    s.gauge(
         "ibsight_log_offset",
-        "gauge",
-        "Highest offset in the event log.",
+        "Highest offset in the event log",
         router.store().last_offset() as f64,
     );
     Ok((
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        e.finish(),
+        [(header::CONTENT_TYPE, CONTENT_TYPE)],
+        metrics::render(&s.0),
     ))
 }

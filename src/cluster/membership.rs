@@ -168,7 +168,7 @@ impl Membership {
             );
             crate::metrics::global()
                 .cluster_leases_lost
-                .fetch_add(lost.len() as u64, std::sync::atomic::Ordering::Relaxed);
+                .inc_by(lost.len() as u64);
             self.hooks.lost(&lost);
         }
         let live: Vec<String> = client

@@ -44,6 +44,31 @@ pub enum Rule {
 }
 
 impl Rule {
+    pub const ALL: [Rule; 22] = [
+        Rule::UtilizationHigh,
+        Rule::LatencySpike,
+        Rule::ErrorRateHigh,
+        Rule::BaselineDeviation,
+        Rule::LinkDowned,
+        Rule::SymbolErrors,
+        Rule::LinkErrorRecovery,
+        Rule::PortRcvErrors,
+        Rule::XmitDiscards,
+        Rule::Congestion,
+        Rule::CounterSaturated,
+        Rule::QpErrorsHigh,
+        Rule::LinkDown,
+        Rule::LinkFlapping,
+        Rule::WidthDegraded,
+        Rule::SpeedDegraded,
+        Rule::Stale,
+        Rule::LinkIntegrity,
+        Rule::BufferOverrun,
+        Rule::Vl15Dropped,
+        Rule::RemotePhysical,
+        Rule::ConstraintErrors,
+    ];
+
     pub fn name(self) -> &'static str {
         match self {
             Rule::UtilizationHigh => "utilization_high",

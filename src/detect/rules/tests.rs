@@ -117,3 +117,18 @@ fn qp_errors_are_a_rate_over_sample_time() {
         "no rate without elapsed time"
     );
 }
+
+#[test]
+fn all_lists_every_rule_in_stored_order() {
+    // bincode stores a rule as its index: ALL[i] must be index i, and index len must not exist
+    let config = bincode::config::standard();
+    for (i, rule) in Rule::ALL.iter().enumerate() {
+        let bytes = bincode::serde::encode_to_vec(rule, config).expect("encode");
+        assert_eq!(
+            bytes,
+            bincode::serde::encode_to_vec(i as u32, config).expect("index")
+        );
+    }
+    let past = bincode::serde::encode_to_vec(Rule::ALL.len() as u32, config).expect("index");
+    assert!(bincode::serde::decode_from_slice::<Rule, _>(&past, config).is_err());
+}
