@@ -58,6 +58,11 @@ pub struct IngestBenchArgs {
     /// With --target: the servers' PIDs, to report their CPU per value.
     #[arg(long)]
     pub server_pid: Vec<u32>,
+    /// Write each batch's latency here, a CSV line per batch: seconds into the run when it
+    /// finished, milliseconds it took, and whether it opened an anomaly (to see when the slow
+    /// ones happen).
+    #[arg(long)]
+    pub latency_log: Option<PathBuf>,
 }
 
 /// A sample of the run: steady telemetry, with the overrun counter of one stream in ten
@@ -158,6 +163,9 @@ impl Sink {
 #[derive(Default)]
 struct Outcome {
     latencies_ms: Vec<f64>,
+    /// (when it finished, latency ms, opened an anomaly) of every batch, in finishing order per
+    /// worker.
+    timeline: Vec<(f64, f64, bool)>,
     anomaly_latencies_ms: Vec<f64>,
     accepted: u64,
     duplicates: u64,
@@ -166,8 +174,10 @@ struct Outcome {
 }
 
 impl Outcome {
-    fn add(&mut self, answer: &Answer, values: usize, ms: f64) {
+    /// `finished_s`: seconds into the run when the answer came.
+    fn add(&mut self, answer: &Answer, values: usize, ms: f64, finished_s: f64) {
         self.latencies_ms.push(ms);
+        self.timeline.push((finished_s, ms, answer.anomalies > 0));
         if answer.anomalies > 0 {
             self.anomaly_latencies_ms.push(ms);
         }
@@ -179,6 +189,7 @@ impl Outcome {
 
     fn merge(&mut self, other: Outcome) {
         self.latencies_ms.extend(other.latencies_ms);
+        self.timeline.extend(other.timeline);
         self.anomaly_latencies_ms.extend(other.anomaly_latencies_ms);
         self.accepted += other.accepted;
         self.duplicates += other.duplicates;
@@ -233,9 +244,19 @@ async fn drive(args: IngestBenchArgs, config: Config) -> anyhow::Result<()> {
     let started = Instant::now();
     let mut outcome = match args.rate {
         Some(rate) => open_loop(&args, &sinks, rate, base_ms).await?,
-        None => closed_loop(&args, &sinks, base_ms).await?,
+        None => closed_loop(&args, &sinks, base_ms, started).await?,
     };
     let elapsed = started.elapsed().as_secs_f64();
+    if let Some(path) = &args.latency_log {
+        // Seconds into the run: the timeline's instants count from `started`.
+        let mut log = String::from("at_s,latency_ms,anomaly\n");
+        outcome.timeline.sort_by(|a, b| a.0.total_cmp(&b.0));
+        for (at, ms, anomaly) in &outcome.timeline {
+            let _ = writeln!(log, "{at:.3},{ms:.3},{}", u8::from(*anomaly));
+        }
+        std::fs::write(path, log)
+            .map_err(|e| anyhow::anyhow!("--latency-log {}: {e}", path.display()))?;
+    }
     let cpu_s = match (cpu_self, super::cpu_seconds(None)) {
         (Some(a), Some(b)) if node.is_some() => Some(b - a),
         _ => None,
@@ -325,6 +346,7 @@ async fn closed_loop(
     args: &IngestBenchArgs,
     sinks: &[Sink],
     base_ms: i64,
+    started: Instant,
 ) -> anyhow::Result<Outcome> {
     use std::sync::atomic::{AtomicU64, Ordering};
     use std::sync::Arc;
@@ -375,7 +397,12 @@ async fn closed_loop(
                 };
                 done[worker].store(finished, Ordering::Release);
                 progress.notify_waiters();
-                out.add(&answer?, values, t0.elapsed().as_secs_f64() * 1000.0);
+                out.add(
+                    &answer?,
+                    values,
+                    t0.elapsed().as_secs_f64() * 1000.0,
+                    started.elapsed().as_secs_f64(),
+                );
             }
             done[worker].store(u64::MAX, Ordering::Release);
             progress.notify_waiters();
@@ -418,16 +445,18 @@ async fn open_loop(
         let sink = sinks[i % sinks.len()].clone();
         inflight.spawn(async move {
             let answer = sink.send(samples).await?;
-            anyhow::Ok((answer, values, due.elapsed().as_secs_f64() * 1000.0))
+            let ms = due.elapsed();
+            let at = (due - start) + ms;
+            anyhow::Ok((answer, values, ms.as_secs_f64() * 1000.0, at.as_secs_f64()))
         });
         while let Some(done) = inflight.try_join_next() {
-            let (answer, values, ms) = done??;
-            total.add(&answer, values, ms);
+            let (answer, values, ms, at) = done??;
+            total.add(&answer, values, ms, at);
         }
     }
     while let Some(done) = inflight.join_next().await {
-        let (answer, values, ms) = done??;
-        total.add(&answer, values, ms);
+        let (answer, values, ms, at) = done??;
+        total.add(&answer, values, ms, at);
     }
     Ok(total)
 }
