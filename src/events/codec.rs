@@ -14,6 +14,9 @@ use super::types::{
 };
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
+mod fields;
+pub use fields::event_type::KNOWN as EVENT_TYPES;
+
 const FRAME_VERSION: u8 = 2;
 const FRAME_V1: u8 = 1;
 const HEADER_LEN: usize = 5;
@@ -38,9 +41,11 @@ pub struct EventRecord {
     pub stream_id: String,
     pub seq: u64,
     pub recorded_at_ms: i64,
+    #[serde(with = "fields::event_type")]
     pub event_type: std::borrow::Cow<'static, str>,
     pub schema_version: u16,
     pub correlation_id: Option<String>,
+    #[serde(with = "fields::bytes")]
     pub payload: Vec<u8>,
     /// The span that wrote the event, when its request was traced.
     pub trace: Option<TraceContext>,
@@ -52,9 +57,11 @@ struct EventRecordV1 {
     stream_id: String,
     seq: u64,
     recorded_at_ms: i64,
+    #[serde(with = "fields::event_type")]
     event_type: std::borrow::Cow<'static, str>,
     schema_version: u16,
     correlation_id: Option<String>,
+    #[serde(with = "fields::bytes")]
     payload: Vec<u8>,
 }
 

@@ -275,6 +275,17 @@ fn examples() -> Vec<(&'static str, StreamEvent)> {
 }
 
 #[test]
+fn every_event_type_is_one_the_record_decodes_without_allocating() {
+    for (_, e) in examples() {
+        assert!(
+            super::codec::EVENT_TYPES.contains(&e.event_type()),
+            "{}",
+            e.event_type()
+        );
+    }
+}
+
+#[test]
 fn every_event_type_and_version_matches_its_golden_bytes() {
     for (name, event) in examples() {
         let bytes = codec::encode_payload(&event);

@@ -8,8 +8,8 @@
 use crate::actors::stream::state::{self, StreamState};
 use crate::detect::DetectConfig;
 use crate::events::{EventStore, StoreError, StoredEvent, StreamEvent};
+use rustc_hash::FxHashMap as HashMap;
 use serde::Serialize;
-use std::collections::HashMap;
 use std::collections::VecDeque;
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -90,7 +90,7 @@ pub fn audit(
             senders.push(tx);
             handles.push(scope.spawn(move || {
                 let mut part = AuditReport::default();
-                let mut streams: HashMap<String, StreamAudit> = HashMap::new();
+                let mut streams: HashMap<String, StreamAudit> = HashMap::default();
                 for page in rx {
                     for e in &page {
                         check(e, detect, &mut streams, &mut part);
