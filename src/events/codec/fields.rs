@@ -59,7 +59,7 @@ pub mod event_type {
         "IncidentResolved",
     ];
 
-    pub fn serialize<S: Serializer>(v: &Cow<'static, str>, s: S) -> Result<S::Ok, S::Error> {
+    pub fn serialize<S: Serializer>(v: &str, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(v)
     }
 
