@@ -238,7 +238,10 @@ fn cluster_config_errors_name_the_key() {
 /// bytes per value.
 #[test]
 fn bench_ingest_prints_every_figure() {
-    for extra in [&[][..], &["--rate", "4000"][..]] {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = dir.path().join("latency.csv");
+    let log_arg = log.to_str().expect("utf-8 path");
+    for extra in [&["--latency-log", log_arg][..], &["--rate", "4000"][..]] {
         let out = Command::new(binary())
             .args([
                 "bench",
@@ -282,4 +285,17 @@ fn bench_ingest_prints_every_figure() {
         }
         assert!(v["anomaly_batches"].as_u64() > Some(0), "{v}");
     }
+    // The latency log: a header, then one line per batch (8 workers, each its 375 samples in
+    // batches of at most 100: 32), in time order,
+    // the anomaly flag set on the batches that opened one.
+    let csv = std::fs::read_to_string(&log).expect("latency log");
+    let mut lines = csv.lines();
+    assert_eq!(lines.next(), Some("at_s,latency_ms,anomaly"));
+    let rows: Vec<Vec<f64>> = lines
+        .map(|l| l.split(',').map(|x| x.parse().expect("number")).collect())
+        .collect();
+    assert_eq!(rows.len(), 32, "{csv}");
+    assert!(rows.windows(2).all(|w| w[0][0] <= w[1][0]), "{csv}");
+    assert!(rows.iter().all(|r| r[1] > 0.0), "{csv}");
+    assert!(rows.iter().any(|r| r[2] == 1.0), "{csv}");
 }
