@@ -69,41 +69,11 @@ impl Actor for StreamActor {
         msg: StreamMsg,
         st: &mut StreamActorState,
     ) -> Result<(), ActorProcessingErr> {
-        match msg {
-            StreamMsg::ObserveBatch {
-                samples,
-                origin,
-                reply,
-            } => {
-                let span = context::span_under(
-                    origin.trace.as_ref(),
-                    || tracing::info_span!(parent: None, "stream.observe", stream_id = %st.stream.stream_id, samples = samples.len() as i64),
-                );
-                let result = observe(st, &samples, origin).instrument(span).await;
-                if let Err(e) = &result {
-                    st.ahead_of_log = true;
-                    myself.stop(Some(format!("append failed: {e}")));
-                }
-                let _ = reply.send(result);
-            }
-            StreamMsg::GetView(reply) => {
-                let _ = reply.send(view(&st.stream));
-            }
-            StreamMsg::MarkStale {
-                interval_ms,
-                now_ms,
-                reply,
-            } => {
-                let result = mark_stale(st, interval_ms, now_ms).await;
-                if let Err(e) = &result {
-                    st.ahead_of_log = true;
-                    myself.stop(Some(format!("append failed: {e}")));
-                }
-                let _ = reply.send(result);
-            }
-            StreamMsg::Panic => panic!("injected panic in stream {}", st.stream.stream_id),
-        }
-        Ok(())
+        // Boxed: ractor keeps each actor's message loop, and so this future, inside the
+        // actor's task for as long as the actor lives. Inline, its size (the writes, spans and
+        // samples it holds across awaits) was paid by every live stream; boxed, it is paid only
+        // while a message is being handled.
+        Box::pin(handle(myself, msg, st)).await
     }
 
     async fn post_stop(
@@ -117,6 +87,48 @@ impl Actor for StreamActor {
         }
         Ok(())
     }
+}
+
+async fn handle(
+    myself: ActorRef<StreamMsg>,
+    msg: StreamMsg,
+    st: &mut StreamActorState,
+) -> Result<(), ActorProcessingErr> {
+    match msg {
+        StreamMsg::ObserveBatch {
+            samples,
+            origin,
+            reply,
+        } => {
+            let span = context::span_under(
+                origin.trace.as_ref(),
+                || tracing::info_span!(parent: None, "stream.observe", stream_id = %st.stream.stream_id, samples = samples.len() as i64),
+            );
+            let result = observe(st, &samples, origin).instrument(span).await;
+            if let Err(e) = &result {
+                st.ahead_of_log = true;
+                myself.stop(Some(format!("append failed: {e}")));
+            }
+            let _ = reply.send(result);
+        }
+        StreamMsg::GetView(reply) => {
+            let _ = reply.send(view(&st.stream));
+        }
+        StreamMsg::MarkStale {
+            interval_ms,
+            now_ms,
+            reply,
+        } => {
+            let result = mark_stale(st, interval_ms, now_ms).await;
+            if let Err(e) = &result {
+                st.ahead_of_log = true;
+                myself.stop(Some(format!("append failed: {e}")));
+            }
+            let _ = reply.send(result);
+        }
+        StreamMsg::Panic => panic!("injected panic in stream {}", st.stream.stream_id),
+    }
+    Ok(())
 }
 
 async fn observe(
