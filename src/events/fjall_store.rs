@@ -9,6 +9,8 @@ use std::path::Path;
 use std::sync::Mutex;
 
 const MIB: u64 = 1024 * 1024;
+/// Level-0 tables of the stream index merged into level 1 at once (fjall's default is 4).
+const INDEX_L0_TABLES: u8 = 16;
 
 pub struct FjallStore {
     db: Database,
@@ -47,7 +49,19 @@ impl FjallStore {
             .map_err(engine_err)
         };
         let records = ks("records", memtable_mib.max(1) * MIB)?;
-        let index = ks("stream_index", (memtable_mib / 2).max(1) * MIB)?;
+        // The index's keys are (stream, seq): every flush spans all streams, so each merge of
+        // level 0 into level 1 rewrites level 1. Merging 16 level-0 tables at a time instead of
+        // fjall's 4 cuts that work: 8 M / 6 M-sample runs kept 107,000 samples/s instead of
+        // 83,000 (fjall stalls writes at 20 level-0 tables, so 16 still leaves room).
+        let index = db
+            .keyspace("stream_index", || {
+                KeyspaceCreateOptions::default()
+                    .max_memtable_size((memtable_mib / 2).max(1) * MIB)
+                    .compaction_strategy(std::sync::Arc::new(
+                        fjall::compaction::Leveled::default().with_l0_threshold(INDEX_L0_TABLES),
+                    ))
+            })
+            .map_err(engine_err)?;
         let snapshots = ks("snapshots", 4 * MIB)?;
         let checkpoints = ks("checkpoints", MIB)?;
         let views = ks("views", 4 * MIB)?;
