@@ -86,7 +86,10 @@ pub fn audit(
         let mut senders = Vec::new();
         let mut handles = Vec::new();
         for _ in 0..WORKERS {
-            let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<StoredEvent>>(8);
+            // 64 pages of slack (about 32,000 events a worker): with 8 the reader and the
+            // workers kept waiting on each other and the two cores were 171 % busy, with 64
+            // 181-186 %, 800,000-860,000 events/s becoming 940,000-1,040,000.
+            let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<StoredEvent>>(64);
             senders.push(tx);
             handles.push(scope.spawn(move || {
                 let mut part = AuditReport::default();
@@ -256,7 +259,12 @@ fn check(
     };
     let event = match event {
         StreamEvent::MetricObserved(m) => {
-            let derived = state::replay_sample(&mut s.state, m.sample, detect);
+            let derived = if r.schema_version == 2 {
+                let digest = state::digest_of_payload(&r.payload);
+                state::replay_digested(&mut s.state, m.sample, digest, detect)
+            } else {
+                state::replay_sample(&mut s.state, m.sample, detect)
+            };
             for (i, d) in derived.into_iter().enumerate() {
                 s.expected
                     .push_back((r.seq + 1 + i as u64, r.recorded_at_ms, d));

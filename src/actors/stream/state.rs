@@ -95,12 +95,20 @@ pub fn digest(sample: &Sample) -> u64 {
 }
 
 fn remember(state: &mut StreamState, sample: &Sample) {
+    remember_digest(state, sample.timestamp_ms, digest(sample));
+}
+
+fn remember_digest(state: &mut StreamState, timestamp_ms: i64, digest: u64) {
     if state.recent.len() >= RECENT_SAMPLES {
         state.recent.pop_front();
     }
-    state
-        .recent
-        .push_back((sample.timestamp_ms, digest(sample)));
+    state.recent.push_back((timestamp_ms, digest));
+}
+
+/// The digest of a sample from its stored `MetricObserved` v2 payload, without encoding the
+/// sample again: the payload is the sample's encoding (a one-field struct adds no bytes).
+pub fn digest_of_payload(payload: &[u8]) -> u64 {
+    crate::hash::fnv1a64(payload.iter().copied())
 }
 
 pub fn decide(state: &StreamState, sample: &Sample, cfg: &DetectConfig) -> Decision {
@@ -153,8 +161,19 @@ pub fn replay_sample(
     sample: Sample,
     cfg: &DetectConfig,
 ) -> Vec<StreamEvent> {
+    let digest = digest(&sample);
+    replay_digested(state, sample, digest, cfg)
+}
+
+/// `replay_sample` with the sample's digest already known (`digest_of_payload`).
+pub fn replay_digested(
+    state: &mut StreamState,
+    sample: Sample,
+    digest: u64,
+    cfg: &DetectConfig,
+) -> Vec<StreamEvent> {
     if admit(state, &sample) != Admission::Fresh {
-        remember(state, &sample);
+        remember_digest(state, sample.timestamp_ms, digest);
         state.last_seq += 1;
         return Vec::new();
     }
@@ -167,7 +186,7 @@ pub fn replay_sample(
         sample.timestamp_ms,
         eval,
     );
-    remember(state, &sample);
+    remember_digest(state, sample.timestamp_ms, digest);
     state.last_sample = Some(sample);
     state.last_seq += 1;
     // The anomaly events carry no sample, so `apply` is exact (and cheap) for them.
