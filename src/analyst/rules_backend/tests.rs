@@ -33,20 +33,7 @@ pub fn job(rule: Rule, metric: &str, value: f64, severity: Severity) -> AnomalyJ
 
 #[test]
 fn every_rule_maps_to_a_prediction_with_two_to_four_specific_steps() {
-    for rule in [
-        Rule::UtilizationHigh,
-        Rule::LatencySpike,
-        Rule::ErrorRateHigh,
-        Rule::BaselineDeviation,
-        Rule::LinkDowned,
-        Rule::SymbolErrors,
-        Rule::LinkErrorRecovery,
-        Rule::PortRcvErrors,
-        Rule::XmitDiscards,
-        Rule::Congestion,
-        Rule::CounterSaturated,
-        Rule::QpErrorsHigh,
-    ] {
+    for rule in Rule::ALL {
         let i = insight(&job(rule, "utilization", 92.0, Severity::Major));
         assert!((2..=4).contains(&i.recommendations.len()), "{rule:?}");
         assert!(
