@@ -5,8 +5,8 @@
 //!
 //! Nothing that counts takes a lock: a labelled counter resolves its known label values to
 //! atomic counters when it is made (a label value nobody declared falls back to the client's
-//! family, which does lock: only `dead_letters`' projection names and the insight sources
-//! come that way, once each), and the histograms are plain atomics.
+//! family, which does lock: only `dead_letters`' projection names come that way, off the ingest
+//! path), and the histograms are plain atomics.
 
 use prometheus_client::encoding::{EncodeMetric, MetricEncoder, NoLabelSet};
 use prometheus_client::metrics::counter::Counter;
@@ -172,10 +172,14 @@ impl Metrics {
             ingest_rejections: LabelledCounter::new("reason", crate::api::ApiError::CODES),
             anomalies: LabelledCounter::new("rule", &rules),
             insights_by_type: LabelledCounter::new("prediction_type", &types),
-            insights_by_source: LabelledCounter::new("source", &[]),
+            // As the correlator names them: the source's variant in lower case.
+            insights_by_source: LabelledCounter::new(
+                "source",
+                &["ai", "rules", "fallback", "cache"],
+            ),
             alerts: LabelledCounter::new("outcome", &["raised", "suppressed"]),
             incidents: LabelledCounter::new("kind", &["opened", "grown", "escalated", "resolved"]),
-            alert_triage: LabelledCounter::new("verdict", &[]),
+            alert_triage: LabelledCounter::new("verdict", &["confirmed", "false_positive"]),
             dead_letters: LabelledCounter::new("projection", &[]),
             bedrock_latency: Histogram::new(LATENCY_BOUNDS),
             commit_seconds: Histogram::new(LATENCY_BOUNDS),
@@ -315,6 +319,25 @@ mod tests {
             assert!(text.lines().any(|l| l == line), "{line} in\n{text}");
         }
         assert_eq!(m.ingest_samples.get("accepted"), 5);
+        // The declared sources and verdicts are the names the counting code gives them
+        use crate::analyst::insight::InsightSource;
+        use crate::events::types::Verdict;
+        for source in [
+            InsightSource::Ai,
+            InsightSource::Rules,
+            InsightSource::Fallback,
+            InsightSource::Cache,
+        ] {
+            let name = format!("{source:?}").to_lowercase();
+            assert!(m.insights_by_source.known.iter().any(|(k, _)| *k == name));
+        }
+        for verdict in [Verdict::Confirmed, Verdict::FalsePositive] {
+            assert!(m
+                .alert_triage
+                .known
+                .iter()
+                .any(|(k, _)| *k == verdict.name()));
+        }
         assert_eq!(m.dead_letters.get("dynamodb"), 3);
         assert_eq!(m.dead_letters.get("views"), 0);
     }

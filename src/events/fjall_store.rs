@@ -51,7 +51,7 @@ impl FjallStore {
         let records = ks("records", memtable_mib.max(1) * MIB)?;
         // The index's keys are (stream, seq): every flush spans all streams, so each merge of
         // level 0 into level 1 rewrites level 1. Merging 16 level-0 tables at a time instead of
-        // fjall's 4 cuts that work: 8 M / 6 M-sample runs kept 107,000 samples/s instead of
+        // fjall's 4 cuts that work: 6 M-sample runs kept 107,000 samples/s instead of
         // 83,000 (fjall stalls writes at 20 level-0 tables, so 16 still leaves room).
         let index = db
             .keyspace("stream_index", || {
