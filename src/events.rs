@@ -15,6 +15,7 @@ pub mod fjall_store;
 pub mod json;
 pub mod pg_store;
 pub mod retention;
+pub mod segment;
 pub mod sled_store;
 pub mod store;
 pub mod streams;

@@ -14,7 +14,7 @@ use super::types::{
 };
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
-mod fields;
+pub(crate) mod fields;
 pub use fields::event_type::KNOWN as EVENT_TYPES;
 
 const FRAME_VERSION: u8 = 2;
