@@ -104,6 +104,13 @@ pub struct StoreConfig {
     pub event_retention_days: u64,
     /// How often retention runs.
     pub retention_interval_s: u64,
+    /// fjall: raw samples this old are packed into compressed segments (a few bytes per value
+    /// instead of a record each); reads return them unchanged.
+    pub pack_after_s: u64,
+    /// fjall: how often the packer looks for samples old enough.
+    pub pack_interval_s: u64,
+    /// fjall: raw samples per packed segment.
+    pub segment_events: u64,
     /// `engine = "postgres"`: the libpq connection string (several hosts with
     /// `target_session_attrs=read-write` find a promoted standby after a failover).
     pub url: String,
@@ -126,6 +133,9 @@ impl Default for StoreConfig {
             raw_retention_hours: 168,
             event_retention_days: 0,
             retention_interval_s: 600,
+            pack_after_s: 900,
+            pack_interval_s: 60,
+            segment_events: crate::events::fjall_store::SEGMENT_EVENTS,
             url: String::new(),
             schema: "ibsight".into(),
             pool_size: 16,
@@ -267,6 +277,15 @@ impl Config {
         }
         if self.store.retention_interval_s == 0 {
             return bad("store.retention_interval_s", "0 must be at least 1".into());
+        }
+        if self.store.pack_interval_s == 0 {
+            return bad("store.pack_interval_s", "0 must be at least 1".into());
+        }
+        if !(1..=1_048_576).contains(&self.store.segment_events) {
+            return bad(
+                "store.segment_events",
+                format!("{} must be 1 to 1048576", self.store.segment_events),
+            );
         }
         if self.alerts.dedup_window_s == 0 {
             return bad("alerts.dedup_window_s", "0 must be at least 1".into());

@@ -82,6 +82,21 @@ pub fn open_configured(
             cfg.pool_size,
             Some(&cfg.password),
         )?)),
-        engine => open_store_with(engine, dir, cfg.memtable_mib),
+        engine => open_embedded(engine, cfg, dir),
     }
+}
+
+/// Open an embedded engine as `[store]` tunes it (memtables, packed segments).
+pub fn open_embedded(
+    engine: Engine,
+    cfg: &crate::config::StoreConfig,
+    dir: &Path,
+) -> Result<Arc<dyn EventStore>, StoreError> {
+    Ok(match engine {
+        Engine::Fjall => Arc::new(
+            fjall_store::FjallStore::open(dir, cfg.memtable_mib)?
+                .with_segment_events(cfg.segment_events),
+        ),
+        engine => open_store_with(engine, dir, cfg.memtable_mib)?,
+    })
 }

@@ -20,7 +20,7 @@ use crate::events::pg_store::PgStore;
 use crate::events::retention::{self, RetentionPolicy};
 use crate::events::writer::Writer;
 use crate::events::Engine;
-use crate::events::{open_store_with, EventStore, StoreError};
+use crate::events::{open_embedded, EventStore, StoreError};
 use crate::incidents::correlator::{Correlator, Inbox};
 use crate::ingest::Ingestor;
 use crate::projections::alerts::AlertProjection;
@@ -49,6 +49,7 @@ pub struct Node {
     pub incidents_waiting: Arc<AtomicU64>,
     supervisor: ActorRef<SupervisorMsg>,
     retention: tokio::task::JoinHandle<()>,
+    packing: tokio::task::JoinHandle<()>,
     /// The lease loop, in a cluster.
     membership: Option<(Arc<Membership>, tokio::task::JoinHandle<()>)>,
 }
@@ -80,7 +81,7 @@ impl Node {
                 (pg.clone(), Some(pg))
             }
             engine => (
-                open_store_with(engine, &config.server.data_dir, config.store.memtable_mib)?,
+                open_embedded(engine, &config.store, &config.server.data_dir)?,
                 None,
             ),
         };
@@ -157,6 +158,7 @@ impl Node {
             .with_stream_cap(known_streams, config.ingest.max_streams)
             .with_stale_intervals(config.detect.stale_intervals);
         let retention = tokio::spawn(run_retention(writer.clone(), &config, gate.clone()));
+        let packing = tokio::spawn(run_packing(writer.store().clone(), &config));
         let poll = Duration::from_millis(100);
         let (alerts_task, alerts_lag) = runner::spawn_gated(
             writer.clone(),
@@ -214,6 +216,7 @@ impl Node {
             triage,
             supervisor,
             retention,
+            packing,
             membership,
         })
     }
@@ -241,6 +244,7 @@ impl Node {
     /// Stop the actors (passivating leaves snapshots) and wait for them.
     pub async fn shutdown(self) {
         self.retention.abort();
+        self.packing.abort();
         if let Some((_, task)) = &self.membership {
             task.abort();
         }
@@ -316,6 +320,30 @@ fn run_retention(
                 Ok(0) => {}
                 Ok(n) => tracing::info!(removed = n, "retention compacted old events"),
                 Err(e) => tracing::warn!(error = %e, "retention failed"),
+            }
+        }
+    }
+}
+
+/// Pack raw samples older than `store.pack_after_s` into segments, every `pack_interval_s`.
+fn run_packing(
+    store: Arc<dyn EventStore>,
+    config: &Config,
+) -> impl std::future::Future<Output = ()> {
+    let every = Duration::from_secs(config.store.pack_interval_s);
+    let after_ms = config.store.pack_after_s.saturating_mul(1000) as i64;
+    async move {
+        let mut tick = tokio::time::interval(every);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            let store = store.clone();
+            let cut = crate::clock::now_ms().saturating_sub(after_ms);
+            match tokio::task::spawn_blocking(move || store.archive(cut)).await {
+                Ok(Ok(0)) => {}
+                Ok(Ok(n)) => tracing::info!(packed = n, "raw samples packed into segments"),
+                Ok(Err(e)) => tracing::warn!(error = %e, "packing raw samples failed"),
+                Err(e) => tracing::warn!(error = %e, "packing task failed"),
             }
         }
     }

@@ -10,15 +10,30 @@ use super::{open_store, Engine};
 use std::path::Path;
 use std::sync::Arc;
 
+mod archiving;
+
+/// A raw sample is a real `MetricObserved` (so an engine may pack it); other events carry a
+/// placeholder payload.
 fn record(stream: &str, seq: u64, event_type: &str, recorded_at_ms: i64) -> EventRecord {
+    let sample = (event_type == "MetricObserved").then(|| crate::sample::Sample {
+        stream_id: stream.into(),
+        timestamp_ms: seq as i64 * 1000,
+        utilization_pct: Some(seq as f64 / 3.0),
+        ..Default::default()
+    });
     EventRecord {
         stream_id: stream.into(),
         seq,
         recorded_at_ms,
         event_type: event_type.to_string().into(),
-        schema_version: 1,
+        schema_version: if sample.is_some() { 2 } else { 1 },
         correlation_id: None,
-        payload: vec![seq as u8; 3],
+        payload: match sample {
+            Some(sample) => super::codec::encode_payload(&super::StreamEvent::MetricObserved(
+                super::types::MetricObservedV2 { sample },
+            )),
+            None => vec![seq as u8; 3],
+        },
         trace: None,
     }
 }
@@ -459,6 +474,9 @@ macro_rules! conformance {
 
 conformance!(fjall, |dir| open_store(Engine::Fjall, dir)
     .expect("open fjall"));
+// fjall packing every full segment of three events after each write, so reads go through
+// segments, records and the seams between them.
+conformance!(fjall_packed, archiving::open);
 conformance!(sled, |dir| open_store(Engine::Sled, dir)
     .expect("open sled"));
 conformance!(postgres, open_pg, || pg_test_url().is_some());

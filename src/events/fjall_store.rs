@@ -1,8 +1,13 @@
 //! The fjall engine (default): an LSM tree with atomic cross-keyspace batches.
 //! A batch is committed with `PersistMode::SyncAll`, so `write` returns only once durable.
 
+mod archive;
+
+pub use archive::SEGMENT_EVENTS;
+
 use super::store::{
-    decode_stored, head_of, keys, EventStore, Snapshot, StoreError, StoredEvent, ViewEntry, WriteOp,
+    decode_stored, head_of, keys, DiskKind, DiskPart, EventStore, Snapshot, StoreError,
+    StoredEvent, ViewEntry, WriteOp,
 };
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
 use std::path::Path;
@@ -19,8 +24,13 @@ pub struct FjallStore {
     snapshots: Keyspace,
     checkpoints: Keyspace,
     views: Keyspace,
+    /// Packed segments of raw samples, by their first offset (see `archive`).
+    segments: Keyspace,
+    /// `(stream, 0x00, first seq)` → the segment holding the stream's events from that seq.
+    segment_index: Keyspace,
     /// Highest offset assigned; the lock also serialises writers.
     last_offset: Mutex<u64>,
+    archive: archive::State,
 }
 
 fn engine_err(e: impl std::fmt::Display) -> StoreError {
@@ -65,6 +75,8 @@ impl FjallStore {
         let snapshots = ks("snapshots", 4 * MIB)?;
         let checkpoints = ks("checkpoints", MIB)?;
         let views = ks("views", 4 * MIB)?;
+        let segments = ks("segments", 4 * MIB)?;
+        let segment_index = ks("segment_index", 4 * MIB)?;
         let last = match records.last_key_value() {
             Some(guard) => {
                 let key = guard.key().map_err(engine_err)?;
@@ -74,6 +86,10 @@ impl FjallStore {
         };
         let recorded = checkpoints.get(keys::LAST_OFFSET).map_err(engine_err)?;
         let last = last.max(recorded.and_then(|v| keys::parse_u64(&v)).unwrap_or(0));
+        let archived = checkpoints
+            .get(archive::ARCHIVED_UNTIL)
+            .map_err(engine_err)?;
+        let archived = archived.and_then(|v| keys::parse_u64(&v)).unwrap_or(0);
         Ok(FjallStore {
             db,
             records,
@@ -81,8 +97,29 @@ impl FjallStore {
             snapshots,
             checkpoints,
             views,
+            segments,
+            segment_index,
             last_offset: Mutex::new(last),
+            archive: archive::State::new(archived),
         })
+    }
+
+    fn keyspaces(&self) -> [(&'static str, &Keyspace); 7] {
+        [
+            ("records", &self.records),
+            ("stream_index", &self.index),
+            ("segments", &self.segments),
+            ("segment_index", &self.segment_index),
+            ("snapshots", &self.snapshots),
+            ("checkpoints", &self.checkpoints),
+            ("views", &self.views),
+        ]
+    }
+
+    /// Events per packed segment (the default suits fabrics of up to ~100,000 ports).
+    pub fn with_segment_events(mut self, events: u64) -> FjallStore {
+        self.archive.segment_events = events.max(1);
+        self
     }
 
     fn get_record(&self, offset: u64) -> Result<Option<StoredEvent>, StoreError> {
@@ -91,10 +128,58 @@ impl FjallStore {
             None => Ok(None),
         }
     }
+
+    /// A stream's events still kept as records, from `from_seq`, in seq order.
+    fn read_indexed(
+        &self,
+        stream_id: &str,
+        from_seq: u64,
+        limit: usize,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        let start = keys::stream_seq(stream_id, from_seq);
+        let end = keys::stream_seq(stream_id, u64::MAX);
+        let mut out = Vec::new();
+        for guard in self.index.range(start..=end) {
+            if out.len() >= limit {
+                break;
+            }
+            let value = guard.value().map_err(engine_err)?;
+            let offset =
+                keys::parse_u64(&value).ok_or_else(|| engine_err("index value is not 8 bytes"))?;
+            if let Some(e) = self.get_record(offset)? {
+                out.push(e);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Records of offsets `from..=to`, at most `limit`, in offset order.
+    fn read_records(
+        &self,
+        from: u64,
+        to: u64,
+        limit: usize,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        let mut out = Vec::new();
+        for guard in self.records.range(keys::offset(from)..=keys::offset(to)) {
+            if out.len() >= limit {
+                break;
+            }
+            let (k, v) = guard.into_inner().map_err(engine_err)?;
+            let offset =
+                keys::parse_u64(&k).ok_or_else(|| engine_err("record key is not 8 bytes"))?;
+            out.push(decode_stored(offset, &v)?);
+        }
+        Ok(out)
+    }
 }
 
 impl EventStore for FjallStore {
     fn write(&self, ops: &[WriteOp]) -> Result<Vec<u64>, StoreError> {
+        // Removals may reach into packed segments: they wait for an archiver's commit, and an
+        // archiver that packed meanwhile packs again.
+        let removing = ops.iter().any(|op| matches!(op, WriteOp::Remove { .. }));
+        let _archive = removing.then(|| self.archive.removing());
         let mut last = self.last_offset.lock().expect("offset lock poisoned");
         let mut next = *last;
         let mut offsets = Vec::new();
@@ -141,7 +226,13 @@ impl EventStore for FjallStore {
         if next > *last {
             batch.insert(&self.checkpoints, keys::LAST_OFFSET, keys::offset(next));
         }
-        batch.commit().map_err(engine_err)?;
+        if removing && self.remove_packed(&mut batch, ops)? {
+            let _layout = self.archive.layout.write().expect("layout lock poisoned");
+            batch.commit().map_err(engine_err)?;
+            self.archive.forget_decoded();
+        } else {
+            batch.commit().map_err(engine_err)?;
+        }
         *last = next;
         Ok(offsets)
     }
@@ -152,38 +243,21 @@ impl EventStore for FjallStore {
         from_seq: u64,
         limit: usize,
     ) -> Result<Vec<StoredEvent>, StoreError> {
-        let start = keys::stream_seq(stream_id, from_seq);
-        let end = keys::stream_seq(stream_id, u64::MAX);
-        let mut out = Vec::new();
-        for guard in self.index.range(start..=end) {
-            if out.len() >= limit {
-                break;
-            }
-            let value = guard.value().map_err(engine_err)?;
-            let offset =
-                keys::parse_u64(&value).ok_or_else(|| engine_err("index value is not 8 bytes"))?;
-            if let Some(e) = self.get_record(offset)? {
-                out.push(e);
-            }
-        }
-        Ok(out)
+        let _layout = self.archive.layout.read().expect("layout lock poisoned");
+        let records = self.read_indexed(stream_id, from_seq, limit)?;
+        let packed = self.read_stream_packed(stream_id, from_seq, limit)?;
+        Ok(archive::merge(records, packed, |e| e.record.seq, limit))
     }
 
     fn read_from(&self, from_offset: u64, limit: usize) -> Result<Vec<StoredEvent>, StoreError> {
-        let mut out = Vec::new();
-        for guard in self.records.range(keys::offset(from_offset)..) {
-            if out.len() >= limit {
-                break;
-            }
-            let (k, v) = guard.into_inner().map_err(engine_err)?;
-            let offset =
-                keys::parse_u64(&k).ok_or_else(|| engine_err("record key is not 8 bytes"))?;
-            out.push(decode_stored(offset, &v)?);
-        }
-        Ok(out)
+        let _layout = self.archive.layout.read().expect("layout lock poisoned");
+        let records = self.read_records(from_offset, u64::MAX, limit)?;
+        let packed = self.read_packed_from(from_offset, limit)?;
+        Ok(archive::merge(records, packed, |e| e.offset, limit))
     }
 
     fn stream_head(&self, stream_id: &str) -> Result<u64, StoreError> {
+        let _layout = self.archive.layout.read().expect("layout lock poisoned");
         let index_head = match self
             .index
             .prefix(keys::stream_prefix(stream_id))
@@ -198,6 +272,7 @@ impl EventStore for FjallStore {
             }
             None => None,
         };
+        let index_head = index_head.max(self.packed_head(stream_id)?);
         Ok(head_of(index_head, self.snapshot(stream_id)?.as_ref()))
     }
 
@@ -244,11 +319,39 @@ impl EventStore for FjallStore {
         self.db.disk_space().unwrap_or(0)
     }
 
+    fn archive(&self, recorded_before_ms: i64) -> Result<u64, StoreError> {
+        self.archive_until(Some(recorded_before_ms))
+    }
+
     fn compact(&self) -> Result<(), StoreError> {
-        for ks in [&self.records, &self.index, &self.snapshots, &self.views] {
+        self.archive_until(None)?;
+        // Flush every memtable first, so the settled size is on disk and not in the journal.
+        for (_, ks) in self.keyspaces() {
+            ks.rotate_memtable_and_wait().map_err(engine_err)?;
             ks.major_compact().map_err(engine_err)?;
         }
         Ok(())
+    }
+
+    fn disk_usage(&self) -> Vec<DiskPart> {
+        let mut parts: Vec<_> = self
+            .keyspaces()
+            .into_iter()
+            .map(|(name, ks)| DiskPart {
+                name,
+                kind: match name {
+                    "records" | "stream_index" | "segments" | "segment_index" => DiskKind::Log,
+                    _ => DiskKind::State,
+                },
+                bytes: ks.disk_space(),
+            })
+            .collect();
+        parts.push(DiskPart {
+            name: "journal",
+            kind: DiskKind::Journal,
+            bytes: self.db.journal_disk_space().unwrap_or(0),
+        });
+        parts
     }
 
     fn engine(&self) -> &'static str {

@@ -161,7 +161,20 @@ pub trait EventStore: Send + Sync + 'static {
     /// Bytes the store uses on disk.
     fn disk_bytes(&self) -> u64;
 
-    /// Compact the store now, as it would eventually on its own (benchmarks measure the
+    /// Bytes on disk by part (keyspace, journal), for benchmarks; empty when the engine does
+    /// not tell.
+    fn disk_usage(&self) -> Vec<DiskPart> {
+        Vec::new()
+    }
+
+    /// Pack the raw samples recorded before `recorded_before_ms` into compressed segments, a
+    /// whole segment at a time; returns how many samples it packed. Reads return packed
+    /// samples as they were written. Engines without packing do nothing.
+    fn archive(&self, _recorded_before_ms: i64) -> Result<u64, StoreError> {
+        Ok(0)
+    }
+
+    /// Compact the store now (packing every raw sample it can), as it would eventually on its own (benchmarks measure the
     /// settled size). Engines without an explicit compaction do nothing.
     fn compact(&self) -> Result<(), StoreError> {
         Ok(())
@@ -169,6 +182,24 @@ pub trait EventStore: Send + Sync + 'static {
 
     /// Engine name, for logs and benchmarks.
     fn engine(&self) -> &'static str;
+}
+
+/// One part of a store's disk usage.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DiskPart {
+    pub name: &'static str,
+    pub kind: DiskKind,
+    pub bytes: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum DiskKind {
+    /// The events themselves and their indexes: grows with what is retained.
+    Log,
+    /// Per-stream and per-projection state (snapshots, checkpoints, views).
+    State,
+    /// The write-ahead journal: bounded, whatever is retained.
+    Journal,
 }
 
 /// A stream's snapshot, the first events after it, and its head (`EventStore::load_stream`).

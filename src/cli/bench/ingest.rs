@@ -13,6 +13,7 @@ use super::{current_rss_mb, peak_rss_mb, quantile, round2};
 use crate::api;
 use crate::cli::events::EngineArg;
 use crate::config::Config;
+use crate::events::store::DiskKind;
 use crate::events::Origin;
 use crate::node::Node;
 use crate::sim;
@@ -278,6 +279,9 @@ async fn drive(args: IngestBenchArgs, config: Config) -> anyhow::Result<()> {
         let _ = handle.await;
     }
     let rss_end_mb = current_rss_mb();
+    // Memory of the run itself, before compacting for the settled disk size.
+    let rss_peak_mb = peak_rss_mb();
+    let mut disk_parts = Vec::new();
     let (disk, engine) = match node {
         Some(node) => {
             let store = node.writer.store().clone();
@@ -291,6 +295,7 @@ async fn drive(args: IngestBenchArgs, config: Config) -> anyhow::Result<()> {
             if let Err(e) = compacted {
                 tracing::warn!(error = %e, "compacting the store for its settled size");
             }
+            disk_parts = store.disk_usage();
             (Some((before, store.disk_bytes())), Some(store.engine()))
         }
         None => (None, None),
@@ -305,9 +310,9 @@ async fn drive(args: IngestBenchArgs, config: Config) -> anyhow::Result<()> {
         "anomaly_batches": outcome.anomaly_latencies_ms.len(),
         "p99_to_durable_anomaly_ms": (!outcome.anomaly_latencies_ms.is_empty())
             .then(|| round2(quantile(&mut outcome.anomaly_latencies_ms, 0.99))),
-        "rss_mb": round2(peak_rss_mb()),
+        "rss_mb": round2(rss_peak_mb),
         "rss_end_mb": round2(rss_end_mb),
-        "rss_per_stream_kib": node_rss_per_stream(&args, rss_before_mb),
+        "rss_per_stream_kib": node_rss_per_stream(&args, rss_peak_mb - rss_before_mb),
         "streams": args.streams,
         "samples": args.samples,
         "values": outcome.values,
@@ -322,6 +327,20 @@ async fn drive(args: IngestBenchArgs, config: Config) -> anyhow::Result<()> {
         "disk_mb": disk.map(|(b, _)| round2(b as f64 / 1_048_576.0)),
         "disk_mb_compacted": disk.map(|(_, a)| round2(a as f64 / 1_048_576.0)),
         "disk_bytes_per_value": disk.map(|(_, a)| round2(a as f64 / values)),
+        "disk_bytes_per_value_by_part": disk_parts
+            .iter()
+            .map(|p| (p.name.to_string(), round2(p.bytes as f64 / values).into()))
+            .collect::<serde_json::Map<String, serde_json::Value>>(),
+        // The log alone (events and their indexes), without per-stream state and the
+        // bounded journal: what grows with the samples retained.
+        "log_bytes_per_value": (!disk_parts.is_empty()).then(|| {
+            let log: u64 = disk_parts
+                .iter()
+                .filter(|p| p.kind == DiskKind::Log)
+                .map(|p| p.bytes)
+                .sum();
+            round2(log as f64 / values)
+        }),
         "process_cpu_s": cpu_s.map(round2),
         "process_cpu_us_per_value": per_value_us(cpu_s),
         "servers_cpu_s": servers_cpu_s.map(round2),
@@ -334,10 +353,10 @@ async fn drive(args: IngestBenchArgs, config: Config) -> anyhow::Result<()> {
 
 /// Peak RSS above the process's size before the node started, per stream (in-process runs:
 /// the node's memory, plus the load generator's few MiB).
-fn node_rss_per_stream(args: &IngestBenchArgs, rss_before_mb: f64) -> Option<f64> {
+fn node_rss_per_stream(args: &IngestBenchArgs, node_mb: f64) -> Option<f64> {
     args.target
         .is_empty()
-        .then(|| round2((peak_rss_mb() - rss_before_mb).max(0.0) * 1024.0 / args.streams as f64))
+        .then(|| round2(node_mb.max(0.0) * 1024.0 / args.streams as f64))
 }
 
 /// `concurrency` workers, each owning the streams `i % workers == worker` (like a collector

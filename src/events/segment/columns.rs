@@ -74,6 +74,9 @@ fn state_of(streams: &mut Vec<StreamState>, code: u32, counters: usize) -> &mut 
     &mut streams[i]
 }
 
+/// Compressed columns, and the distinct rests in order.
+pub(super) type Finished = (Vec<Vec<u8>>, Vec<Vec<u8>>);
+
 pub(super) struct Writer {
     streams: Vec<StreamState>,
     counters: usize,
@@ -102,7 +105,7 @@ fn slot(column: usize) -> Option<Slot> {
         13 => Slot::State(4),
         14 => Slot::Int(4),
         15 => Slot::State(5),
-        c if c >= FIXED && (c - FIXED) % 2 == 0 => Slot::State(6 + (c - FIXED) / 2),
+        c if c >= FIXED && (c - FIXED).is_multiple_of(2) => Slot::State(6 + (c - FIXED) / 2),
         c if c >= FIXED => Slot::Int(5 + (c - FIXED) / 2),
         _ => return None,
     })
@@ -188,7 +191,7 @@ impl Writer {
     }
 
     /// The columns, and the distinct rests in order.
-    pub(super) fn finish(self) -> Result<(Vec<Vec<u8>>, Vec<Vec<u8>>), CodecError> {
+    pub(super) fn finish(self) -> Result<Finished, CodecError> {
         let config = ChunkConfig::default();
         let pco = |e: pco::errors::PcoError| bad(&format!("pco: {e}"));
         let mut out = Vec::with_capacity(columns(self.counters));

@@ -1,0 +1,375 @@
+//! Packing old raw samples into segments (`super::super::segment`), and reading them back.
+//!
+//! The archiver takes the offsets after the last it packed, a segment's worth at a time, once
+//! the newest of them is old enough. In one atomic batch it stores the segment, indexes it per
+//! stream, and removes the records and index entries it replaces. Events it cannot pack (other
+//! types, older versions) stay records, so reads merge the two. Readers hold `layout` shared
+//! while they read both, and a batch that moves events holds it exclusive, so a read never
+//! sees an event in both places or in neither.
+
+use super::{engine_err, FjallStore};
+use crate::events::segment::{self, Segment};
+use crate::events::store::{keys, EventStore, StoreError, StoredEvent, WriteOp};
+use fjall::{OwnedWriteBatch, PersistMode};
+use rustc_hash::{FxHashMap, FxHashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+
+/// Checkpoint key: offsets up to this one have been through the archiver.
+pub(super) const ARCHIVED_UNTIL: &[u8] = b"\0archived_until";
+/// Raw samples per segment: 65,536 keeps a decoded segment near 16 MB, and gives each of
+/// 10,000 streams six or seven samples to delta-code in it.
+pub const SEGMENT_EVENTS: u64 = 65_536;
+
+pub(super) struct State {
+    pub(super) segment_events: u64,
+    until: AtomicU64,
+    /// One archiver at a time.
+    archiving: Mutex<()>,
+    /// Held by a write that removes events, and by the archiver while it commits.
+    commit: Mutex<()>,
+    /// Bumped by every write that removes events: an archiver that read its records before
+    /// such a write packs them again.
+    removals: AtomicU64,
+    pub(super) layout: RwLock<()>,
+    /// The last segment decoded (reads go through a segment in order).
+    decoded: Mutex<Option<Arc<Segment>>>,
+}
+
+impl State {
+    pub(super) fn new(until: u64) -> State {
+        State {
+            segment_events: SEGMENT_EVENTS,
+            until: AtomicU64::new(until),
+            archiving: Mutex::new(()),
+            commit: Mutex::new(()),
+            removals: AtomicU64::new(0),
+            layout: RwLock::new(()),
+            decoded: Mutex::new(None),
+        }
+    }
+
+    /// Taken by a write with removals, for the whole write.
+    pub(super) fn removing(&self) -> MutexGuard<'_, ()> {
+        let guard = self.commit.lock().expect("archive commit lock poisoned");
+        self.removals.fetch_add(1, Ordering::AcqRel);
+        guard
+    }
+
+    pub(super) fn forget_decoded(&self) {
+        *self.decoded.lock().expect("segment cache poisoned") = None;
+    }
+
+    fn until(&self) -> u64 {
+        self.until.load(Ordering::Acquire)
+    }
+}
+
+/// Merge two lists sorted by `key` (no key in both), keeping the first `limit`.
+pub(super) fn merge(
+    a: Vec<StoredEvent>,
+    b: Vec<StoredEvent>,
+    key: impl Fn(&StoredEvent) -> u64,
+    limit: usize,
+) -> Vec<StoredEvent> {
+    if b.is_empty() {
+        return a;
+    }
+    if a.is_empty() {
+        return b;
+    }
+    let mut out = Vec::with_capacity((a.len() + b.len()).min(limit));
+    let (mut a, mut b) = (a.into_iter().peekable(), b.into_iter().peekable());
+    while out.len() < limit {
+        let next = match (a.peek(), b.peek()) {
+            (Some(x), Some(y)) if key(x) <= key(y) => a.next(),
+            (Some(_), Some(_)) => b.next(),
+            (Some(_), None) => a.next(),
+            (None, _) => b.next(),
+        };
+        match next {
+            Some(e) => out.push(e),
+            None => break,
+        }
+    }
+    out
+}
+
+fn index_value(first_offset: u64, last_seq: u64) -> Vec<u8> {
+    let mut v = Vec::with_capacity(16);
+    v.extend_from_slice(&first_offset.to_be_bytes());
+    v.extend_from_slice(&last_seq.to_be_bytes());
+    v
+}
+
+fn parse_index_value(v: &[u8]) -> Result<(u64, u64), StoreError> {
+    let first = v.get(..8).and_then(keys::parse_u64);
+    let last = v.get(8..16).and_then(keys::parse_u64);
+    first
+        .zip(last)
+        .ok_or_else(|| engine_err("segment index value is not 16 bytes"))
+}
+
+impl FjallStore {
+    /// Pack whole segments of offsets whose newest event was recorded before
+    /// `recorded_before_ms`; with `None`, pack everything there is, the last segment partly.
+    pub(super) fn archive_until(&self, recorded_before_ms: Option<i64>) -> Result<u64, StoreError> {
+        let _one = self
+            .archive
+            .archiving
+            .lock()
+            .expect("archiver lock poisoned");
+        let mut packed_total = 0;
+        loop {
+            let first = self.archive.until() + 1;
+            let head = self.last_offset();
+            let full = first + self.archive.segment_events - 1;
+            let last = match (full <= head, recorded_before_ms) {
+                (true, _) => full,
+                (false, None) if first <= head => head,
+                (false, _) => break,
+            };
+            let removals = self.archive.removals.load(Ordering::Acquire);
+            let events = self.read_records(first, last, usize::MAX)?;
+            if let (Some(cut), Some(newest)) = (recorded_before_ms, events.last()) {
+                if newest.record.recorded_at_ms >= cut {
+                    break;
+                }
+            }
+            let packed = segment::pack(first, last, &events).unwrap_or_else(|e| {
+                tracing::warn!(error = %e, first, last, "segment not packed; its samples stay records");
+                None
+            });
+            let mut batch = self.db.batch().durability(Some(PersistMode::SyncAll));
+            if let Some(p) = &packed {
+                batch.insert(&self.segments, keys::offset(first), p.bytes.as_slice());
+                for span in &p.streams {
+                    batch.insert(
+                        &self.segment_index,
+                        keys::stream_seq(&span.stream_id, span.first_seq),
+                        index_value(first, span.last_seq),
+                    );
+                }
+                for (offset, stream_id, seq) in &p.events {
+                    batch.remove(&self.records, keys::offset(*offset));
+                    batch.remove(&self.index, keys::stream_seq(stream_id, *seq));
+                }
+            }
+            batch.insert(&self.checkpoints, ARCHIVED_UNTIL, keys::offset(last));
+            let _commit = self
+                .archive
+                .commit
+                .lock()
+                .expect("archive commit lock poisoned");
+            if self.archive.removals.load(Ordering::Acquire) != removals {
+                continue; // retention removed events meanwhile: read them again
+            }
+            let _layout = self.archive.layout.write().expect("layout lock poisoned");
+            batch.commit().map_err(engine_err)?;
+            self.archive.until.store(last, Ordering::Release);
+            packed_total += packed.map_or(0, |p| p.events.len() as u64);
+        }
+        Ok(packed_total)
+    }
+
+    /// The segment starting at `first_offset`, decoded (the last one is kept).
+    fn segment_at(&self, first_offset: u64) -> Result<Option<Arc<Segment>>, StoreError> {
+        let mut decoded = self.archive.decoded.lock().expect("segment cache poisoned");
+        if let Some(s) = decoded.as_ref().filter(|s| s.first_offset == first_offset) {
+            return Ok(Some(s.clone()));
+        }
+        let Some(bytes) = self
+            .segments
+            .get(keys::offset(first_offset))
+            .map_err(engine_err)?
+        else {
+            return Ok(None);
+        };
+        let segment = segment::unpack(&bytes).map_err(|source| StoreError::Corrupt {
+            offset: first_offset,
+            source,
+        })?;
+        let segment = Arc::new(segment);
+        *decoded = Some(segment.clone());
+        Ok(Some(segment))
+    }
+
+    /// The first offset of the segment that may hold `offset`.
+    fn segment_holding(&self, offset: u64) -> Result<Option<u64>, StoreError> {
+        match self.segments.range(..=keys::offset(offset)).next_back() {
+            Some(guard) => {
+                let key = guard.key().map_err(engine_err)?;
+                Ok(Some(
+                    keys::parse_u64(&key)
+                        .ok_or_else(|| engine_err("segment key is not 8 bytes"))?,
+                ))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// Packed events with offset ≥ `from`, at most `limit`, in offset order.
+    pub(super) fn read_packed_from(
+        &self,
+        from: u64,
+        limit: usize,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        let mut out = Vec::new();
+        if from > self.archive.until() {
+            return Ok(out);
+        }
+        let start = self.segment_holding(from)?.unwrap_or(from);
+        for guard in self.segments.range(keys::offset(start)..) {
+            let key = guard.key().map_err(engine_err)?;
+            let first =
+                keys::parse_u64(&key).ok_or_else(|| engine_err("segment key is not 8 bytes"))?;
+            let Some(segment) = self.segment_at(first)? else {
+                continue;
+            };
+            for e in segment.events.iter().filter(|e| e.offset >= from) {
+                if out.len() >= limit {
+                    return Ok(out);
+                }
+                out.push(e.clone());
+            }
+        }
+        Ok(out)
+    }
+
+    /// A stream's packed events with seq ≥ `from_seq`, at most `limit`, in seq order.
+    pub(super) fn read_stream_packed(
+        &self,
+        stream_id: &str,
+        from_seq: u64,
+        limit: usize,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        let mut firsts = Vec::new();
+        let prefix = keys::stream_prefix(stream_id);
+        let at = keys::stream_seq(stream_id, from_seq);
+        if let Some(guard) = self.segment_index.range(prefix..=at).next_back() {
+            firsts.push(guard.value().map_err(engine_err)?);
+        }
+        if from_seq < u64::MAX {
+            let after = keys::stream_seq(stream_id, from_seq + 1);
+            let end = keys::stream_seq(stream_id, u64::MAX);
+            for guard in self.segment_index.range(after..=end) {
+                firsts.push(guard.value().map_err(engine_err)?);
+            }
+        }
+        let mut out = Vec::new();
+        for value in firsts {
+            let (first, last_seq) = parse_index_value(&value)?;
+            if last_seq < from_seq {
+                continue;
+            }
+            let Some(segment) = self.segment_at(first)? else {
+                continue;
+            };
+            for e in segment.stream_events(stream_id) {
+                if out.len() >= limit {
+                    return Ok(out);
+                }
+                if e.record.seq >= from_seq {
+                    out.push(e.clone());
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The last seq of a stream's packed events.
+    pub(super) fn packed_head(&self, stream_id: &str) -> Result<Option<u64>, StoreError> {
+        match self
+            .segment_index
+            .prefix(keys::stream_prefix(stream_id))
+            .next_back()
+        {
+            Some(guard) => Ok(Some(
+                parse_index_value(&guard.value().map_err(engine_err)?)?.1,
+            )),
+            None => Ok(None),
+        }
+    }
+
+    /// Add to `batch` the rewrite of every segment a `Remove` of `ops` reaches into (the
+    /// records' removal is already in it). Whether any segment changed.
+    pub(super) fn remove_packed(
+        &self,
+        batch: &mut OwnedWriteBatch,
+        ops: &[WriteOp],
+    ) -> Result<bool, StoreError> {
+        let until = self.archive.until();
+        let mut by_segment: FxHashMap<u64, FxHashSet<u64>> = FxHashMap::default();
+        for op in ops {
+            if let WriteOp::Remove { offset, .. } = op {
+                if *offset <= until {
+                    if let Some(first) = self.segment_holding(*offset)? {
+                        by_segment.entry(first).or_default().insert(*offset);
+                    }
+                }
+            }
+        }
+        let mut changed = false;
+        for (first, removed) in by_segment {
+            let Some(segment) = self.segment_at(first)? else {
+                continue;
+            };
+            if !segment.events.iter().any(|e| removed.contains(&e.offset)) {
+                continue;
+            }
+            changed = true;
+            let mut old_spans: FxHashMap<&str, u64> = FxHashMap::default();
+            for e in &segment.events {
+                old_spans
+                    .entry(e.record.stream_id.as_str())
+                    .or_insert(e.record.seq);
+            }
+            for (stream_id, first_seq) in old_spans {
+                batch.remove(&self.segment_index, keys::stream_seq(stream_id, first_seq));
+            }
+            let kept: Vec<StoredEvent> = segment
+                .events
+                .iter()
+                .filter(|e| !removed.contains(&e.offset))
+                .cloned()
+                .collect();
+            let repacked = segment::pack(segment.first_offset, segment.last_offset, &kept)
+                .map_err(|source| StoreError::Corrupt {
+                    offset: first,
+                    source,
+                })?;
+            match repacked {
+                Some(p) if p.events.len() == kept.len() => {
+                    batch.insert(&self.segments, keys::offset(first), p.bytes.as_slice());
+                    for span in &p.streams {
+                        batch.insert(
+                            &self.segment_index,
+                            keys::stream_seq(&span.stream_id, span.first_seq),
+                            index_value(first, span.last_seq),
+                        );
+                    }
+                }
+                None if kept.is_empty() => batch.remove(&self.segments, keys::offset(first)),
+                _ => {
+                    return Err(engine_err(format!(
+                        "segment {first}: repacking after a removal would drop samples"
+                    )))
+                }
+            }
+        }
+        Ok(changed)
+    }
+}
+
+#[cfg(test)]
+impl FjallStore {
+    /// How many events the segments hold.
+    pub(crate) fn packed_events(&self) -> Result<usize, StoreError> {
+        let mut n = 0;
+        for guard in self.segments.iter() {
+            let (_, bytes) = guard.into_inner().map_err(engine_err)?;
+            n += segment::unpack(&bytes).map_err(engine_err)?.events.len();
+        }
+        Ok(n)
+    }
+}
