@@ -28,6 +28,8 @@ pub struct FjallStore {
     segments: Keyspace,
     /// `(stream, 0x00, first seq)` → the segment holding the stream's events from that seq.
     segment_index: Keyspace,
+    /// First offset → last offset of each segment (kept in memory as `archive.layout`).
+    segment_dir: Keyspace,
     /// Highest offset assigned; the lock also serialises writers.
     last_offset: Mutex<u64>,
     archive: archive::State,
@@ -77,6 +79,14 @@ impl FjallStore {
         let views = ks("views", 4 * MIB)?;
         let segments = ks("segments", 4 * MIB)?;
         let segment_index = ks("segment_index", 4 * MIB)?;
+        let segment_dir = ks("segment_dir", MIB)?;
+        let mut directory = archive::Directory::new();
+        for guard in segment_dir.iter() {
+            let (k, v) = guard.into_inner().map_err(engine_err)?;
+            let pair = keys::parse_u64(&k).zip(keys::parse_u64(&v));
+            let (first, last) = pair.ok_or_else(|| engine_err("segment directory entry"))?;
+            directory.insert(first, last);
+        }
         let last = match records.last_key_value() {
             Some(guard) => {
                 let key = guard.key().map_err(engine_err)?;
@@ -99,13 +109,15 @@ impl FjallStore {
             views,
             segments,
             segment_index,
+            segment_dir,
             last_offset: Mutex::new(last),
-            archive: archive::State::new(archived),
+            archive: archive::State::new(archived, directory),
         })
     }
 
-    fn keyspaces(&self) -> [(&'static str, &Keyspace); 7] {
+    fn keyspaces(&self) -> [(&'static str, &Keyspace); 8] {
         [
+            ("segment_dir", &self.segment_dir),
             ("records", &self.records),
             ("stream_index", &self.index),
             ("segments", &self.segments),
@@ -129,15 +141,16 @@ impl FjallStore {
         }
     }
 
-    /// A stream's events still kept as records, from `from_seq`, in seq order.
+    /// A stream's events still kept as records, seqs `from_seq..=to_seq`, in seq order.
     fn read_indexed(
         &self,
         stream_id: &str,
         from_seq: u64,
+        to_seq: u64,
         limit: usize,
     ) -> Result<Vec<StoredEvent>, StoreError> {
         let start = keys::stream_seq(stream_id, from_seq);
-        let end = keys::stream_seq(stream_id, u64::MAX);
+        let end = keys::stream_seq(stream_id, to_seq);
         let mut out = Vec::new();
         for guard in self.index.range(start..=end) {
             if out.len() >= limit {
@@ -226,9 +239,16 @@ impl EventStore for FjallStore {
         if next > *last {
             batch.insert(&self.checkpoints, keys::LAST_OFFSET, keys::offset(next));
         }
-        if removing && self.remove_packed(&mut batch, ops)? {
-            let _layout = self.archive.layout.write().expect("layout lock poisoned");
+        if let Some(emptied) = removing
+            .then(|| self.remove_packed(&mut batch, ops))
+            .transpose()?
+            .flatten()
+        {
+            let mut directory = self.archive.layout.write().expect("layout lock poisoned");
             batch.commit().map_err(engine_err)?;
+            for first in emptied {
+                directory.remove(&first);
+            }
             self.archive.forget_decoded();
         } else {
             batch.commit().map_err(engine_err)?;
@@ -244,15 +264,24 @@ impl EventStore for FjallStore {
         limit: usize,
     ) -> Result<Vec<StoredEvent>, StoreError> {
         let _layout = self.archive.layout.read().expect("layout lock poisoned");
-        let records = self.read_indexed(stream_id, from_seq, limit)?;
         let packed = self.read_stream_packed(stream_id, from_seq, limit)?;
+        let to = match packed.last() {
+            Some(e) if packed.len() >= limit => e.record.seq,
+            _ => u64::MAX,
+        };
+        let records = self.read_indexed(stream_id, from_seq, to, limit)?;
         Ok(archive::merge(records, packed, |e| e.record.seq, limit))
     }
 
     fn read_from(&self, from_offset: u64, limit: usize) -> Result<Vec<StoredEvent>, StoreError> {
-        let _layout = self.archive.layout.read().expect("layout lock poisoned");
-        let records = self.read_records(from_offset, u64::MAX, limit)?;
-        let packed = self.read_packed_from(from_offset, limit)?;
+        let directory = self.archive.layout.read().expect("layout lock poisoned");
+        let packed = self.read_packed_from(&directory, from_offset, limit)?;
+        // A full page of packed events bounds the records worth reading to its span.
+        let to = match packed.last() {
+            Some(e) if packed.len() >= limit => e.offset,
+            _ => u64::MAX,
+        };
+        let records = self.read_records(from_offset, to, limit)?;
         Ok(archive::merge(records, packed, |e| e.offset, limit))
     }
 
@@ -334,18 +363,19 @@ impl EventStore for FjallStore {
     }
 
     fn disk_usage(&self) -> Vec<DiskPart> {
-        let mut parts: Vec<_> = self
-            .keyspaces()
-            .into_iter()
-            .map(|(name, ks)| DiskPart {
-                name,
-                kind: match name {
-                    "records" | "stream_index" | "segments" | "segment_index" => DiskKind::Log,
-                    _ => DiskKind::State,
-                },
-                bytes: ks.disk_space(),
-            })
-            .collect();
+        let mut parts: Vec<_> =
+            self.keyspaces()
+                .into_iter()
+                .map(|(name, ks)| DiskPart {
+                    name,
+                    kind: match name {
+                        "records" | "stream_index" | "segments" | "segment_index"
+                        | "segment_dir" => DiskKind::Log,
+                        _ => DiskKind::State,
+                    },
+                    bytes: ks.disk_space(),
+                })
+                .collect();
         parts.push(DiskPart {
             name: "journal",
             kind: DiskKind::Journal,

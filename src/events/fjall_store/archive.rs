@@ -3,9 +3,9 @@
 //! The archiver takes the offsets after the last it packed, a segment's worth at a time, once
 //! the newest of them is old enough. In one atomic batch it stores the segment, indexes it per
 //! stream, and removes the records and index entries it replaces. Events it cannot pack (other
-//! types, older versions) stay records, so reads merge the two. Readers hold `layout` shared
-//! while they read both, and a batch that moves events holds it exclusive, so a read never
-//! sees an event in both places or in neither.
+//! types, older versions) stay records, so reads merge the two. Readers hold `layout` (the
+//! directory of segments) shared while they read both, and a batch that moves events holds it
+//! exclusive, so a read never sees an event in both places or in neither.
 
 use super::{engine_err, FjallStore};
 use crate::events::segment::{self, Segment};
@@ -31,20 +31,25 @@ pub(super) struct State {
     /// Bumped by every write that removes events: an archiver that read its records before
     /// such a write packs them again.
     removals: AtomicU64,
-    pub(super) layout: RwLock<()>,
+    /// The segments, first offset → last offset. Readers hold it shared while they read
+    /// records and segments; a batch that moves events between them holds it exclusive.
+    pub(super) layout: RwLock<Directory>,
     /// The last segment decoded (reads go through a segment in order).
     decoded: Mutex<Option<Arc<Segment>>>,
 }
 
+/// Each segment's first offset → its last.
+pub(super) type Directory = std::collections::BTreeMap<u64, u64>;
+
 impl State {
-    pub(super) fn new(until: u64) -> State {
+    pub(super) fn new(until: u64, directory: Directory) -> State {
         State {
             segment_events: SEGMENT_EVENTS,
             until: AtomicU64::new(until),
             archiving: Mutex::new(()),
             commit: Mutex::new(()),
             removals: AtomicU64::new(0),
-            layout: RwLock::new(()),
+            layout: RwLock::new(directory),
             decoded: Mutex::new(None),
         }
     }
@@ -93,6 +98,15 @@ pub(super) fn merge(
         }
     }
     out
+}
+
+/// The first offset of the segment holding `offset`, if one does.
+fn holding(directory: &Directory, offset: u64) -> Option<u64> {
+    directory
+        .range(..=offset)
+        .next_back()
+        .filter(|(_, last)| **last >= offset)
+        .map(|(first, _)| *first)
 }
 
 fn index_value(first_offset: u64, last_seq: u64) -> Vec<u8> {
@@ -155,6 +169,9 @@ impl FjallStore {
                     batch.remove(&self.index, keys::stream_seq(stream_id, *seq));
                 }
             }
+            if packed.is_some() {
+                batch.insert(&self.segment_dir, keys::offset(first), keys::offset(last));
+            }
             batch.insert(&self.checkpoints, ARCHIVED_UNTIL, keys::offset(last));
             let _commit = self
                 .archive
@@ -164,8 +181,11 @@ impl FjallStore {
             if self.archive.removals.load(Ordering::Acquire) != removals {
                 continue; // retention removed events meanwhile: read them again
             }
-            let _layout = self.archive.layout.write().expect("layout lock poisoned");
+            let mut directory = self.archive.layout.write().expect("layout lock poisoned");
             batch.commit().map_err(engine_err)?;
+            if packed.is_some() {
+                directory.insert(first, last);
+            }
             self.archive.until.store(last, Ordering::Release);
             packed_total += packed.map_or(0, |p| p.events.len() as u64);
         }
@@ -194,43 +214,24 @@ impl FjallStore {
         Ok(Some(segment))
     }
 
-    /// The first offset of the segment that may hold `offset`.
-    fn segment_holding(&self, offset: u64) -> Result<Option<u64>, StoreError> {
-        match self.segments.range(..=keys::offset(offset)).next_back() {
-            Some(guard) => {
-                let key = guard.key().map_err(engine_err)?;
-                Ok(Some(
-                    keys::parse_u64(&key)
-                        .ok_or_else(|| engine_err("segment key is not 8 bytes"))?,
-                ))
-            }
-            None => Ok(None),
-        }
-    }
-
     /// Packed events with offset ≥ `from`, at most `limit`, in offset order.
     pub(super) fn read_packed_from(
         &self,
+        directory: &Directory,
         from: u64,
         limit: usize,
     ) -> Result<Vec<StoredEvent>, StoreError> {
         let mut out = Vec::new();
-        if from > self.archive.until() {
-            return Ok(out);
-        }
-        let start = self.segment_holding(from)?.unwrap_or(from);
-        for guard in self.segments.range(keys::offset(start)..) {
-            let key = guard.key().map_err(engine_err)?;
-            let first =
-                keys::parse_u64(&key).ok_or_else(|| engine_err("segment key is not 8 bytes"))?;
-            let Some(segment) = self.segment_at(first)? else {
+        let start = holding(directory, from).unwrap_or(from);
+        for (first, _) in directory.range(start..) {
+            let Some(segment) = self.segment_at(*first)? else {
                 continue;
             };
-            for e in segment.events.iter().filter(|e| e.offset >= from) {
-                if out.len() >= limit {
-                    return Ok(out);
-                }
-                out.push(e.clone());
+            let at = segment.events.partition_point(|e| e.offset < from);
+            let take = (limit - out.len()).min(segment.events.len() - at);
+            out.extend_from_slice(&segment.events[at..at + take]);
+            if out.len() >= limit {
+                break;
             }
         }
         Ok(out)
@@ -292,24 +293,26 @@ impl FjallStore {
     }
 
     /// Add to `batch` the rewrite of every segment a `Remove` of `ops` reaches into (the
-    /// records' removal is already in it). Whether any segment changed.
+    /// records' removal is already in it). The segments it changed, and of those the ones it
+    /// emptied; `None` when it changed none.
     pub(super) fn remove_packed(
         &self,
         batch: &mut OwnedWriteBatch,
         ops: &[WriteOp],
-    ) -> Result<bool, StoreError> {
-        let until = self.archive.until();
+    ) -> Result<Option<Vec<u64>>, StoreError> {
         let mut by_segment: FxHashMap<u64, FxHashSet<u64>> = FxHashMap::default();
-        for op in ops {
-            if let WriteOp::Remove { offset, .. } = op {
-                if *offset <= until {
-                    if let Some(first) = self.segment_holding(*offset)? {
+        {
+            let directory = self.archive.layout.read().expect("layout lock poisoned");
+            for op in ops {
+                if let WriteOp::Remove { offset, .. } = op {
+                    if let Some(first) = holding(&directory, *offset) {
                         by_segment.entry(first).or_default().insert(*offset);
                     }
                 }
             }
         }
         let mut changed = false;
+        let mut emptied = Vec::new();
         for (first, removed) in by_segment {
             let Some(segment) = self.segment_at(first)? else {
                 continue;
@@ -349,7 +352,11 @@ impl FjallStore {
                         );
                     }
                 }
-                None if kept.is_empty() => batch.remove(&self.segments, keys::offset(first)),
+                None if kept.is_empty() => {
+                    batch.remove(&self.segments, keys::offset(first));
+                    batch.remove(&self.segment_dir, keys::offset(first));
+                    emptied.push(first);
+                }
                 _ => {
                     return Err(engine_err(format!(
                         "segment {first}: repacking after a removal would drop samples"
@@ -357,7 +364,7 @@ impl FjallStore {
                 }
             }
         }
-        Ok(changed)
+        Ok(changed.then_some(emptied))
     }
 }
 
