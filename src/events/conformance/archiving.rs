@@ -72,6 +72,17 @@ fn packed_samples_read_back_as_written() {
             written.push(super::record("a", 100, "AnomalyDetected", 1000));
         }
     }
+    // Snapshots cover the samples (only covered ones are packed), but not b's last.
+    let snapshot = |stream: &str, seq| {
+        WriteOp::Snapshot(Snapshot {
+            stream_id: stream.into(),
+            seq,
+            state: vec![],
+        })
+    };
+    store
+        .write(&[snapshot("a", 100), snapshot("b", 6)])
+        .expect("snapshots");
     let ops: Vec<WriteOp> = written
         .iter()
         .map(|r| WriteOp::Append(crate::events::NewEvent::new(r)))
@@ -79,8 +90,9 @@ fn packed_samples_read_back_as_written() {
     for chunk in ops.chunks(4) {
         store.write(chunk).expect("write");
     }
-    // Five segments of three offsets: fourteen samples packed, the anomaly kept as a record.
-    assert_eq!(store.0.packed_events().expect("count"), 14);
+    // Five segments of three offsets: thirteen samples packed; the anomaly and b#7 (after
+    // b's snapshot) stay records.
+    assert_eq!(store.0.packed_events().expect("count"), 13);
     let all = store.read_from(1, 100).expect("read");
     let offsets: Vec<u64> = all.iter().map(|e| e.offset).collect();
     assert_eq!(offsets, (1..=15).collect::<Vec<_>>());

@@ -1,7 +1,8 @@
 //! Packing old raw samples into segments (`super::super::segment`), and reading them back.
 //!
 //! The archiver takes the offsets after the last it packed, a segment's worth at a time, once
-//! the newest of them is old enough. In one atomic batch it stores the segment, indexes it per
+//! the newest of them is old enough, and packs the raw samples a snapshot of their stream
+//! covers (a stream recovering reads only what follows its snapshot, one record at a time). In one atomic batch it stores the segment, indexes it per
 //! stream, and removes the records and index entries it replaces. Events it cannot pack (other
 //! types, older versions) stay records, so reads merge the two. Readers hold `layout` (the
 //! directory of segments) shared while they read both, and a batch that moves events holds it
@@ -109,19 +110,42 @@ fn holding(directory: &Directory, offset: u64) -> Option<u64> {
         .map(|(first, _)| *first)
 }
 
+/// A segment index entry's value: the segment's first offset and the stream's last seq in it,
+/// as two LEB128 varints (an entry per stream per segment, so every byte counts).
 fn index_value(first_offset: u64, last_seq: u64) -> Vec<u8> {
-    let mut v = Vec::with_capacity(16);
-    v.extend_from_slice(&first_offset.to_be_bytes());
-    v.extend_from_slice(&last_seq.to_be_bytes());
+    let mut v = Vec::with_capacity(20);
+    for mut n in [first_offset, last_seq] {
+        while n >= 0x80 {
+            v.push(n as u8 | 0x80);
+            n >>= 7;
+        }
+        v.push(n as u8);
+    }
     v
 }
 
 fn parse_index_value(v: &[u8]) -> Result<(u64, u64), StoreError> {
-    let first = v.get(..8).and_then(keys::parse_u64);
-    let last = v.get(8..16).and_then(keys::parse_u64);
-    first
-        .zip(last)
-        .ok_or_else(|| engine_err("segment index value is not 16 bytes"))
+    let bad = || engine_err(format!("segment index value {v:02x?} is not two varints"));
+    let mut out = [0u64; 2];
+    let mut bytes = v.iter();
+    for n in &mut out {
+        let mut shift = 0;
+        loop {
+            let b = *bytes.next().ok_or_else(bad)?;
+            if shift > 63 {
+                return Err(bad());
+            }
+            *n |= u64::from(b & 0x7f) << shift;
+            if b < 0x80 {
+                break;
+            }
+            shift += 7;
+        }
+    }
+    match bytes.next() {
+        None => Ok((out[0], out[1])),
+        Some(_) => Err(bad()),
+    }
 }
 
 impl FjallStore {
@@ -150,6 +174,7 @@ impl FjallStore {
                     break;
                 }
             }
+            let events = self.covered_by_snapshots(events)?;
             let packed = segment::pack(first, last, &events).unwrap_or_else(|e| {
                 tracing::warn!(error = %e, first, last, "segment not packed; its samples stay records");
                 None
@@ -190,6 +215,31 @@ impl FjallStore {
             packed_total += packed.map_or(0, |p| p.events.len() as u64);
         }
         Ok(packed_total)
+    }
+
+    /// The events a snapshot of their stream covers. Only those are packed: a stream
+    /// recovering reads the events after its snapshot, and those must stay cheap to read (one
+    /// record each, not a segment decoded per stream). The others stay records.
+    fn covered_by_snapshots(
+        &self,
+        events: Vec<StoredEvent>,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        let mut covered: FxHashMap<String, u64> = FxHashMap::default();
+        let mut out = Vec::with_capacity(events.len());
+        for e in events {
+            let seq = match covered.get(&e.record.stream_id) {
+                Some(seq) => *seq,
+                None => {
+                    let seq = self.snapshot(&e.record.stream_id)?.map_or(0, |s| s.seq);
+                    covered.insert(e.record.stream_id.clone(), seq);
+                    seq
+                }
+            };
+            if e.record.seq <= seq {
+                out.push(e);
+            }
+        }
+        Ok(out)
     }
 
     /// The segment starting at `first_offset`, decoded (the last one is kept).
@@ -378,5 +428,26 @@ impl FjallStore {
             n += segment::unpack(&bytes).map_err(engine_err)?.events.len();
         }
         Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_index_value_round_trips_and_a_bad_one_is_an_error() {
+        for (a, b) in [
+            (0, 0),
+            (1, 127),
+            (128, 16_384),
+            (u64::MAX, 3),
+            (65_537, u64::MAX),
+        ] {
+            assert_eq!(parse_index_value(&index_value(a, b)).unwrap(), (a, b));
+        }
+        assert!(parse_index_value(&[0x80]).is_err());
+        assert!(parse_index_value(&[1, 2, 3]).is_err());
+        assert!(parse_index_value(&[0xff; 11]).is_err());
     }
 }
