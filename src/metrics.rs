@@ -145,6 +145,8 @@ pub struct Metrics {
     pub commit_ops: Histogram,
     /// Leases this node held that another node took (it was paused or cut off past its lease).
     pub cluster_leases_lost: Counter,
+    /// Raw samples the packer moved into compressed segments.
+    pub store_packed_samples: Counter,
 }
 
 /// The process's metrics.
@@ -185,6 +187,7 @@ impl Metrics {
             commit_seconds: Histogram::new(LATENCY_BOUNDS),
             commit_ops: Histogram::new(BATCH_BOUNDS),
             cluster_leases_lost: Counter::default(),
+            store_packed_samples: Counter::default(),
         }
     }
 
@@ -266,6 +269,11 @@ impl Metrics {
             "ibsight_group_commit_ops",
             "Operations per group commit",
             self.commit_ops.clone(),
+        );
+        r.register(
+            "ibsight_store_packed_samples",
+            "Raw samples packed into compressed segments",
+            self.store_packed_samples.clone(),
         );
     }
 }

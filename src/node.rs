@@ -341,7 +341,10 @@ fn run_packing(
             let cut = crate::clock::now_ms().saturating_sub(after_ms);
             match tokio::task::spawn_blocking(move || store.archive(cut)).await {
                 Ok(Ok(0)) => {}
-                Ok(Ok(n)) => tracing::info!(packed = n, "raw samples packed into segments"),
+                Ok(Ok(n)) => {
+                    crate::metrics::global().store_packed_samples.inc_by(n);
+                    tracing::info!(packed = n, "raw samples packed into segments");
+                }
                 Ok(Err(e)) => tracing::warn!(error = %e, "packing raw samples failed"),
                 Err(e) => tracing::warn!(error = %e, "packing task failed"),
             }
