@@ -357,6 +357,10 @@ impl EventStore for FjallStore {
         // Flush every memtable first, so the settled size is on disk and not in the journal.
         for (_, ks) in self.keyspaces() {
             ks.rotate_memtable_and_wait().map_err(engine_err)?;
+            // A rotation already under way makes the call above return before its flush.
+            while ks.sealed_memtable_count() > 0 {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
             ks.major_compact().map_err(engine_err)?;
         }
         Ok(())
