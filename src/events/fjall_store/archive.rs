@@ -181,14 +181,7 @@ impl FjallStore {
             });
             let mut batch = self.db.batch().durability(Some(PersistMode::SyncAll));
             if let Some(p) = &packed {
-                batch.insert(&self.segments, keys::offset(first), p.bytes.as_slice());
-                for span in &p.streams {
-                    batch.insert(
-                        &self.segment_index,
-                        keys::stream_seq(&span.stream_id, span.first_seq),
-                        index_value(first, span.last_seq),
-                    );
-                }
+                self.put_segment(&mut batch, first, p);
                 for (offset, stream_id, seq) in &p.events {
                     batch.remove(&self.records, keys::offset(*offset));
                     batch.remove(&self.index, keys::stream_seq(stream_id, *seq));
@@ -215,6 +208,18 @@ impl FjallStore {
             packed_total += packed.map_or(0, |p| p.events.len() as u64);
         }
         Ok(packed_total)
+    }
+
+    /// Add a segment starting at `first`, and its entry per stream, to `batch`.
+    fn put_segment(&self, batch: &mut OwnedWriteBatch, first: u64, p: &segment::Packed) {
+        batch.insert(&self.segments, keys::offset(first), p.bytes.as_slice());
+        for span in &p.streams {
+            batch.insert(
+                &self.segment_index,
+                keys::stream_seq(&span.stream_id, span.first_seq),
+                index_value(first, span.last_seq),
+            );
+        }
     }
 
     /// The events a snapshot of their stream covers. Only those are packed: a stream
@@ -392,16 +397,7 @@ impl FjallStore {
                     source,
                 })?;
             match repacked {
-                Some(p) if p.events.len() == kept.len() => {
-                    batch.insert(&self.segments, keys::offset(first), p.bytes.as_slice());
-                    for span in &p.streams {
-                        batch.insert(
-                            &self.segment_index,
-                            keys::stream_seq(&span.stream_id, span.first_seq),
-                            index_value(first, span.last_seq),
-                        );
-                    }
-                }
+                Some(p) if p.events.len() == kept.len() => self.put_segment(batch, first, &p),
                 None if kept.is_empty() => {
                     batch.remove(&self.segments, keys::offset(first));
                     batch.remove(&self.segment_dir, keys::offset(first));
