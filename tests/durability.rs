@@ -86,11 +86,20 @@ async fn restart_on_the_same_data_dir_sled() {
 
 /// Writers post single-sample batches as fast as they can; every 202 is remembered. The
 /// server is SIGKILLed mid-stream, restarted, and every acknowledged sample must be in the log.
-async fn sigkill_loses_no_acknowledged_sample(engine: (&str, &str)) {
+/// With `packing`, fjall packs samples into 64-sample segments every second while the writers
+/// run, and the kill waits until it has packed some.
+async fn sigkill_loses_no_acknowledged_sample(engine: (&str, &str), packing: bool) {
     let dir = tempfile::tempdir().expect("tempdir");
     let client = reqwest::Client::new();
     // Frequent snapshots, so recovery goes through snapshot + tail, not a full replay.
-    let env = [engine, ("IBSIGHT_STORE__SNAPSHOT_EVERY", "7")];
+    let mut env = vec![engine, ("IBSIGHT_STORE__SNAPSHOT_EVERY", "7")];
+    if packing {
+        env.extend([
+            ("IBSIGHT_STORE__PACK_AFTER_S", "0"),
+            ("IBSIGHT_STORE__PACK_INTERVAL_S", "1"),
+            ("IBSIGHT_STORE__SEGMENT_EVENTS", "64"),
+        ]);
+    }
     let srv = Server::start(dir.path(), &env);
     let url = srv.url.clone();
     let acked: Arc<Mutex<HashMap<String, Vec<i64>>>> = Arc::default();
@@ -136,6 +145,13 @@ async fn sigkill_loses_no_acknowledged_sample(engine: (&str, &str)) {
         && started.elapsed() < Duration::from_secs(60)
     {
         tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    while packing && packed_samples(&client, &url).await == 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "nothing packed in 60 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
     srv.kill9();
     for w in writers {
@@ -199,12 +215,29 @@ async fn sigkill_loses_no_acknowledged_sample(engine: (&str, &str)) {
     srv.terminate();
 }
 
+/// `ibsight_store_packed_samples_total` from the server's `/metrics`.
+async fn packed_samples(client: &reqwest::Client, url: &str) -> u64 {
+    let Ok(resp) = client.get(format!("{url}/metrics")).send().await else {
+        return 0;
+    };
+    let text = resp.text().await.unwrap_or_default();
+    text.lines()
+        .find_map(|l| l.strip_prefix("ibsight_store_packed_samples_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_during_ingest_fjall() {
-    sigkill_loses_no_acknowledged_sample(engines()[0]).await;
+    sigkill_loses_no_acknowledged_sample(engines()[0], false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_during_ingest_and_packing_fjall() {
+    sigkill_loses_no_acknowledged_sample(engines()[0], true).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_during_ingest_sled() {
-    sigkill_loses_no_acknowledged_sample(engines()[1]).await;
+    sigkill_loses_no_acknowledged_sample(engines()[1], false).await;
 }
