@@ -254,6 +254,17 @@ pub fn pack(
 
 /// Read a segment back into its records.
 pub fn unpack(bytes: &[u8]) -> Result<Segment, CodecError> {
+    decode(bytes, None)
+}
+
+/// Read back only the records of one stream: the columns are still walked (each value is a
+/// residual of the one before), but no other stream's sample is rebuilt, which is most of the
+/// work of `unpack`.
+pub fn unpack_stream(bytes: &[u8], stream_id: &str) -> Result<Segment, CodecError> {
+    decode(bytes, Some(stream_id))
+}
+
+fn decode(bytes: &[u8], only: Option<&str>) -> Result<Segment, CodecError> {
     let body = unframe(bytes)?;
     let ids = front_decode(&body.streams)?;
     let n = usize::try_from(body.count).map_err(|_| bad("count out of range"))?;
@@ -271,30 +282,43 @@ pub fn unpack(bytes: &[u8]) -> Result<Segment, CodecError> {
                 .map_err(|e| bad(&format!("rest: {e}")))
         })
         .collect::<Result<Vec<Rest>, CodecError>>()?;
-    let mut events = Vec::with_capacity(n);
+    let wanted = |code: u32| only.is_none_or(|s| ids[code as usize] == s);
+    let mut events = Vec::with_capacity(if only.is_some() { 0 } else { n });
     let mut by_code: Vec<Vec<u32>> = vec![Vec::new(); ids.len()];
     let mut offset = body.first_offset - 1;
-    for i in 0..n {
+    let mut counters = Vec::with_capacity(body.counters.len());
+    for _ in 0..n {
         let (code, gap, seq, recorded_at_ms) = r.event(ids.len())?;
         offset += gap + 1;
-        let stream_id = &ids[code as usize];
         let rest = &rests[r.rest(code, rests.len())?];
-        let mut sample = rest.sample.clone();
-        let s = &mut sample;
-        s.stream_id = stream_id.clone();
-        s.timestamp_ms = r.timestamp(code)?;
+        let timestamp_ms = r.timestamp(code)?;
         let [a, b, c, d] = [0, 1, 2, 3].map(|g| r.gauge(code, g));
-        (s.latency_p99_us, s.utilization_pct) = (a?, b?);
-        (s.error_rate, s.bandwidth_gbps) = (c?, d?);
-        s.qp_errors = r.qp_errors(code)?;
+        let gauges = [a?, b?, c?, d?];
+        let qp_errors = r.qp_errors(code)?;
+        counters.clear();
         for (k, counter) in body.counters.iter().enumerate() {
             if let Some(v) = r.counter(code, k)? {
-                s.counters.insert(*counter, v);
+                counters.push((*counter, v));
             }
         }
+        if !wanted(code) {
+            continue;
+        }
+        let stream_id = &ids[code as usize];
+        let mut s = rest.sample.clone();
+        s.stream_id = stream_id.clone();
+        s.timestamp_ms = timestamp_ms;
+        [
+            s.latency_p99_us,
+            s.utilization_pct,
+            s.error_rate,
+            s.bandwidth_gbps,
+        ] = gauges;
+        s.qp_errors = qp_errors;
+        s.counters.extend(counters.iter().copied());
         let corr = rest.correlation_id.clone();
-        let record = record_of(stream_id, seq, recorded_at_ms, corr, rest.trace, &sample);
-        by_code[code as usize].push(i as u32);
+        let record = record_of(stream_id, seq, recorded_at_ms, corr, rest.trace, &s);
+        by_code[code as usize].push(events.len() as u32);
         events.push(StoredEvent { offset, record });
     }
     if offset > body.last_offset {

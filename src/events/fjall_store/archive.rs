@@ -247,6 +247,35 @@ impl FjallStore {
         Ok(out)
     }
 
+    /// One stream's part of the segment starting at `first_offset`: from the decoded segment
+    /// kept, else decoded for that stream alone (not kept: a stream's history spans many
+    /// segments, and each is read once).
+    fn stream_segment(
+        &self,
+        first_offset: u64,
+        stream_id: &str,
+    ) -> Result<Option<Arc<Segment>>, StoreError> {
+        {
+            let decoded = self.archive.decoded.lock().expect("segment cache poisoned");
+            if let Some(s) = decoded.as_ref().filter(|s| s.first_offset == first_offset) {
+                return Ok(Some(s.clone()));
+            }
+        }
+        let Some(bytes) = self
+            .segments
+            .get(keys::offset(first_offset))
+            .map_err(engine_err)?
+        else {
+            return Ok(None);
+        };
+        let segment =
+            segment::unpack_stream(&bytes, stream_id).map_err(|source| StoreError::Corrupt {
+                offset: first_offset,
+                source,
+            })?;
+        Ok(Some(Arc::new(segment)))
+    }
+
     /// The segment starting at `first_offset`, decoded (the last one is kept).
     fn segment_at(&self, first_offset: u64) -> Result<Option<Arc<Segment>>, StoreError> {
         let mut decoded = self.archive.decoded.lock().expect("segment cache poisoned");
@@ -318,7 +347,7 @@ impl FjallStore {
             if last_seq < from_seq {
                 continue;
             }
-            let Some(segment) = self.segment_at(first)? else {
+            let Some(segment) = self.stream_segment(first, stream_id)? else {
                 continue;
             };
             for e in segment.stream_events(stream_id) {

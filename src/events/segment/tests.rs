@@ -91,6 +91,20 @@ fn given_other_events_in_the_range_when_packed_then_only_current_raw_samples_are
 }
 
 #[test]
+fn given_a_segment_when_one_stream_is_read_then_it_is_that_streams_part_of_the_whole() {
+    let events = bench_events(30, 4);
+    let (packed, whole) = round_trip(&events);
+    let id = sim::stream_id(7);
+    let one = unpack_stream(&packed.bytes, &id).expect("unpack one stream");
+    let expected: Vec<&StoredEvent> = whole.stream_events(&id).collect();
+    assert_eq!(one.events.iter().collect::<Vec<_>>(), expected);
+    assert_eq!(one.stream_events(&id).count(), 4);
+    assert!(unpack_stream(&packed.bytes, "nope")
+        .expect("unpack")
+        .is_empty());
+}
+
+#[test]
 fn given_no_raw_sample_when_packed_then_there_is_no_segment() {
     let mut events = bench_events(2, 1);
     for e in &mut events {
