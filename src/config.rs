@@ -104,8 +104,10 @@ pub struct StoreConfig {
     pub event_retention_days: u64,
     /// How often retention runs.
     pub retention_interval_s: u64,
-    /// fjall: raw samples this old are packed into compressed segments (a few bytes per value
-    /// instead of a record each); reads return them unchanged.
+    /// fjall: pack raw samples into compressed segments (a few bytes per value instead of a
+    /// record each; reads return them unchanged). Packing costs CPU: see README.
+    pub pack: bool,
+    /// fjall: raw samples this old are packed.
     pub pack_after_s: u64,
     /// fjall: how often the packer looks for samples old enough.
     pub pack_interval_s: u64,
@@ -133,6 +135,7 @@ impl Default for StoreConfig {
             raw_retention_hours: 168,
             event_retention_days: 0,
             retention_interval_s: 600,
+            pack: true,
             pack_after_s: 900,
             pack_interval_s: 60,
             segment_events: crate::events::fjall_store::SEGMENT_EVENTS,

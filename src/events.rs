@@ -95,7 +95,8 @@ pub fn open_embedded(
     Ok(match engine {
         Engine::Fjall => Arc::new(
             fjall_store::FjallStore::open(dir, cfg.memtable_mib)?
-                .with_segment_events(cfg.segment_events),
+                .with_segment_events(cfg.segment_events)
+                .with_packing(cfg.pack),
         ),
         engine => open_store_with(engine, dir, cfg.memtable_mib)?,
     })

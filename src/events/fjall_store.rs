@@ -129,6 +129,13 @@ impl FjallStore {
     }
 
     /// Events per packed segment (the default suits fabrics of up to ~100,000 ports).
+    /// Whether raw samples are packed at all (`store.pack`); off, `archive` and `compact`
+    /// leave every sample a record.
+    pub fn with_packing(mut self, on: bool) -> FjallStore {
+        self.archive.enabled = on;
+        self
+    }
+
     pub fn with_segment_events(mut self, events: u64) -> FjallStore {
         self.archive.segment_events = events.max(1);
         self

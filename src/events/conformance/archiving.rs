@@ -110,3 +110,28 @@ fn packed_samples_read_back_as_written() {
     let seqs: Vec<u64> = a.iter().map(|e| e.record.seq).collect();
     assert_eq!(seqs, vec![4, 5, 6]);
 }
+
+/// With packing off, nothing is packed, not even by `compact`.
+#[test]
+fn packing_off_keeps_every_sample_a_record() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = FjallStore::open(dir.path(), 8)
+        .expect("open fjall")
+        .with_segment_events(3)
+        .with_packing(false);
+    let mut ops = vec![WriteOp::Snapshot(Snapshot {
+        stream_id: "a".into(),
+        seq: 10,
+        state: vec![],
+    })];
+    for seq in 1..=7 {
+        ops.push(WriteOp::Append(crate::events::NewEvent::new(
+            &super::record("a", seq, "MetricObserved", 1000),
+        )));
+    }
+    store.write(&ops).expect("write");
+    assert_eq!(store.archive(i64::MAX).expect("archive"), 0);
+    store.compact().expect("compact");
+    assert_eq!(store.packed_events().expect("count"), 0);
+    assert_eq!(store.read_from(1, 100).expect("read").len(), 7);
+}

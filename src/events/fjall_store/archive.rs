@@ -24,6 +24,7 @@ pub const SEGMENT_EVENTS: u64 = 65_536;
 
 pub(super) struct State {
     pub(super) segment_events: u64,
+    pub(super) enabled: bool,
     until: AtomicU64,
     /// One archiver at a time.
     archiving: Mutex<()>,
@@ -46,6 +47,7 @@ impl State {
     pub(super) fn new(until: u64, directory: Directory) -> State {
         State {
             segment_events: SEGMENT_EVENTS,
+            enabled: true,
             until: AtomicU64::new(until),
             archiving: Mutex::new(()),
             commit: Mutex::new(()),
@@ -158,6 +160,9 @@ impl FjallStore {
             .lock()
             .expect("archiver lock poisoned");
         let mut packed_total = 0;
+        if !self.archive.enabled {
+            return Ok(0);
+        }
         loop {
             let first = self.archive.until() + 1;
             let head = self.last_offset();
