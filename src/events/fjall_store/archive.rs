@@ -252,6 +252,38 @@ impl FjallStore {
         Ok(out)
     }
 
+    /// The decoded segment kept, when it is the one starting at `first_offset`.
+    fn kept_segment(&self, first_offset: u64) -> Option<Arc<Segment>> {
+        let decoded = self.archive.decoded.lock().expect("segment cache poisoned");
+        decoded
+            .as_ref()
+            .filter(|s| s.first_offset == first_offset)
+            .cloned()
+    }
+
+    /// Decode the segment starting at `first_offset`, or with `only`, that stream's part of it.
+    fn decode_segment(
+        &self,
+        first_offset: u64,
+        only: Option<&str>,
+    ) -> Result<Option<Segment>, StoreError> {
+        let Some(bytes) = self
+            .segments
+            .get(keys::offset(first_offset))
+            .map_err(engine_err)?
+        else {
+            return Ok(None);
+        };
+        let decoded = match only {
+            Some(stream_id) => segment::unpack_stream(&bytes, stream_id),
+            None => segment::unpack(&bytes),
+        };
+        decoded.map(Some).map_err(|source| StoreError::Corrupt {
+            offset: first_offset,
+            source,
+        })
+    }
+
     /// One stream's part of the segment starting at `first_offset`: from the decoded segment
     /// kept, else decoded for that stream alone (not kept: a stream's history spans many
     /// segments, and each is read once).
@@ -260,46 +292,24 @@ impl FjallStore {
         first_offset: u64,
         stream_id: &str,
     ) -> Result<Option<Arc<Segment>>, StoreError> {
-        {
-            let decoded = self.archive.decoded.lock().expect("segment cache poisoned");
-            if let Some(s) = decoded.as_ref().filter(|s| s.first_offset == first_offset) {
-                return Ok(Some(s.clone()));
-            }
+        if let Some(kept) = self.kept_segment(first_offset) {
+            return Ok(Some(kept));
         }
-        let Some(bytes) = self
-            .segments
-            .get(keys::offset(first_offset))
-            .map_err(engine_err)?
-        else {
-            return Ok(None);
-        };
-        let segment =
-            segment::unpack_stream(&bytes, stream_id).map_err(|source| StoreError::Corrupt {
-                offset: first_offset,
-                source,
-            })?;
-        Ok(Some(Arc::new(segment)))
+        Ok(self
+            .decode_segment(first_offset, Some(stream_id))?
+            .map(Arc::new))
     }
 
     /// The segment starting at `first_offset`, decoded (the last one is kept).
     fn segment_at(&self, first_offset: u64) -> Result<Option<Arc<Segment>>, StoreError> {
-        let mut decoded = self.archive.decoded.lock().expect("segment cache poisoned");
-        if let Some(s) = decoded.as_ref().filter(|s| s.first_offset == first_offset) {
-            return Ok(Some(s.clone()));
+        if let Some(kept) = self.kept_segment(first_offset) {
+            return Ok(Some(kept));
         }
-        let Some(bytes) = self
-            .segments
-            .get(keys::offset(first_offset))
-            .map_err(engine_err)?
-        else {
+        let Some(segment) = self.decode_segment(first_offset, None)? else {
             return Ok(None);
         };
-        let segment = segment::unpack(&bytes).map_err(|source| StoreError::Corrupt {
-            offset: first_offset,
-            source,
-        })?;
         let segment = Arc::new(segment);
-        *decoded = Some(segment.clone());
+        *self.archive.decoded.lock().expect("segment cache poisoned") = Some(segment.clone());
         Ok(Some(segment))
     }
 
