@@ -115,20 +115,20 @@ impl FjallStore {
         })
     }
 
-    fn keyspaces(&self) -> [(&'static str, &Keyspace); 8] {
+    fn keyspaces(&self) -> [(&'static str, DiskKind, &Keyspace); 8] {
+        use DiskKind::{Log, State};
         [
-            ("segment_dir", &self.segment_dir),
-            ("records", &self.records),
-            ("stream_index", &self.index),
-            ("segments", &self.segments),
-            ("segment_index", &self.segment_index),
-            ("snapshots", &self.snapshots),
-            ("checkpoints", &self.checkpoints),
-            ("views", &self.views),
+            ("records", Log, &self.records),
+            ("stream_index", Log, &self.index),
+            ("segments", Log, &self.segments),
+            ("segment_index", Log, &self.segment_index),
+            ("segment_dir", Log, &self.segment_dir),
+            ("snapshots", State, &self.snapshots),
+            ("checkpoints", State, &self.checkpoints),
+            ("views", State, &self.views),
         ]
     }
 
-    /// Events per packed segment (the default suits fabrics of up to ~100,000 ports).
     /// Whether raw samples are packed at all (`store.pack`); off, `archive` and `compact`
     /// leave every sample a record.
     pub fn with_packing(mut self, on: bool) -> FjallStore {
@@ -136,6 +136,7 @@ impl FjallStore {
         self
     }
 
+    /// Raw samples per packed segment (keep it several times the number of ports).
     pub fn with_segment_events(mut self, events: u64) -> FjallStore {
         self.archive.segment_events = events.max(1);
         self
@@ -362,7 +363,7 @@ impl EventStore for FjallStore {
     fn compact(&self) -> Result<(), StoreError> {
         self.archive_until(None)?;
         // Flush every memtable first, so the settled size is on disk and not in the journal.
-        for (_, ks) in self.keyspaces() {
+        for (_, _, ks) in self.keyspaces() {
             ks.rotate_memtable_and_wait().map_err(engine_err)?;
             // A rotation already under way makes the call above return before its flush.
             while ks.sealed_memtable_count() > 0 {
@@ -374,19 +375,15 @@ impl EventStore for FjallStore {
     }
 
     fn disk_usage(&self) -> Vec<DiskPart> {
-        let mut parts: Vec<_> =
-            self.keyspaces()
-                .into_iter()
-                .map(|(name, ks)| DiskPart {
-                    name,
-                    kind: match name {
-                        "records" | "stream_index" | "segments" | "segment_index"
-                        | "segment_dir" => DiskKind::Log,
-                        _ => DiskKind::State,
-                    },
-                    bytes: ks.disk_space(),
-                })
-                .collect();
+        let mut parts: Vec<_> = self
+            .keyspaces()
+            .into_iter()
+            .map(|(name, kind, ks)| DiskPart {
+                name,
+                kind,
+                bytes: ks.disk_space(),
+            })
+            .collect();
         parts.push(DiskPart {
             name: "journal",
             kind: DiskKind::Journal,

@@ -3,9 +3,8 @@
 //! follow their own, longer horizon (or are kept forever). Engine-agnostic: it plans `Remove`
 //! ops from the trait's reads and hands them to the writer.
 
-use super::store::{EventStore, StoreError, WriteOp};
+use super::store::{EventStore, SnapshotCover, StoreError, WriteOp};
 use super::types::StreamEvent;
-use std::collections::HashMap;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RetentionPolicy {
@@ -24,7 +23,7 @@ pub fn plan(
     let raw_cutoff = now_ms - policy.raw_max_age_ms;
     let events_cutoff = policy.events_max_age_ms.map(|age| now_ms - age);
     let scan_until = raw_cutoff.max(events_cutoff.unwrap_or(i64::MIN));
-    let mut covered: HashMap<String, u64> = HashMap::new();
+    let mut covered = SnapshotCover::new(store);
     let mut ops = Vec::new();
     let mut from = 1;
     'scan: loop {
@@ -44,15 +43,7 @@ pub fn plan(
             if !due {
                 continue;
             }
-            let snapshot_seq = match covered.get(&r.stream_id) {
-                Some(seq) => *seq,
-                None => {
-                    let seq = store.snapshot(&r.stream_id)?.map_or(0, |s| s.seq);
-                    covered.insert(r.stream_id.clone(), seq);
-                    seq
-                }
-            };
-            if r.seq <= snapshot_seq {
+            if covered.covers(&r.stream_id, r.seq)? {
                 ops.push(WriteOp::Remove {
                     offset: e.offset,
                     stream_id: r.stream_id.clone(),

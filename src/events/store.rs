@@ -210,6 +210,35 @@ pub struct StreamLoad {
     pub head: u64,
 }
 
+/// Whether a snapshot of an event's stream covers it (its seq is at or below the snapshot's),
+/// each stream's snapshot looked up once. Retention removes, and packing packs, only what is
+/// covered: a stream rebuilds from its snapshot and the events after it.
+pub struct SnapshotCover<'a> {
+    store: &'a dyn EventStore,
+    seqs: rustc_hash::FxHashMap<String, u64>,
+}
+
+impl<'a> SnapshotCover<'a> {
+    pub fn new(store: &'a dyn EventStore) -> SnapshotCover<'a> {
+        SnapshotCover {
+            store,
+            seqs: Default::default(),
+        }
+    }
+
+    pub fn covers(&mut self, stream_id: &str, seq: u64) -> Result<bool, StoreError> {
+        let covered = match self.seqs.get(stream_id) {
+            Some(covered) => *covered,
+            None => {
+                let covered = self.store.snapshot(stream_id)?.map_or(0, |s| s.seq);
+                self.seqs.insert(stream_id.to_string(), covered);
+                covered
+            }
+        };
+        Ok(seq <= covered)
+    }
+}
+
 /// A stream's head from its index's last seq and its snapshot (see `EventStore::stream_head`).
 pub fn head_of(index_head: Option<u64>, snapshot: Option<&Snapshot>) -> u64 {
     index_head.unwrap_or(0).max(snapshot.map_or(0, |s| s.seq))

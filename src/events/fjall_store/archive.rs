@@ -10,7 +10,7 @@
 
 use super::{engine_err, FjallStore};
 use crate::events::segment::{self, Segment};
-use crate::events::store::{keys, EventStore, StoreError, StoredEvent, WriteOp};
+use crate::events::store::{keys, EventStore, SnapshotCover, StoreError, StoredEvent, WriteOp};
 use fjall::{OwnedWriteBatch, PersistMode};
 use rustc_hash::{FxHashMap, FxHashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -234,18 +234,10 @@ impl FjallStore {
         &self,
         events: Vec<StoredEvent>,
     ) -> Result<Vec<StoredEvent>, StoreError> {
-        let mut covered: FxHashMap<String, u64> = FxHashMap::default();
+        let mut cover = SnapshotCover::new(self);
         let mut out = Vec::with_capacity(events.len());
         for e in events {
-            let seq = match covered.get(&e.record.stream_id) {
-                Some(seq) => *seq,
-                None => {
-                    let seq = self.snapshot(&e.record.stream_id)?.map_or(0, |s| s.seq);
-                    covered.insert(e.record.stream_id.clone(), seq);
-                    seq
-                }
-            };
-            if e.record.seq <= seq {
+            if cover.covers(&e.record.stream_id, e.record.seq)? {
                 out.push(e);
             }
         }
