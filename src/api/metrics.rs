@@ -90,7 +90,7 @@ async fn ingest(
     let bytes = axum::body::to_bytes(body, limit)
         .await
         .map_err(|_| ApiError::PayloadTooLarge(format!("body is over {limit} bytes")))?;
-    let value: Value = serde_json::from_slice(&bytes)
+    let value = validate::Json::from_slice(&bytes)
         .map_err(|e| ApiError::InvalidJson(format!("body is not valid JSON: {e}")))?;
     let limits = Limits {
         max_samples: cfg.ingest.max_samples,

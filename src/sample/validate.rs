@@ -3,11 +3,12 @@
 //! The whole request is checked before anything is written, and every bad field of every
 //! sample is reported (up to `MAX_REPORTED`), each naming the field and the value.
 
+mod body;
 mod port;
 
 use super::{Counter, Sample};
+pub use body::{Json, Object};
 use serde::Serialize;
-use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 
 /// At most this many field errors are listed in one answer.
@@ -53,16 +54,16 @@ pub struct Limits {
 }
 
 /// Turn a request body into validated samples, or report every problem.
-pub fn parse_batch(body: &Value, limits: &Limits) -> Result<Vec<Sample>, BatchError> {
-    let items: Vec<&Value> = match body {
-        Value::Object(obj) if obj.contains_key("samples") => {
+pub fn parse_batch(body: &Json, limits: &Limits) -> Result<Vec<Sample>, BatchError> {
+    let items: Vec<&Json> = match body {
+        Json::Object(obj) if obj.contains_key("samples") => {
             if let Some(extra) = obj.keys().find(|k| *k != "samples") {
                 return Err(BatchError::Shape(format!(
                     "unknown top-level field `{extra}`: expected only `samples`"
                 )));
             }
-            match &obj["samples"] {
-                Value::Array(items) => items.iter().collect(),
+            match obj.get("samples").unwrap_or(&Json::Null) {
+                Json::Array(items) => items.iter().collect(),
                 other => {
                     return Err(BatchError::Shape(format!(
                         "`samples` must be an array, got {}",
@@ -71,7 +72,7 @@ pub fn parse_batch(body: &Value, limits: &Limits) -> Result<Vec<Sample>, BatchEr
                 }
             }
         }
-        Value::Object(_) => vec![body],
+        Json::Object(_) => vec![body],
         other => {
             return Err(BatchError::Shape(format!(
                 "body must be a sample object or {{\"samples\":[…]}}, got {}",
@@ -122,8 +123,8 @@ impl Report<'_> {
     }
 }
 
-fn parse_sample(item: &Value, limits: &Limits, report: &mut Report) -> Option<Sample> {
-    let Value::Object(obj) = item else {
+fn parse_sample(item: &Json, limits: &Limits, report: &mut Report) -> Option<Sample> {
+    let Json::Object(obj) = item else {
         report.add(
             "",
             format!("sample must be an object, got {}", describe(item)),
@@ -132,7 +133,7 @@ fn parse_sample(item: &Value, limits: &Limits, report: &mut Report) -> Option<Sa
     };
     let before = report.errors.len();
     for key in obj.keys() {
-        if !KNOWN_FIELDS.contains(&key.as_str()) && !port::FIELDS.contains(&key.as_str()) {
+        if !KNOWN_FIELDS.contains(&key) && !port::FIELDS.contains(&key) {
             report.add(key, format!("unknown field `{key}`"));
         }
     }
@@ -169,7 +170,7 @@ fn parse_sample(item: &Value, limits: &Limits, report: &mut Report) -> Option<Sa
             "qp_errors",
         ]
         .iter()
-        .any(|f| obj.contains_key(*f))
+        .any(|f| obj.contains_key(f))
         || obj
             .get("counters")
             .is_some_and(|c| c.as_object().is_none_or(|m| !m.is_empty()));
@@ -223,11 +224,11 @@ pub fn is_valid_stream_id(id: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'/' | b'-'))
 }
 
-fn stream_id(obj: &Map<String, Value>, report: &mut Report) -> Option<String> {
+fn stream_id(obj: &Object, report: &mut Report) -> Option<String> {
     match obj.get("stream_id") {
         None => report.add("stream_id", "missing required field `stream_id`".into()),
-        Some(Value::String(s)) if is_valid_stream_id(s) => return Some(s.clone()),
-        Some(Value::String(s)) => report.add(
+        Some(Json::String(s)) if is_valid_stream_id(s) => return Some(s.to_string()),
+        Some(Json::String(s)) => report.add(
             "stream_id",
             format!(
                 "invalid stream_id {}: must be 1 to 128 characters from [A-Za-z0-9._:/-]",
@@ -242,13 +243,13 @@ fn stream_id(obj: &Map<String, Value>, report: &mut Report) -> Option<String> {
     None
 }
 
-fn timestamp(obj: &Map<String, Value>, limits: &Limits, report: &mut Report) -> Option<i64> {
+fn timestamp(obj: &Object, limits: &Limits, report: &mut Report) -> Option<i64> {
     let ms = match obj.get("timestamp") {
         None => {
             report.add("timestamp", "missing required field `timestamp`".into());
             return None;
         }
-        Some(Value::String(s)) => {
+        Some(Json::String(s)) => {
             match time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339) {
                 Ok(t) => (t.unix_timestamp_nanos() / 1_000_000) as i64,
                 Err(e) => {
@@ -260,7 +261,7 @@ fn timestamp(obj: &Map<String, Value>, limits: &Limits, report: &mut Report) -> 
                 }
             }
         }
-        Some(Value::Number(n)) => match n.as_i64() {
+        Some(Json::Number(n)) => match n.as_i64() {
             Some(ms) if ms >= 0 => ms,
             _ => {
                 report.add(
@@ -295,16 +296,10 @@ fn timestamp(obj: &Map<String, Value>, limits: &Limits, report: &mut Report) -> 
     Some(ms)
 }
 
-fn number(
-    obj: &Map<String, Value>,
-    field: &str,
-    min: f64,
-    max: f64,
-    report: &mut Report,
-) -> Option<f64> {
+fn number(obj: &Object, field: &str, min: f64, max: f64, report: &mut Report) -> Option<f64> {
     let value = obj.get(field)?;
     match value {
-        Value::Number(n) => match n.as_f64() {
+        Json::Number(n) => match n.as_f64() {
             Some(v) if v.is_finite() && v >= min && v <= max => Some(v),
             Some(v) if v.is_finite() && max == f64::MAX => {
                 report.add(field, format!("{field} {n} must be ≥ {min}"));
@@ -326,7 +321,7 @@ fn number(
     }
 }
 
-fn unsigned(obj: &Map<String, Value>, field: &str, report: &mut Report) -> Option<u64> {
+fn unsigned(obj: &Object, field: &str, report: &mut Report) -> Option<u64> {
     let value = obj.get(field)?;
     match value.as_u64() {
         Some(v) => Some(v),
@@ -340,19 +335,19 @@ fn unsigned(obj: &Map<String, Value>, field: &str, report: &mut Report) -> Optio
     }
 }
 
-fn counters(obj: &Map<String, Value>, report: &mut Report) -> BTreeMap<Counter, u64> {
+fn counters(obj: &Object, report: &mut Report) -> BTreeMap<Counter, u64> {
     let mut out = BTreeMap::new();
     let Some(value) = obj.get("counters") else {
         return out;
     };
-    let Value::Object(map) = value else {
+    let Json::Object(map) = value else {
         report.add(
             "counters",
             format!("counters must be an object, got {}", describe(value)),
         );
         return out;
     };
-    for (name, v) in map {
+    for (name, v) in map.iter() {
         let field = format!("counters.{name}");
         let Some(counter) = Counter::from_name(name) else {
             report.add(&field, format!("unknown counter {}", quote(name)));
@@ -382,12 +377,12 @@ fn counters(obj: &Map<String, Value>, report: &mut Report) -> BTreeMap<Counter, 
     out
 }
 
-fn labels(obj: &Map<String, Value>, report: &mut Report) -> BTreeMap<String, String> {
+fn labels(obj: &Object, report: &mut Report) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
     let Some(value) = obj.get("labels") else {
         return out;
     };
-    let Value::Object(map) = value else {
+    let Json::Object(map) = value else {
         report.add(
             "labels",
             format!(
@@ -404,7 +399,7 @@ fn labels(obj: &Map<String, Value>, report: &mut Report) -> BTreeMap<String, Str
         );
         return out;
     }
-    for (key, v) in map {
+    for (key, v) in map.iter() {
         let field = format!("labels.{key}");
         if key.is_empty() || key.chars().count() > MAX_LABEL_LEN {
             report.add(
@@ -417,10 +412,10 @@ fn labels(obj: &Map<String, Value>, report: &mut Report) -> BTreeMap<String, Str
             continue;
         }
         match v {
-            Value::String(s) if s.chars().count() <= MAX_LABEL_LEN => {
-                out.insert(key.clone(), s.clone());
+            Json::String(s) if s.chars().count() <= MAX_LABEL_LEN => {
+                out.insert(key.to_string(), s.to_string());
             }
-            Value::String(s) => report.add(
+            Json::String(s) => report.add(
                 &field,
                 format!(
                     "label value {} is longer than {MAX_LABEL_LEN} characters",
@@ -437,14 +432,14 @@ fn labels(obj: &Map<String, Value>, report: &mut Report) -> BTreeMap<String, Str
 }
 
 /// A short, safe rendering of a JSON value for error messages.
-pub(crate) fn describe(v: &Value) -> String {
+pub(crate) fn describe(v: &Json) -> String {
     match v {
-        Value::Null => "null".into(),
-        Value::Bool(b) => format!("boolean {b}"),
-        Value::Number(n) => format!("number {n}"),
-        Value::String(s) => format!("string {}", quote(s)),
-        Value::Array(a) => format!("an array of {} items", a.len()),
-        Value::Object(_) => "an object".into(),
+        Json::Null => "null".into(),
+        Json::Bool(b) => format!("boolean {b}"),
+        Json::Number(n) => format!("number {n}"),
+        Json::String(s) => format!("string {}", quote(s)),
+        Json::Array(a) => format!("an array of {} items", a.len()),
+        Json::Object(_) => "an object".into(),
     }
 }
 

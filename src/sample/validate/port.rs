@@ -2,11 +2,11 @@
 //! field is reported with its name (`peer.node_guid`, `link.width`, …) and value.
 
 use super::{describe, quote, Report};
+use super::{Json, Object};
 use crate::sample::port::{
     parse_guid, FecMode, LinkInfo, LinkState, NodeType, PeerPort, PhyHealth, PhysState,
     PortIdentity, Speed, Width,
 };
-use serde_json::{Map, Value};
 
 /// The top-level fields this module reads.
 pub const FIELDS: [&str; 12] = [
@@ -27,7 +27,7 @@ pub const FIELDS: [&str; 12] = [
 /// Node descriptions are at most 64 bytes (NodeDescription).
 const MAX_DESC_LEN: usize = 64;
 
-pub fn identity(obj: &Map<String, Value>, report: &mut Report) -> PortIdentity {
+pub fn identity(obj: &Object, report: &mut Report) -> PortIdentity {
     PortIdentity {
         node_guid: guid(obj, "node_guid", "node_guid", report),
         port_num: port_num(obj, "port_num", "port_num", report),
@@ -44,7 +44,7 @@ pub fn identity(obj: &Map<String, Value>, report: &mut Report) -> PortIdentity {
     }
 }
 
-pub fn peer(obj: &Map<String, Value>, report: &mut Report) -> Option<PeerPort> {
+pub fn peer(obj: &Object, report: &mut Report) -> Option<PeerPort> {
     let inner = object(obj, "peer", report)?;
     known(
         inner,
@@ -59,7 +59,7 @@ pub fn peer(obj: &Map<String, Value>, report: &mut Report) -> Option<PeerPort> {
     })
 }
 
-pub fn link(obj: &Map<String, Value>, report: &mut Report) -> Option<LinkInfo> {
+pub fn link(obj: &Object, report: &mut Report) -> Option<LinkInfo> {
     let inner = object(obj, "link", report)?;
     known(
         inner,
@@ -76,7 +76,7 @@ pub fn link(obj: &Map<String, Value>, report: &mut Report) -> Option<LinkInfo> {
     );
     let width_enabled = match inner.get("width_enabled") {
         None => Vec::new(),
-        Some(Value::Array(items)) => items
+        Some(Json::Array(items)) => items
             .iter()
             .filter_map(|v| match v.as_str().and_then(Width::parse) {
                 Some(w) => Some(w),
@@ -138,7 +138,7 @@ pub fn link(obj: &Map<String, Value>, report: &mut Report) -> Option<LinkInfo> {
     })
 }
 
-pub fn phy(obj: &Map<String, Value>, report: &mut Report) -> PhyHealth {
+pub fn phy(obj: &Object, report: &mut Report) -> PhyHealth {
     PhyHealth {
         raw_ber: number(obj, "raw_ber", "raw_ber", 0.0, 1.0, report),
         effective_ber: number(obj, "effective_ber", "effective_ber", 0.0, 1.0, report),
@@ -155,13 +155,9 @@ pub fn phy(obj: &Map<String, Value>, report: &mut Report) -> PhyHealth {
     }
 }
 
-fn object<'a>(
-    obj: &'a Map<String, Value>,
-    key: &str,
-    report: &mut Report,
-) -> Option<&'a Map<String, Value>> {
+fn object<'a>(obj: &'a Object<'a>, key: &str, report: &mut Report) -> Option<&'a Object<'a>> {
     match obj.get(key)? {
-        Value::Object(inner) => Some(inner),
+        Json::Object(inner) => Some(inner),
         other => {
             report.add(
                 key,
@@ -172,9 +168,9 @@ fn object<'a>(
     }
 }
 
-fn known(inner: &Map<String, Value>, prefix: &str, allowed: &[&str], report: &mut Report) {
+fn known(inner: &Object, prefix: &str, allowed: &[&str], report: &mut Report) {
     for k in inner.keys() {
-        if !allowed.contains(&k.as_str()) {
+        if !allowed.contains(&k) {
             report.add(
                 &format!("{prefix}.{k}"),
                 format!("unknown field `{prefix}.{}`", quote(k)),
@@ -183,7 +179,7 @@ fn known(inner: &Map<String, Value>, prefix: &str, allowed: &[&str], report: &mu
     }
 }
 
-fn guid(obj: &Map<String, Value>, key: &str, field: &str, report: &mut Report) -> Option<u64> {
+fn guid(obj: &Object, key: &str, field: &str, report: &mut Report) -> Option<u64> {
     let v = obj.get(key)?;
     match v.as_str().and_then(parse_guid) {
         Some(g) => Some(g),
@@ -197,7 +193,7 @@ fn guid(obj: &Map<String, Value>, key: &str, field: &str, report: &mut Report) -
     }
 }
 
-fn port_num(obj: &Map<String, Value>, key: &str, field: &str, report: &mut Report) -> Option<u8> {
+fn port_num(obj: &Object, key: &str, field: &str, report: &mut Report) -> Option<u8> {
     let v = obj.get(key)?;
     match v.as_u64() {
         Some(n) if n <= 254 => Some(n as u8),
@@ -211,7 +207,7 @@ fn port_num(obj: &Map<String, Value>, key: &str, field: &str, report: &mut Repor
     }
 }
 
-fn lid(obj: &Map<String, Value>, report: &mut Report) -> Option<u16> {
+fn lid(obj: &Object, report: &mut Report) -> Option<u16> {
     let v = obj.get("lid")?;
     match v.as_u64() {
         // 0 is "no LID yet"; 0xffff is the permissive LID, never a port's.
@@ -226,7 +222,7 @@ fn lid(obj: &Map<String, Value>, report: &mut Report) -> Option<u16> {
     }
 }
 
-fn desc(obj: &Map<String, Value>, key: &str, field: &str, report: &mut Report) -> Option<String> {
+fn desc(obj: &Object, key: &str, field: &str, report: &mut Report) -> Option<String> {
     let v = obj.get(key)?;
     match v.as_str() {
         Some(s) if s.len() <= MAX_DESC_LEN && !s.chars().any(char::is_control) => {
@@ -246,7 +242,7 @@ fn desc(obj: &Map<String, Value>, key: &str, field: &str, report: &mut Report) -
 }
 
 fn named<T>(
-    obj: &Map<String, Value>,
+    obj: &Object,
     key: &str,
     field: &str,
     parse: fn(&str) -> Option<T>,
@@ -267,7 +263,7 @@ fn named<T>(
 }
 
 fn number(
-    obj: &Map<String, Value>,
+    obj: &Object,
     key: &str,
     field: &str,
     min: f64,

@@ -1,5 +1,12 @@
 use super::*;
-use serde_json::json;
+use serde_json::{json, Value};
+
+/// The body as a client sends it: `v` serialised, then parsed as the server parses it.
+fn parse_batch(v: &Value, limits: &Limits) -> Result<Vec<Sample>, BatchError> {
+    let text = serde_json::to_vec(v).expect("serialise");
+    let body = Json::from_slice(&text).expect("valid JSON");
+    super::parse_batch(&body, limits)
+}
 
 const NOW: i64 = 1_750_000_000_000;
 
@@ -260,7 +267,8 @@ fn bad_identity_and_link_fields_name_the_field_and_value() {
 
 #[test]
 fn label_limits() {
-    let many: Map<String, Value> = (0..17).map(|i| (format!("k{i}"), json!("v"))).collect();
+    let many: serde_json::Map<String, Value> =
+        (0..17).map(|i| (format!("k{i}"), json!("v"))).collect();
     assert_eq!(one_error(with("labels", Value::Object(many))).0, "labels");
     assert_eq!(
         one_error(with("labels", json!({"k": "v".repeat(65)}))).0,
