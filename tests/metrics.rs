@@ -107,6 +107,7 @@ async fn counters_move_with_ingest_and_analysis() {
         1.0,
     );
     grew("ibsight_group_commit_seconds", None, 1.0);
+    grew("ibsight_ingest_request_seconds", None, 1.0);
     grew("ibsight_log_offset", None, 3.0);
     assert!(value(&after, "ibsight_stream_actors", None) >= 1.0);
     srv.stop().await;

@@ -26,9 +26,14 @@ pub async fn post_metrics(
         correlation_id = tracing::field::Empty,
     );
     continue_trace(&span, &headers);
-    context::in_span(span, ingest(state, headers, body, From::Client))
+    let started = std::time::Instant::now();
+    let m = crate::metrics::global();
+    let answer = context::in_span(span, ingest(state, headers, body, From::Client))
         .await
-        .inspect_err(|e| crate::metrics::global().ingest_rejections.inc(e.code(), 1))
+        .inspect_err(|e| m.ingest_rejections.inc(e.code(), 1));
+    m.ingest_request_seconds
+        .observe(started.elapsed().as_secs_f64());
+    answer
 }
 
 /// `POST /internal/v1/samples`: samples another member forwarded to this node, their owner.

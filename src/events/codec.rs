@@ -157,6 +157,15 @@ pub fn encode_payload(event: &StreamEvent) -> Vec<u8> {
     }
 }
 
+/// `(event_type, schema_version)` of the `MetricObserved` records written today.
+pub const METRIC_OBSERVED: (&str, u16) = ("MetricObserved", 2);
+
+/// The `MetricObserved` payload of `sample`, without building the event (and so without a
+/// copy of the sample): a one-field struct encodes as its field.
+pub fn encode_sample_payload(sample: &crate::sample::Sample) -> Vec<u8> {
+    to_bytes(sample)
+}
+
 pub fn decode_payload(
     event_type: &str,
     version: u16,
@@ -321,6 +330,29 @@ mod tests {
         let frame = encode_frame(&record());
         assert!(decode_frame(&frame[..frame.len() - 1]).is_err());
         assert!(decode_frame(&frame[..3]).is_err());
+    }
+
+    #[test]
+    fn given_a_sample_when_its_payload_is_encoded_alone_then_it_is_the_events_payload() {
+        let sample = crate::sample::Sample {
+            stream_id: "sw1/p1".into(),
+            timestamp_ms: 1_700_000_000_000,
+            utilization_pct: Some(42.5),
+            labels: [("rack".to_string(), "r1".to_string())].into(),
+            ..Default::default()
+        };
+        let event = StreamEvent::MetricObserved(crate::events::types::MetricObservedV2 {
+            sample: sample.clone(),
+        });
+        assert_eq!(encode_sample_payload(&sample), encode_payload(&event));
+        assert_eq!(
+            METRIC_OBSERVED,
+            (event.event_type(), event.schema_version())
+        );
+        assert_eq!(
+            digest(&sample),
+            crate::hash::fnv1a64(encode_payload(&event))
+        );
     }
 
     #[test]

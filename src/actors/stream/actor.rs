@@ -8,7 +8,7 @@
 use super::messages::{
     BaselineView, CounterView, ObserveOutcome, StreamError, StreamMsg, StreamView,
 };
-use super::state::{self, Decision, StreamState};
+use super::state::{self, Stepped, StreamState};
 use crate::detect::DetectConfig;
 use crate::events::codec::{self, EventRecord};
 use crate::events::writer::Writer;
@@ -146,37 +146,58 @@ async fn observe(
     let mut ops = Vec::new();
     let mut anomalies = Vec::new();
     let now_ms = crate::clock::now_ms();
+    let record = |stream_id: &str, seq, event_type: &'static str, schema_version, payload| {
+        WriteOp::Append(NewEvent::new(&EventRecord {
+            stream_id: stream_id.to_string(),
+            seq,
+            recorded_at_ms: now_ms,
+            event_type: event_type.into(),
+            schema_version,
+            correlation_id: origin.correlation_id.clone(),
+            payload,
+            trace: origin.trace,
+        }))
+    };
     for sample in samples {
-        let events = match state::step(next, sample, &st.ctx.detect) {
-            Decision::Duplicate => {
+        // One encoding of the sample: its payload, and its digest from the payload's bytes.
+        let payload = codec::encode_sample_payload(sample);
+        let digest = state::digest_of_payload(&payload);
+        let events = match state::step_digested(next, sample, digest, &st.ctx.detect) {
+            Stepped::Duplicate => {
                 outcome.duplicates += 1;
                 continue;
             }
-            Decision::Late(events) => {
+            Stepped::Late => {
                 outcome.late += 1;
-                events
+                Vec::new()
             }
-            Decision::Record(events) => {
+            Stepped::Fresh(events) => {
                 outcome.accepted += 1;
                 events
             }
         };
-        let first_seq = next.last_seq + 1 - events.len() as u64;
+        let observed_seq = next.last_seq - events.len() as u64;
+        let (event_type, version) = codec::METRIC_OBSERVED;
+        ops.push(record(
+            &next.stream_id,
+            observed_seq,
+            event_type,
+            version,
+            payload,
+        ));
         for (i, event) in events.iter().enumerate() {
+            let seq = observed_seq + 1 + i as u64;
             if let StreamEvent::AnomalyDetected(a) = event {
                 outcome.anomalies += 1;
-                anomalies.push((first_seq + i as u64, a.clone()));
+                anomalies.push((seq, a.clone()));
             }
-            ops.push(WriteOp::Append(NewEvent::new(&EventRecord {
-                stream_id: next.stream_id.clone(),
-                seq: first_seq + i as u64,
-                recorded_at_ms: now_ms,
-                event_type: event.event_type().into(),
-                schema_version: event.schema_version(),
-                correlation_id: origin.correlation_id.clone(),
-                payload: codec::encode_payload(event),
-                trace: origin.trace,
-            })));
+            ops.push(record(
+                &next.stream_id,
+                seq,
+                event.event_type(),
+                event.schema_version(),
+                codec::encode_payload(event),
+            ));
         }
     }
     if ops.is_empty() {

@@ -134,21 +134,48 @@ pub fn decide(state: &StreamState, sample: &Sample, cfg: &DetectConfig) -> Decis
     }
 }
 
-/// `decide` then `apply` of every decided event, evaluating the rules once instead of twice
-/// (the ingest hot path).
+/// `decide` then `apply` of every decided event, evaluating the rules once instead of twice.
 pub fn step(state: &mut StreamState, sample: &Sample, cfg: &DetectConfig) -> Decision {
-    match admit(state, sample) {
-        Admission::Duplicate => Decision::Duplicate,
-        Admission::Late => {
-            let event = observed(sample);
-            apply(state, &event, cfg);
-            Decision::Late(vec![event])
-        }
-        Admission::Fresh => {
-            let mut events = vec![observed(sample)];
-            events.extend(replay_sample(state, sample.clone(), cfg));
+    match step_digested(state, sample, digest(sample), cfg) {
+        Stepped::Duplicate => Decision::Duplicate,
+        Stepped::Late => Decision::Late(vec![observed(sample)]),
+        Stepped::Fresh(anomalies) => {
+            let mut events = Vec::with_capacity(1 + anomalies.len());
+            events.push(observed(sample));
+            events.extend(anomalies);
             Decision::Record(events)
         }
+    }
+}
+
+/// What `step` decided, less the sample's own `MetricObserved` event.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Stepped {
+    Duplicate,
+    /// Stored as late data; nothing else follows.
+    Late,
+    /// Recorded; these anomaly events follow its `MetricObserved`.
+    Fresh(Vec<StreamEvent>),
+}
+
+/// `step` for the ingest hot path: the caller encodes the sample's payload once and passes
+/// its digest (`digest_of_payload`), and builds the `MetricObserved` record from that payload.
+/// The state moves exactly as `step` moves it: `step` is this function.
+pub fn step_digested(
+    state: &mut StreamState,
+    sample: &Sample,
+    digest: u64,
+    cfg: &DetectConfig,
+) -> Stepped {
+    match admit(state, sample) {
+        Admission::Duplicate => Stepped::Duplicate,
+        Admission::Late => {
+            // As `apply` of its `MetricObserved`: counted in the seq, remembered, not detected on.
+            state.last_seq += 1;
+            remember_digest(state, sample.timestamp_ms, digest);
+            Stepped::Late
+        }
+        Admission::Fresh => Stepped::Fresh(replay_digested(state, sample.clone(), digest, cfg)),
     }
 }
 
