@@ -19,7 +19,7 @@ mod tests;
 use super::codec::{self, CodecError, EventRecord};
 use super::store::StoredEvent;
 use super::trace::TraceContext;
-use super::types::{MetricObservedV2, StreamEvent};
+use super::types::StreamEvent;
 use crate::sample::{Counter, Sample};
 use columns::{Reader, Writer};
 use rustc_hash::FxHashMap;
@@ -136,9 +136,7 @@ fn record_of(
         event_type: std::borrow::Cow::Borrowed("MetricObserved"),
         schema_version: SAMPLE_VERSION,
         correlation_id,
-        payload: codec::encode_payload(&StreamEvent::MetricObserved(MetricObservedV2 {
-            sample: sample.clone(),
-        })),
+        payload: codec::encode_sample_payload(sample),
         trace,
     }
 }
