@@ -26,7 +26,8 @@ use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 
 const SEGMENT_VERSION: u8 = 1;
-/// The `MetricObserved` schema version a segment holds.
+/// The `MetricObserved` schema version a segment holds. Fixed with the segment format: a newer
+/// sample version would stay a record until the format learns it.
 const SAMPLE_VERSION: u16 = 2;
 
 /// One stream's events in a segment: its seqs from `first_seq` to `last_seq` (with gaps
@@ -133,7 +134,7 @@ fn record_of(
         stream_id: stream_id.to_string(),
         seq,
         recorded_at_ms,
-        event_type: std::borrow::Cow::Borrowed("MetricObserved"),
+        event_type: std::borrow::Cow::Borrowed(codec::METRIC_OBSERVED.0),
         schema_version: SAMPLE_VERSION,
         correlation_id,
         payload: codec::encode_sample_payload(sample),

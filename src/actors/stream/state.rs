@@ -72,9 +72,15 @@ enum Admission {
 }
 
 fn admit(state: &StreamState, sample: &Sample) -> Admission {
+    admit_digested(state, sample, || digest(sample))
+}
+
+/// `admit`, with the sample's digest computed only when needed (at or before the last
+/// timestamp) or already known.
+fn admit_digested(state: &StreamState, sample: &Sample, digest: impl FnOnce() -> u64) -> Admission {
     match state.detector.last_timestamp_ms {
         Some(last) if sample.timestamp_ms <= last => {
-            let digest = digest(sample);
+            let digest = digest();
             if state
                 .recent
                 .iter()
@@ -167,7 +173,7 @@ pub fn step_digested(
     digest: u64,
     cfg: &DetectConfig,
 ) -> Stepped {
-    match admit(state, sample) {
+    match admit_digested(state, sample, || digest) {
         Admission::Duplicate => Stepped::Duplicate,
         Admission::Late => {
             // As `apply` of its `MetricObserved`: counted in the seq, remembered, not detected on.
