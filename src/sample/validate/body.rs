@@ -246,6 +246,25 @@ mod tests {
     }
 
     #[test]
+    fn given_many_keys_in_any_order_when_looked_up_then_each_is_found_with_its_last_value() {
+        let mut keys: Vec<String> = (0..200).map(|i| format!("k{i:03}")).collect();
+        keys.reverse();
+        let body = keys
+            .iter()
+            .map(|k| format!("\"{k}\":0,\"{k}\":\"{k}\""))
+            .collect::<Vec<_>>()
+            .join(",");
+        let text = format!("{{{body}}}");
+        let v = parse(&text);
+        let obj = v.as_object().unwrap();
+        assert_eq!(obj.len(), 200);
+        for k in &keys {
+            assert_eq!(obj.get(k).and_then(Json::as_str), Some(k.as_str()));
+        }
+        assert!(obj.get("k200").is_none());
+    }
+
+    #[test]
     fn given_numbers_when_parsed_then_they_print_as_serde_json_prints_them() {
         for text in [
             "0",
