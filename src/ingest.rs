@@ -67,12 +67,13 @@ impl Ingestor {
 
     /// Note the local streams this request reported, then tell the ones that went silent.
     fn watch(&self, groups: &[(String, Vec<Sample>)]) {
-        for (stream_id, samples) in groups {
-            let n = samples.len();
-            let Some(last) = samples.last() else { continue };
-            let gap = (n >= 2).then(|| last.timestamp_ms - samples[n - 2].timestamp_ms);
-            self.stale.observe(stream_id, last.timestamp_ms, gap);
-        }
+        self.stale
+            .observe_all(groups.iter().filter_map(|(stream_id, samples)| {
+                let n = samples.len();
+                let last = samples.last()?;
+                let gap = (n >= 2).then(|| last.timestamp_ms - samples[n - 2].timestamp_ms);
+                Some((stream_id.as_str(), last.timestamp_ms, gap))
+            }));
         for (stream_id, interval_ms, now_ms) in self.stale.due(self.stale_intervals) {
             let router = self.router.clone();
             tokio::spawn(async move {

@@ -38,27 +38,25 @@ impl StaleWatch {
     /// Note that `stream_id` reported samples up to `last_ms`; `prev_gap_ms` is the gap
     /// between its last two samples in this batch, if it had two.
     pub fn observe(&self, stream_id: &str, last_ms: i64, prev_gap_ms: Option<i64>) {
+        self.observe_all([(stream_id, last_ms, prev_gap_ms)]);
+    }
+
+    /// `observe` for every stream of a request, under one lock.
+    pub fn observe_all<'a>(&self, reports: impl IntoIterator<Item = (&'a str, i64, Option<i64>)>) {
         let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        g.clock_ms = g.clock_ms.max(last_ms);
-        let e = g.seen.entry(stream_id.to_string()).or_insert(Seen {
-            last_ms,
-            interval_ms: 0,
-            reported: false,
-        });
-        if let Some(gap) = prev_gap_ms {
-            e.interval_ms = gap;
-        } else if last_ms > e.last_ms {
-            let gap = last_ms - e.last_ms;
-            // A silence that was reported is not the stream's interval; it may hint that the
-            // interval grew (a collector reconfigured), so the interval moves halfway to it.
-            e.interval_ms = if e.reported {
-                e.interval_ms.max(gap / 2)
-            } else {
-                gap
+        for (stream_id, last_ms, prev_gap_ms) in reports {
+            g.clock_ms = g.clock_ms.max(last_ms);
+            // Known streams are looked up by &str: no copy of the id per report.
+            let e = match g.seen.get_mut(stream_id) {
+                Some(e) => e,
+                None => g.seen.entry(stream_id.to_string()).or_insert(Seen {
+                    last_ms,
+                    interval_ms: 0,
+                    reported: false,
+                }),
             };
+            note(e, last_ms, prev_gap_ms);
         }
-        e.last_ms = e.last_ms.max(last_ms);
-        e.reported = false;
     }
 
     /// Streams silent for more than `intervals` of their own interval at the fabric clock,
@@ -83,6 +81,23 @@ impl StaleWatch {
         out.sort();
         out
     }
+}
+
+fn note(e: &mut Seen, last_ms: i64, prev_gap_ms: Option<i64>) {
+    if let Some(gap) = prev_gap_ms {
+        e.interval_ms = gap;
+    } else if last_ms > e.last_ms {
+        let gap = last_ms - e.last_ms;
+        // A silence that was reported is not the stream's interval; it may hint that the
+        // interval grew (a collector reconfigured), so the interval moves halfway to it.
+        e.interval_ms = if e.reported {
+            e.interval_ms.max(gap / 2)
+        } else {
+            gap
+        };
+    }
+    e.last_ms = e.last_ms.max(last_ms);
+    e.reported = false;
 }
 
 #[cfg(test)]
