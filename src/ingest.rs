@@ -102,12 +102,13 @@ impl Ingestor {
         &self,
         groups: &[(String, Vec<Sample>)],
     ) -> Result<Vec<String>, IngestError> {
-        let mut new = Vec::new();
-        for (stream_id, _) in groups {
-            if !self.router.is_known(stream_id).map_err(RouteError::from)? {
-                new.push(stream_id.clone());
-            }
-        }
+        let new: Vec<String> = self
+            .router
+            .unknown(groups.iter().map(|(id, _)| id.as_str()))
+            .map_err(RouteError::from)?
+            .into_iter()
+            .map(str::to_string)
+            .collect();
         let n = new.len() as u64;
         if n == 0 {
             return Ok(new);

@@ -208,6 +208,27 @@ impl StreamRouter {
         Ok(self.is_live(stream_id) || self.store.stream_head(stream_id)? > 0)
     }
 
+    /// The streams among `ids` that have neither a live actor nor events in the store: one
+    /// registry lock for the whole request, then a store lookup only for the ones not live.
+    pub fn unknown<'a>(
+        &self,
+        ids: impl IntoIterator<Item = &'a str>,
+    ) -> Result<Vec<&'a str>, StoreError> {
+        let not_live: Vec<&str> = {
+            let registry = self.registry.lock().expect("registry lock poisoned");
+            ids.into_iter()
+                .filter(|id| !registry.contains_key(*id))
+                .collect()
+        };
+        let mut unknown = Vec::new();
+        for id in not_live {
+            if self.store.stream_head(id)? == 0 {
+                unknown.push(id);
+            }
+        }
+        Ok(unknown)
+    }
+
     fn is_live(&self, stream_id: &str) -> bool {
         self.registry
             .lock()
