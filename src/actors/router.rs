@@ -205,7 +205,7 @@ impl StreamRouter {
 
     /// Whether the stream exists: live here, or in the log.
     pub fn is_known(&self, stream_id: &str) -> Result<bool, StoreError> {
-        Ok(self.is_live(stream_id) || self.store.stream_head(stream_id)? > 0)
+        Ok(self.unknown([stream_id])?.is_empty())
     }
 
     /// The streams among `ids` that have neither a live actor nor events in the store: one

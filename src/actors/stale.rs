@@ -83,6 +83,7 @@ impl StaleWatch {
     }
 }
 
+/// Fold one report of a stream into what is known of it.
 fn note(e: &mut Seen, last_ms: i64, prev_gap_ms: Option<i64>) {
     if let Some(gap) = prev_gap_ms {
         e.interval_ms = gap;
