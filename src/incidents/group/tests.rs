@@ -389,7 +389,8 @@ fn given_one_spines_cables_to_a_dead_leaf_alone_in_a_batch_then_the_leaf_is_blam
 fn given_a_dead_leafs_anomalies_split_into_two_batches_anywhere_then_one_leaf_incident() {
     const LEAF: u64 = 0x300;
     const SPINE2: u64 = SPINE + 1;
-    let mut all: Vec<((u64, u8, NodeType), (u64, u8), Rule)> = Vec::new();
+    type Report = ((u64, u8, NodeType), (u64, u8), Rule);
+    let mut all: Vec<Report> = Vec::new();
     for u in 0..6u8 {
         let spine = if u % 2 == 0 { SPINE } else { SPINE2 };
         all.push(((spine, u + 1, SWITCH), (LEAF, 19 + u), Rule::LinkDown));
