@@ -104,6 +104,12 @@ fn remember(state: &mut StreamState, sample: &Sample) {
     remember_digest(state, sample.timestamp_ms, digest(sample));
 }
 
+/// A late sample's `MetricObserved`: counted in the seq, remembered, never detected on.
+fn stored_late(state: &mut StreamState, timestamp_ms: i64, digest: u64) {
+    remember_digest(state, timestamp_ms, digest);
+    state.last_seq += 1;
+}
+
 fn remember_digest(state: &mut StreamState, timestamp_ms: i64, digest: u64) {
     if state.recent.len() >= RECENT_SAMPLES {
         state.recent.pop_front();
@@ -176,9 +182,7 @@ pub fn step_digested(
     match admit_digested(state, sample, || digest) {
         Admission::Duplicate => Stepped::Duplicate,
         Admission::Late => {
-            // As `apply` of its `MetricObserved`: counted in the seq, remembered, not detected on.
-            state.last_seq += 1;
-            remember_digest(state, sample.timestamp_ms, digest);
+            stored_late(state, sample.timestamp_ms, digest);
             Stepped::Late
         }
         Admission::Fresh => Stepped::Fresh(replay_digested(state, sample.clone(), digest, cfg)),
@@ -205,9 +209,8 @@ pub fn replay_digested(
     digest: u64,
     cfg: &DetectConfig,
 ) -> Vec<StreamEvent> {
-    if admit(state, &sample) != Admission::Fresh {
-        remember_digest(state, sample.timestamp_ms, digest);
-        state.last_seq += 1;
+    if admit_digested(state, &sample, || digest) != Admission::Fresh {
+        stored_late(state, sample.timestamp_ms, digest);
         return Vec::new();
     }
     let eval = detector::evaluate(&state.detector, &sample, cfg);
