@@ -10,7 +10,9 @@
 //!   switch (or node) incident opens and absorbs the incidents involved (they resolve,
 //!   `merged_into` it); the node seen through the most live neighbours goes first (a switch
 //!   that died is seen through its neighbours' ports going down; they are alive), then the
-//!   node with the most bad links.
+//!   node with the most bad links. A later batch may show that another node explains more of
+//!   the bad links: it takes them over (`nodes`), so a burst split across batches ends grouped
+//!   as if it had come in one.
 //! - A member clears when all its anomalies resolve; the incident resolves when all members
 //!   have cleared.
 //!
@@ -19,11 +21,10 @@
 
 use crate::detect::rules::{Rule, Severity};
 use crate::events::types::{
-    AnomalyDetectedV2, IncidentMemberV1, IncidentNodeV1, IncidentScope, IncidentV1, MemberAnomalyV1,
+    AnomalyDetectedV2, IncidentMemberV1, IncidentScope, IncidentV1, MemberAnomalyV1,
 };
 use crate::events::StreamEvent;
-use crate::sample::port::NodeType;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 /// An anomaly event as the correlator reads it from the log.
 #[derive(Debug, Clone, PartialEq)]
@@ -135,51 +136,6 @@ impl IncidentBook {
             .or_else(link_incident)
             .map(|i| i.incident_id.clone())
     }
-
-    /// Distinct links (member port and its peer) with a bad end that tie into `node`, over
-    /// every open incident that is not a node incident already; how many of them see `node`
-    /// only as the peer (their own node is alive and reporting); and the incidents involved.
-    fn links_of(&self, node: u64) -> NodeLinks {
-        let mut links = BTreeSet::new();
-        let mut remote = BTreeSet::new();
-        let mut incidents = BTreeSet::new();
-        for i in self.open.values().filter(|i| i.node.is_none()) {
-            for m in i.members.iter().filter(|m| !m.cleared) {
-                if nodes_of(m).contains(&node) {
-                    // Both ends of one cable are one link; a port without identity is its own.
-                    let key = match (port_key(m), peer_key(m)) {
-                        (Some(a), Some(b)) => format!("{:?}", (a.min(b), a.max(b))),
-                        _ => m.stream_id.clone(),
-                    };
-                    // A neighbour that reports the link down is alive and sees this node go;
-                    // a silent one is no evidence either way (it may be the dead one).
-                    let reports_down = m
-                        .anomalies
-                        .iter()
-                        .any(|a| link_gone(a.rule) && a.rule != Rule::Stale);
-                    if m.port.node_guid != Some(node) && reports_down {
-                        remote.insert(key.clone());
-                    }
-                    links.insert(key);
-                    incidents.insert(i.incident_id.clone());
-                }
-            }
-        }
-        NodeLinks {
-            links: links.len(),
-            seen_by_peers: remote.len(),
-            incidents,
-        }
-    }
-}
-
-/// The bad links that tie into one node.
-struct NodeLinks {
-    links: usize,
-    /// Links whose other end, alive, reports the link down: evidence that this node is the
-    /// one that failed (a switch that died is seen through its neighbours).
-    seen_by_peers: usize,
-    incidents: BTreeSet<String>,
 }
 
 /// Severity of an incident: its worst open member anomaly.
@@ -189,6 +145,46 @@ fn worst(members: &[IncidentMemberV1]) -> Severity {
         .flat_map(|m| m.anomalies.iter().map(|a| a.severity))
         .max()
         .unwrap_or(Severity::Warning)
+}
+
+/// Put a member that is in no open incident where it belongs: into the incident it should
+/// join (`target_for`), or into a new port incident `new_id`.
+fn place(
+    book: &mut IncidentBook,
+    member: IncidentMemberV1,
+    new_id: String,
+    at_ms: i64,
+) -> StreamEvent {
+    if let Some(inc) = book
+        .target_for(&member)
+        .and_then(|id| book.open.get_mut(&id))
+    {
+        inc.members.push(member);
+        let scope = match inc.node {
+            Some(_) => inc.scope,
+            None => scope_of(&inc.members),
+        };
+        let severity = worst(&inc.members);
+        inc.analyse = scope != inc.scope || severity > inc.severity;
+        inc.scope = scope;
+        inc.severity = severity;
+        inc.at_ms = at_ms;
+        return StreamEvent::IncidentGrown(inc.clone());
+    }
+    let inc = IncidentV1 {
+        incident_id: new_id,
+        scope: IncidentScope::Port,
+        node: None,
+        severity: worst(std::slice::from_ref(&member)),
+        members: vec![member],
+        opened_at_ms: at_ms,
+        resolved_at_ms: None,
+        at_ms,
+        merged_into: None,
+        analyse: true,
+    };
+    book.open.insert(inc.incident_id.clone(), inc.clone());
+    StreamEvent::IncidentOpened(inc)
 }
 
 /// Decide what an anomaly does to the incidents; the returned events are already applied.
@@ -216,125 +212,14 @@ pub fn on_detected(book: &mut IncidentBook, d: &Detected) -> Vec<StreamEvent> {
             StreamEvent::IncidentGrown(inc.clone())
         });
     } else {
-        let member = member_of(d);
-        match book.target_for(&member) {
-            Some(id) => {
-                let Some(inc) = book.open.get_mut(&id) else {
-                    return out;
-                };
-                inc.members.push(member);
-                let (scope, severity) = if inc.node.is_some() {
-                    (inc.scope, worst(&inc.members))
-                } else {
-                    (scope_of(&inc.members), worst(&inc.members))
-                };
-                inc.analyse = scope != inc.scope || severity > inc.severity;
-                inc.scope = scope;
-                inc.severity = severity;
-                inc.at_ms = d.at_ms;
-                out.push(StreamEvent::IncidentGrown(inc.clone()));
-            }
-            None => {
-                let inc = IncidentV1 {
-                    incident_id: format!("inc-{}", d.offset),
-                    scope: IncidentScope::Port,
-                    node: None,
-                    severity: d.anomaly.severity,
-                    members: vec![member],
-                    opened_at_ms: d.at_ms,
-                    resolved_at_ms: None,
-                    at_ms: d.at_ms,
-                    merged_into: None,
-                    analyse: true,
-                };
-                book.open.insert(inc.incident_id.clone(), inc.clone());
-                out.push(StreamEvent::IncidentOpened(inc));
-            }
-        }
+        out.push(place(
+            book,
+            member_of(d),
+            format!("inc-{}", d.offset),
+            d.at_ms,
+        ));
     }
     out
-}
-
-/// What is known of a node from the members that tie into it.
-fn node_facts(members: &[IncidentMemberV1], node: u64) -> IncidentNodeV1 {
-    let own = members.iter().find(|m| m.port.node_guid == Some(node));
-    let via_peer = members
-        .iter()
-        .filter_map(|m| m.peer.as_ref())
-        .find(|p| p.node_guid == Some(node));
-    IncidentNodeV1 {
-        node_guid: node,
-        node_desc: own
-            .and_then(|m| m.port.node_desc.clone())
-            .or_else(|| via_peer.and_then(|p| p.node_desc.clone())),
-        // A node seen only through its peers is a switch when hosts' ports point at it; an
-        // unknown type defaults to switch, the common case of many links on one node.
-        node_type: own
-            .and_then(|m| m.port.node_type)
-            .or(Some(NodeType::Switch)),
-    }
-}
-
-/// Open switch/node incidents where enough links of one node have gone bad together: the
-/// node with the most such links first (a switch that fails takes more links with it than any
-/// of its neighbours), each absorbing the incidents of its links. Run after each batch of
-/// anomalies, so the links of one event are counted together. `seed` makes ids unique.
-pub fn form_node_incidents(
-    book: &mut IncidentBook,
-    node_min_links: usize,
-    at_ms: i64,
-    seed: u64,
-) -> Vec<StreamEvent> {
-    let mut out = Vec::new();
-    loop {
-        let nodes: BTreeSet<u64> = book
-            .open
-            .values()
-            .filter(|i| i.node.is_none())
-            .flat_map(|i| i.members.iter().filter(|m| !m.cleared).flat_map(nodes_of))
-            .collect();
-        let best = nodes
-            .into_iter()
-            .map(|n| (book.links_of(n), n))
-            .filter(|(l, _)| l.links >= node_min_links)
-            .max_by_key(|(l, n)| (l.seen_by_peers, l.links, std::cmp::Reverse(*n)));
-        let Some((NodeLinks { incidents, .. }, node)) = best else {
-            return out;
-        };
-        let id = format!("inc-{seed}-{node:016x}");
-        let mut members: Vec<IncidentMemberV1> = Vec::new();
-        let mut opened_at = at_ms;
-        for old_id in &incidents {
-            if let Some(mut old) = book.open.remove(old_id) {
-                opened_at = opened_at.min(old.opened_at_ms);
-                members.extend(old.members.iter().cloned());
-                old.resolved_at_ms = Some(at_ms);
-                old.at_ms = at_ms;
-                old.merged_into = Some(id.clone());
-                old.analyse = false;
-                out.push(StreamEvent::IncidentResolved(old));
-            }
-        }
-        let facts = node_facts(&members, node);
-        let scope = match facts.node_type {
-            Some(NodeType::Switch) => IncidentScope::Switch,
-            _ => IncidentScope::Node,
-        };
-        let inc = IncidentV1 {
-            incident_id: id,
-            scope,
-            node: Some(facts),
-            severity: worst(&members),
-            members,
-            opened_at_ms: opened_at,
-            resolved_at_ms: None,
-            at_ms,
-            merged_into: None,
-            analyse: true,
-        };
-        book.open.insert(inc.incident_id.clone(), inc.clone());
-        out.push(StreamEvent::IncidentOpened(inc));
-    }
 }
 
 /// An anomaly of `stream_id` resolved: its member may clear, the incident may resolve.
@@ -383,6 +268,9 @@ pub fn apply(book: &mut IncidentBook, event: &StreamEvent) {
         }
     }
 }
+
+mod nodes;
+pub use nodes::form_node_incidents;
 
 #[cfg(test)]
 mod tests;

@@ -1,7 +1,7 @@
 //! Given the open incidents, when an anomaly opens or resolves, then these incident events.
 
 use super::*;
-use crate::sample::port::{PeerPort, PortIdentity};
+use crate::sample::port::{NodeType, PeerPort, PortIdentity};
 
 const SW: u64 = 0x100;
 const SPINE: u64 = 0x200;
@@ -383,50 +383,4 @@ fn given_one_spines_cables_to_a_dead_leaf_alone_in_a_batch_then_the_leaf_is_blam
     assert_eq!(w.only_open().node.as_ref().map(|n| n.node_guid), Some(LEAF));
 }
 
-/// The correlator groups after each page it reads, so one event's anomalies can arrive in two
-/// batches split anywhere, in either order.
-#[test]
-fn given_a_dead_leafs_anomalies_split_into_two_batches_anywhere_then_one_leaf_incident() {
-    const LEAF: u64 = 0x300;
-    const SPINE2: u64 = SPINE + 1;
-    type Report = ((u64, u8, NodeType), (u64, u8), Rule);
-    let mut all: Vec<Report> = Vec::new();
-    for u in 0..6u8 {
-        let spine = if u % 2 == 0 { SPINE } else { SPINE2 };
-        all.push(((spine, u + 1, SWITCH), (LEAF, 19 + u), Rule::LinkDown));
-        all.push(((LEAF, 19 + u, SWITCH), (spine, u + 1), Rule::Stale));
-    }
-    for h in 0..4u8 {
-        all.push(((LEAF, h + 1, SWITCH), (0xa0 + h as u64, 1), Rule::Stale));
-        all.push(((0xa0 + h as u64, 1, CA), (LEAF, h + 1), Rule::Stale));
-    }
-    let mut bad = Vec::new();
-    for order in 0..2 {
-        let mut seq = all.clone();
-        if order == 1 {
-            seq.reverse();
-        }
-        for cut in 1..seq.len() {
-            let mut w = given();
-            for (i, (at, to, rule)) in seq.iter().enumerate() {
-                w.offset += 1;
-                let d = detected(w.offset, *at, *to, *rule, Severity::Major);
-                on_detected(&mut w.book, &d);
-                if i + 1 == cut {
-                    form_node_incidents(&mut w.book, 3, 0, w.offset);
-                }
-            }
-            form_node_incidents(&mut w.book, 3, 0, w.offset);
-            let open: Vec<_> = w
-                .book
-                .open
-                .values()
-                .map(|i| (i.node.as_ref().map(|n| n.node_guid), i.members.len()))
-                .collect();
-            if open.len() != 1 || open[0] != (Some(LEAF), 20) {
-                bad.push((order, cut, open));
-            }
-        }
-    }
-    assert!(bad.is_empty(), "{bad:?}");
-}
+mod bursts;
