@@ -23,7 +23,9 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 mod http;
+mod open_loop;
 use http::post;
+use open_loop::open_loop;
 
 #[derive(Debug, clap::Args)]
 pub struct IngestBenchArgs {
@@ -434,51 +436,6 @@ async fn closed_loop(
     let mut total = Outcome::default();
     for w in workers {
         total.merge(w.await??);
-    }
-    Ok(total)
-}
-
-/// Batch i is due at start + i × batch / rate and leaves then, however many are in flight;
-/// its latency counts from when it was due. Sample n of the run is stream n mod streams, its
-/// (n / streams)-th sample; batch i goes to sink i mod n.
-async fn open_loop(
-    args: &IngestBenchArgs,
-    sinks: &[Sink],
-    rate: u64,
-    base_ms: i64,
-) -> anyhow::Result<Outcome> {
-    let period = std::time::Duration::from_secs_f64(args.batch as f64 / rate as f64);
-    let start = tokio::time::Instant::now();
-    let mut rng = sim::Rng::new(1);
-    let mut inflight = tokio::task::JoinSet::new();
-    let mut total = Outcome::default();
-    let batches = args.samples.div_ceil(args.batch);
-    for i in 0..batches {
-        let due = start + period * i as u32;
-        tokio::time::sleep_until(due).await;
-        let range = i * args.batch..((i + 1) * args.batch).min(args.samples);
-        let samples: Vec<_> = range
-            .map(|n| {
-                let (stream, k) = (n % args.streams, (n / args.streams) as u64);
-                sample_of(&mut rng, stream, k, base_ms, args.anomaly_every)
-            })
-            .collect();
-        let values: usize = samples.iter().map(|s| s.value_count()).sum();
-        let sink = sinks[i % sinks.len()].clone();
-        inflight.spawn(async move {
-            let answer = sink.send(samples).await?;
-            let ms = due.elapsed();
-            let at = (due - start) + ms;
-            anyhow::Ok((answer, values, ms.as_secs_f64() * 1000.0, at.as_secs_f64()))
-        });
-        while let Some(done) = inflight.try_join_next() {
-            let (answer, values, ms, at) = done??;
-            total.add(&answer, values, ms, at);
-        }
-    }
-    while let Some(done) = inflight.join_next().await {
-        let (answer, values, ms, at) = done??;
-        total.add(&answer, values, ms, at);
     }
     Ok(total)
 }
