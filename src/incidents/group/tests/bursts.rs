@@ -6,22 +6,48 @@ use super::*;
 /// A port, its cable's other end, and what it reports.
 type Report = ((u64, u8, NodeType), (u64, u8), Rule);
 
+const LEAF: u64 = 0x300;
+const SPINE2: u64 = SPINE + 1;
+
+/// Every link of `LEAF` going bad: six uplinks, alternately to `SPINE` and `SPINE2` (what the
+/// spine's end and the leaf's end report), and four hosts (the leaf's end and the host's).
+fn leaf_links(spine_sees: Rule, leaf_sees: Rule, host_sees: Rule) -> Vec<Report> {
+    let mut out = Vec::new();
+    for u in 0..6u8 {
+        let spine = if u % 2 == 0 { SPINE } else { SPINE2 };
+        out.push(((spine, u + 1, SWITCH), (LEAF, 19 + u), spine_sees));
+        out.push(((LEAF, 19 + u, SWITCH), (spine, u + 1), leaf_sees));
+    }
+    for h in 0..4u8 {
+        out.push(((LEAF, h + 1, SWITCH), (0xa0 + h as u64, 1), leaf_sees));
+        out.push(((0xa0 + h as u64, 1, CA), (LEAF, h + 1), host_sees));
+    }
+    out
+}
+
+/// The open incidents as (node, scope, members), sorted.
+fn open_incidents(book: &IncidentBook) -> Vec<(Option<u64>, IncidentScope, usize)> {
+    let mut open: Vec<_> = book
+        .open
+        .values()
+        .map(|i| {
+            (
+                i.node.as_ref().map(|n| n.node_guid),
+                i.scope,
+                i.members.len(),
+            )
+        })
+        .collect();
+    open.sort();
+    open
+}
+
 /// The correlator groups after each page it reads, so one event's anomalies can arrive in two
 /// batches split anywhere, in either order.
 #[test]
 fn given_a_dead_leafs_anomalies_split_into_two_batches_anywhere_then_one_leaf_incident() {
-    const LEAF: u64 = 0x300;
-    const SPINE2: u64 = SPINE + 1;
-    let mut all: Vec<Report> = Vec::new();
-    for u in 0..6u8 {
-        let spine = if u % 2 == 0 { SPINE } else { SPINE2 };
-        all.push(((spine, u + 1, SWITCH), (LEAF, 19 + u), Rule::LinkDown));
-        all.push(((LEAF, 19 + u, SWITCH), (spine, u + 1), Rule::Stale));
-    }
-    for h in 0..4u8 {
-        all.push(((LEAF, h + 1, SWITCH), (0xa0 + h as u64, 1), Rule::Stale));
-        all.push(((0xa0 + h as u64, 1, CA), (LEAF, h + 1), Rule::Stale));
-    }
+    // The spines see the links go; the leaf and its hosts fall silent.
+    let all = leaf_links(Rule::LinkDown, Rule::Stale, Rule::Stale);
     let mut bad = Vec::new();
     for order in 0..2 {
         let mut seq = all.clone();
@@ -39,13 +65,8 @@ fn given_a_dead_leafs_anomalies_split_into_two_batches_anywhere_then_one_leaf_in
                 }
             }
             form_node_incidents(&mut w.book, 3, 0, w.offset);
-            let open: Vec<_> = w
-                .book
-                .open
-                .values()
-                .map(|i| (i.node.as_ref().map(|n| n.node_guid), i.members.len()))
-                .collect();
-            if open.len() != 1 || open[0] != (Some(LEAF), 20) {
+            let open = open_incidents(&w.book);
+            if open != [(Some(LEAF), IncidentScope::Switch, 20)] {
                 bad.push((order, cut, open));
             }
         }
@@ -73,19 +94,9 @@ fn shuffled<T: Clone>(items: &[T], seed: u64) -> Vec<T> {
 #[test]
 fn given_a_flapping_leaf_and_an_unrelated_bad_spine_link_in_any_order_and_paging_then_one_leaf_incident(
 ) {
-    const LEAF: u64 = 0x300;
     const OTHER_LEAF: u64 = 0x301;
-    const SPINE2: u64 = SPINE + 1;
-    let mut burst: Vec<Report> = Vec::new();
-    for u in 0..6u8 {
-        let spine = if u % 2 == 0 { SPINE } else { SPINE2 };
-        burst.push(((spine, u + 1, SWITCH), (LEAF, 19 + u), Rule::LinkDown));
-        burst.push(((LEAF, 19 + u, SWITCH), (spine, u + 1), Rule::LinkDown));
-    }
-    for h in 0..4u8 {
-        burst.push(((LEAF, h + 1, SWITCH), (0xa0 + h as u64, 1), Rule::LinkDown));
-        burst.push(((0xa0 + h as u64, 1, CA), (LEAF, h + 1), Rule::LinkDown));
-    }
+    // Every end of every link reports it down.
+    let burst = leaf_links(Rule::LinkDown, Rule::LinkDown, Rule::LinkDown);
     let mut bad = Vec::new();
     for seed in 0..200u64 {
         let seq = shuffled(&burst, seed);
@@ -112,19 +123,7 @@ fn given_a_flapping_leaf_and_an_unrelated_bad_spine_link_in_any_order_and_paging
             apply(&mut rebuilt, e);
         }
         assert_eq!(rebuilt, w.book, "seed {seed}");
-        let mut open: Vec<_> = w
-            .book
-            .open
-            .values()
-            .map(|i| {
-                (
-                    i.node.as_ref().map(|n| n.node_guid),
-                    i.scope,
-                    i.members.len(),
-                )
-            })
-            .collect();
-        open.sort();
+        let open = open_incidents(&w.book);
         let want = vec![
             (None, IncidentScope::Link, 2),
             (Some(LEAF), IncidentScope::Switch, 20),
@@ -143,7 +142,6 @@ fn given_a_flapping_leaf_and_an_unrelated_bad_spine_link_in_any_order_and_paging
 
 #[test]
 fn given_a_spine_blamed_on_part_of_a_burst_when_the_leafs_hosts_report_then_the_leaf_takes_over() {
-    const LEAF: u64 = 0x300;
     const OTHER_LEAF: u64 = 0x301;
     let mut w = given();
     let batch = |w: &mut World, reports: &[Report]| {
@@ -188,19 +186,7 @@ fn given_a_spine_blamed_on_part_of_a_burst_when_the_leafs_hosts_report_then_the_
             "IncidentGrown link analyse",
         ]
     );
-    let mut open: Vec<_> = w
-        .book
-        .open
-        .values()
-        .map(|i| {
-            (
-                i.node.as_ref().map(|n| n.node_guid),
-                i.scope,
-                i.members.len(),
-            )
-        })
-        .collect();
-    open.sort();
+    let open = open_incidents(&w.book);
     assert_eq!(
         open,
         [
