@@ -127,13 +127,14 @@ fn next_takeover(book: &IncidentBook, node_min_links: usize) -> Option<(String, 
 }
 
 /// The node incident of `node`: the open one, or a new one `id`. It absorbs the incidents
-/// `absorb` whole and the `members`; the events say what changed.
+/// `absorb` whole and the `members` (of an incident opened at `since_ms`); the events say what
+/// changed.
 fn gather(
     book: &mut IncidentBook,
     node: u64,
     id: String,
     absorb: &[String],
-    mut members: Vec<IncidentMemberV1>,
+    (mut members, since_ms): (Vec<IncidentMemberV1>, i64),
     at_ms: i64,
 ) -> (String, Vec<StreamEvent>) {
     let existing = book
@@ -143,7 +144,7 @@ fn gather(
         .map(|i| i.incident_id.clone());
     let id = existing.clone().unwrap_or(id);
     let mut out = Vec::new();
-    let mut opened_at = at_ms;
+    let mut opened_at = since_ms.min(at_ms);
     for old_id in absorb.iter().filter(|old| **old != id) {
         if let Some(mut old) = book.open.remove(old_id) {
             opened_at = opened_at.min(old.opened_at_ms);
@@ -157,6 +158,7 @@ fn gather(
     }
     if let Some(inc) = existing.and_then(|id| book.open.get_mut(&id)) {
         inc.members.extend(members);
+        inc.opened_at_ms = inc.opened_at_ms.min(opened_at);
         let severity = worst(&inc.members);
         inc.analyse = severity > inc.severity;
         inc.severity = severity;
@@ -208,18 +210,20 @@ fn take_over(
         .remove(&node)
         .map(|l| l.incidents.into_iter().map(String::from).collect())
         .unwrap_or_default();
-    let opened_at = from.opened_at_ms;
+    // The moved links date from their first anomaly, not from the incident they leave.
+    let since_ms = moving
+        .iter()
+        .flat_map(|m| m.anomalies.iter().map(|a| a.detected_at_ms))
+        .min()
+        .unwrap_or(at_ms);
     let (taker, mut out) = gather(
         book,
         node,
         format!("inc-{seed}-{node:016x}"),
         &absorb,
-        moving,
+        (moving, since_ms),
         at_ms,
     );
-    if let Some(t) = book.open.get_mut(&taker) {
-        t.opened_at_ms = t.opened_at_ms.min(opened_at);
-    }
     from.members = staying;
     from.at_ms = at_ms;
     from.analyse = false;
@@ -268,7 +272,7 @@ pub fn form_node_incidents(
     loop {
         if let Some((node, incidents)) = next_node(book, node_min_links) {
             let id = format!("inc-{seed}-{node:016x}");
-            out.extend(gather(book, node, id, &incidents, Vec::new(), at_ms).1);
+            out.extend(gather(book, node, id, &incidents, (Vec::new(), at_ms), at_ms).1);
         } else if let Some((from, node)) = next_takeover(book, node_min_links) {
             out.extend(take_over(book, &from, node, node_min_links, at_ms, seed));
         } else {

@@ -113,10 +113,20 @@ fn given_a_flapping_leaf_and_an_unrelated_bad_spine_link_in_any_order_and_paging
             let d = detected(w.offset, *at, *to, *rule, Severity::Major);
             events.extend(on_detected(&mut w.book, &d));
             if i < 2 || (i + seed as usize).is_multiple_of(page) {
-                events.extend(form_node_incidents(&mut w.book, 3, 0, w.offset));
+                events.extend(form_node_incidents(
+                    &mut w.book,
+                    3,
+                    w.offset as i64 * 1000,
+                    w.offset,
+                ));
             }
         }
-        events.extend(form_node_incidents(&mut w.book, 3, 0, w.offset));
+        events.extend(form_node_incidents(
+            &mut w.book,
+            3,
+            w.offset as i64 * 1000,
+            w.offset,
+        ));
         // The events say all that happened: a restart rebuilds the same book from them.
         let mut rebuilt = IncidentBook::default();
         for e in &events {
@@ -144,14 +154,17 @@ fn given_a_flapping_leaf_and_an_unrelated_bad_spine_link_in_any_order_and_paging
 fn given_a_spine_blamed_on_part_of_a_burst_when_the_leafs_hosts_report_then_the_leaf_takes_over() {
     const OTHER_LEAF: u64 = 0x301;
     let mut w = given();
-    let batch = |w: &mut World, reports: &[Report]| {
+    let mut log = Vec::new();
+    let mut batch = |w: &mut World, reports: &[Report]| {
         let mut events = Vec::new();
         for (at, to, rule) in reports {
             w.offset += 1;
             let d = detected(w.offset, *at, *to, *rule, Severity::Major);
             events.extend(on_detected(&mut w.book, &d));
         }
-        events.extend(form_node_incidents(&mut w.book, 3, 0, w.offset));
+        let at_ms = w.offset as i64 * 1000;
+        events.extend(form_node_incidents(&mut w.book, 3, at_ms, w.offset));
+        log.extend(events.iter().cloned());
         names(&events)
     };
     // An unrelated speed-degraded cable on the spine.
@@ -194,4 +207,17 @@ fn given_a_spine_blamed_on_part_of_a_burst_when_the_leafs_hosts_report_then_the_
             (Some(LEAF), IncidentScope::Switch, 7)
         ]
     );
+    // The leaf's incident dates from the first of its links to go bad, and the events say so.
+    let leaf = w
+        .book
+        .open
+        .values()
+        .find(|i| i.node.is_some())
+        .expect("leaf");
+    assert_eq!(leaf.opened_at_ms, 3000);
+    let mut rebuilt = IncidentBook::default();
+    for e in &log {
+        apply(&mut rebuilt, e);
+    }
+    assert_eq!(rebuilt, w.book);
 }
