@@ -71,8 +71,9 @@ impl FjallStore {
         //   107,000 samples/s instead of 83,000 (fjall stalls writes at 20 level-0 tables, so
         //   16 still leaves room);
         // - a larger memtable, so each level-0 table holds more: with 32 MiB instead of 4,
-        //   10 M-sample runs kept 200,000-209,000 samples/s instead of 154,000-160,000 (the
-        //   rate no longer falls over the run), for about 25 MB more peak RSS.
+        //   10 M-sample runs kept 177,000-222,000 samples/s (5 runs) instead of
+        //   154,000-160,000 (the rate no longer falls over the run), for about 25 MB more
+        //   peak RSS.
         let index = db
             .keyspace("stream_index", || {
                 KeyspaceCreateOptions::default()
