@@ -50,15 +50,21 @@ pub(super) async fn open_loop(
                 sample_of(&mut rng, stream, k, base_ms, args.anomaly_every)
             })
             .collect();
-        queues[i % lanes]
-            .send((due, samples))
-            .map_err(|_| anyhow::anyhow!("an open-loop lane stopped early"))?;
+        if queues[i % lanes].send((due, samples)).is_err() {
+            // The lane's worker ended on an error: stop sending, and report that error below.
+            break;
+        }
     }
     drop(queues);
     let mut total = Outcome::default();
     while let Some(done) = workers.join_next().await {
         total.merge(done??);
     }
+    let sent = total.latencies_ms.len();
+    anyhow::ensure!(
+        sent == batches,
+        "the open loop sent {sent} of {batches} batches"
+    );
     Ok(total)
 }
 
