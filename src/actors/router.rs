@@ -181,7 +181,7 @@ impl StreamRouter {
 
     /// The stream's state, or `None` when the stream has never been seen.
     pub async fn view(&self, stream_id: &str) -> Result<Option<StreamView>, RouteError> {
-        if !self.is_live(stream_id) && self.store.stream_head(stream_id)? == 0 {
+        if !self.is_known(stream_id)? {
             return Ok(None);
         }
         for _ in 0..ATTEMPTS {
@@ -227,13 +227,6 @@ impl StreamRouter {
             }
         }
         Ok(unknown)
-    }
-
-    fn is_live(&self, stream_id: &str) -> bool {
-        self.registry
-            .lock()
-            .expect("registry lock poisoned")
-            .contains_key(stream_id)
     }
 
     async fn actor_for(&self, stream_id: &str) -> Result<ActorRef<StreamMsg>, RouteError> {
