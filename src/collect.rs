@@ -14,3 +14,4 @@ pub mod parse;
 pub mod post;
 pub mod sweep;
 pub mod sysfs;
+pub mod tool;

@@ -56,30 +56,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         tracing::info!(%addr, engine = ?node.config.store.engine, "ibsight listening");
         // Tests and scripts read this line to learn the port when started with :0.
         println!("listening on {addr}");
-        api::serve(listener, state, shutdown_signal()).await?;
+        api::serve(listener, state, crate::cli::shutdown_signal()).await?;
         node.shutdown().await;
         tracing::info!("ibsight stopped");
         Ok(())
     })
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
-    }
 }

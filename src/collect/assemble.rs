@@ -19,6 +19,8 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 pub struct Naming {
     by_guid: HashMap<u64, String>,
     pub switches: HashSet<u64>,
+    /// Whether the fabric has routers (their counters need a query of their own).
+    pub routers: bool,
     pub node_of_port: HashMap<u64, u64>,
 }
 
@@ -79,6 +81,8 @@ pub struct SweepReadings {
     pub switches: HashSet<u64>,
     /// Counters by (node GUID, port number).
     pub counters: HashMap<(u64, u8), BTreeMap<Counter, u64>>,
+    /// When each port's counters were read (epoch ms), by (node GUID, port number).
+    pub times: HashMap<(u64, u8), i64>,
     /// Port GUID → node GUID (iblinkinfo names CA ports by their port GUID).
     pub node_of_port: HashMap<u64, u64>,
 }
@@ -90,9 +94,10 @@ impl SweepReadings {
     }
 }
 
-/// One sample per port of the sweep, stamped `timestamp_ms`. Switch port 0 (the management
-/// port) has no link and is left out.
-pub fn samples(readings: &SweepReadings, naming: &mut Naming, timestamp_ms: i64) -> Vec<Sample> {
+/// One sample per port of the sweep, stamped with the time its counters were read, or
+/// `links_at` (when the links were read) for a port without counters. Switch port 0 (the
+/// management port) has no link and is left out.
+pub fn samples(readings: &SweepReadings, naming: &mut Naming, links_at: i64) -> Vec<Sample> {
     let nodes: BTreeMap<u64, String> = readings
         .ports
         .iter()
@@ -117,14 +122,11 @@ pub fn samples(readings: &SweepReadings, naming: &mut Naming, timestamp_ms: i64)
             (Some(w), Some(s)) => Some(f64::from(w.lanes()) * s.lane_gbps()),
             _ => None,
         };
+        let key = (node_guid, p.port_num);
         out.push(Sample {
             stream_id,
-            timestamp_ms,
-            counters: readings
-                .counters
-                .get(&(node_guid, p.port_num))
-                .cloned()
-                .unwrap_or_default(),
+            timestamp_ms: readings.times.get(&key).copied().unwrap_or(links_at),
+            counters: readings.counters.get(&key).cloned().unwrap_or_default(),
             port: PortIdentity {
                 node_guid: Some(node_guid),
                 port_num: Some(p.port_num),

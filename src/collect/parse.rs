@@ -226,39 +226,68 @@ pub fn zero_thresholds() -> String {
 /// the `port ALL` sums are skipped.
 pub fn ibqueryerrors(text: &str) -> HashMap<(u64, u8), BTreeMap<Counter, u64>> {
     let mut out: HashMap<(u64, u8), BTreeMap<Counter, u64>> = HashMap::new();
-    for line in text.lines() {
-        let Some(rest) = line.trim_start().strip_prefix("GUID ") else {
+    for (key, counters) in text.lines().filter_map(ibqueryerrors_line) {
+        out.entry(key).or_default().extend(counters);
+    }
+    out
+}
+
+/// One port's line of `ibqueryerrors`: its (GUID as printed, port) and counters.
+pub fn ibqueryerrors_line(line: &str) -> Option<((u64, u8), BTreeMap<Counter, u64>)> {
+    let rest = line.trim_start().strip_prefix("GUID ")?;
+    let (guid, rest) = rest.split_once(" port ")?;
+    let guid = guid
+        .trim()
+        .strip_prefix("0x")
+        .and_then(|h| u64::from_str_radix(h, 16).ok())?;
+    let (port, items) = rest.split_once(':')?;
+    let port = port.trim().parse::<u8>().ok()?; // not "ALL"
+    let mut counters = BTreeMap::new();
+    for item in items.split('[').skip(1) {
+        let Some((name, value)) = item.split_once("==") else {
             continue;
         };
-        let Some((guid, rest)) = rest.split_once(" port ") else {
-            continue;
-        };
-        let Some(guid) = guid
-            .trim()
-            .strip_prefix("0x")
-            .and_then(|h| u64::from_str_radix(h, 16).ok())
-        else {
-            continue;
-        };
-        let Some((port, items)) = rest.split_once(':') else {
-            continue;
-        };
-        let Ok(port) = port.trim().parse::<u8>() else {
-            continue; // "ALL"
-        };
-        let entry = out.entry((guid, port)).or_default();
-        for item in items.split('[').skip(1) {
-            let Some((name, value)) = item.split_once("==") else {
-                continue;
-            };
-            let value = value.split_whitespace().next().unwrap_or("");
-            if let (Some(c), Ok(v)) = (
-                Counter::from_name(name.trim()),
-                value.trim_end_matches(']').parse(),
-            ) {
-                entry.insert(c, v);
-            }
+        let value = value.split_whitespace().next().unwrap_or("");
+        if let (Some(c), Ok(v)) = (
+            Counter::from_name(name.trim()),
+            value.trim_end_matches(']').parse(),
+        ) {
+            counters.insert(c, v);
         }
+    }
+    Some(((guid, port), counters))
+}
+
+/// What `ibnetdiscover` says of the nodes: the switches' GUIDs, and whether any router is in
+/// the fabric (routers need their own counter query).
+pub fn ibnetdiscover_nodes(text: &str) -> (HashSet<u64>, bool) {
+    let mut switches = HashSet::new();
+    let mut routers = false;
+    for line in text.lines() {
+        let t = line.trim_start();
+        if t.starts_with("Switch") {
+            if let Some(g) = quoted(t).and_then(|(id, _)| prefixed_guid(id)) {
+                switches.insert(g);
+            }
+        } else if t.starts_with("Rt") {
+            routers = true;
+        }
+    }
+    (switches, routers)
+}
+
+/// Counters keyed by whichever GUID a tool printed, re-keyed by node GUID (`node_of_port`
+/// maps a CA's port GUIDs to its node GUID; a switch's ports share its GUID). Counters of one
+/// port reported under both GUIDs are merged.
+pub fn by_node_guid(
+    counters: HashMap<(u64, u8), BTreeMap<Counter, u64>>,
+    node_of_port: &HashMap<u64, u64>,
+) -> HashMap<(u64, u8), BTreeMap<Counter, u64>> {
+    let mut out: HashMap<(u64, u8), BTreeMap<Counter, u64>> =
+        HashMap::with_capacity(counters.len());
+    for ((guid, port), c) in counters {
+        let node = node_of_port.get(&guid).copied().unwrap_or(guid);
+        out.entry((node, port)).or_default().extend(c);
     }
     out
 }
@@ -313,6 +342,11 @@ mod tests {
     fn switches_are_known_by_guid() {
         let s = ibswitches(&fixture("ibswitches.txt"));
         assert_eq!(s, HashSet::from([0x200000, 0x200001]));
+        // ibnetdiscover names the same switches, so one discovery serves both.
+        let (from_discovery, routers) = ibnetdiscover_nodes(&fixture("ibnetdiscover.txt"));
+        assert!(!routers);
+        assert!(from_discovery.contains(&0x200002), "{from_discovery:?}");
+        assert!(!from_discovery.contains(&0x100006), "a CA is no switch");
     }
 
     #[test]
@@ -326,6 +360,22 @@ mod tests {
         assert_eq!(errors[&(0x200001, 1)][&Counter::SymbolErrorCounter], 5);
         assert_eq!(errors[&(0x100003, 1)][&Counter::PortXmitWait], 77);
         assert!(zero_thresholds().contains("PortXmitWait=0"));
+    }
+
+    #[test]
+    fn given_a_ca_error_reported_under_its_port_guid_when_rekeyed_then_it_is_the_nodes() {
+        // Given ibqueryerrors' report of an HCA's error under its port GUID (0x100001 on the
+        // node 0x100000) and a switch port's under the switch GUID,
+        let text =
+            "Errors for \"node001 mlx5_0\"\n   GUID 0x100001 port 1: [SymbolErrorCounter == 500]\n\
+                    Errors for \"leaf01\"\n   GUID 0x200000 port 3: [PortRcvErrors == 7]\n";
+        let node_of_port = HashMap::from([(0x100001, 0x100000)]);
+        // when re-keyed by node GUID,
+        let errors = by_node_guid(ibqueryerrors(text), &node_of_port);
+        // then both are found where the sweep looks for them.
+        assert_eq!(errors[&(0x100000, 1)][&Counter::SymbolErrorCounter], 500);
+        assert_eq!(errors[&(0x200000, 3)][&Counter::PortRcvErrors], 7);
+        assert_eq!(errors.len(), 2);
     }
 
     #[test]

@@ -5,10 +5,9 @@
 //! stack cannot show (utilization, latency, QP errors, a saturated counter) are listed and
 //! skipped.
 
-use crate::collect::assemble::Naming;
 use crate::collect::ibsim::{fat_tree, Fabric};
 use crate::collect::post::Poster;
-use crate::collect::sweep::Tools;
+use crate::collect::sweep::{Memory, Tools};
 use crate::sim::faults::FaultKind;
 use crate::sim::scenario::{FaultSpec, Scenario};
 use std::time::Duration;
@@ -160,10 +159,11 @@ pub async fn play(scenario: &Scenario, base: &str, seconds: u64) -> anyhow::Resu
         ca: None,
         port: None,
         max_clients: 6,
-        timeout: Duration::from_secs(30),
+        timeouts: crate::collect::tool::Timeouts::all(Duration::from_secs(30)),
+        discover_every: 1,
         env: fabric.env("smhost"),
     };
-    let mut naming = Naming::default();
+    let mut memory = Memory::default();
     let mut poster = Poster::new(base, None, 60);
     let speedup = (scenario.duration_s as f64 / seconds.max(1) as f64).max(1.0);
     let mut last_s = None;
@@ -180,7 +180,7 @@ pub async fn play(scenario: &Scenario, base: &str, seconds: u64) -> anyhow::Resu
             }
         }
         last_s = Some(at_s);
-        let swept = tools.sweep(&mut naming, crate::clock::now_ms()).await?;
+        let swept = tools.sweep(&mut memory).await?;
         poster.push(swept.samples);
         let next = tokio::time::Instant::now() + Duration::from_secs(1);
         poster.drain(next).await;
