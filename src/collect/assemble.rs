@@ -9,7 +9,7 @@
 
 use super::parse::LinkLine;
 use crate::sample::port::{format_guid, LinkInfo, NodeType, PeerPort, PortIdentity};
-use crate::sample::{Counter, Sample};
+use crate::sample::Sample;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// The stream id prefix given to each node, remembered across sweeps, with the last topology
@@ -80,7 +80,7 @@ pub struct SweepReadings {
     pub ports: Vec<LinkLine>,
     pub switches: HashSet<u64>,
     /// Counters by (node GUID, port number).
-    pub counters: HashMap<(u64, u8), BTreeMap<Counter, u64>>,
+    pub counters: super::parse::ByPort,
     /// When each port's counters were read (epoch ms), by (node GUID, port number).
     pub times: HashMap<(u64, u8), i64>,
     /// Port GUID → node GUID (iblinkinfo names CA ports by their port GUID).

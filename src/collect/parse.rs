@@ -8,6 +8,13 @@ use crate::sample::port::{parse_guid, LinkState, PhysState, Speed, Width};
 use crate::sample::Counter;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
+/// A port of the fabric: (node GUID, port number).
+pub type PortKey = (u64, u8);
+/// The counters of one port.
+pub type PortCounters = BTreeMap<Counter, u64>;
+/// Counters by port.
+pub type ByPort = HashMap<PortKey, PortCounters>;
+
 /// One port as `iblinkinfo --line` reports it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LinkLine {
@@ -224,8 +231,8 @@ pub fn zero_thresholds() -> String {
 /// of every port checked; with the zero thresholds: its non-zero error counters). Lines look
 /// like `   GUID 0x200001 port 1: [SymbolErrorCounter == 5] [PortXmitData == 1512 (5.906KB)]`;
 /// the `port ALL` sums are skipped.
-pub fn ibqueryerrors(text: &str) -> HashMap<(u64, u8), BTreeMap<Counter, u64>> {
-    let mut out: HashMap<(u64, u8), BTreeMap<Counter, u64>> = HashMap::new();
+pub fn ibqueryerrors(text: &str) -> ByPort {
+    let mut out: ByPort = HashMap::new();
     for (key, counters) in text.lines().filter_map(ibqueryerrors_line) {
         out.entry(key).or_default().extend(counters);
     }
@@ -279,12 +286,8 @@ pub fn ibnetdiscover_nodes(text: &str) -> (HashSet<u64>, bool) {
 /// Counters keyed by whichever GUID a tool printed, re-keyed by node GUID (`node_of_port`
 /// maps a CA's port GUIDs to its node GUID; a switch's ports share its GUID). Counters of one
 /// port reported under both GUIDs are merged.
-pub fn by_node_guid(
-    counters: HashMap<(u64, u8), BTreeMap<Counter, u64>>,
-    node_of_port: &HashMap<u64, u64>,
-) -> HashMap<(u64, u8), BTreeMap<Counter, u64>> {
-    let mut out: HashMap<(u64, u8), BTreeMap<Counter, u64>> =
-        HashMap::with_capacity(counters.len());
+pub fn by_node_guid(counters: ByPort, node_of_port: &HashMap<u64, u64>) -> ByPort {
+    let mut out: ByPort = HashMap::with_capacity(counters.len());
     for ((guid, port), c) in counters {
         let node = node_of_port.get(&guid).copied().unwrap_or(guid);
         out.entry((node, port)).or_default().extend(c);

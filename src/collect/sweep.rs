@@ -20,7 +20,7 @@
 //! them to a simulated fabric.
 
 use super::assemble::{self, Naming, SweepReadings};
-use super::parse;
+use super::parse::{self, ByPort, PortCounters, PortKey};
 use super::tool::{self, Output, Timeouts, ToolError};
 use crate::sample::port::{LinkState, NodeType};
 use crate::sample::{Counter, Sample};
@@ -231,8 +231,8 @@ impl Tools {
         let node_of_port = memory.naming.node_of_port.clone();
         // Data counters (with the time each line was read) and error counters by node GUID;
         // `None` for a node type whose query was lost.
-        let mut data: HashMap<(u64, u8), (BTreeMap<Counter, u64>, i64)> = HashMap::new();
-        let mut errors: HashMap<(u64, u8), BTreeMap<Counter, u64>> = HashMap::new();
+        let mut data: HashMap<PortKey, (PortCounters, i64)> = HashMap::new();
+        let mut errors: ByPort = HashMap::new();
         let mut lost: Vec<(&'static str, bool)> = Vec::new();
         for (q, out) in counter_outs {
             match out {
@@ -265,17 +265,18 @@ impl Tools {
             }
         };
         // A link changed under the cache: discover again, and read the links once more.
-        if !fresh && self.link_changed(memory, &ports, &data, &errors, &lost) {
-            if self.discover(&sem, memory, &mut swept).await? {
-                match self.links(&sem, memory).await {
-                    Ok(l) => (ports, skipped, links_at) = l,
-                    Err(e) => count(&mut swept, &e),
-                }
+        if !fresh
+            && self.link_changed(memory, &ports, &data, &errors, &lost)
+            && self.discover(&sem, memory, &mut swept).await?
+        {
+            match self.links(&sem, memory).await {
+                Ok(l) => (ports, skipped, links_at) = l,
+                Err(e) => count(&mut swept, &e),
             }
         }
         remember_link_downed(memory, &errors);
         let switches = &memory.naming.switches;
-        let mut counters: HashMap<(u64, u8), BTreeMap<Counter, u64>> = HashMap::new();
+        let mut counters: ByPort = HashMap::new();
         let mut times: HashMap<(u64, u8), i64> = HashMap::new();
         for p in &ports {
             if p.port_num == 0 || p.state == Some(LinkState::Down) || p.state.is_none() {
@@ -329,8 +330,8 @@ impl Tools {
         &self,
         memory: &Memory,
         ports: &[parse::LinkLine],
-        data: &HashMap<(u64, u8), (BTreeMap<Counter, u64>, i64)>,
-        errors: &HashMap<(u64, u8), BTreeMap<Counter, u64>>,
+        data: &HashMap<PortKey, (PortCounters, i64)>,
+        errors: &ByPort,
         lost: &[(&'static str, bool)],
     ) -> bool {
         if !lost.is_empty() {
@@ -356,7 +357,7 @@ impl Tools {
     }
 }
 
-fn remember_link_downed(memory: &mut Memory, errors: &HashMap<(u64, u8), BTreeMap<Counter, u64>>) {
+fn remember_link_downed(memory: &mut Memory, errors: &ByPort) {
     memory.link_downed = errors
         .iter()
         .filter_map(|(k, c)| c.get(&Counter::LinkDownedCounter).map(|v| (*k, *v)))
