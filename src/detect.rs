@@ -3,6 +3,7 @@
 //! - `ewma`: per-metric EWMA mean/variance with warm-up.
 //! - `config`: thresholds.
 //! - `counters`: deltas of cumulative IB counters (width, saturation, reset).
+//! - `gauges`: bandwidth and utilization derived from the data counters and the link rate.
 //! - `window`: counter increments over windows of sample time (rates never come from one gap).
 //! - `rules`: rule names and the gauge rules (threshold, k·σ; persistence in the detector).
 //! - `counter_rules`: error counters per hour or as a BER, congestion as time stalled,
@@ -19,6 +20,7 @@ pub mod counter_rules;
 pub mod counters;
 pub mod detector;
 pub mod ewma;
+pub mod gauges;
 pub mod hysteresis;
 pub mod link;
 pub mod rules;

@@ -3,6 +3,11 @@
 //! FIFO, `opensm` attached through `libumad2sim` (LD_PRELOAD), and the environment that
 //! attaches any rdma-core tool (and `ibsight collect`) to it. Each fabric has its own socket
 //! name, directory and processes, stopped by PID when dropped.
+//!
+//! At most `IBSIGHT_MAX_FABRICS` fabrics (2 by default) run at once in a process: a fabric
+//! start waits for a slot, so tests that each start one never crowd a small machine (opensm
+//! on a starved core can take long to reach MASTER). Every wait is on evidence (the
+//! simulator's and opensm's own words, the ports' state) with a generous deadline.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -82,12 +87,52 @@ pub struct Fabric {
     ibsim: Child,
     opensm: Option<Child>,
     console: std::fs::File,
+    /// Released after `drop` has stopped the processes (fields drop after `Drop::drop`).
+    _slot: Slot,
+}
+
+/// How long the simulator and opensm may take to come up on a loaded machine.
+const START_DEADLINE: Duration = Duration::from_secs(120);
+
+/// One of the fabrics that may run at once.
+struct Slot;
+
+static SLOTS: std::sync::Mutex<usize> = std::sync::Mutex::new(0);
+static SLOT_FREED: std::sync::Condvar = std::sync::Condvar::new();
+
+fn max_fabrics() -> usize {
+    std::env::var("IBSIGHT_MAX_FABRICS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or(2)
+}
+
+impl Slot {
+    fn take() -> Slot {
+        let max = max_fabrics();
+        let mut live = SLOTS.lock().unwrap_or_else(|e| e.into_inner());
+        while *live >= max {
+            live = SLOT_FREED.wait(live).unwrap_or_else(|e| e.into_inner());
+        }
+        *live += 1;
+        Slot
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut live = SLOTS.lock().unwrap_or_else(|e| e.into_inner());
+        *live = live.saturating_sub(1);
+        SLOT_FREED.notify_one();
+    }
 }
 
 impl Fabric {
     /// Start ibsim on `net` and opensm on `smhost`; returns once the subnet is up.
     pub fn start(net: &str) -> anyhow::Result<Fabric> {
         use anyhow::Context;
+        let slot = Slot::take();
         let dir = tempfile::tempdir()?;
         let net_path = dir.path().join("net");
         std::fs::write(&net_path, net)?;
@@ -125,12 +170,9 @@ impl Fabric {
             ibsim,
             opensm: None,
             console,
+            _slot: slot,
         };
-        fabric.wait_for_log(
-            "ibsim.log",
-            "Network simulator ready",
-            Duration::from_secs(10),
-        )?;
+        fabric.wait_for_log("ibsim.log", "Network simulator ready", START_DEADLINE)?;
         let osm_log = fabric.dir.path().join("opensm.log");
         let osm_out = std::fs::File::create(fabric.dir.path().join("opensm.out"))?;
         let opensm = Command::new("opensm")
@@ -142,12 +184,8 @@ impl Fabric {
             .spawn()
             .context("start opensm")?;
         fabric.opensm = Some(opensm);
-        fabric.wait_for_log(
-            "opensm.out",
-            "Entering MASTER state",
-            Duration::from_secs(30),
-        )?;
-        fabric.wait_until_active(Duration::from_secs(30))?;
+        fabric.wait_for_log("opensm.out", "Entering MASTER state", START_DEADLINE)?;
+        fabric.wait_until_active(START_DEADLINE)?;
         Ok(fabric)
     }
 
@@ -194,12 +232,22 @@ impl Fabric {
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
-    fn wait_for_log(&self, name: &str, needle: &str, timeout: Duration) -> anyhow::Result<()> {
+    fn wait_for_log(&mut self, name: &str, needle: &str, timeout: Duration) -> anyhow::Result<()> {
         let path: PathBuf = self.dir.path().join(name);
         let deadline = Instant::now() + timeout;
         loop {
             if std::fs::read_to_string(&path).is_ok_and(|t| t.contains(needle)) {
                 return Ok(());
+            }
+            // A process that died will never say it: fail now, with its log.
+            let ibsim_died = self.ibsim.try_wait()?.map(|s| ("ibsim", s));
+            let opensm_died = match self.opensm.as_mut() {
+                Some(o) => o.try_wait()?.map(|s| ("opensm", s)),
+                None => None,
+            };
+            if let Some((who, status)) = ibsim_died.or(opensm_died) {
+                let log = std::fs::read_to_string(&path).unwrap_or_default();
+                anyhow::bail!("{who} exited ({status}) before {name} said {needle:?}:\n{log}");
             }
             if Instant::now() > deadline {
                 anyhow::bail!("{name} never said {needle:?}");

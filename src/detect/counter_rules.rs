@@ -83,11 +83,13 @@ pub fn window_findings(
     let burst = window.count(now_ms, short) >= MIN_BURST;
     // The rate over a window, per hour; the short window only once it holds a burst.
     let rate = |len: i64| window.per_hour(now_ms, len);
+    // At the threshold fires: "3 per hour" means three events within an hour.
+    let reaches = |r: f64, threshold: f64| r > 0.0 && r >= threshold;
     let worst = |threshold: f64| -> Option<(f64, i64)> {
         let (rs, rl) = (rate(short), rate(long));
-        if burst && rs > threshold && rs >= rl {
+        if burst && reaches(rs, threshold) && rs >= rl {
             Some((rs, now_ms - short))
-        } else if rl > threshold {
+        } else if reaches(rl, threshold) {
             Some((rl, now_ms - long))
         } else {
             None

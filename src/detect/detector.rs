@@ -4,6 +4,7 @@
 use super::counter_rules;
 use super::counters::{self, CounterReading};
 use super::ewma::Ewma;
+use super::gauges::{self, Rates};
 use super::hysteresis::{self, OpenAnomaly, Transition};
 use super::link::{self, LinkMemory};
 use super::rules::{self, Finding, Rule, Severity};
@@ -24,6 +25,8 @@ pub struct DetectorState {
     /// Samples in a row each persistence-gated finding (by key) has fired, not yet open.
     pub streaks: BTreeMap<String, u32>,
     pub link: LinkMemory,
+    /// The rates the last fresh sample gave from its data counters.
+    pub rates: Rates,
 }
 
 /// What the rules say about one sample.
@@ -81,6 +84,8 @@ fn counter_findings(
 
 /// Judge `sample` against the state as it was before the sample.
 pub fn evaluate(state: &DetectorState, sample: &Sample, cfg: &DetectConfig) -> Evaluation {
+    let derived = gauges::filled(sample, &gauges::derive(&state.counters, sample));
+    let sample = derived.as_ref().unwrap_or(sample);
     let window_start_ms = state.last_timestamp_ms.unwrap_or(sample.timestamp_ms);
     let (mut raw, within_noise) = rules::sample_gauge_findings(
         sample,
@@ -180,7 +185,13 @@ fn long_open(state: &DetectorState, metric: &str, now_ms: i64) -> bool {
 /// Fold a sample into the state: baselines, counter readings and windows, persistence streaks,
 /// the link, clear streaks, last timestamp. Opening and resolving anomalies is done by applying
 /// their events, not here.
+///
+/// The gauges derived from the data counters (`gauges`) are judged and learned as if the
+/// client had sent them; the sample itself (the stored event) stays as it came.
 pub fn absorb(state: &mut DetectorState, sample: &Sample, eval: &Evaluation, cfg: &DetectConfig) {
+    state.rates = gauges::derive(&state.counters, sample);
+    let derived = gauges::filled(sample, &state.rates);
+    let sample = derived.as_ref().unwrap_or(sample);
     let fires = |metric: &str| eval.firing.values().any(|(_, m)| *m == metric);
     for metric in Metric::ALL {
         let Some(value) = sample.metric(metric) else {

@@ -306,6 +306,7 @@ fn view(s: &StreamState) -> StreamView {
         }),
         peer: last_sample.as_ref().and_then(|j| j.get("peer").cloned()),
         link: last_sample.as_ref().and_then(|j| j.get("link").cloned()),
+        rates: (!s.detector.rates.is_empty()).then_some(s.detector.rates),
         open_anomalies: s.detector.open.values().cloned().collect(),
         awaiting_insight: s.awaiting_insight.iter().copied().collect(),
     }

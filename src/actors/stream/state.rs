@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 /// The layout version of `StreamState` in snapshots. Bump it with any change to the struct
 /// (or to a struct inside it): a snapshot of another version is not decoded, the stream is
 /// rebuilt from its log instead. `tests::snapshot_layout_is_pinned` fails until you do.
-pub const STATE_VERSION: u16 = 4;
+pub const STATE_VERSION: u16 = 5;
 
 /// How many recent samples a stream remembers (timestamp and content digest) to tell a
 /// retried sample from late data. A repeat of a sample older than these is stored again as
@@ -379,6 +379,9 @@ pub fn job_for(
 ) -> AnomalyJob {
     let mut readings = Vec::new();
     if let Some(sample) = &stream.last_sample {
+        // With the gauges derived from its data counters, as detection judged it.
+        let derived = crate::detect::gauges::filled(sample, &stream.detector.rates);
+        let sample = derived.as_ref().unwrap_or(sample);
         for metric in Metric::ALL {
             if let Some(value) = sample.metric(metric) {
                 readings.push(Reading {

@@ -117,6 +117,31 @@ fn given_a_burst_in_the_short_window_then_its_rate_counts() {
 }
 
 #[test]
+fn given_link_downs_at_the_hourly_threshold_within_an_hour_then_it_fires() {
+    // Three flaps between sweeps, 20 minutes apart: three within the hour is the threshold.
+    assert_eq!(cfg().link_downs_per_hour, 3.0);
+    let mut w = ErrorWindow::default();
+    let mut judged = Vec::new();
+    for t in [5 * MIN, 25 * MIN, 45 * MIN] {
+        w.add(t, 1, HOUR);
+        judged.push(window_findings(
+            Counter::LinkDownedCounter,
+            &w,
+            None,
+            &cfg(),
+            t,
+        ));
+    }
+    assert!(judged[1].is_none(), "two of three: {:?}", judged[1]);
+    let f = judged[2].clone().expect("the third within the hour fires");
+    assert_eq!((f.rule, f.value, f.threshold), (Rule::LinkDowned, 3.0, 3.0));
+    // An hour after the first, only two remain within the hour.
+    w.add(66 * MIN, 0, HOUR);
+    let later = window_findings(Counter::LinkDownedCounter, &w, None, &cfg(), 66 * MIN);
+    assert!(later.is_none(), "{later:?}");
+}
+
+#[test]
 fn given_every_error_counter_then_each_has_a_rule() {
     let mut w = ErrorWindow::default();
     w.add(0, 60_000, HOUR);
