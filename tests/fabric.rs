@@ -448,3 +448,151 @@ fn the_demo_runs_on_ibsim_with_the_scenario_injected_through_the_console() {
     );
     assert!(text.contains("skipped latency_spike"), "{text}");
 }
+
+/// A directory to put first on PATH, holding an `ibqueryerrors` that runs the real one, but
+/// first sleeps `sleep_s` in a child when its arguments match `when` (a shell `case` pattern
+/// over " args "), writing its own PID and the child's to `pids/`. It stands for a tool stuck
+/// on a slow fabric, with a grandchild that only a kill of the whole process group reaches.
+fn slow_ibqueryerrors(when: &str, sleep_s: u32) -> tempfile::TempDir {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let real = std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
+        .map(|d| d.join("ibqueryerrors"))
+        .find(|p| p.exists())
+        .expect("ibqueryerrors on PATH");
+    let pids = dir.path().join("pids");
+    std::fs::create_dir(&pids).expect("pids dir");
+    let script = format!(
+        "#!/bin/sh\ncase \" $* \" in\n  {when}) echo $$ > {pids}/$$; sleep {sleep_s} & echo $! > {pids}/$!; wait $! ;;\nesac\nexec {real} \"$@\"\n",
+        pids = pids.display(),
+        real = real.display()
+    );
+    let path = dir.path().join("ibqueryerrors");
+    std::fs::write(&path, script).expect("write wrapper");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    dir
+}
+
+fn path_with(first: &std::path::Path) -> std::ffi::OsString {
+    let rest = std::env::var_os("PATH").unwrap_or_default();
+    std::env::join_paths(std::iter::once(first.to_path_buf()).chain(std::env::split_paths(&rest)))
+        .expect("PATH")
+}
+
+/// PIDs the wrapper wrote.
+fn wrapper_pids(dir: &tempfile::TempDir) -> Vec<i32> {
+    std::fs::read_dir(dir.path().join("pids"))
+        .map(|r| {
+            r.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Whether `pid` runs (a zombie waiting for its reaper has ended).
+fn running(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| {
+            let state = s.rsplit(')').next().unwrap_or("").trim_start();
+            !state.starts_with('Z') && !state.starts_with('X')
+        })
+        .unwrap_or(false)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tool_that_times_out_loses_only_its_own_part_of_the_sweep() {
+    if !ibsim::available() {
+        eprintln!("skipped: ibsim, opensm or infiniband-diags not installed");
+        return;
+    }
+    let fabric = Fabric::start(&ibsim::fat_tree(1, 1, 2)).expect("fabric");
+    let data = tempfile::tempdir().expect("tempdir");
+    let srv = Server::start(data.path(), &[]);
+    // The switches' error query hangs; every other query answers.
+    let slow = slow_ibqueryerrors("*' --switch '*'--threshold-file'*", 60);
+    let out = Command::new(binary())
+        .args(["collect", "--once", "--target", &srv.url])
+        .args(["--tool-timeout", "ibqueryerrors=3"])
+        .envs(fabric.env("smhost"))
+        .env("PATH", path_with(slow.path()))
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("collect");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let figures: Value = serde_json::from_str(text.lines().last().unwrap_or("")).expect("figures");
+    assert_eq!(figures["tool_timeouts"], 1, "{figures}");
+    // leaf01 (2 hosts, 1 spine, the SM's host) and spine01 (leaf01): 5 linked switch ports
+    // whose errors were not read.
+    assert_eq!(figures["counter_errors"], 5, "{figures}");
+    let client = reqwest::Client::new();
+    // A switch port keeps its link and data counters, and claims no error count it did not read.
+    let sw = stream(&client, &srv.url, "leaf01/p1").await;
+    assert_eq!(sw["link"]["state"], "active", "{sw}");
+    assert!(sw["counters"]["PortXmitData"]["value"].is_u64(), "{sw}");
+    assert!(sw["counters"]["SymbolErrorCounter"].is_null(), "{sw}");
+    // The HCA ports lost nothing.
+    let hca = stream(&client, &srv.url, "node001_mlx5_0/p1").await;
+    assert_eq!(hca["counters"]["SymbolErrorCounter"]["value"], 0, "{hca}");
+    assert!(hca["counters"]["PortXmitData"]["value"].is_u64(), "{hca}");
+    // The timed-out tool and its child were killed, not left behind.
+    for pid in wrapper_pids(&slow) {
+        assert!(!running(pid), "ibqueryerrors wrapper {pid} still runs");
+    }
+    srv.terminate();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_mid_sweep_leaves_no_tool_running() {
+    if !ibsim::available() {
+        eprintln!("skipped: ibsim, opensm or infiniband-diags not installed");
+        return;
+    }
+    let fabric = Fabric::start(&ibsim::fat_tree(1, 1, 2)).expect("fabric");
+    let data = tempfile::tempdir().expect("tempdir");
+    let srv = Server::start(data.path(), &[]);
+    // Every counter query hangs, far past the test: the sweep is mid-way when SIGTERM comes.
+    let slow = slow_ibqueryerrors("*", 600);
+    let mut collector = Command::new(binary())
+        .args(["collect", "--interval-s", "1", "--target", &srv.url])
+        .envs(fabric.env("smhost"))
+        .env("PATH", path_with(slow.path()))
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("collector");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
+    let pids = loop {
+        let pids = wrapper_pids(&slow);
+        if pids.len() >= 4 {
+            break pids;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the sweep never reached ibqueryerrors"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert!(pids.iter().all(|p| running(*p)), "{pids:?}");
+    // SAFETY: signalling our own child by its PID.
+    unsafe {
+        libc::kill(collector.id() as i32, libc::SIGTERM);
+    }
+    let status = collector.wait().expect("wait");
+    assert!(status.success(), "collect exited {status}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while pids.iter().any(|p| running(*p)) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "tools left running after SIGTERM: {:?}",
+            pids.iter().filter(|p| running(**p)).collect::<Vec<_>>()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    srv.terminate();
+}
