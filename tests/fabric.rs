@@ -288,22 +288,62 @@ async fn the_agent_posts_a_hosts_ports_from_sysfs() {
     }
     let data = tempfile::tempdir().expect("tempdir");
     let srv = Server::start(data.path(), &[]);
-    let out = Command::new(binary())
-        .args(["agent", "--once", "--target", &srv.url, "--sysfs"])
-        .arg(sysfs.path())
-        .output()
-        .expect("agent");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let hw = port.join("hw_counters");
+    std::fs::create_dir_all(&hw).expect("hw_counters");
     let client = reqwest::Client::new();
-    let s = stream(&client, &srv.url, "node042_mlx5_0/p1").await;
-    assert_eq!(s["port"]["node_guid"], "0x0002c90300a1b2c3", "{s}");
-    assert_eq!(s["link"]["speed"], "HDR");
-    assert_eq!(s["link"]["rate_gbps"], 200.0);
-    assert_eq!(s["counters"]["SymbolErrorCounter"]["value"], 7);
+    let id = "node042_mlx5_0/p1";
+    // Four reads, 100 ms apart: transport errors climbing on the host (retransmissions after
+    // packet loss), and traffic on the data counters.
+    let mut last = Value::Null;
+    for read in 0..4u64 {
+        for (file, value) in [
+            ("out_of_sequence", 100 + read * 5_000),
+            ("local_ack_timeout_err", 2 + read),
+            ("rnr_nak_retry_err", 0),
+            ("req_cqe_error", 0),
+        ] {
+            std::fs::write(hw.join(file), format!("{value}\n")).expect("write");
+        }
+        std::fs::write(
+            port.join("counters/port_xmit_data"),
+            format!("{}\n", 123_456_789_012 + read * 1_000_000),
+        )
+        .expect("write");
+        let out = Command::new(binary())
+            .args(["agent", "--once", "--target", &srv.url, "--sysfs"])
+            .arg(sysfs.path())
+            .output()
+            .expect("agent");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let s = stream(&client, &srv.url, id).await;
+        if read == 0 {
+            assert_eq!(s["port"]["node_guid"], "0x0002c90300a1b2c3", "{s}");
+            assert_eq!(s["link"]["speed"], "HDR");
+            assert_eq!(s["link"]["rate_gbps"], 200.0);
+            assert_eq!(s["counters"]["SymbolErrorCounter"]["value"], 7);
+            assert_eq!(s["counters"]["OutOfSequence"]["value"], 100, "{s}");
+            assert!(s["rates"].is_null(), "a first read has no rate: {s}");
+        } else {
+            // Each later read: its transport errors since the one before, and its rates.
+            assert_eq!(s["rates"]["qp_errors"], 5_001, "{s}");
+            let over_ms = s["rates"]["over_ms"].as_f64().expect("over_ms");
+            let want = 1e6 * 32.0 / (over_ms * 1e6);
+            let got = s["rates"]["tx_gbps"].as_f64().expect("tx_gbps");
+            assert!((got - want).abs() < 1e-9, "{got} != {want}: {s}");
+        }
+        last = s;
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    // Three reads in a row past 1 QP error/s: the seed's QP-error rule holds and opens.
+    let open: Vec<&str> = last["open_anomalies"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|o| o["rule"].as_str()).collect())
+        .unwrap_or_default();
+    assert!(open.contains(&"qp_errors_high"), "{last}");
     srv.terminate();
 }
 

@@ -7,6 +7,9 @@
 //! - error counters are the basic PortCounters (16, 8 or 4 bits: they saturate), and the data
 //!   counters (`port_xmit_data`, `port_rcv_data`) count 4-octet words, as the IBA defines them
 //!   (kept as they are: the same unit perfquery reports);
+//! - `hw_counters/` holds the RDMA transport's error counters (`out_of_sequence`,
+//!   `local_ack_timeout_err`, `rnr_nak_retry_err`, `req_cqe_error`, …): 64-bit, by the
+//!   kernel's names; their increments become the sample's `qp_errors` downstream (`gauges`);
 //! - a counter file can be missing or unreadable on some drivers: that counter is skipped and
 //!   counted, the sample still goes out.
 
@@ -57,6 +60,25 @@ const COUNTER_FILES: &[(&str, Counter)] = &[
     ("unicast_rcv_packets", Counter::PortUnicastRcvPkts),
     ("multicast_xmit_packets", Counter::PortMulticastXmitPkts),
     ("multicast_rcv_packets", Counter::PortMulticastRcvPkts),
+];
+
+/// sysfs `hw_counters` file (the kernel's RDMA transport counters of the port) → counter.
+const HW_COUNTER_FILES: &[(&str, Counter)] = &[
+    ("out_of_sequence", Counter::OutOfSequence),
+    ("packet_seq_err", Counter::PacketSeqErr),
+    ("duplicate_request", Counter::DuplicateRequest),
+    ("implied_nak_seq_err", Counter::ImpliedNakSeqErr),
+    ("local_ack_timeout_err", Counter::LocalAckTimeoutErr),
+    ("rnr_nak_retry_err", Counter::RnrNakRetryErr),
+    ("req_cqe_error", Counter::ReqCqeError),
+    ("resp_cqe_error", Counter::RespCqeError),
+    ("req_remote_access_errors", Counter::ReqRemoteAccessErrors),
+    (
+        "req_remote_invalid_request",
+        Counter::ReqRemoteInvalidRequest,
+    ),
+    ("resp_local_length_error", Counter::RespLocalLengthError),
+    ("resp_remote_access_errors", Counter::RespRemoteAccessErrors),
 ];
 
 /// What one read of sysfs gave.
@@ -161,8 +183,15 @@ pub fn read(root: &Path, timestamp_ms: i64) -> std::io::Result<Read> {
                 .map(|r| parse_rate(&r))
                 .unwrap_or((None, None, None));
             let mut counters = BTreeMap::new();
-            for (file, counter) in COUNTER_FILES {
-                let path = p.join("counters").join(file);
+            let files = COUNTER_FILES
+                .iter()
+                .map(|(f, c)| (p.join("counters").join(f), c))
+                .chain(
+                    HW_COUNTER_FILES
+                        .iter()
+                        .map(|(f, c)| (p.join("hw_counters").join(f), c)),
+                );
+            for (path, counter) in files {
                 if !path.exists() {
                     continue;
                 }

@@ -1,5 +1,7 @@
-//! Gauges derived from the data counters: the bandwidth and utilization of a port, from
-//! `PortXmitData`/`PortRcvData` (4-octet words) over sample time and the link's data rate.
+//! Gauges derived from the counters: the bandwidth and utilization of a port, from
+//! `PortXmitData`/`PortRcvData` (4-octet words) over sample time and the link's data rate, and
+//! its QP errors, from the increments of the transport error counters (`Counter::QP_ERRORS`,
+//! sysfs `hw_counters`) since the previous sample.
 //!
 //! The one place that turns counters into gauges, so `collect`, `agent` and any client that
 //! posts counters get the same figures. Pure: the previous readings and a sample in, rates out.
@@ -13,7 +15,7 @@
 //!   no rate.
 //! - A rate above the link's data rate (plus a margin for timestamp jitter) is not believed.
 
-use super::counters::{width_for, CounterReading};
+use super::counters::{observe, width_for, CounterReading};
 use crate::sample::{counter_max_for_width, Counter, Sample};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -35,11 +37,13 @@ pub struct Rates {
     pub rx_utilization: Option<f64>,
     /// The sample time the rates are measured over, ms.
     pub over_ms: Option<i64>,
+    /// Increments of the transport error counters since the previous sample.
+    pub qp_errors: Option<u64>,
 }
 
 impl Rates {
     pub fn is_empty(&self) -> bool {
-        self.tx_gbps.is_none() && self.rx_gbps.is_none()
+        self.tx_gbps.is_none() && self.rx_gbps.is_none() && self.qp_errors.is_none()
     }
 
     /// The busier direction's utilization, %.
@@ -62,13 +66,17 @@ fn max(a: Option<f64>, b: Option<f64>) -> Option<f64> {
 
 /// The rates `sample` gives against the previous readings of its stream's counters.
 pub fn derive(prev: &BTreeMap<Counter, CounterReading>, sample: &Sample) -> Rates {
+    let qp_errors = qp_errors(prev, sample);
     let Some(link_gbps) = sample
         .link
         .as_ref()
         .and_then(|l| l.rate_gbps)
         .filter(|g| *g > 0.0)
     else {
-        return Rates::default();
+        return Rates {
+            qp_errors,
+            ..Rates::default()
+        };
     };
     let direction = |counter: Counter| -> Option<(f64, i64)> {
         let value = *sample.counters.get(&counter)?;
@@ -89,7 +97,21 @@ pub fn derive(prev: &BTreeMap<Counter, CounterReading>, sample: &Sample) -> Rate
         tx_utilization: tx.map(|t| pct(t.0)),
         rx_utilization: rx.map(|r| pct(r.0)),
         over_ms: tx.or(rx).map(|t| t.1),
+        qp_errors,
     }
+}
+
+/// The increments of the transport error counters the sample and the previous readings both
+/// have; a counter that went down was cleared and counts what it read since.
+fn qp_errors(prev: &BTreeMap<Counter, CounterReading>, sample: &Sample) -> Option<u64> {
+    Counter::QP_ERRORS
+        .iter()
+        .filter_map(|c| {
+            let value = *sample.counters.get(c)?;
+            let (delta, _) = observe(*c, Some(prev.get(c)?), value, sample.timestamp_ms);
+            delta.map(|d| d.delta)
+        })
+        .reduce(|a, b| a.saturating_add(b))
 }
 
 /// Gb/s of one data counter from `prev` to `value` at `ts`, and the time it is over.
@@ -127,7 +149,8 @@ fn gbps(
 }
 
 /// The sample with the derived gauges filled in where the client sent none: `utilization`
-/// is the busier direction's, `bandwidth_gbps` the busier direction's Gb/s. `None` when
+/// is the busier direction's, `bandwidth_gbps` the busier direction's Gb/s, `qp_errors` the
+/// transport errors since the previous sample. `None` when
 /// there is nothing to fill (the sample is used as it is).
 pub fn filled(sample: &Sample, rates: &Rates) -> Option<Sample> {
     let utilization = rates
@@ -136,12 +159,14 @@ pub fn filled(sample: &Sample, rates: &Rates) -> Option<Sample> {
     let bandwidth = rates
         .bandwidth_gbps()
         .filter(|_| sample.bandwidth_gbps.is_none());
-    if utilization.is_none() && bandwidth.is_none() {
+    let qp_errors = rates.qp_errors.filter(|_| sample.qp_errors.is_none());
+    if utilization.is_none() && bandwidth.is_none() && qp_errors.is_none() {
         return None;
     }
     let mut out = sample.clone();
     out.utilization_pct = out.utilization_pct.or(utilization);
     out.bandwidth_gbps = out.bandwidth_gbps.or(bandwidth);
+    out.qp_errors = out.qp_errors.or(qp_errors);
     Some(out)
 }
 
@@ -284,6 +309,63 @@ mod tests {
         );
         assert_eq!(rates.tx_gbps, None);
         assert!(close(rates.rx_gbps, 0.0));
+    }
+
+    fn with_qp(mut s: Sample, counters: &[(Counter, u64)]) -> Sample {
+        s.counters.extend(counters.iter().copied());
+        s
+    }
+
+    #[test]
+    fn given_transport_error_counters_when_derived_then_their_increments_are_the_qp_errors() {
+        let mut prev = given_readings(0, 0, 0, 64);
+        for (c, v) in [
+            (Counter::OutOfSequence, 10),
+            (Counter::LocalAckTimeoutErr, 3),
+        ] {
+            prev.insert(
+                c,
+                CounterReading {
+                    value: v,
+                    timestamp_ms: 0,
+                    width_bits: 64,
+                },
+            );
+        }
+        let now = with_qp(
+            sample(0, 0, 10_000, None),
+            &[
+                (Counter::OutOfSequence, 25),
+                (Counter::LocalAckTimeoutErr, 3),
+                // First seen now: nothing to compare to, not counted.
+                (Counter::RnrNakRetryErr, 7),
+            ],
+        );
+        let rates = derive(&prev, &now);
+        assert_eq!(rates.qp_errors, Some(15));
+        assert_eq!(rates.tx_gbps, None, "no link rate");
+        assert_eq!(filled(&now, &rates).and_then(|f| f.qp_errors), Some(15));
+        // A client's own qp_errors stays.
+        let mut own = now.clone();
+        own.qp_errors = Some(2);
+        assert_eq!(filled(&own, &rates), None);
+    }
+
+    #[test]
+    fn given_a_cleared_transport_counter_when_derived_then_it_counts_from_zero() {
+        let mut prev = BTreeMap::new();
+        prev.insert(
+            Counter::ReqCqeError,
+            CounterReading {
+                value: 500,
+                timestamp_ms: 0,
+                width_bits: 64,
+            },
+        );
+        let now = with_qp(sample(0, 0, 1_000, None), &[(Counter::ReqCqeError, 4)]);
+        assert_eq!(derive(&prev, &now).qp_errors, Some(4));
+        // A first sample has none.
+        assert_eq!(derive(&BTreeMap::new(), &now).qp_errors, None);
     }
 
     #[test]

@@ -36,7 +36,7 @@ fn engine_err(e: impl std::fmt::Display) -> StoreError {
 impl SledStore {
     pub fn open(dir: &Path) -> Result<SledStore, StoreError> {
         let path = dir.join("sled");
-        let db = sled::open(&path).map_err(|e| StoreError::Open {
+        let db = open_waiting_for_lock(&path).map_err(|e| StoreError::Open {
             path: path.display().to_string(),
             reason: e.to_string(),
         })?;
@@ -273,6 +273,25 @@ impl EventStore for SledStore {
 
     fn engine(&self) -> &'static str {
         "sled"
+    }
+}
+
+/// `sled::open`, waiting a while for the lock of a database just closed: sled's flusher
+/// thread keeps it until its next tick (up to `flush_every_ms`, 500 ms by default) after the
+/// last handle is dropped, so a store reopened at once (a quick restart) would find it taken.
+fn open_waiting_for_lock(path: &Path) -> sled::Result<sled::Db> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match sled::open(path) {
+            // sled reports the taken lock as an `Other` I/O error with this text.
+            Err(sled::Error::Io(e))
+                if e.to_string().contains("could not acquire lock")
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            other => return other,
+        }
     }
 }
 

@@ -59,6 +59,20 @@ counters!(
     PortNeighborMTUDiscards,
     PortSwLifetimeLimitDiscards,
     PortSwHOQLifetimeLimitDiscards,
+    // Appended with the host agent: the RDMA transport's error counters a host's HCA keeps
+    // (sysfs `hw_counters`, by the kernel's names), which carry the QP-error signal.
+    OutOfSequence,
+    PacketSeqErr,
+    DuplicateRequest,
+    ImpliedNakSeqErr,
+    LocalAckTimeoutErr,
+    RnrNakRetryErr,
+    ReqCqeError,
+    RespCqeError,
+    ReqRemoteAccessErrors,
+    ReqRemoteInvalidRequest,
+    RespLocalLengthError,
+    RespRemoteAccessErrors,
 );
 
 impl Counter {
@@ -98,8 +112,38 @@ impl Counter {
             | PortUnicastRcvPkts
             | PortMulticastXmitPkts
             | PortMulticastRcvPkts => 64,
+            // The kernel reports them as 64-bit values: a drop is a reset, never a saturation.
+            OutOfSequence
+            | PacketSeqErr
+            | DuplicateRequest
+            | ImpliedNakSeqErr
+            | LocalAckTimeoutErr
+            | RnrNakRetryErr
+            | ReqCqeError
+            | RespCqeError
+            | ReqRemoteAccessErrors
+            | ReqRemoteInvalidRequest
+            | RespLocalLengthError
+            | RespRemoteAccessErrors => 64,
         }
     }
+
+    /// The transport (QP) error counters: their increments since the previous sample are the
+    /// sample's `qp_errors` when the client sent none.
+    pub const QP_ERRORS: [Counter; 12] = [
+        Counter::OutOfSequence,
+        Counter::PacketSeqErr,
+        Counter::DuplicateRequest,
+        Counter::ImpliedNakSeqErr,
+        Counter::LocalAckTimeoutErr,
+        Counter::RnrNakRetryErr,
+        Counter::ReqCqeError,
+        Counter::RespCqeError,
+        Counter::ReqRemoteAccessErrors,
+        Counter::ReqRemoteInvalidRequest,
+        Counter::RespLocalLengthError,
+        Counter::RespRemoteAccessErrors,
+    ];
 
     /// Whether PortCountersExtended defines a 64-bit form (the data, packet and wait
     /// counters), so a collector reading it sees values far past the basic width.

@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 /// The layout version of `StreamState` in snapshots. Bump it with any change to the struct
 /// (or to a struct inside it): a snapshot of another version is not decoded, the stream is
 /// rebuilt from its log instead. `tests::snapshot_layout_is_pinned` fails until you do.
-pub const STATE_VERSION: u16 = 5;
+pub const STATE_VERSION: u16 = 6;
 
 /// How many recent samples a stream remembers (timestamp and content digest) to tell a
 /// retried sample from late data. A repeat of a sample older than these is stored again as
