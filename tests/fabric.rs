@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::ibsim::{self, collect_once, Fabric};
+use common::ibsim::{self, collect_once, collect_once_with, Fabric};
 use common::{binary, get_json, Server};
 use serde_json::Value;
 use std::process::Command;
@@ -169,13 +169,9 @@ fn counter(stream: &Value, name: &str) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn both_ends_of_a_cable_get_every_error_counter_and_rates_from_their_data_counters() {
-    if !ibsim::available() {
-        eprintln!("skipped: ibsim, opensm or infiniband-diags not installed");
+    let Some((mut fabric, _data, srv)) = small_fabric_and_server() else {
         return;
-    }
-    let mut fabric = Fabric::start(&ibsim::fat_tree(1, 1, 2)).expect("fabric");
-    let data = tempfile::tempdir().expect("tempdir");
-    let srv = Server::start(data.path(), &[]);
+    };
     let client = reqwest::Client::new();
     let (hca, switch) = ("node001_mlx5_0/p1", "leaf01/p1");
 
@@ -489,6 +485,19 @@ fn the_demo_runs_on_ibsim_with_the_scenario_injected_through_the_console() {
     assert!(text.contains("skipped latency_spike"), "{text}");
 }
 
+/// A one-leaf fabric (2 hosts, the SM's host, one spine) and a server, or `None` (skipped)
+/// when the simulator is not installed.
+fn small_fabric_and_server() -> Option<(Fabric, tempfile::TempDir, Server)> {
+    if !ibsim::available() {
+        eprintln!("skipped: ibsim, opensm or infiniband-diags not installed");
+        return None;
+    }
+    let fabric = Fabric::start(&ibsim::fat_tree(1, 1, 2)).expect("fabric");
+    let data = tempfile::tempdir().expect("tempdir");
+    let srv = Server::start(data.path(), &[]);
+    Some((fabric, data, srv))
+}
+
 /// A directory to put first on PATH, holding an `ibqueryerrors` that runs the real one, but
 /// first sleeps `sleep_s` in a child when its arguments match `when` (a shell `case` pattern
 /// over " args "), writing its own PID and the child's to `pids/`. It stands for a tool stuck
@@ -541,30 +550,18 @@ fn running(pid: i32) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tool_that_times_out_loses_only_its_own_part_of_the_sweep() {
-    if !ibsim::available() {
-        eprintln!("skipped: ibsim, opensm or infiniband-diags not installed");
+    let Some((fabric, _data, srv)) = small_fabric_and_server() else {
         return;
-    }
-    let fabric = Fabric::start(&ibsim::fat_tree(1, 1, 2)).expect("fabric");
-    let data = tempfile::tempdir().expect("tempdir");
-    let srv = Server::start(data.path(), &[]);
+    };
     // The switches' error query hangs; every other query answers.
     let slow = slow_ibqueryerrors("*' --switch '*'--threshold-file'*", 60);
-    let out = Command::new(binary())
-        .args(["collect", "--once", "--target", &srv.url])
-        .args(["--tool-timeout", "ibqueryerrors=3"])
-        .envs(fabric.env("smhost"))
-        .env("PATH", path_with(slow.path()))
-        .env("RUST_LOG", "warn")
-        .output()
-        .expect("collect");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let path = path_with(slow.path());
+    let figures = collect_once_with(
+        &fabric,
+        &srv.url,
+        &["--tool-timeout", "ibqueryerrors=3"],
+        &[("PATH", path.as_os_str())],
     );
-    let text = String::from_utf8_lossy(&out.stdout);
-    let figures: Value = serde_json::from_str(text.lines().last().unwrap_or("")).expect("figures");
     assert_eq!(figures["tool_timeouts"], 1, "{figures}");
     // leaf01 (2 hosts, 1 spine, the SM's host) and spine01 (leaf01): 5 linked switch ports
     // whose errors were not read.
@@ -588,13 +585,9 @@ async fn a_tool_that_times_out_loses_only_its_own_part_of_the_sweep() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_mid_sweep_leaves_no_tool_running() {
-    if !ibsim::available() {
-        eprintln!("skipped: ibsim, opensm or infiniband-diags not installed");
+    let Some((fabric, _data, srv)) = small_fabric_and_server() else {
         return;
-    }
-    let fabric = Fabric::start(&ibsim::fat_tree(1, 1, 2)).expect("fabric");
-    let data = tempfile::tempdir().expect("tempdir");
-    let srv = Server::start(data.path(), &[]);
+    };
     // Every counter query hangs, far past the test: the sweep is mid-way when SIGTERM comes.
     let slow = slow_ibqueryerrors("*", 600);
     let mut collector = Command::new(binary())

@@ -42,6 +42,8 @@ pub struct Evaluation {
     /// counter is not among them: it is never a clear sample.
     pub observed: BTreeSet<&'static str>,
     pub transitions: Vec<Transition>,
+    /// What the sample's counters gave against the previous readings (`gauges::derive`).
+    pub rates: Rates,
 }
 
 /// The counter findings of one sample and the counters it saw saturated.
@@ -84,11 +86,13 @@ fn counter_findings(
 
 /// Judge `sample` against the state as it was before the sample.
 pub fn evaluate(state: &DetectorState, sample: &Sample, cfg: &DetectConfig) -> Evaluation {
-    let derived = gauges::filled(sample, &gauges::derive(&state.counters, sample));
-    let sample = derived.as_ref().unwrap_or(sample);
+    // The gauges derived from the counters are judged as if the client had sent them.
+    let rates = gauges::derive(&state.counters, sample);
+    let value = |m| gauges::metric(sample, &rates, m);
     let window_start_ms = state.last_timestamp_ms.unwrap_or(sample.timestamp_ms);
     let (mut raw, within_noise) = rules::sample_gauge_findings(
         sample,
+        value,
         |m| state.baselines.get(&m).copied(),
         cfg,
         window_start_ms,
@@ -114,7 +118,7 @@ pub fn evaluate(state: &DetectorState, sample: &Sample, cfg: &DetectConfig) -> E
     } else {
         Metric::ALL
             .into_iter()
-            .filter(|m| sample.metric(*m).is_some())
+            .filter(|m| value(*m).is_some())
             .map(Metric::field)
             .chain(
                 sample
@@ -145,6 +149,7 @@ pub fn evaluate(state: &DetectorState, sample: &Sample, cfg: &DetectConfig) -> E
         within_noise,
         observed,
         transitions,
+        rates,
     }
 }
 
@@ -189,12 +194,10 @@ fn long_open(state: &DetectorState, metric: &str, now_ms: i64) -> bool {
 /// The gauges derived from the data counters (`gauges`) are judged and learned as if the
 /// client had sent them; the sample itself (the stored event) stays as it came.
 pub fn absorb(state: &mut DetectorState, sample: &Sample, eval: &Evaluation, cfg: &DetectConfig) {
-    state.rates = gauges::derive(&state.counters, sample);
-    let derived = gauges::filled(sample, &state.rates);
-    let sample = derived.as_ref().unwrap_or(sample);
+    state.rates = eval.rates;
     let fires = |metric: &str| eval.firing.values().any(|(_, m)| *m == metric);
     for metric in Metric::ALL {
-        let Some(value) = sample.metric(metric) else {
+        let Some(value) = gauges::metric(sample, &eval.rates, metric) else {
             continue;
         };
         // An anomalous value does not teach the baseline: the fault is not the new normal, and

@@ -16,7 +16,7 @@
 //! - A rate above the link's data rate (plus a margin for timestamp jitter) is not believed.
 
 use super::counters::{observe, width_for, CounterReading};
-use crate::sample::{counter_max_for_width, Counter, Sample};
+use crate::sample::{counter_max_for_width, Counter, Metric, Sample};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -148,26 +148,16 @@ fn gbps(
     believable(g).then_some((g, elapsed_ms))
 }
 
-/// The sample with the derived gauges filled in where the client sent none: `utilization`
-/// is the busier direction's, `bandwidth_gbps` the busier direction's Gb/s, `qp_errors` the
-/// transport errors since the previous sample. `None` when
-/// there is nothing to fill (the sample is used as it is).
-pub fn filled(sample: &Sample, rates: &Rates) -> Option<Sample> {
-    let utilization = rates
-        .utilization()
-        .filter(|_| sample.utilization_pct.is_none());
-    let bandwidth = rates
-        .bandwidth_gbps()
-        .filter(|_| sample.bandwidth_gbps.is_none());
-    let qp_errors = rates.qp_errors.filter(|_| sample.qp_errors.is_none());
-    if utilization.is_none() && bandwidth.is_none() && qp_errors.is_none() {
-        return None;
-    }
-    let mut out = sample.clone();
-    out.utilization_pct = out.utilization_pct.or(utilization);
-    out.bandwidth_gbps = out.bandwidth_gbps.or(bandwidth);
-    out.qp_errors = out.qp_errors.or(qp_errors);
-    Some(out)
+/// A gauge of the sample: what the client sent, else what its counters gave. `utilization`
+/// is the busier direction's %, `bandwidth_gbps` the busier direction's Gb/s, `qp_errors` the
+/// transport errors since the previous sample. The sample itself is never changed.
+pub fn metric(sample: &Sample, rates: &Rates, m: Metric) -> Option<f64> {
+    sample.metric(m).or(match m {
+        Metric::UtilizationPct => rates.utilization(),
+        Metric::BandwidthGbps => rates.bandwidth_gbps(),
+        Metric::QpErrors => rates.qp_errors.map(|n| n as f64),
+        Metric::LatencyP99Us | Metric::ErrorRate => None,
+    })
 }
 
 #[cfg(test)]
@@ -222,7 +212,9 @@ mod tests {
     fn given_a_first_sample_when_derived_then_there_is_no_rate() {
         let rates = derive(&BTreeMap::new(), &sample(1_000, 2_000, 10_000, Some(LINK)));
         assert!(rates.is_empty());
-        assert_eq!(filled(&sample(1, 2, 3, Some(LINK)), &rates), None);
+        let s = sample(1, 2, 3, Some(LINK));
+        assert_eq!(metric(&s, &rates, Metric::UtilizationPct), None);
+        assert_eq!(metric(&s, &rates, Metric::BandwidthGbps), None);
     }
 
     #[test]
@@ -241,21 +233,20 @@ mod tests {
         assert!(close(rates.tx_utilization, 50.0));
         assert!(close(rates.rx_utilization, 25.0));
         assert_eq!(rates.over_ms, Some(2_000));
-        let f = filled(&now, &rates).expect("gauges to fill");
-        assert!(close(f.utilization_pct, 50.0));
-        assert!(close(f.bandwidth_gbps, 50.0));
+        assert!(close(metric(&now, &rates, Metric::UtilizationPct), 50.0));
+        assert!(close(metric(&now, &rates, Metric::BandwidthGbps), 50.0));
     }
 
     #[test]
-    fn given_the_client_sent_utilization_when_filled_then_its_own_value_stays() {
+    fn given_the_client_sent_gauges_then_its_own_values_stay() {
         let prev = given_readings(0, 0, 0, 64);
         let mut now = sample(WORDS_PER_S_AT_LINE_RATE, 0, 1_000, Some(LINK));
         now.utilization_pct = Some(12.0);
-        let f = filled(&now, &derive(&prev, &now)).expect("bandwidth to fill");
-        assert_eq!(f.utilization_pct, Some(12.0));
-        assert!(close(f.bandwidth_gbps, 100.0));
+        let rates = derive(&prev, &now);
+        assert_eq!(metric(&now, &rates, Metric::UtilizationPct), Some(12.0));
+        assert!(close(metric(&now, &rates, Metric::BandwidthGbps), 100.0));
         now.bandwidth_gbps = Some(1.0);
-        assert_eq!(filled(&now, &derive(&prev, &now)), None);
+        assert_eq!(metric(&now, &rates, Metric::BandwidthGbps), Some(1.0));
     }
 
     #[test]
@@ -344,11 +335,11 @@ mod tests {
         let rates = derive(&prev, &now);
         assert_eq!(rates.qp_errors, Some(15));
         assert_eq!(rates.tx_gbps, None, "no link rate");
-        assert_eq!(filled(&now, &rates).and_then(|f| f.qp_errors), Some(15));
+        assert_eq!(metric(&now, &rates, Metric::QpErrors), Some(15.0));
         // A client's own qp_errors stays.
         let mut own = now.clone();
         own.qp_errors = Some(2);
-        assert_eq!(filled(&own, &rates), None);
+        assert_eq!(metric(&own, &rates, Metric::QpErrors), Some(2.0));
     }
 
     #[test]

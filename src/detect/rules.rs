@@ -316,8 +316,12 @@ pub fn qp_finding(
 
 /// All gauge findings of a sample (counter findings need the stream's previous readings), and
 /// the metrics whose threshold a value passed while still within the stream's noise.
+///
+/// `value` gives each gauge of the sample: what the client sent, or what detection derived
+/// from its counters (`gauges::metric`).
 pub fn sample_gauge_findings(
     sample: &Sample,
+    value: impl Fn(Metric) -> Option<f64>,
     baseline: impl Fn(Metric) -> Option<Ewma>,
     cfg: &DetectConfig,
     window_start_ms: i64,
@@ -327,7 +331,7 @@ pub fn sample_gauge_findings(
     let mut within_noise = Vec::new();
     for (m, v) in Metric::ALL
         .into_iter()
-        .filter_map(|m| sample.metric(m).map(|v| (m, v)))
+        .filter_map(|m| value(m).map(|v| (m, v)))
     {
         // QP errors are a rate; their own rule explains them better than a deviation.
         let qp = (m == Metric::QpErrors)

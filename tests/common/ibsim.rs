@@ -15,6 +15,16 @@ pub fn available() -> bool {
 /// `ibsight collect --once` attached to `fabric` from the SM's host, posting to `url`; the
 /// figures it prints.
 pub fn collect_once(fabric: &Fabric, url: &str) -> serde_json::Value {
+    collect_once_with(fabric, url, &[], &[])
+}
+
+/// `collect_once` with extra arguments and environment (a PATH with wrapped tools, say).
+pub fn collect_once_with(
+    fabric: &Fabric,
+    url: &str,
+    args: &[&str],
+    env: &[(&str, &std::ffi::OsStr)],
+) -> serde_json::Value {
     let out = std::process::Command::new(super::binary())
         .args([
             "collect",
@@ -24,7 +34,9 @@ pub fn collect_once(fabric: &Fabric, url: &str) -> serde_json::Value {
             "--deliver-timeout-s",
             "30",
         ])
+        .args(args)
         .envs(fabric.env("smhost"))
+        .envs(env.iter().copied())
         .env("RUST_LOG", "warn")
         .output()
         .expect("run collect");

@@ -85,9 +85,9 @@ pub struct StreamView {
     pub port: Option<serde_json::Value>,
     pub peer: Option<serde_json::Value>,
     pub link: Option<serde_json::Value>,
-    /// Bandwidth and utilization per direction, derived from the last sample's data
-    /// counters (`tx_gbps`, `rx_gbps`, `tx_utilization`, `rx_utilization`, `over_ms`); `None`
-    /// when it gave none (a first sample, a reset, no link rate).
+    /// What detection derived from the last sample's counters: bandwidth and utilization per
+    /// direction (`tx_gbps`, `rx_gbps`, `tx_utilization`, `rx_utilization`, over `over_ms`)
+    /// and `qp_errors`; `None` when it gave none (a first sample, a reset, no link rate).
     pub rates: Option<crate::detect::gauges::Rates>,
     pub open_anomalies: Vec<OpenAnomaly>,
     /// Anomalies of a log written before incidents whose insight was not recorded (by

@@ -379,11 +379,11 @@ pub fn job_for(
 ) -> AnomalyJob {
     let mut readings = Vec::new();
     if let Some(sample) = &stream.last_sample {
-        // With the gauges derived from its data counters, as detection judged it.
-        let derived = crate::detect::gauges::filled(sample, &stream.detector.rates);
-        let sample = derived.as_ref().unwrap_or(sample);
         for metric in Metric::ALL {
-            if let Some(value) = sample.metric(metric) {
+            // With the gauges derived from its counters, as detection judged it.
+            if let Some(value) =
+                crate::detect::gauges::metric(sample, &stream.detector.rates, metric)
+            {
                 readings.push(Reading {
                     metric: metric.field(),
                     value,
