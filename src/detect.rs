@@ -20,6 +20,7 @@ pub mod counter_rules;
 pub mod counters;
 pub mod detector;
 pub mod ewma;
+pub mod fabric;
 pub mod gauges;
 pub mod hysteresis;
 pub mod link;

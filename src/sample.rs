@@ -33,6 +33,70 @@ pub struct Sample {
     pub link: Option<port::LinkInfo>,
     /// BER, FEC and temperature, when the source has them.
     pub phy: port::PhyHealth,
+    // Appended in `MetricObserved` v3.
+    /// The port held against the rest of the fabric (its peers' norm, the expected topology).
+    pub fabric: port::FabricCheck,
+}
+
+/// The sample as `MetricObserved` v2 stored it (before supported widths and speeds and the
+/// fabric check). Frozen: it only decodes old records.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SampleV2 {
+    pub stream_id: String,
+    pub timestamp_ms: i64,
+    pub latency_p99_us: Option<f64>,
+    pub utilization_pct: Option<f64>,
+    pub error_rate: Option<f64>,
+    pub bandwidth_gbps: Option<f64>,
+    pub qp_errors: Option<u64>,
+    pub counters: BTreeMap<Counter, u64>,
+    pub labels: BTreeMap<String, String>,
+    pub port: port::PortIdentity,
+    pub peer: Option<port::PeerPort>,
+    pub link: Option<port::LinkInfoV1>,
+    pub phy: port::PhyHealth,
+}
+
+impl From<SampleV2> for Sample {
+    fn from(v: SampleV2) -> Sample {
+        Sample {
+            stream_id: v.stream_id,
+            timestamp_ms: v.timestamp_ms,
+            latency_p99_us: v.latency_p99_us,
+            utilization_pct: v.utilization_pct,
+            error_rate: v.error_rate,
+            bandwidth_gbps: v.bandwidth_gbps,
+            qp_errors: v.qp_errors,
+            counters: v.counters,
+            labels: v.labels,
+            port: v.port,
+            peer: v.peer,
+            link: v.link.map(Into::into),
+            phy: v.phy,
+            fabric: port::FabricCheck::default(),
+        }
+    }
+}
+
+impl From<&Sample> for SampleV2 {
+    /// Only for samples that never had the newer fields (old segments read back).
+    fn from(v: &Sample) -> SampleV2 {
+        SampleV2 {
+            stream_id: v.stream_id.clone(),
+            timestamp_ms: v.timestamp_ms,
+            latency_p99_us: v.latency_p99_us,
+            utilization_pct: v.utilization_pct,
+            error_rate: v.error_rate,
+            bandwidth_gbps: v.bandwidth_gbps,
+            qp_errors: v.qp_errors,
+            counters: v.counters.clone(),
+            labels: v.labels.clone(),
+            port: v.port.clone(),
+            peer: v.peer.clone(),
+            link: v.link.as_ref().map(Into::into),
+            phy: v.phy.clone(),
+        }
+    }
 }
 
 /// The sample as `MetricObserved` v1 stored it (before the port's identity, peer, link and
@@ -154,6 +218,7 @@ impl Sample {
             &self.phy,
             &mut obj,
         );
+        port::fabric_to_json(&self.fabric, &mut obj);
         if !self.labels.is_empty() {
             let labels: serde_json::Map<_, _> = self
                 .labels

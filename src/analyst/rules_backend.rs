@@ -26,7 +26,13 @@ pub fn prediction_for(rule: Rule, metric: &str, delta_pct: Option<f64>) -> Predi
         | Rule::SymbolErrors
         | Rule::LinkErrorRecovery
         | Rule::LinkIntegrity => PredictionType::ConnectionInstability,
-        Rule::WidthDegraded | Rule::SpeedDegraded => PredictionType::BandwidthThrottling,
+        Rule::WidthDegraded | Rule::SpeedDegraded | Rule::NonOptimalLink => {
+            PredictionType::BandwidthThrottling
+        }
+        Rule::TopologyMismatch => match metric {
+            "topology_miswired" | "topology_node_unexpected" => PredictionType::AnomalyDetected,
+            _ => PredictionType::ConnectionInstability,
+        },
         Rule::CounterSaturated | Rule::Stale => PredictionType::AnomalyDetected,
         Rule::QpErrorsHigh => PredictionType::QpErrorRateHigh,
         Rule::BaselineDeviation => match metric {
@@ -79,6 +85,7 @@ fn unit(rule: Rule, metric: &str, threshold: f64) -> &'static str {
         Rule::Stale => return " s",
         Rule::WidthDegraded => return " lanes",
         Rule::SpeedDegraded => return " Gb/s per lane",
+        Rule::NonOptimalLink => return " Gb/s",
         Rule::LinkFlapping => return " departures from active per hour",
         _ => {}
     }
@@ -113,6 +120,24 @@ fn explanation(job: &AnomalyJob) -> String {
             job.stream_id,
             fmt(a.value),
             fmt(a.threshold)
+        ),
+        Rule::NonOptimalLink => format!(
+            "{} runs at {}{u}, below the {}{u} that most links of its kind run at (a \
+             non-optimal link).",
+            job.stream_id,
+            fmt(a.value),
+            fmt(a.threshold)
+        ),
+        Rule::TopologyMismatch => format!(
+            "{} differs from the expected topology: {}.",
+            job.stream_id,
+            match a.metric.as_str() {
+                "topology_missing_link" => "the link expected here is gone, while the node at its far end is still in the fabric",
+                "topology_miswired" => "it links to another port than the expected topology says",
+                "topology_node_missing" => "the node expected at the far end is not in the fabric",
+                "topology_node_unexpected" => "a node that the expected topology does not list is on this link",
+                other => other,
+            }
         ),
         Rule::CounterSaturated => format!(
             "{} on {} is stuck at its maximum {}; further errors are invisible until it is cleared.",
@@ -180,6 +205,16 @@ pub fn recommendations(job: &AnomalyJob) -> Vec<String> {
             format!("Reseat or replace the cable on {port}: a lane that does not train lowers the width"),
             "Compare both ends' enabled width and speed (ibportstate) and firmware levels".into(),
             "Check the peer port for symbol errors and link recovery".into(),
+        ],
+        Rule::NonOptimalLink => vec![
+            format!("Reseat or replace the cable on {port}: a lane that does not train lowers the width, a marginal cable the speed"),
+            "Compare both ends' enabled and supported width and speed (ibportstate, mlxlink) with the other links of the same switch".into(),
+            "Check the cable's part number: a slower cable or transceiver trains the link at its own rate".into(),
+        ],
+        Rule::TopologyMismatch => vec![
+            format!("Compare the cabling at {port} with the expected topology (ibnetdiscover against the saved file, or ibdiagnet's topology check)"),
+            "Check the cable's label and the patch plan; a moved cable breaks the routing the fabric was built for".into(),
+            "If the change is intended, save the fabric again (ibnetdiscover > fabric.topo) so it becomes the expected topology".into(),
         ],
         Rule::UtilizationHigh | Rule::Congestion => vec![
             format!("Find the heaviest flows through {port} (ibdump or the scheduler's job map)"),

@@ -146,6 +146,7 @@ pub fn samples(readings: &SweepReadings, naming: &mut Naming, links_at: i64) -> 
                 width_enabled: Vec::new(),
                 speed: p.speed,
                 rate_gbps,
+                ..LinkInfo::default()
             }),
             ..Sample::default()
         });

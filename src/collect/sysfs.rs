@@ -223,6 +223,7 @@ pub fn read(root: &Path, timestamp_ms: i64) -> std::io::Result<Read> {
                     width_enabled: Vec::new(),
                     speed,
                     rate_gbps,
+                    ..LinkInfo::default()
                 }),
                 ..Sample::default()
             });

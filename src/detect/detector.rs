@@ -4,6 +4,7 @@
 use super::counter_rules;
 use super::counters::{self, CounterReading};
 use super::ewma::Ewma;
+use super::fabric;
 use super::gauges::{self, Rates};
 use super::hysteresis::{self, OpenAnomaly, Transition};
 use super::link::{self, LinkMemory};
@@ -100,6 +101,7 @@ pub fn evaluate(state: &DetectorState, sample: &Sample, cfg: &DetectConfig) -> E
     let (counter_found, saturated) = counter_findings(state, sample, cfg, window_start_ms);
     raw.extend(counter_found);
     raw.extend(link::findings(&state.link, sample, cfg));
+    raw.extend(fabric::findings(sample));
     let firing: BTreeMap<String, (Rule, &'static str)> =
         raw.iter().map(|f| (f.key(), (f.rule, f.metric))).collect();
     // A noisy rule counts once it has lasted `persist_samples` samples, or while open.
@@ -128,6 +130,7 @@ pub fn evaluate(state: &DetectorState, sample: &Sample, cfg: &DetectConfig) -> E
                     .map(|c| c.name()),
             )
             .chain(link::observed(sample))
+            .chain(fabric::observed(sample))
             .collect()
     };
     if !findings.is_empty() {

@@ -41,10 +41,15 @@ pub enum Rule {
     Vl15Dropped,
     RemotePhysical,
     ConstraintErrors,
+    /// A link below what most links of its kind run at (UFM's "non-optimal link").
+    NonOptimalLink,
+    /// The port differs from the expected topology (missing link, miswired, node missing or
+    /// unexpected; the metric says which).
+    TopologyMismatch,
 }
 
 impl Rule {
-    pub const ALL: [Rule; 22] = [
+    pub const ALL: [Rule; 24] = [
         Rule::UtilizationHigh,
         Rule::LatencySpike,
         Rule::ErrorRateHigh,
@@ -67,6 +72,8 @@ impl Rule {
         Rule::Vl15Dropped,
         Rule::RemotePhysical,
         Rule::ConstraintErrors,
+        Rule::NonOptimalLink,
+        Rule::TopologyMismatch,
     ];
 
     pub fn name(self) -> &'static str {
@@ -93,6 +100,8 @@ impl Rule {
             Rule::Vl15Dropped => "vl15_dropped",
             Rule::RemotePhysical => "remote_physical",
             Rule::ConstraintErrors => "constraint_errors",
+            Rule::NonOptimalLink => "non_optimal_link",
+            Rule::TopologyMismatch => "topology_mismatch",
         }
     }
 
@@ -125,6 +134,8 @@ impl Rule {
                 | Rule::LinkErrorRecovery
                 | Rule::LinkIntegrity
                 | Rule::Stale
+                | Rule::NonOptimalLink
+                | Rule::TopologyMismatch
         )
     }
 }

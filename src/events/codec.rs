@@ -10,7 +10,7 @@ use super::trace::TraceContext;
 use super::types::{
     AlertRaisedV1, AlertRaisedV2, AlertSuppressedV1, AlertTriagedV1, AnomalyDetectedV1,
     AnomalyDetectedV2, AnomalyResolvedV1, IncidentV1, InsightGeneratedV1, MetricObservedV1,
-    MetricObservedV2, StreamEvent,
+    MetricObservedV2, MetricObservedV3, StreamEvent,
 };
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
@@ -107,6 +107,11 @@ fn append_bytes<T: Serialize>(value: &T, out: &mut Vec<u8>) {
         .expect("in-memory bincode encoding of plain structs cannot fail");
 }
 
+/// Encode a frozen older payload (old segments read back as the records they packed).
+pub fn encode_old_payload<T: Serialize>(e: &T) -> Vec<u8> {
+    to_bytes(e)
+}
+
 /// Encode a frozen older event version (the golden tests check old bytes still mean the same).
 #[cfg(test)]
 pub fn encode_old_for_tests<T: Serialize>(e: &T) -> Vec<u8> {
@@ -158,7 +163,7 @@ pub fn encode_payload(event: &StreamEvent) -> Vec<u8> {
 }
 
 /// `(event_type, schema_version)` of the `MetricObserved` records written today.
-pub const METRIC_OBSERVED: (&str, u16) = ("MetricObserved", 2);
+pub const METRIC_OBSERVED: (&str, u16) = ("MetricObserved", 3);
 
 /// The `MetricObserved` payload of `sample`, without building the event (and so without a
 /// copy of the sample): a one-field struct encodes as its field.
@@ -175,6 +180,8 @@ pub fn decode_payload(
         ("MetricObserved", 1) => from_bytes::<MetricObservedV1>(bytes, event_type, version)
             .map(|v| StreamEvent::MetricObserved(v.into())),
         ("MetricObserved", 2) => from_bytes::<MetricObservedV2>(bytes, event_type, version)
+            .map(|v| StreamEvent::MetricObserved(v.into())),
+        ("MetricObserved", 3) => from_bytes::<MetricObservedV3>(bytes, event_type, version)
             .map(StreamEvent::MetricObserved),
         ("AnomalyDetected", 1) => from_bytes::<AnomalyDetectedV1>(bytes, event_type, version)
             .map(|v| StreamEvent::AnomalyDetected(v.into())),
@@ -341,7 +348,7 @@ mod tests {
             labels: [("rack".to_string(), "r1".to_string())].into(),
             ..Default::default()
         };
-        let event = StreamEvent::MetricObserved(crate::events::types::MetricObservedV2 {
+        let event = StreamEvent::MetricObserved(crate::events::types::MetricObservedV3 {
             sample: sample.clone(),
         });
         assert_eq!(encode_sample_payload(&sample), encode_payload(&event));

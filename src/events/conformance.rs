@@ -26,11 +26,15 @@ fn record(stream: &str, seq: u64, event_type: &str, recorded_at_ms: i64) -> Even
         seq,
         recorded_at_ms,
         event_type: event_type.to_string().into(),
-        schema_version: if sample.is_some() { 2 } else { 1 },
+        schema_version: if sample.is_some() {
+            super::codec::METRIC_OBSERVED.1
+        } else {
+            1
+        },
         correlation_id: None,
         payload: match sample {
             Some(sample) => super::codec::encode_payload(&super::StreamEvent::MetricObserved(
-                super::types::MetricObservedV2 { sample },
+                super::types::MetricObservedV3 { sample },
             )),
             None => vec![seq as u8; 3],
         },

@@ -9,16 +9,16 @@ use super::types::{
     AlertRaisedV1, AlertRaisedV2, AlertSuppressedV1, AlertTriagedV1, AnomalyDetectedV1,
     AnomalyDetectedV2, AnomalyResolvedV1, IncidentMemberV1, IncidentNodeV1, IncidentScope,
     IncidentV1, InsightGeneratedV1, MemberAnomalyV1, MetricObservedV1, MetricObservedV2,
-    StreamEvent, Verdict,
+    MetricObservedV3, StreamEvent, Verdict,
 };
 use crate::analyst::insight::{InsightSource, PredictionType};
 use crate::detect::rules::{Rule, Severity};
 use crate::sample::port::{
-    FecMode, LinkInfo, LinkState, NodeType, PeerPort, PhyHealth, PhysState, PortIdentity, Speed,
-    Width,
+    FabricCheck, FecMode, LinkInfoV1, LinkNorm, LinkState, Mismatch, MismatchKind, NodeType,
+    PeerPort, PhyHealth, PhysState, PortIdentity, Speed, Width,
 };
-use crate::sample::SampleV1;
 use crate::sample::{Counter, Sample};
+use crate::sample::{SampleV1, SampleV2};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
@@ -74,37 +74,76 @@ fn sample_v1() -> SampleV1 {
     }
 }
 
-/// A v2 sample with every new field set, and a counter above its basic width (extended).
-fn sample_v2() -> Sample {
-    let mut s: Sample = sample_v1().into();
-    s.counters.insert(Counter::SymbolErrorCounter, 70_000);
-    s.counters.insert(Counter::PortRcvSwitchRelayErrors, 2);
-    s.port = PortIdentity {
-        node_guid: Some(0x0002_c903_00a1_b2c3),
-        port_num: Some(7),
-        node_desc: Some("sw0001".into()),
-        node_type: Some(NodeType::Switch),
-        lid: Some(12),
-    };
-    s.peer = Some(PeerPort {
-        node_guid: Some(0x0002_c903_00ff_0001),
-        port_num: Some(1),
-        node_desc: Some("node042 mlx5_0".into()),
-    });
-    s.link = Some(LinkInfo {
-        state: Some(LinkState::Active),
-        phys_state: Some(PhysState::LinkUp),
-        width: Some(Width::X4),
-        width_enabled: vec![Width::X1, Width::X4],
-        speed: Some(Speed::Hdr),
-        rate_gbps: Some(200.0),
-    });
-    s.phy = PhyHealth {
-        raw_ber: Some(1e-9),
-        effective_ber: Some(1e-15),
-        symbol_ber: Some(1e-14),
-        fec_mode: Some(FecMode::Rs544),
-        temperature_c: Some(48.5),
+/// A v2 sample with every v2 field set, and a counter above its basic width (extended).
+fn sample_v2() -> SampleV2 {
+    let mut counters = sample_v1().counters;
+    counters.insert(Counter::SymbolErrorCounter, 70_000);
+    counters.insert(Counter::PortRcvSwitchRelayErrors, 2);
+    let v1 = sample_v1();
+    SampleV2 {
+        stream_id: v1.stream_id,
+        timestamp_ms: v1.timestamp_ms,
+        latency_p99_us: v1.latency_p99_us,
+        utilization_pct: v1.utilization_pct,
+        error_rate: v1.error_rate,
+        bandwidth_gbps: v1.bandwidth_gbps,
+        qp_errors: v1.qp_errors,
+        counters,
+        labels: v1.labels,
+        port: PortIdentity {
+            node_guid: Some(0x0002_c903_00a1_b2c3),
+            port_num: Some(7),
+            node_desc: Some("sw0001".into()),
+            node_type: Some(NodeType::Switch),
+            lid: Some(12),
+        },
+        peer: Some(PeerPort {
+            node_guid: Some(0x0002_c903_00ff_0001),
+            port_num: Some(1),
+            node_desc: Some("node042 mlx5_0".into()),
+        }),
+        link: Some(LinkInfoV1 {
+            state: Some(LinkState::Active),
+            phys_state: Some(PhysState::LinkUp),
+            width: Some(Width::X4),
+            width_enabled: vec![Width::X1, Width::X4],
+            speed: Some(Speed::Hdr),
+            rate_gbps: Some(200.0),
+        }),
+        phy: PhyHealth {
+            raw_ber: Some(1e-9),
+            effective_ber: Some(1e-15),
+            symbol_ber: Some(1e-14),
+            fec_mode: Some(FecMode::Rs544),
+            temperature_c: Some(48.5),
+        },
+    }
+}
+
+/// A v3 sample: the v2 one with supported widths and speeds, and a fabric check.
+fn sample_v3() -> Sample {
+    let mut s: Sample = sample_v2().into();
+    if let Some(l) = s.link.as_mut() {
+        l.width_supported = vec![Width::X1, Width::X2, Width::X4];
+        l.speed_enabled = vec![Speed::Edr, Speed::Hdr];
+        l.speed_supported = vec![Speed::Sdr, Speed::Edr, Speed::Hdr, Speed::Ndr];
+    }
+    s.fabric = FabricCheck {
+        norm: Some(LinkNorm {
+            group: "sw0001 ca links".into(),
+            width: Width::X4,
+            speed: Speed::Hdr,
+            links: 36,
+            at_norm: 35,
+        }),
+        topology: Some(vec![Mismatch {
+            kind: MismatchKind::Miswired,
+            expected: Some(PeerPort {
+                node_guid: Some(0x0002_c903_00ff_0002),
+                port_num: Some(1),
+                node_desc: Some("node043 mlx5_0".into()),
+            }),
+        }]),
     };
     s
 }
@@ -178,16 +217,16 @@ fn incident() -> IncidentV1 {
 fn examples() -> Vec<(&'static str, StreamEvent)> {
     vec![
         (
-            "MetricObserved_v2",
-            StreamEvent::MetricObserved(MetricObservedV2 {
-                sample: sample_v2(),
+            "MetricObserved_v3",
+            StreamEvent::MetricObserved(MetricObservedV3 {
+                sample: sample_v3(),
             }),
         ),
         (
             "AnomalyDetected_v2",
             StreamEvent::AnomalyDetected(AnomalyDetectedV2 {
-                port: sample_v2().port,
-                peer: sample_v2().peer,
+                port: sample_v3().port,
+                peer: sample_v3().peer,
                 ..anomaly_v1().into()
             }),
         ),
@@ -333,6 +372,24 @@ fn a_version_1_sample_still_decodes() {
     };
     assert_eq!(m.sample, Sample::from(sample_v1()));
     assert!(m.sample.port.is_empty() && m.sample.link.is_none());
+}
+
+/// Samples written before supported widths and speeds and the fabric check still read, upcast
+/// to v3 with those fields empty.
+#[test]
+fn a_version_2_sample_still_decodes() {
+    let golden = read_golden("MetricObserved_v2");
+    let v2 = MetricObservedV2 {
+        sample: sample_v2(),
+    };
+    assert_eq!(hex(&codec::encode_old_for_tests(&v2)), hex(&golden));
+    let decoded = codec::decode_payload("MetricObserved", 2, &golden).expect("decode");
+    let StreamEvent::MetricObserved(m) = decoded else {
+        panic!("not a sample");
+    };
+    assert_eq!(m.sample, Sample::from(sample_v2()));
+    assert!(m.sample.fabric.is_empty());
+    assert!(m.sample.link.is_some_and(|l| l.speed_supported.is_empty()));
 }
 
 /// Anomalies and alerts written before incidents still read, upcast with empty topology.

@@ -25,10 +25,14 @@ use columns::{Reader, Writer};
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 
-const SEGMENT_VERSION: u8 = 1;
+const SEGMENT_VERSION: u8 = 2;
 /// The `MetricObserved` schema version a segment holds. Fixed with the segment format: a newer
 /// sample version would stay a record until the format learns it.
-const SAMPLE_VERSION: u16 = 2;
+const SAMPLE_VERSION: u16 = 3;
+/// Segments of format 1 hold `MetricObserved` v2 samples (their rests are `RestV1`), and read
+/// back as the v2 records they were packed from.
+const SEGMENT_V1: u8 = 1;
+const SAMPLE_V2: u16 = 2;
 
 /// One stream's events in a segment: its seqs from `first_seq` to `last_seq` (with gaps
 /// where another event type or an unpackable sample sits).
@@ -101,6 +105,14 @@ struct Rest {
     trace: Option<TraceContext>,
 }
 
+/// `Rest` of segment format 1. Frozen.
+#[derive(Serialize, Deserialize)]
+struct RestV1 {
+    sample: crate::sample::SampleV2,
+    correlation_id: Option<String>,
+    trace: Option<TraceContext>,
+}
+
 /// The sample an event carries, when the event can be packed: a `MetricObserved` of the
 /// version segments hold, whose record is rebuilt exactly from the sample.
 fn packable(event: &StoredEvent) -> Option<Sample> {
@@ -118,6 +130,7 @@ fn packable(event: &StoredEvent) -> Option<Sample> {
         r.correlation_id.clone(),
         r.trace,
         &m.sample,
+        SAMPLE_VERSION,
     );
     (rebuilt == *r).then_some(m.sample)
 }
@@ -129,15 +142,21 @@ fn record_of(
     correlation_id: Option<String>,
     trace: Option<TraceContext>,
     sample: &Sample,
+    version: u16,
 ) -> EventRecord {
+    let payload = if version == SAMPLE_V2 {
+        codec::encode_old_payload(&crate::sample::SampleV2::from(sample))
+    } else {
+        codec::encode_sample_payload(sample)
+    };
     EventRecord {
         stream_id: stream_id.to_string(),
         seq,
         recorded_at_ms,
         event_type: std::borrow::Cow::Borrowed(codec::METRIC_OBSERVED.0),
-        schema_version: SAMPLE_VERSION,
+        schema_version: version,
         correlation_id,
-        payload: codec::encode_sample_payload(sample),
+        payload,
         trace,
     }
 }
@@ -150,6 +169,7 @@ fn rest_of(sample: &Sample, record: &EventRecord) -> Vec<u8> {
             peer: sample.peer.clone(),
             link: sample.link.clone(),
             phy: sample.phy.clone(),
+            fabric: sample.fabric.clone(),
             ..Sample::default()
         },
         correlation_id: record.correlation_id.clone(),
@@ -264,7 +284,12 @@ pub fn unpack_stream(bytes: &[u8], stream_id: &str) -> Result<Segment, CodecErro
 }
 
 fn decode(bytes: &[u8], only: Option<&str>) -> Result<Segment, CodecError> {
-    let body = unframe(bytes)?;
+    let (format, body) = unframe(bytes)?;
+    let version = if format == SEGMENT_V1 {
+        SAMPLE_V2
+    } else {
+        SAMPLE_VERSION
+    };
     let ids = front_decode(&body.streams)?;
     let n = usize::try_from(body.count).map_err(|_| bad("count out of range"))?;
     let mut r = Reader::new(
@@ -276,9 +301,17 @@ fn decode(bytes: &[u8], only: Option<&str>) -> Result<Segment, CodecError> {
         .rests
         .iter()
         .map(|blob| {
-            bincode::serde::decode_from_slice::<Rest, _>(&blob.0, bincode::config::standard())
-                .map(|(rest, _)| rest)
-                .map_err(|e| bad(&format!("rest: {e}")))
+            let config = bincode::config::standard();
+            let rest = if format == SEGMENT_V1 {
+                bincode::serde::decode_from_slice::<RestV1, _>(&blob.0, config).map(|(r, _)| Rest {
+                    sample: r.sample.into(),
+                    correlation_id: r.correlation_id,
+                    trace: r.trace,
+                })
+            } else {
+                bincode::serde::decode_from_slice::<Rest, _>(&blob.0, config).map(|(r, _)| r)
+            };
+            rest.map_err(|e| bad(&format!("rest: {e}")))
         })
         .collect::<Result<Vec<Rest>, CodecError>>()?;
     let wanted = |code: u32| only.is_none_or(|s| ids[code as usize] == s);
@@ -316,7 +349,15 @@ fn decode(bytes: &[u8], only: Option<&str>) -> Result<Segment, CodecError> {
         s.qp_errors = qp_errors;
         s.counters.extend(counters.iter().copied());
         let corr = rest.correlation_id.clone();
-        let record = record_of(stream_id, seq, recorded_at_ms, corr, rest.trace, &s);
+        let record = record_of(
+            stream_id,
+            seq,
+            recorded_at_ms,
+            corr,
+            rest.trace,
+            &s,
+            version,
+        );
         by_code[code as usize].push(events.len() as u32);
         events.push(StoredEvent { offset, record });
     }
@@ -345,14 +386,15 @@ fn frame(body: &Body) -> Vec<u8> {
     out
 }
 
-fn unframe(bytes: &[u8]) -> Result<Body, CodecError> {
+/// The segment's format and body.
+fn unframe(bytes: &[u8]) -> Result<(u8, Body), CodecError> {
     if bytes.len() < 5 {
         return Err(bad(&format!(
             "{} bytes is shorter than its header",
             bytes.len()
         )));
     }
-    if bytes[0] != SEGMENT_VERSION {
+    if bytes[0] != SEGMENT_VERSION && bytes[0] != SEGMENT_V1 {
         return Err(bad(&format!("unknown version {}", bytes[0])));
     }
     let crc = u32::from_le_bytes(bytes[1..5].try_into().expect("4 bytes"));
@@ -360,7 +402,7 @@ fn unframe(bytes: &[u8]) -> Result<Body, CodecError> {
         return Err(bad("checksum mismatch"));
     }
     match bincode::serde::decode_from_slice::<Body, _>(&bytes[5..], bincode::config::standard()) {
-        Ok((body, read)) if read == bytes.len() - 5 => Ok(body),
+        Ok((body, read)) if read == bytes.len() - 5 => Ok((bytes[0], body)),
         Ok(_) => Err(bad("trailing bytes")),
         Err(e) => Err(bad(&e.to_string())),
     }

@@ -4,7 +4,7 @@
 use crate::analyst::insight::{InsightSource, PredictionType};
 use crate::detect::rules::{Rule, Severity};
 use crate::sample::port::{NodeType, PeerPort, PortIdentity};
-use crate::sample::{Sample, SampleV1};
+use crate::sample::{Sample, SampleV1, SampleV2};
 use serde::{Deserialize, Serialize};
 
 /// A sample was accepted into the stream (v1: before the port's identity, peer and link).
@@ -13,16 +13,31 @@ pub struct MetricObservedV1 {
     pub sample: SampleV1,
 }
 
-/// A sample was accepted into the stream. Carries the whole validated sample, with the port's
-/// identity, its peer, the link and physical-layer health.
+/// v2: with the port's identity, its peer, the link and physical-layer health. Frozen.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MetricObservedV2 {
+    pub sample: SampleV2,
+}
+
+/// A sample was accepted into the stream. Carries the whole validated sample, with the port's
+/// identity, its peer, the link (supported and enabled widths and speeds too), physical-layer
+/// health, and what the collector found against the rest of the fabric.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MetricObservedV3 {
     pub sample: Sample,
 }
 
-impl From<MetricObservedV1> for MetricObservedV2 {
-    fn from(v: MetricObservedV1) -> MetricObservedV2 {
-        MetricObservedV2 {
+impl From<MetricObservedV1> for MetricObservedV3 {
+    fn from(v: MetricObservedV1) -> MetricObservedV3 {
+        MetricObservedV3 {
+            sample: v.sample.into(),
+        }
+    }
+}
+
+impl From<MetricObservedV2> for MetricObservedV3 {
+    fn from(v: MetricObservedV2) -> MetricObservedV3 {
+        MetricObservedV3 {
             sample: v.sample.into(),
         }
     }
@@ -303,7 +318,7 @@ pub struct IncidentV1 {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum StreamEvent {
-    MetricObserved(MetricObservedV2),
+    MetricObserved(MetricObservedV3),
     AnomalyDetected(AnomalyDetectedV2),
     AnomalyResolved(AnomalyResolvedV1),
     InsightGenerated(InsightGeneratedV1),
@@ -347,9 +362,8 @@ impl StreamEvent {
     /// The schema version new events of this type are written with.
     pub fn schema_version(&self) -> u16 {
         match self {
-            StreamEvent::MetricObserved(_)
-            | StreamEvent::AnomalyDetected(_)
-            | StreamEvent::AlertRaised(_) => 2,
+            StreamEvent::MetricObserved(_) => 3,
+            StreamEvent::AnomalyDetected(_) | StreamEvent::AlertRaised(_) => 2,
             _ => 1,
         }
     }

@@ -4,8 +4,11 @@
 //!
 //! JSON names follow the IBA and infiniband-diags: `node_guid` ("0x" + 16 hex digits),
 //! `port_num`, `node_desc`, `node_type` (`switch` | `ca` | `router`), `lid`, `peer` {`node_guid`,
-//! `port_num`, `node_desc`}, `link` {`state`, `phys_state`, `width`, `width_enabled`, `speed`,
-//! `rate_gbps`}, and `raw_ber`, `effective_ber`, `symbol_ber`, `fec_mode`, `temperature_c`.
+//! `port_num`, `node_desc`}, `link` {`state`, `phys_state`, `width`, `width_enabled`,
+//! `width_supported`, `speed`, `speed_enabled`, `speed_supported`, `rate_gbps`}, and `raw_ber`,
+//! `effective_ber`, `symbol_ber`, `fec_mode`, `temperature_c`. What a collector found by
+//! holding the port against the rest of the fabric: `norm` (what the port's peers of the same
+//! kind run at) and `topology` (how it differs from the expected topology).
 
 use serde::{Deserialize, Serialize};
 
@@ -148,6 +151,100 @@ pub struct LinkInfo {
     pub speed: Option<Speed>,
     /// The link's data rate, Gb/s.
     pub rate_gbps: Option<f64>,
+    // Appended in `MetricObserved` v3.
+    /// What the port could do (never a fault: ibsim, for one, claims 12x on every port).
+    pub width_supported: Vec<Width>,
+    /// The speeds the port may use, and what it supports, extended speeds included.
+    pub speed_enabled: Vec<Speed>,
+    pub speed_supported: Vec<Speed>,
+}
+
+/// `LinkInfo` as `MetricObserved` v2 stored it (before supported widths and speeds). Frozen.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LinkInfoV1 {
+    pub state: Option<LinkState>,
+    pub phys_state: Option<PhysState>,
+    pub width: Option<Width>,
+    pub width_enabled: Vec<Width>,
+    pub speed: Option<Speed>,
+    pub rate_gbps: Option<f64>,
+}
+
+impl From<LinkInfoV1> for LinkInfo {
+    fn from(v: LinkInfoV1) -> LinkInfo {
+        LinkInfo {
+            state: v.state,
+            phys_state: v.phys_state,
+            width: v.width,
+            width_enabled: v.width_enabled,
+            speed: v.speed,
+            rate_gbps: v.rate_gbps,
+            ..LinkInfo::default()
+        }
+    }
+}
+
+impl From<&LinkInfo> for LinkInfoV1 {
+    /// Only for records that never had the newer fields (old segments read back).
+    fn from(v: &LinkInfo) -> LinkInfoV1 {
+        LinkInfoV1 {
+            state: v.state,
+            phys_state: v.phys_state,
+            width: v.width,
+            width_enabled: v.width_enabled.clone(),
+            speed: v.speed,
+            rate_gbps: v.rate_gbps,
+        }
+    }
+}
+
+named_enum!(
+    /// How a port differs from the expected topology. `missing_link`: a link expected here is
+    /// gone and the node at its far end is still in the fabric; `miswired`: the port links to
+    /// another port than expected, or links where nothing was expected; `node_missing`: the
+    /// node expected at the far end is not in the fabric at all; `node_unexpected`: the port's
+    /// node, or the node at its far end, is not in the expected topology.
+    MismatchKind {
+        MissingLink => "missing_link",
+        Miswired => "miswired",
+        NodeMissing => "node_missing",
+        NodeUnexpected => "node_unexpected",
+    }
+);
+
+/// What the collector found when it held the port against the rest of the fabric.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct FabricCheck {
+    /// What the links of the port's kind run at (its group), when most of them agree.
+    pub norm: Option<LinkNorm>,
+    /// `None`: not checked against an expected topology; `Some(empty)`: checked, as expected.
+    pub topology: Option<Vec<Mismatch>>,
+}
+
+impl FabricCheck {
+    pub fn is_empty(&self) -> bool {
+        *self == FabricCheck::default()
+    }
+}
+
+/// The width and speed most links of one group run at: the CA links of one switch, the
+/// switch links of one switch, or (for small groups) one tier of the fabric.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LinkNorm {
+    pub group: String,
+    pub width: Width,
+    pub speed: Speed,
+    /// Active links in the group, and how many of them run at the norm.
+    pub links: u32,
+    pub at_norm: u32,
+}
+
+/// One difference from the expected topology.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Mismatch {
+    pub kind: MismatchKind,
+    /// The port the topology expected at the far end, if any.
+    pub expected: Option<PeerPort>,
 }
 
 /// Physical-layer health, when the source has it.
@@ -205,17 +302,7 @@ pub fn to_json(
         obj.insert("lid".into(), json!(l));
     }
     if let Some(p) = peer {
-        let mut o = serde_json::Map::new();
-        if let Some(g) = p.node_guid {
-            o.insert("node_guid".into(), json!(format_guid(g)));
-        }
-        if let Some(n) = p.port_num {
-            o.insert("port_num".into(), json!(n));
-        }
-        if let Some(d) = &p.node_desc {
-            o.insert("node_desc".into(), json!(d));
-        }
-        obj.insert("peer".into(), o.into());
+        obj.insert("peer".into(), peer_json(p));
     }
     if let Some(l) = link {
         let mut o = serde_json::Map::new();
@@ -228,12 +315,26 @@ pub fn to_json(
         if let Some(w) = l.width {
             o.insert("width".into(), json!(w.name()));
         }
-        if !l.width_enabled.is_empty() {
-            let names: Vec<&str> = l.width_enabled.iter().map(|w| w.name()).collect();
-            o.insert("width_enabled".into(), json!(names));
+        for (key, widths) in [
+            ("width_enabled", &l.width_enabled),
+            ("width_supported", &l.width_supported),
+        ] {
+            if !widths.is_empty() {
+                let names: Vec<&str> = widths.iter().map(|w| w.name()).collect();
+                o.insert(key.into(), json!(names));
+            }
         }
         if let Some(s) = l.speed {
             o.insert("speed".into(), json!(s.name()));
+        }
+        for (key, speeds) in [
+            ("speed_enabled", &l.speed_enabled),
+            ("speed_supported", &l.speed_supported),
+        ] {
+            if !speeds.is_empty() {
+                let names: Vec<&str> = speeds.iter().map(|s| s.name()).collect();
+                o.insert(key.into(), json!(names));
+            }
         }
         if let Some(r) = l.rate_gbps {
             o.insert("rate_gbps".into(), json!(r));
@@ -252,6 +353,52 @@ pub fn to_json(
     }
     if let Some(f) = phy.fec_mode {
         obj.insert("fec_mode".into(), json!(f.name()));
+    }
+}
+
+fn peer_json(p: &PeerPort) -> serde_json::Value {
+    let mut o = serde_json::Map::new();
+    if let Some(g) = p.node_guid {
+        o.insert("node_guid".into(), format_guid(g).into());
+    }
+    if let Some(n) = p.port_num {
+        o.insert("port_num".into(), n.into());
+    }
+    if let Some(d) = &p.node_desc {
+        o.insert("node_desc".into(), d.clone().into());
+    }
+    o.into()
+}
+
+/// The JSON of a fabric check: `norm` {`group`, `width`, `speed`, `links`, `at_norm`} and
+/// `topology` [{`kind`, `expected`}] (only what is set).
+pub fn fabric_to_json(check: &FabricCheck, obj: &mut serde_json::Map<String, serde_json::Value>) {
+    use serde_json::json;
+    if let Some(n) = &check.norm {
+        obj.insert(
+            "norm".into(),
+            json!({
+                "group": n.group,
+                "width": n.width.name(),
+                "speed": n.speed.name(),
+                "links": n.links,
+                "at_norm": n.at_norm,
+            }),
+        );
+    }
+    if let Some(list) = &check.topology {
+        let items: Vec<serde_json::Value> = list
+            .iter()
+            .map(|m| {
+                let mut o = serde_json::Map::new();
+                o.insert("kind".into(), m.kind.name().into());
+                if let Some(e) = &m.expected {
+                    o.insert("expected".into(), peer_json(e));
+                }
+                serde_json::Value::Object(o)
+            })
+            .collect();
+        obj.insert("topology".into(), items.into());
     }
 }
 

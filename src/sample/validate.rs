@@ -160,6 +160,7 @@ fn parse_sample(item: &Json, limits: &Limits, report: &mut Report) -> Option<Sam
     let peer = port::peer(obj, report);
     let link = port::link(obj, report);
     let phy = port::phy(obj, report);
+    let fabric = port::fabric(obj, report);
     let carries_metric = link.is_some()
         || !phy.is_empty()
         || [
@@ -199,6 +200,7 @@ fn parse_sample(item: &Json, limits: &Limits, report: &mut Report) -> Option<Sam
         peer,
         link,
         phy,
+        fabric,
     })
 }
 

@@ -51,6 +51,7 @@ pub fn healthy_link() -> LinkInfo {
         width_enabled: vec![Width::X1, Width::X4],
         speed: Some(Speed::Hdr),
         rate_gbps: Some(200.0),
+        ..LinkInfo::default()
     }
 }
 

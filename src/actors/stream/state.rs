@@ -10,7 +10,7 @@ use crate::detect::hysteresis::{OpenAnomaly, Transition};
 use crate::detect::rules::{anomaly_key, Finding, Severity};
 use crate::detect::DetectConfig;
 use crate::events::codec;
-use crate::events::types::{AnomalyDetectedV2, AnomalyResolvedV1, MetricObservedV2};
+use crate::events::types::{AnomalyDetectedV2, AnomalyResolvedV1, MetricObservedV3};
 use crate::events::Origin;
 use crate::events::{EventStore, StoreError, StreamEvent};
 use crate::sample::port::{PeerPort, PortIdentity};
@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 /// The layout version of `StreamState` in snapshots. Bump it with any change to the struct
 /// (or to a struct inside it): a snapshot of another version is not decoded, the stream is
 /// rebuilt from its log instead. `tests::snapshot_layout_is_pinned` fails until you do.
-pub const STATE_VERSION: u16 = 6;
+pub const STATE_VERSION: u16 = 7;
 
 /// How many recent samples a stream remembers (timestamp and content digest) to tell a
 /// retried sample from late data. A repeat of a sample older than these is stored again as
@@ -233,7 +233,7 @@ pub fn replay_digested(
 }
 
 fn observed(sample: &Sample) -> StreamEvent {
-    StreamEvent::MetricObserved(MetricObservedV2 {
+    StreamEvent::MetricObserved(MetricObservedV3 {
         sample: sample.clone(),
     })
 }

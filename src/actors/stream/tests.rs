@@ -190,10 +190,10 @@ fn snapshot_layout_is_pinned() {
 }
 
 const GOLDEN_STATE_HEX: &str = concat!(
-    "696253010600067377312f70310202000000000000001440000000000000000002010000000000004940",
+    "696253010700067377312f70310202000000000000001440000000000000000002010000000000004940",
     "000000000000000002010003fbd007100001fba00f00000000000000000000000000000001067377312f",
-    "7031fba00f01000000000000144001000000000000494000000000000000000000000000000000000002",
-    "fbd007fd7fae4984a80f26a5fba00ffd65a7b594726e87c8",
+    "7031fba00f01000000000000144001000000000000494000000000000000000000000000000000000000",
+    "0002fbd007fd578f85e2dd914fb9fba00ffd2d5e5033a2b16668",
 );
 
 #[test]
@@ -452,15 +452,15 @@ fn step_equals_decide_then_apply() {
 
 #[test]
 fn a_samples_digest_is_the_digest_of_its_stored_payload() {
-    // Given a sample with counters, labels and a port, stored as a v2 MetricObserved payload
+    // Given a sample with counters, labels and a port, stored as a v3 MetricObserved payload
     let mut sample =
         crate::sim::steady_sample(&mut crate::sim::Rng::new(3), 7, 12, 1_700_000_000_000);
     sample.labels.insert("rack".into(), "r1".into());
     sample.port.node_desc = Some("sw7 HCA-1".into());
-    let event = StreamEvent::MetricObserved(crate::events::types::MetricObservedV2 {
+    let event = StreamEvent::MetricObserved(crate::events::types::MetricObservedV3 {
         sample: sample.clone(),
     });
-    assert_eq!(event.schema_version(), 2);
+    assert_eq!(event.schema_version(), 3);
     let payload = crate::events::codec::encode_payload(&event);
     // Then hashing the payload gives the sample's digest (the audit skips re-encoding)
     assert_eq!(

@@ -1,5 +1,5 @@
 use super::*;
-use crate::events::types::MetricObservedV2;
+use crate::events::types::MetricObservedV3;
 use crate::sample::Counter;
 use crate::sim;
 use proptest::prelude::*;
@@ -13,9 +13,9 @@ fn observed(offset: u64, seq: u64, recorded_at_ms: i64, sample: Sample) -> Store
             seq,
             recorded_at_ms,
             event_type: Cow::Borrowed("MetricObserved"),
-            schema_version: 2,
+            schema_version: SAMPLE_VERSION,
             correlation_id: None,
-            payload: codec::encode_payload(&StreamEvent::MetricObserved(MetricObservedV2 {
+            payload: codec::encode_payload(&StreamEvent::MetricObserved(MetricObservedV3 {
                 sample,
             })),
             trace: None,
@@ -195,5 +195,51 @@ proptest! {
             );
         }
         prop_assert_eq!((back.first_offset, back.last_offset), (10, last));
+    }
+}
+
+/// A segment of format 1 as the previous release wrote it: the same body, its rests in the
+/// frozen `RestV1` form (v2 samples).
+fn as_format_1(bytes: &[u8]) -> Vec<u8> {
+    let (_, mut body) = unframe(bytes).expect("a segment");
+    for blob in &mut body.rests {
+        let config = bincode::config::standard();
+        let (rest, _): (Rest, _) = bincode::serde::decode_from_slice(&blob.0, config).unwrap();
+        let old = RestV1 {
+            sample: crate::sample::SampleV2::from(&rest.sample),
+            correlation_id: rest.correlation_id,
+            trace: rest.trace,
+        };
+        blob.0 = bincode::serde::encode_to_vec(&old, config).unwrap();
+    }
+    let mut out = frame(&body);
+    out[0] = SEGMENT_V1;
+    let crc = crc32fast::hash(&out[5..]);
+    out[1..5].copy_from_slice(&crc.to_le_bytes());
+    out
+}
+
+#[test]
+fn given_a_format_1_segment_then_it_reads_back_as_the_v2_records_it_packed() {
+    // Given samples without the v3 fields, packed by the previous format,
+    let events = bench_events(3, 20);
+    let packed = pack(1, events.len() as u64, &events)
+        .expect("pack")
+        .expect("something to pack");
+    let old = as_format_1(&packed.bytes);
+    // when read back,
+    let seg = unpack(&old).expect("a format 1 segment unpacks");
+    // then each event is a v2 record whose sample is the one written.
+    assert_eq!(seg.events.len(), events.len());
+    for (got, want) in seg.events.iter().zip(&events) {
+        assert_eq!(got.record.schema_version, SAMPLE_V2);
+        assert_eq!(got.offset, want.offset);
+        let (StreamEvent::MetricObserved(a), StreamEvent::MetricObserved(b)) = (
+            got.record.decode_event().unwrap(),
+            want.record.decode_event().unwrap(),
+        ) else {
+            panic!("samples");
+        };
+        assert_eq!(a.sample, b.sample);
     }
 }

@@ -4,12 +4,14 @@
 use super::{describe, quote, Report};
 use super::{Json, Object};
 use crate::sample::port::{
-    parse_guid, FecMode, LinkInfo, LinkState, NodeType, PeerPort, PhyHealth, PhysState,
-    PortIdentity, Speed, Width,
+    parse_guid, FabricCheck, FecMode, LinkInfo, LinkNorm, LinkState, Mismatch, MismatchKind,
+    NodeType, PeerPort, PhyHealth, PhysState, PortIdentity, Speed, Width,
 };
 
 /// The top-level fields this module reads.
-pub const FIELDS: [&str; 12] = [
+pub const FIELDS: [&str; 14] = [
+    "norm",
+    "topology",
     "node_guid",
     "port_num",
     "node_desc",
@@ -46,17 +48,175 @@ pub fn identity(obj: &Object, report: &mut Report) -> PortIdentity {
 
 pub fn peer(obj: &Object, report: &mut Report) -> Option<PeerPort> {
     let inner = object(obj, "peer", report)?;
+    Some(peer_port(inner, "peer", report))
+}
+
+fn peer_port(inner: &Object, prefix: &str, report: &mut Report) -> PeerPort {
     known(
         inner,
-        "peer",
+        prefix,
         &["node_guid", "port_num", "node_desc"],
         report,
     );
-    Some(PeerPort {
-        node_guid: guid(inner, "node_guid", "peer.node_guid", report),
-        port_num: port_num(inner, "port_num", "peer.port_num", report),
-        node_desc: desc(inner, "node_desc", "peer.node_desc", report),
-    })
+    PeerPort {
+        node_guid: guid(inner, "node_guid", &format!("{prefix}.node_guid"), report),
+        port_num: port_num(inner, "port_num", &format!("{prefix}.port_num"), report),
+        node_desc: desc(inner, "node_desc", &format!("{prefix}.node_desc"), report),
+    }
+}
+
+/// `norm` {group, width, speed, links, at_norm} and `topology` [{kind, expected}].
+pub fn fabric(obj: &Object, report: &mut Report) -> FabricCheck {
+    let norm = object(obj, "norm", report).and_then(|inner| {
+        known(
+            inner,
+            "norm",
+            &["group", "width", "speed", "links", "at_norm"],
+            report,
+        );
+        let group = desc(inner, "group", "norm.group", report);
+        let width = named(
+            inner,
+            "width",
+            "norm.width",
+            Width::parse,
+            Width::names,
+            report,
+        );
+        let speed = named(
+            inner,
+            "speed",
+            "norm.speed",
+            Speed::parse,
+            Speed::names,
+            report,
+        );
+        let links = count(inner, "links", "norm.links", report);
+        let at_norm = count(inner, "at_norm", "norm.at_norm", report);
+        match (group, width, speed, links, at_norm) {
+            (Some(group), Some(width), Some(speed), Some(links), Some(at_norm)) => Some(LinkNorm {
+                group,
+                width,
+                speed,
+                links,
+                at_norm,
+            }),
+            _ => {
+                report.add(
+                    "norm",
+                    "norm needs group, width, speed, links and at_norm".into(),
+                );
+                None
+            }
+        }
+    });
+    let topology = match obj.get("topology") {
+        None => None,
+        Some(Json::Array(items)) => Some(
+            items
+                .iter()
+                .enumerate()
+                .filter_map(|(i, item)| mismatch(item, &format!("topology[{i}]"), report))
+                .collect(),
+        ),
+        Some(other) => {
+            report.add(
+                "topology",
+                format!("topology must be an array, got {}", describe(other)),
+            );
+            None
+        }
+    };
+    FabricCheck { norm, topology }
+}
+
+fn mismatch(item: &Json, field: &str, report: &mut Report) -> Option<Mismatch> {
+    let Json::Object(inner) = item else {
+        report.add(
+            field,
+            format!("{field} must be an object, got {}", describe(item)),
+        );
+        return None;
+    };
+    known(inner, field, &["kind", "expected"], report);
+    let kind_field = format!("{field}.kind");
+    let Some(kind) = named(
+        inner,
+        "kind",
+        &kind_field,
+        MismatchKind::parse,
+        MismatchKind::names,
+        report,
+    ) else {
+        if !inner.contains_key("kind") {
+            report.add(&kind_field, format!("{kind_field} is required"));
+        }
+        return None;
+    };
+    let expected_field = format!("{field}.expected");
+    let expected = match inner.get("expected") {
+        None => None,
+        Some(Json::Object(e)) => Some(peer_port(e, &expected_field, report)),
+        Some(other) => {
+            report.add(
+                &expected_field,
+                format!(
+                    "{expected_field} must be an object, got {}",
+                    describe(other)
+                ),
+            );
+            None
+        }
+    };
+    Some(Mismatch { kind, expected })
+}
+
+fn count(obj: &Object, key: &str, field: &str, report: &mut Report) -> Option<u32> {
+    let v = obj.get(key)?;
+    match v.as_u64().and_then(|n| u32::try_from(n).ok()) {
+        Some(n) => Some(n),
+        None => {
+            report.add(
+                field,
+                format!("{field} {} must be a whole number", describe(v)),
+            );
+            None
+        }
+    }
+}
+
+/// A list of names (`link.width_enabled` and the like); each bad item is reported.
+fn list<T>(
+    obj: &Object,
+    key: &str,
+    field: &str,
+    parse: fn(&str) -> Option<T>,
+    names: fn() -> String,
+    report: &mut Report,
+) -> Vec<T> {
+    match obj.get(key) {
+        None => Vec::new(),
+        Some(Json::Array(items)) => items
+            .iter()
+            .filter_map(|v| match v.as_str().and_then(parse) {
+                Some(t) => Some(t),
+                None => {
+                    report.add(
+                        field,
+                        format!("{field} item {} is not one of {}", describe(v), names()),
+                    );
+                    None
+                }
+            })
+            .collect(),
+        Some(other) => {
+            report.add(
+                field,
+                format!("{field} must be an array of names, got {}", describe(other)),
+            );
+            Vec::new()
+        }
+    }
 }
 
 pub fn link(obj: &Object, report: &mut Report) -> Option<LinkInfo> {
@@ -69,37 +229,26 @@ pub fn link(obj: &Object, report: &mut Report) -> Option<LinkInfo> {
             "phys_state",
             "width",
             "width_enabled",
+            "width_supported",
             "speed",
+            "speed_enabled",
+            "speed_supported",
             "rate_gbps",
         ],
         report,
     );
-    let width_enabled = match inner.get("width_enabled") {
-        None => Vec::new(),
-        Some(Json::Array(items)) => items
-            .iter()
-            .filter_map(|v| match v.as_str().and_then(Width::parse) {
-                Some(w) => Some(w),
-                None => {
-                    report.add(
-                        "link.width_enabled",
-                        format!("width {} is not one of {}", describe(v), Width::names()),
-                    );
-                    None
-                }
-            })
-            .collect(),
-        Some(other) => {
-            report.add(
-                "link.width_enabled",
-                format!(
-                    "link.width_enabled must be an array of widths, got {}",
-                    describe(other)
-                ),
-            );
-            Vec::new()
-        }
+    let widths = |key: &str, report: &mut Report| {
+        let field = format!("link.{key}");
+        list(inner, key, &field, Width::parse, Width::names, report)
     };
+    let width_enabled = widths("width_enabled", report);
+    let width_supported = widths("width_supported", report);
+    let speeds = |key: &str, report: &mut Report| {
+        let field = format!("link.{key}");
+        list(inner, key, &field, Speed::parse, Speed::names, report)
+    };
+    let speed_enabled = speeds("speed_enabled", report);
+    let speed_supported = speeds("speed_supported", report);
     Some(LinkInfo {
         state: named(
             inner,
@@ -135,6 +284,9 @@ pub fn link(obj: &Object, report: &mut Report) -> Option<LinkInfo> {
             report,
         ),
         rate_gbps: number(inner, "rate_gbps", "link.rate_gbps", 0.0, 10_000.0, report),
+        width_supported,
+        speed_enabled,
+        speed_supported,
     })
 }
 
