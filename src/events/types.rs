@@ -316,6 +316,8 @@ pub struct IncidentV1 {
     pub analyse: bool,
 }
 
+// Samples are nearly every event and the largest; boxing them would cost an allocation each.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum StreamEvent {
     MetricObserved(MetricObservedV3),
