@@ -8,6 +8,7 @@
 use crate::collect::post::Poster;
 use crate::collect::sweep::{self, Memory, Tools};
 use crate::collect::tool::Timeouts;
+use crate::collect::topology;
 use serde_json::json;
 use std::time::Duration;
 
@@ -56,6 +57,18 @@ pub struct CollectArgs {
     /// Discover the fabric every this many sweeps (and at once when a link changes).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
     pub discover_every: u32,
+    /// The expected topology, as `ibnetdiscover` prints it (save it after commissioning:
+    /// `ibnetdiscover > fabric.topo`); every sweep is held against it.
+    #[arg(long)]
+    pub topology: Option<std::path::PathBuf>,
+    /// rdma-core's node-name-map (`<node GUID> "<name>"` per line): stream ids of the nodes it
+    /// names use its names.
+    #[arg(long)]
+    pub node_name_map: Option<std::path::PathBuf>,
+}
+
+fn read_text(flag: &str, path: &std::path::Path) -> anyhow::Result<String> {
+    std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("{flag} {}: {e}", path.display()))
 }
 
 pub fn run(args: CollectArgs) -> anyhow::Result<()> {
@@ -88,7 +101,25 @@ fn tools(args: &CollectArgs) -> anyhow::Result<Tools> {
         timeouts,
         discover_every: args.discover_every,
         env: Vec::new(),
+        topology: match &args.topology {
+            Some(path) => {
+                let file = path.display().to_string();
+                let text = read_text("--topology", path)?;
+                Some(std::sync::Arc::new(topology::parse(&file, &text)?))
+            }
+            None => None,
+        },
     })
+}
+
+fn memory(args: &CollectArgs) -> anyhow::Result<Memory> {
+    let mut memory = Memory::default();
+    if let Some(path) = &args.node_name_map {
+        let file = path.display().to_string();
+        let text = read_text("--node-name-map", path)?;
+        memory.naming.names = topology::parse_name_map(&file, &text)?;
+    }
+    Ok(memory)
 }
 
 async fn collect(
@@ -97,7 +128,7 @@ async fn collect(
 ) -> anyhow::Result<()> {
     let tools = tools(&args)?;
     let post = &args.post;
-    let mut memory = Memory::default();
+    let mut memory = memory(&args)?;
     let mut poster = Poster::new(&post.target, post.token.clone(), post.buffer_sweeps);
     let interval = Duration::from_secs(post.interval_s.max(1));
     let mut next = tokio::time::Instant::now();

@@ -7,6 +7,7 @@
 //! once given to a GUID is kept for the life of the collector, so a stream never changes name
 //! when another node with the same description appears.
 
+use super::ibnd_cache::PortCaps;
 use super::parse::LinkLine;
 use crate::sample::port::{format_guid, LinkInfo, NodeType, PeerPort, PortIdentity};
 use crate::sample::Sample;
@@ -18,6 +19,8 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 #[derive(Debug, Default)]
 pub struct Naming {
     by_guid: HashMap<u64, String>,
+    /// Names from the node-name map, which win over node descriptions.
+    pub names: HashMap<u64, String>,
     pub switches: HashSet<u64>,
     /// Whether the fabric has routers (their counters need a query of their own).
     pub routers: bool,
@@ -49,8 +52,10 @@ impl Naming {
     /// Names for every node of a sweep (`guid → description`).
     pub fn assign(&mut self, nodes: &BTreeMap<u64, String>) {
         let mut count: HashMap<String, usize> = HashMap::new();
-        for desc in nodes.values() {
-            *count.entry(sanitize(desc)).or_default() += 1;
+        let name_of =
+            |guid: &u64, desc: &'_ str| sanitize(self.names.get(guid).map_or(desc, String::as_str));
+        for (guid, desc) in nodes {
+            *count.entry(name_of(guid, desc)).or_default() += 1;
         }
         // Names already in use by other GUIDs must not be taken twice.
         let mut taken: HashSet<String> = self.by_guid.values().cloned().collect();
@@ -58,7 +63,7 @@ impl Naming {
             if self.by_guid.contains_key(guid) {
                 continue;
             }
-            let base = sanitize(desc);
+            let base = name_of(guid, desc);
             let name = if count[&base] > 1 || taken.contains(&base) {
                 format!("{base}_{}", format_guid(*guid))
             } else {
@@ -97,7 +102,12 @@ impl SweepReadings {
 /// One sample per port of the sweep, stamped with the time its counters were read, or
 /// `links_at` (when the links were read) for a port without counters. Switch port 0 (the
 /// management port) has no link and is left out.
-pub fn samples(readings: &SweepReadings, naming: &mut Naming, links_at: i64) -> Vec<Sample> {
+pub fn samples(
+    readings: &SweepReadings,
+    caps: &HashMap<(u64, u8), PortCaps>,
+    naming: &mut Naming,
+    links_at: i64,
+) -> Vec<Sample> {
     let nodes: BTreeMap<u64, String> = readings
         .ports
         .iter()
@@ -123,6 +133,7 @@ pub fn samples(readings: &SweepReadings, naming: &mut Naming, links_at: i64) -> 
             _ => None,
         };
         let key = (node_guid, p.port_num);
+        let cap = caps.get(&key).cloned().unwrap_or_default();
         out.push(Sample {
             stream_id,
             timestamp_ms: readings.times.get(&key).copied().unwrap_or(links_at),
@@ -143,10 +154,12 @@ pub fn samples(readings: &SweepReadings, naming: &mut Naming, links_at: i64) -> 
                 state: p.state,
                 phys_state: p.phys_state,
                 width: p.width,
-                width_enabled: Vec::new(),
+                width_enabled: cap.width_enabled,
                 speed: p.speed,
                 rate_gbps,
-                ..LinkInfo::default()
+                width_supported: cap.width_supported,
+                speed_enabled: cap.speed_enabled,
+                speed_supported: cap.speed_supported,
             }),
             ..Sample::default()
         });
@@ -168,6 +181,17 @@ mod tests {
         n.assign(&nodes(&[(1, "node042 mlx5_0"), (2, "leaf01")]));
         assert_eq!(n.stream_id(1, 1).as_deref(), Some("node042_mlx5_0/p1"));
         assert_eq!(n.stream_id(2, 17).as_deref(), Some("leaf01/p17"));
+    }
+
+    #[test]
+    fn given_a_node_name_map_then_its_names_win_over_descriptions() {
+        let mut n = Naming {
+            names: HashMap::from([(1, "gpu-a01".to_string())]),
+            ..Naming::default()
+        };
+        n.assign(&nodes(&[(1, "node001 mlx5_0"), (2, "leaf01")]));
+        assert_eq!(n.stream_id(1, 1).as_deref(), Some("gpu-a01/p1"));
+        assert_eq!(n.stream_id(2, 3).as_deref(), Some("leaf01/p3"));
     }
 
     #[test]

@@ -3,11 +3,15 @@
 //!
 //! 1. `ibnetdiscover --cache F` discovers the fabric once (every `discover_every` sweeps, and
 //!    at once when a link changed) and gives the switches and the node GUID of every CA port;
+//!    the cache file gives every port's enabled and supported widths and speeds (`ibnd_cache`);
 //! 2. `iblinkinfo --line --load-cache F`: every port's state, width, speed and peer;
 //! 3. `ibqueryerrors --load-cache F`, split by node type (switches, CAs, routers when there
 //!    are any) and by kind (`--counters`: the 64-bit data counters; every error threshold at
 //!    0: each non-zero error counter), so the PMA queries run in parallel processes, at most
 //!    `max_clients` at once (ibsim, like a real SM host's umad, serves few clients).
+//!
+//! Each port then gets the norm of its peers (`norm`) and, with an expected topology, its
+//! mismatches with it (`topology`); detection judges both.
 //!
 //! A sample is stamped with the time its data counters were read (the line of output that
 //! carried them), so counter rates stay right when a sweep is long. A tool that times out or
@@ -20,8 +24,11 @@
 //! them to a simulated fabric.
 
 use super::assemble::{self, Naming, SweepReadings};
+use super::ibnd_cache::{self, PortCaps};
+use super::norm;
 use super::parse::{self, ByPort, PortCounters, PortKey};
 use super::tool::{self, Output, Timeouts, ToolError};
+use super::topology::{self, Topology};
 use crate::sample::port::{LinkState, NodeType};
 use crate::sample::{Counter, Sample};
 use std::collections::{BTreeMap, HashMap};
@@ -46,6 +53,8 @@ pub struct Tools {
     /// Extra environment of the tools (e.g. what attaches them to ibsim); they inherit the
     /// process's own.
     pub env: Vec<(String, String)>,
+    /// The expected topology every sweep is held against.
+    pub topology: Option<Arc<Topology>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -65,6 +74,8 @@ pub struct Memory {
     discovered: bool,
     since_discovery: u32,
     link_downed: HashMap<(u64, u8), u64>,
+    /// Every port's enabled and supported widths and speeds, from the last discovery's cache.
+    caps: HashMap<(u64, u8), PortCaps>,
 }
 
 /// A sweep's samples and figures.
@@ -154,6 +165,15 @@ impl Tools {
                 memory.naming.routers = routers;
                 memory.naming.node_of_port = parse::ibnetdiscover_port_guids(&text);
                 memory.discovered = path.exists();
+                match std::fs::read(&path).map(|b| ibnd_cache::read(&b)) {
+                    Ok(Ok(caps)) => memory.caps = caps,
+                    Ok(Err(e)) => {
+                        tracing::warn!(error = %e, "enabled widths and speeds not read; keeping the last")
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "fabric cache not readable; enabled widths and speeds kept from the last discovery")
+                    }
+                }
                 memory.since_discovery = 0;
                 Ok(true)
             }
@@ -318,7 +338,11 @@ impl Tools {
             times,
             node_of_port,
         };
-        swept.samples = assemble::samples(&readings, &mut memory.naming, links_at);
+        swept.samples = assemble::samples(&readings, &memory.caps, &mut memory.naming, links_at);
+        norm::annotate(&mut swept.samples);
+        if let Some(t) = &self.topology {
+            topology::check(t, &mut swept.samples);
+        }
         swept.skipped_lines = skipped;
         swept.seconds = started.elapsed().as_secs_f64();
         Ok(swept)

@@ -162,6 +162,7 @@ pub async fn play(scenario: &Scenario, base: &str, seconds: u64) -> anyhow::Resu
         timeouts: crate::collect::tool::Timeouts::all(Duration::from_secs(30)),
         discover_every: 1,
         env: fabric.env("smhost"),
+        topology: None,
     };
     let mut memory = Memory::default();
     let mut poster = Poster::new(base, None, 60);
