@@ -2,6 +2,7 @@
 
 pub mod actors;
 pub mod analyst;
+pub mod collect;
 pub mod fuzz;
 pub mod ingest;
 
@@ -15,6 +16,9 @@ pub enum BenchCommand {
     Analyst(analyst::AnalystBenchArgs),
     /// What one idle actor costs in memory (the floor under the per-stream cost).
     Actors(actors::ActorsBenchArgs),
+    /// A sweep of an ibsim fat tree by `collect`: seconds, CPU and MADs, optionally with a
+    /// per-MAD latency like real hardware's.
+    Collect(collect::CollectBenchArgs),
     /// Robustness of POST /v1/metrics: N generated and mutated bodies through the real router.
     Fuzz(fuzz::FuzzBenchArgs),
 }
@@ -25,6 +29,7 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Analyst(args) => analyst::run(args),
         BenchCommand::Fuzz(args) => fuzz::run(args),
         BenchCommand::Actors(args) => actors::run(args),
+        BenchCommand::Collect(args) => collect::run(args),
     }
 }
 

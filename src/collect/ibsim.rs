@@ -214,6 +214,11 @@ impl Fabric {
         ]
     }
 
+    /// The simulator's process id.
+    pub fn ibsim_pid(&self) -> u32 {
+        self.ibsim.id()
+    }
+
     /// Send a console command (`PerformanceSet …`, `Unlink …`, `ReLink …`).
     pub fn console(&mut self, command: &str) -> std::io::Result<()> {
         writeln!(self.console, "{command}")?;
