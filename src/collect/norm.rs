@@ -4,10 +4,12 @@
 //!
 //! A link's group is the switch it hangs off and the kind of link: the CA links of one switch
 //! (both ends of each), or the switch links of one switch (its own end of each). A group's
-//! norm is the width and speed that more than half of its links run at, when it has at least
-//! `MIN_LINKS` links; otherwise the port gets its tier's norm (every CA link, or every switch
-//! link, of the fabric) on the same terms. A group without a clear majority has no norm, and
-//! nothing is judged against it: a fabric of mixed generations stays quiet.
+//! norm is the width and speed that at least three quarters of its links run at, when it has
+//! at least `MIN_LINKS` links; otherwise the port gets its tier's norm (every CA link, or every
+//! switch link, of the fabric) on the same terms. A group without a clear majority has no
+//! norm, and nothing is judged against it: a fabric of mixed generations stays quiet. Nor does
+//! a port get a norm that either end of its link cannot reach, by the supported widths and
+//! speeds the ports report (an EDR HCA among HDR ones runs as fast as it can).
 
 use crate::sample::port::{LinkNorm, LinkState, NodeType, Speed, Width};
 use crate::sample::Sample;
@@ -62,7 +64,7 @@ fn active(s: &Sample, types: &HashMap<u64, NodeType>) -> Option<Active> {
     })
 }
 
-/// The (width, speed) of more than half of a group's distinct links, and the counts.
+/// The (width, speed) of at least three quarters of a group's distinct links, and the counts.
 fn majority(links: &Links) -> Option<((Width, Speed), u32, u32)> {
     if links.len() < MIN_LINKS {
         return None;
@@ -73,7 +75,7 @@ fn majority(links: &Links) -> Option<((Width, Speed), u32, u32)> {
     }
     let (at, n) = count.into_iter().max_by_key(|(_, n)| *n)?;
     let total = links.len() as u32;
-    (n * 2 > total).then_some((at, total, n))
+    (n * 4 >= total * 3).then_some((at, total, n))
 }
 
 fn name(group: &Group, descs: &HashMap<u64, String>) -> String {
@@ -104,6 +106,20 @@ pub fn annotate(samples: &mut [Sample]) {
         }
     }
     let actives: Vec<Option<Active>> = samples.iter().map(|s| active(s, &types)).collect();
+    // What each end supports (empty: not reported, so not limiting).
+    let supported: HashMap<End, (Vec<Width>, Vec<Speed>)> = samples
+        .iter()
+        .filter_map(|s| {
+            let l = s.link.as_ref()?;
+            let end = (s.port.node_guid?, s.port.port_num?);
+            Some((end, (l.width_supported.clone(), l.speed_supported.clone())))
+        })
+        .collect();
+    let reaches = |end: &End, (w, sp): (Width, Speed)| {
+        supported.get(end).is_none_or(|(ws, ss)| {
+            (ws.is_empty() || ws.contains(&w)) && (ss.is_empty() || ss.contains(&sp))
+        })
+    };
     let mut groups: HashMap<Group, Links> = HashMap::new();
     for a in actives.iter().flatten() {
         for g in [&a.group, &a.tier] {
@@ -118,7 +134,8 @@ pub fn annotate(samples: &mut [Sample]) {
         let Some(a) = a else { continue };
         let chosen = [&a.group, &a.tier]
             .into_iter()
-            .find_map(|g| norms.get(g).map(|n| (g, *n)));
+            .find_map(|g| norms.get(g).map(|n| (g, *n)))
+            .filter(|(_, (at, _, _))| reaches(&a.link.0, *at) && reaches(&a.link.1, *at));
         s.fabric.norm = chosen.map(|(g, ((width, speed), links, at_norm))| LinkNorm {
             group: name(g, &descs),
             width,
@@ -218,6 +235,31 @@ mod tests {
     }
 
     #[test]
+    fn given_a_port_that_cannot_reach_the_norm_then_it_gets_none() {
+        // Given an EDR-only HCA (by its supported speeds) among HDR links,
+        let mut s = leaf(4, Width::X4);
+        for p in s.iter_mut().take(2) {
+            p.link.as_mut().unwrap().speed = Some(Speed::Edr);
+        }
+        s[1].link.as_mut().unwrap().speed_supported = vec![Speed::Sdr, Speed::Edr];
+        annotate(&mut s);
+        // neither end of its cable is judged against HDR; the others are.
+        assert!(norm_of(&s, "200/p1").is_none() && norm_of(&s, "100/p1").is_none());
+        assert_eq!(norm_of(&s, "200/p2").map(|n| n.speed), Some(Speed::Hdr));
+    }
+
+    #[test]
+    fn given_two_generations_on_a_leaf_then_there_is_no_norm_without_three_quarters() {
+        // 5 HDR and 3 EDR cables (62 %): a mixed leaf, nothing to judge against.
+        let mut s = leaf(8, Width::X4);
+        for p in s.iter_mut().take(6) {
+            p.link.as_mut().unwrap().speed = Some(Speed::Edr);
+        }
+        annotate(&mut s);
+        assert!(s.iter().all(|p| p.fabric.norm.is_none()));
+    }
+
+    #[test]
     fn given_a_split_group_and_tier_then_there_is_no_norm() {
         // Half the links at 1X and half at 4X: no majority, nothing to judge against.
         let mut s = leaf(4, Width::X4);
@@ -231,14 +273,14 @@ mod tests {
     #[test]
     fn given_uplinks_then_they_are_judged_among_the_switch_links_of_their_switch() {
         let mut s = leaf(3, Width::X4);
-        for p in 0..3u8 {
+        for p in 0..4u8 {
             let w = if p == 0 { Width::X2 } else { Width::X4 };
             s.push(end(LEAF, 10 + p, NodeType::Switch, (SPINE, p + 1), w));
             s.push(end(SPINE, p + 1, NodeType::Switch, (LEAF, 10 + p), w));
         }
         annotate(&mut s);
         let n = norm_of(&s, "200/p10").expect("leaf uplink norm");
-        assert_eq!((n.width, n.links, n.at_norm), (Width::X4, 3, 2));
+        assert_eq!((n.width, n.links, n.at_norm), (Width::X4, 4, 3));
         assert_eq!(n.group, "switch links of n200");
         assert_eq!(norm_of(&s, "300/p1").unwrap().group, "switch links of n300");
         // A down port gets no norm.
