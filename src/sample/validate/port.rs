@@ -102,10 +102,12 @@ pub fn fabric(obj: &Object, report: &mut Report) -> FabricCheck {
                 at_norm,
             }),
             _ => {
-                report.add(
-                    "norm",
-                    "norm needs group, width, speed, links and at_norm".into(),
-                );
+                // A bad field is reported where it is read; a missing one here.
+                for key in ["group", "width", "speed", "links", "at_norm"] {
+                    if !inner.contains_key(key) {
+                        report.add(&format!("norm.{key}"), format!("norm.{key} is required"));
+                    }
+                }
                 None
             }
         }

@@ -218,6 +218,33 @@ fn the_port_identity_peer_and_link_are_read_and_kept() {
 }
 
 #[test]
+fn supported_caps_the_norm_and_topology_mismatches_are_read_and_round_trip() {
+    let mut v = good();
+    v["link"] = json!({"state": "active", "width": "1x", "width_enabled": ["1x"],
+        "width_supported": ["1x", "4x", "12x"], "speed": "HDR",
+        "speed_enabled": ["EDR", "HDR"], "speed_supported": ["SDR", "HDR", "NDR"]});
+    v["norm"] = json!({"group": "CA links of leaf01", "width": "4x", "speed": "HDR",
+        "links": 36, "at_norm": 35});
+    v["topology"] = json!([{"kind": "miswired",
+        "expected": {"node_guid": "0x0002c90300ff0002", "port_num": 3, "node_desc": "leaf01"}}]);
+    let s = &parse_batch(&v, &limits()).expect("valid")[0];
+    let link = s.link.as_ref().expect("link");
+    assert_eq!(link.width_supported.len(), 3);
+    assert_eq!(link.speed_enabled.len(), 2);
+    let norm = s.fabric.norm.as_ref().expect("norm");
+    assert_eq!((norm.links, norm.at_norm), (36, 35));
+    let topo = s.fabric.topology.as_ref().expect("topology");
+    assert_eq!(topo[0].kind, crate::sample::port::MismatchKind::Miswired);
+    assert_eq!(topo[0].expected.as_ref().and_then(|e| e.port_num), Some(3));
+    let again = parse_batch(&s.to_json(), &limits()).expect("round trip");
+    assert_eq!(&again[0], s);
+    // An empty list is a check that found nothing, not "unchecked".
+    v["topology"] = json!([]);
+    let s = &parse_batch(&v, &limits()).expect("valid")[0];
+    assert_eq!(s.fabric.topology, Some(Vec::new()));
+}
+
+#[test]
 fn a_link_alone_is_a_valid_sample() {
     // A port that is down has no traffic to report, only its state.
     let body = json!({"stream_id": "leaf01/p3", "timestamp": NOW,
@@ -259,6 +286,41 @@ fn bad_identity_and_link_fields_name_the_field_and_value() {
         ("peer", with("peer", json!("leaf02")), "leaf02"),
         ("fec_mode", with("fec_mode", json!("magic")), "magic"),
         ("raw_ber", with("raw_ber", json!(2.0)), "2"),
+        (
+            "link.speed_supported",
+            with("link", json!({"speed_supported": ["HDR", "WDR"]})),
+            "WDR",
+        ),
+        (
+            "norm.width",
+            with(
+                "norm",
+                json!({"group": "g", "width": "3x", "speed": "HDR", "links": 4, "at_norm": 3}),
+            ),
+            "3x",
+        ),
+        (
+            "norm.at_norm",
+            with(
+                "norm",
+                json!({"group": "g", "width": "4x", "speed": "HDR", "links": 4}),
+            ),
+            "required",
+        ),
+        (
+            "topology[0].kind",
+            with("topology", json!([{"kind": "crossed"}])),
+            "crossed",
+        ),
+        (
+            "topology[1].expected.port_num",
+            with(
+                "topology",
+                json!([{"kind": "miswired"}, {"kind": "miswired", "expected": {"port_num": 999}}]),
+            ),
+            "999",
+        ),
+        ("topology", with("topology", json!("miswired")), "miswired"),
     ] {
         let (f, msg) = one_error(body);
         assert_eq!(f, field, "{msg}");
