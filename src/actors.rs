@@ -10,7 +10,12 @@
 //!
 //! Callers reach stream actors only through the router, never by holding an `ActorRef`: a
 //! restarted or re-activated actor is a new actor.
+//!
+//! - `router`, `supervisor`, `stream`: the tree above;
+//! - `stale`: streams that stop reporting;
+//! - `handover`: what a node does with its actors when the cluster moves its shard leases.
 
+pub mod handover;
 pub mod router;
 pub mod stale;
 pub mod stream;

@@ -6,12 +6,15 @@
 //! - `rules_backend`: deterministic insights; the fallback and the offline default.
 //! - `limiter`, `breaker`, `cache`, `cost`: quota, outage, repetition and budget control,
 //!   each a small pure state machine driven by the pool's clock.
+//! - `bedrock`: the InvokeModel client; `service`: one ask of the model, within budget,
+//!   breaker and limits, with the rules as the fallback; `pool`: the pooled analyst
+//!   (`ractor::factory`); `health`: what `/readyz` says of the model.
+//! - `template`: the prompt templates.
 
 pub mod bedrock;
 pub mod breaker;
 pub mod cache;
 pub mod cost;
-pub mod fake_bedrock;
 pub mod health;
 pub mod insight;
 pub mod job;

@@ -71,6 +71,10 @@ pub struct AppState {
 }
 
 pub fn router(state: AppState) -> Router {
+    // Every rejection reason shows from the start, at 0.
+    crate::metrics::global()
+        .ingest_rejections
+        .register(ApiError::CODES);
     Router::new()
         .route("/v1/metrics", post(metrics::post_metrics))
         .route(

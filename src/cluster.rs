@@ -9,7 +9,6 @@
 //! - `membership`: heartbeats and the lease loop in PostgreSQL; the routes it reads.
 //! - `peers`: where a stream is served, and the HTTP client between nodes.
 
-pub mod handover;
 pub mod lease;
 pub mod membership;
 pub mod peers;

@@ -4,7 +4,12 @@
 //! - `codec`: bincode payloads, decoded by (event_type, schema_version); the record frame
 //!   with its CRC.
 //! - `store`: the `EventStore` trait every engine implements, and its errors.
-//! - `fjall_store`, `sled_store`: the two engines (fjall is the default).
+//! - `fjall_store`, `sled_store`: the embedded engines (fjall is the default); `pg_store`:
+//!   PostgreSQL, for a cluster; `store_config`: `[store]`, which engine and its tuning.
+//! - `projection`: the `Projection` trait (a consumer of the log from a checkpoint).
+//! - `segment`: packed segments, the raw samples of a range of offsets as compressed columns.
+//! - `streams`: the index of known streams.
+//! - `json`: events as JSON, for the API and `ibsight events`.
 //! - `writer`: group commit: one writer thread batches appends from all actors and fsyncs
 //!   once per batch; an append is acknowledged only after its batch is durable.
 //! - `trace`: the W3C trace context kept in each record's envelope.
@@ -14,10 +19,12 @@ pub mod codec;
 pub mod fjall_store;
 pub mod json;
 pub mod pg_store;
+pub mod projection;
 pub mod retention;
 pub mod segment;
 pub mod sled_store;
 pub mod store;
+pub mod store_config;
 pub mod streams;
 pub mod trace;
 pub mod types;
@@ -72,7 +79,7 @@ pub fn open_store_with(
 
 /// Open the store `[store]` names: an embedded engine in `dir`, or PostgreSQL at `store.url`.
 pub fn open_configured(
-    cfg: &crate::config::StoreConfig,
+    cfg: &store_config::StoreConfig,
     dir: &Path,
 ) -> Result<Arc<dyn EventStore>, StoreError> {
     match cfg.engine {
@@ -89,7 +96,7 @@ pub fn open_configured(
 /// Open an embedded engine as `[store]` tunes it (memtables, packed segments).
 pub fn open_embedded(
     engine: Engine,
-    cfg: &crate::config::StoreConfig,
+    cfg: &store_config::StoreConfig,
     dir: &Path,
 ) -> Result<Arc<dyn EventStore>, StoreError> {
     Ok(match engine {

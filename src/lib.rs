@@ -1,11 +1,15 @@
-//! ibsight: an InfiniBand fabric monitor.
+//! ibsight: an InfiniBand fabric monitor. Modules in layers, from the ground up (kept by
+//! `tests/layers.rs`; a module imports only from the layers below its own):
 //!
+//! - `vocab`: the shared vocabulary (prediction types, insight sources, verdicts)
+//! - `secret`: constant-time comparison of tokens
 //! - `sample`: the validated telemetry sample and the validation of posted JSON
 //! - `detect`: baselines and rules, pure functions over numbers
 //! - `collect`: fabric sources: the rdma-core sweep (`collect`) and the sysfs reader (`agent`)
 //! - `analyst`: insights for anomalies (Bedrock or rules), with quota, outage and cost control
 //! - `events`: event types, codec, the `EventStore` trait, fjall and sled engines, group commit
 //! - `actors`: the supervision tree, stream actors and the router
+//! - `incidents`: anomalies grouped into incidents (both ends of a cable, a whole switch)
 //! - `alerts`: deduplicated critical alerts (pure decisions)
 //! - `ingest`: from validated samples to durable events, with backpressure
 //! - `projections`: read models fed by tailing the event log from a checkpoint
@@ -44,5 +48,7 @@ pub mod node;
 pub mod projections;
 pub mod replay;
 pub mod sample;
+pub mod secret;
 pub mod sim;
 pub mod telemetry;
+pub mod vocab;

@@ -55,6 +55,14 @@ impl LabelledCounter {
         }
     }
 
+    /// Show these label values from now on, at 0 until counted (for values a layer above
+    /// owns, such as the API's error codes).
+    pub fn register(&self, values: &[&str]) {
+        for v in values {
+            let _ = self.family.get_or_create(&[(self.label, v.to_string())]);
+        }
+    }
+
     pub fn get(&self, value: &str) -> u64 {
         match self.known.iter().find(|(k, _)| *k == value) {
             Some((_, c)) => c.get(),
@@ -167,7 +175,7 @@ impl Metrics {
             .iter()
             .map(|r| r.name())
             .collect();
-        let types: Vec<&'static str> = crate::analyst::insight::PredictionType::ALL
+        let types: Vec<&'static str> = crate::vocab::PredictionType::ALL
             .iter()
             .map(|p| p.name())
             .collect();
@@ -177,7 +185,8 @@ impl Metrics {
                 &["accepted", "duplicate", "late", "too_many_streams"],
             ),
             ingest_batches: Counter::default(),
-            ingest_rejections: LabelledCounter::new("reason", crate::api::ApiError::CODES),
+            // The API registers its error codes (`api::router`).
+            ingest_rejections: LabelledCounter::new("reason", &[]),
             anomalies: LabelledCounter::new("rule", &rules),
             insights_by_type: LabelledCounter::new("prediction_type", &types),
             // As the correlator names them: the source's variant in lower case.
@@ -340,8 +349,8 @@ mod tests {
         }
         assert_eq!(m.ingest_samples.get("accepted"), 5);
         // The declared sources and verdicts are the names the counting code gives them
-        use crate::analyst::insight::InsightSource;
-        use crate::events::types::Verdict;
+        use crate::vocab::InsightSource;
+        use crate::vocab::Verdict;
         for source in [
             InsightSource::Ai,
             InsightSource::Rules,

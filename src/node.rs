@@ -2,6 +2,7 @@
 //! the background retention task, built from a `Config`. `serve`, `bench` and the tests all
 //! start the same `Node`, so they exercise the same path.
 
+use crate::actors::handover::NodeHandover;
 use crate::actors::stream::StreamContext;
 use crate::actors::supervisor::{
     Registry, StreamSupervisor, SupervisionPolicy, SupervisorArgs, SupervisorMsg,
@@ -11,7 +12,6 @@ use crate::analyst::bedrock::BedrockModel;
 use crate::analyst::pool::{AnalystPool, Deliver};
 use crate::analyst::service::Analyst;
 use crate::api::AppState;
-use crate::cluster::handover::NodeHandover;
 use crate::cluster::lease::{Held, PROJECTIONS};
 use crate::cluster::membership::{Membership, SharedRoutes};
 use crate::cluster::peers::{ClusterFence, Peers};

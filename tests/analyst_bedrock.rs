@@ -6,10 +6,10 @@
 mod common;
 
 use ibsight::analyst::bedrock::{local_sdk_config, BedrockModel};
-use ibsight::analyst::fake_bedrock::{FakeBedrock, FakeReply};
 use ibsight::analyst::insight::{InsightSource, PredictionType};
 use ibsight::analyst::service::Analyst;
 use ibsight::analyst::{AnalystConfig, Backend};
+use ibsight::cli::bench::fake_bedrock::{FakeBedrock, FakeReply};
 use ibsight::detect::rules::Severity;
 use std::time::Duration;
 

@@ -7,7 +7,7 @@
 mod common;
 
 use common::{now_ms, post_json, Server};
-use ibsight::analyst::fake_bedrock::FakeBedrock;
+use ibsight::cli::bench::fake_bedrock::FakeBedrock;
 use serde_json::{json, Value};
 use std::time::Duration;
 

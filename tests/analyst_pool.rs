@@ -5,12 +5,12 @@
 mod common;
 
 use ibsight::analyst::bedrock::{local_sdk_config, BedrockModel};
-use ibsight::analyst::fake_bedrock::FakeBedrock;
 use ibsight::analyst::insight::InsightSource;
 use ibsight::analyst::job::AnomalyJob;
 use ibsight::analyst::pool::{AnalystPool, Deliver};
 use ibsight::analyst::service::{Analyst, InsightOutcome};
 use ibsight::analyst::{AnalystConfig, Backend};
+use ibsight::cli::bench::fake_bedrock::FakeBedrock;
 use ibsight::detect::rules::Severity;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};

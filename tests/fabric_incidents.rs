@@ -10,6 +10,12 @@ use common::{get_json, Server};
 use serde_json::Value;
 use std::time::{Duration, Instant};
 
+/// Sweeps here run back to back, one `collect --once` each, so on a loaded machine one event
+/// (a cable's far end falling silent, a switch's ports going stale a sweep after its peers'
+/// links went down) reaches the server over several seconds: the incidents settle over 10 s,
+/// as a site sets `settle_ms` to cover one sweep's arrival.
+const SETTLE: &[(&str, &str)] = &[("IBSIGHT_INCIDENTS__SETTLE_MS", "10000")];
+
 fn sweep(fabric: &Fabric, url: &str) {
     collect_once(fabric, url);
 }
@@ -76,7 +82,7 @@ async fn cable_faults_give_one_link_incident_and_benign_counters_give_none() {
     }
     let mut fabric = Fabric::start(&ibsim::fat_tree(2, 2, 2)).expect("fabric");
     let data = tempfile::tempdir().expect("tempdir");
-    let srv = Server::start(data.path(), &[]);
+    let srv = Server::start(data.path(), SETTLE);
     let client = reqwest::Client::new();
 
     // Benign: a port with old receive errors that never grow, and a port whose counters an
@@ -196,7 +202,7 @@ async fn a_switch_unplugged_gives_one_switch_incident_and_one_critical_alert() {
     }
     let mut fabric = Fabric::start(&ibsim::fat_tree(2, 2, 2)).expect("fabric");
     let data = tempfile::tempdir().expect("tempdir");
-    let srv = Server::start(data.path(), &[]);
+    let srv = Server::start(data.path(), SETTLE);
     let client = reqwest::Client::new();
     for _ in 0..3 {
         sweep(&fabric, &srv.url);

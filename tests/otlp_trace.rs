@@ -12,7 +12,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::routing::post;
 use common::{binary, now_ms, Moto, Server, AWS_UNSET};
-use ibsight::analyst::fake_bedrock::{FakeBedrock, FakeReply};
+use ibsight::cli::bench::fake_bedrock::{FakeBedrock, FakeReply};
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTraceServiceRequest, ExportTraceServiceResponse,
 };

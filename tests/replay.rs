@@ -142,7 +142,7 @@ fn tree(dir: &std::path::Path) -> std::collections::BTreeMap<std::path::PathBuf,
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_candidate_prompt_is_asked_about_the_recorded_anomalies_and_the_log_is_untouched() {
-    use ibsight::analyst::fake_bedrock::FakeBedrock;
+    use ibsight::cli::bench::fake_bedrock::FakeBedrock;
     let dir = tempfile::tempdir().expect("tempdir");
     let node = node_with_scenario(dir.path()).await;
     node.shutdown().await;

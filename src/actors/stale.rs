@@ -7,12 +7,7 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-/// Silence after which a stream of `interval_ms` is stale: at the `intervals`-th report it
-/// missed (half an interval of slack for the jitter of sweep times), so a port that falls
-/// silent is judged at the same sweep as its peer's link going down.
-pub fn stale_after(interval_ms: i64, intervals: u32) -> i64 {
-    interval_ms * i64::from(intervals) - interval_ms / 2
-}
+pub use crate::detect::detector::stale_after;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct Seen {

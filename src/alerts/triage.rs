@@ -2,9 +2,10 @@
 //! at a time, so its seqs stay contiguous). They feed `ibsight_alert_triage_total{verdict}`,
 //! the critical false-positive rate that is a rollback trigger (docs/OPERATIONS.md).
 
-use crate::events::codec::{self, EventRecord};
+use crate::events::codec::EventRecord;
 use crate::events::types::{AlertTriagedV1, Verdict};
 use crate::events::writer::Writer;
+use crate::events::Origin;
 use crate::events::{NewEvent, StoreError, StreamEvent, WriteOp};
 
 /// The log stream of triage verdicts (`#` never appears in a client's stream id).
@@ -54,16 +55,11 @@ impl Triage {
             risk_score,
             at_ms: now,
         });
-        let record = EventRecord {
-            stream_id: TRIAGE_STREAM.to_string(),
-            seq,
-            recorded_at_ms: now,
-            event_type: event.event_type().into(),
-            schema_version: event.schema_version(),
+        let origin = Origin {
             correlation_id: None,
-            payload: codec::encode_payload(&event),
             trace: crate::telemetry::context::current(),
         };
+        let record = EventRecord::of(TRIAGE_STREAM, seq, now, &event, &origin);
         self.writer
             .write(vec![WriteOp::Append(NewEvent::new(&record))])
             .await?;

@@ -276,7 +276,7 @@ fn incident_risk(job: &AnomalyJob) -> u8 {
         .members
         .iter()
         .flat_map(|m| m.anomalies.iter())
-        .any(|x| crate::incidents::group::link_gone(x.rule));
+        .any(|x| crate::detect::rules::link_gone(x.rule));
     match inc.scope {
         IncidentScope::Switch | IncidentScope::Node | IncidentScope::Fabric if links_gone => {
             risk.max(92)
@@ -341,7 +341,7 @@ pub fn insight(job: &AnomalyJob) -> Insight {
     // through its ports falling silent.
     let node_gone = job.incident.as_ref().is_some_and(|i| {
         matches!(i.scope, IncidentScope::Switch | IncidentScope::Node)
-            && crate::incidents::group::link_gone(a.rule)
+            && crate::detect::rules::link_gone(a.rule)
     });
     let prediction_type = if node_gone {
         PredictionType::ConnectionInstability

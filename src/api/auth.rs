@@ -14,14 +14,7 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
-/// Compare without an early exit, so timing does not reveal a token prefix.
-pub(crate) fn same(a: &str, b: &str) -> bool {
-    a.len() == b.len()
-        && a.bytes()
-            .zip(b.bytes())
-            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-            == 0
-}
+use crate::secret::same;
 
 fn allowed(headers: &HeaderMap, tokens: &[&String]) -> bool {
     bearer(headers).is_some_and(|t| tokens.iter().any(|k| same(t, k)))

@@ -3,6 +3,7 @@
 pub mod actors;
 pub mod analyst;
 pub mod collect;
+pub mod fake_bedrock;
 pub mod fuzz;
 pub mod ingest;
 

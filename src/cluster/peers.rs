@@ -5,10 +5,10 @@
 use super::lease::{self, Held};
 use super::membership::{Routes, SharedRoutes};
 use super::{ClusterConfig, Member};
-use crate::actors::stream::ObserveOutcome;
 use crate::events::pg_store::Fence;
 use crate::events::Origin;
 use crate::sample::Sample;
+use crate::vocab::ObserveOutcome;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -179,7 +179,7 @@ impl Peers {
     }
 
     pub fn token_matches(&self, presented: Option<&str>) -> bool {
-        presented.is_some_and(|t| crate::api::auth::same(t, &self.cfg.node_token))
+        presented.is_some_and(|t| crate::secret::same(t, &self.cfg.node_token))
     }
 }
 

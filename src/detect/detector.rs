@@ -156,6 +156,13 @@ pub fn evaluate(state: &DetectorState, sample: &Sample, cfg: &DetectConfig) -> E
     }
 }
 
+/// Silence after which a stream of `interval_ms` is stale: at the `intervals`-th report it
+/// missed (half an interval of slack for the jitter of sweep times), so a port that falls
+/// silent is judged at the same sweep as its peer's link going down.
+pub fn stale_after(interval_ms: i64, intervals: u32) -> i64 {
+    interval_ms * i64::from(intervals) - interval_ms / 2
+}
+
 /// The finding of a stream silent since `last_ms`, judged at fabric time `now_ms`; `None`
 /// when it is already open or not silent for `stale_intervals` of its interval.
 pub fn stale_finding(
@@ -166,7 +173,7 @@ pub fn stale_finding(
 ) -> Option<Finding> {
     let last = state.last_timestamp_ms?;
     let silent = now_ms - last;
-    let limit = crate::actors::stale::stale_after(interval_ms.max(1), cfg.stale_intervals);
+    let limit = stale_after(interval_ms.max(1), cfg.stale_intervals);
     let open = state.open.values().any(|a| a.rule == Rule::Stale);
     (!open && interval_ms > 0 && silent > limit).then(|| Finding {
         rule: Rule::Stale,

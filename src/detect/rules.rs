@@ -140,6 +140,14 @@ impl Rule {
     }
 }
 
+/// Rules saying the link itself is gone: they tie a port to its peer's node.
+pub fn link_gone(rule: Rule) -> bool {
+    matches!(
+        rule,
+        Rule::LinkDown | Rule::Stale | Rule::LinkFlapping | Rule::LinkDowned
+    )
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Severity {

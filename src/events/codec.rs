@@ -81,6 +81,47 @@ impl From<EventRecordV1> for EventRecord {
 }
 
 impl EventRecord {
+    /// The record of `event` as `seq` of `stream_id`, recorded at `recorded_at_ms` on behalf
+    /// of `origin` (its correlation id and trace).
+    pub fn of(
+        stream_id: &str,
+        seq: u64,
+        recorded_at_ms: i64,
+        event: &StreamEvent,
+        origin: &super::trace::Origin,
+    ) -> EventRecord {
+        let kind = (event.event_type(), event.schema_version());
+        EventRecord::encoded(
+            stream_id,
+            seq,
+            recorded_at_ms,
+            kind,
+            encode_payload(event),
+            origin,
+        )
+    }
+
+    /// `of` for a payload already encoded (a sample's, encoded once for its digest too).
+    pub fn encoded(
+        stream_id: &str,
+        seq: u64,
+        recorded_at_ms: i64,
+        (event_type, schema_version): (&'static str, u16),
+        payload: Vec<u8>,
+        origin: &super::trace::Origin,
+    ) -> EventRecord {
+        EventRecord {
+            stream_id: stream_id.to_string(),
+            seq,
+            recorded_at_ms,
+            event_type: event_type.into(),
+            schema_version,
+            correlation_id: origin.correlation_id.clone(),
+            payload,
+            trace: origin.trace,
+        }
+    }
+
     /// Deterministic, so that a projection writing it twice writes one item.
     pub fn event_id(&self) -> String {
         format!("{}#{}", self.stream_id, self.seq)

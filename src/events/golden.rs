@@ -11,7 +11,6 @@ use super::types::{
     IncidentV1, InsightGeneratedV1, MemberAnomalyV1, MetricObservedV1, MetricObservedV2,
     MetricObservedV3, StreamEvent, Verdict,
 };
-use crate::analyst::insight::{InsightSource, PredictionType};
 use crate::detect::rules::{Rule, Severity};
 use crate::sample::port::{
     FabricCheck, FecMode, LinkInfoV1, LinkNorm, LinkState, Mismatch, MismatchKind, NodeType,
@@ -19,6 +18,7 @@ use crate::sample::port::{
 };
 use crate::sample::{Counter, Sample};
 use crate::sample::{SampleV1, SampleV2};
+use crate::vocab::{InsightSource, PredictionType};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 

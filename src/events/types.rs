@@ -1,10 +1,10 @@
 //! Events of a stream. A persisted struct never changes: a new shape is a new version with an
 //! upcast in `codec`. Golden bytes for every (type, version) are checked in `golden`.
 
-use crate::analyst::insight::{InsightSource, PredictionType};
 use crate::detect::rules::{Rule, Severity};
 use crate::sample::port::{NodeType, PeerPort, PortIdentity};
 use crate::sample::{Sample, SampleV1, SampleV2};
+use crate::vocab::{InsightSource, PredictionType};
 use serde::{Deserialize, Serialize};
 
 /// A sample was accepted into the stream (v1: before the port's identity, peer and link).
@@ -212,23 +212,7 @@ pub struct AlertSuppressedV1 {
     pub at_ms: i64,
 }
 
-/// An operator's verdict on a raised alert (`POST /v1/alerts/{alert_id}/triage`), kept in the
-/// internal `#triage` stream: the source of the critical false-positive rate.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Verdict {
-    Confirmed,
-    FalsePositive,
-}
-
-impl Verdict {
-    pub fn name(self) -> &'static str {
-        match self {
-            Verdict::Confirmed => "confirmed",
-            Verdict::FalsePositive => "false_positive",
-        }
-    }
-}
+pub use crate::vocab::Verdict;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AlertTriagedV1 {

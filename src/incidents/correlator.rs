@@ -13,10 +13,10 @@ use crate::analyst::cost::DAY_MS;
 use crate::analyst::job::{AnomalyJob, Reading};
 use crate::analyst::pool::AnalystPool;
 use crate::analyst::service::InsightOutcome;
-use crate::events::codec::{self, EventRecord};
+use crate::events::codec::EventRecord;
+use crate::events::projection::{Projection, ProjectionError};
 use crate::events::types::{AnomalyDetectedV2, IncidentMemberV1, IncidentV1, MemberAnomalyV1};
 use crate::events::{EventStore, NewEvent, Origin, StoredEvent, StreamEvent, WriteOp};
-use crate::projections::runner::{Projection, ProjectionError};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -66,16 +66,13 @@ impl Correlator {
 
     fn append(&mut self, event: &StreamEvent, at_ms: i64, origin: &Origin) -> WriteOp {
         self.head += 1;
-        WriteOp::Append(NewEvent::new(&EventRecord {
-            stream_id: INCIDENT_STREAM.to_string(),
-            seq: self.head,
-            recorded_at_ms: at_ms,
-            event_type: event.event_type().into(),
-            schema_version: event.schema_version(),
-            correlation_id: origin.correlation_id.clone(),
-            payload: codec::encode_payload(event),
-            trace: origin.trace,
-        }))
+        WriteOp::Append(NewEvent::new(&EventRecord::of(
+            INCIDENT_STREAM,
+            self.head,
+            at_ms,
+            event,
+            origin,
+        )))
     }
 
     /// Track what an incident event means for its analysis.

@@ -19,7 +19,7 @@
 //! Each change is an event carrying the whole incident; `analyse` marks the changes that ask
 //! the analyst again (opened, wider scope, higher severity).
 
-use crate::detect::rules::{Rule, Severity};
+use crate::detect::rules::Severity;
 use crate::events::types::{
     AnomalyDetectedV2, IncidentMemberV1, IncidentScope, IncidentV1, MemberAnomalyV1,
 };
@@ -42,13 +42,7 @@ pub struct IncidentBook {
     pub open: BTreeMap<String, IncidentV1>,
 }
 
-/// Rules saying the link itself is gone: they tie a port to its peer's node.
-pub fn link_gone(rule: Rule) -> bool {
-    matches!(
-        rule,
-        Rule::LinkDown | Rule::Stale | Rule::LinkFlapping | Rule::LinkDowned
-    )
-}
+pub use crate::detect::rules::link_gone;
 
 type PortKey = (u64, u8);
 

@@ -6,7 +6,8 @@
 use super::runner::{Projection, ProjectionError};
 use crate::alerts::decide::{self, AlertBook, InsightFacts};
 use crate::alerts::{AlertsConfig, ALERT_STREAM};
-use crate::events::codec::{self, EventRecord};
+use crate::events::codec::EventRecord;
+use crate::events::Origin;
 use crate::events::{EventStore, NewEvent, StoredEvent, StreamEvent, WriteOp};
 use crate::incidents::INCIDENT_STREAM;
 use std::collections::HashMap;
@@ -165,16 +166,17 @@ impl Projection for AlertProjection {
             };
             crate::metrics::global().alerts.inc(outcome, 1);
             self.head += 1;
-            ops.push(WriteOp::Append(NewEvent::new(&EventRecord {
-                stream_id: ALERT_STREAM.to_string(),
-                seq: self.head,
-                recorded_at_ms: facts.at_ms,
-                event_type: alert.event_type().into(),
-                schema_version: alert.schema_version(),
+            let origin = Origin {
                 correlation_id: e.record.correlation_id.clone(),
-                payload: codec::encode_payload(&alert),
                 trace: e.record.trace,
-            })));
+            };
+            ops.push(WriteOp::Append(NewEvent::new(&EventRecord::of(
+                ALERT_STREAM,
+                self.head,
+                facts.at_ms,
+                &alert,
+                &origin,
+            ))));
         }
         Ok(ops)
     }

@@ -153,10 +153,6 @@ impl Projection for EventBridgeProjection {
         "eventbridge"
     }
 
-    fn restore(&mut self, _store: &dyn EventStore) -> Result<(), ProjectionError> {
-        Ok(())
-    }
-
     async fn handle(
         &mut self,
         _store: &dyn EventStore,

@@ -13,65 +13,12 @@
 //!   `ibsight_projection_dead_letters_total`) and the projection moves on.
 
 use crate::events::writer::Writer;
-use crate::events::{EventStore, StoreError, StoredEvent, WriteOp};
-use std::future::Future;
+use crate::events::WriteOp;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-pub trait Projection: Send {
-    /// Names the checkpoint; never change it for a live projection.
-    fn name(&self) -> &'static str;
-
-    /// Rebuild in-memory state from the store (at start and after a failed page).
-    fn restore(&mut self, store: &dyn EventStore) -> Result<(), ProjectionError>;
-
-    /// Handle a page of events in offset order; returns local writes to commit with the
-    /// checkpoint. An error leaves the checkpoint where it was.
-    fn handle(
-        &mut self,
-        store: &dyn EventStore,
-        events: &[StoredEvent],
-    ) -> impl Future<Output = Result<Vec<WriteOp>, ProjectionError>> + Send;
-
-    /// Called when the projection has caught up with the log; returns local writes (without a
-    /// checkpoint move). A projection that also reacts to time or to answers from outside the
-    /// log (the correlator) does it here.
-    fn idle(&mut self, _store: &dyn EventStore) -> Vec<WriteOp> {
-        Vec::new()
-    }
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum ProjectionError {
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    #[error("projection {name}: {reason}")]
-    Sink { name: String, reason: String },
-    /// Events up to offset `through` were delivered (commit `ops` with that checkpoint); the
-    /// rest of the page failed with `error` and is retried later.
-    #[error("{error} (delivered through offset {through})")]
-    Partial {
-        through: u64,
-        ops: Vec<WriteOp>,
-        error: Box<ProjectionError>,
-    },
-}
-
-impl ProjectionError {
-    /// Delivered up to (not including) offset `first_unsent`; the rest failed with `error`.
-    pub fn partial(
-        first_unsent: u64,
-        ops: Vec<WriteOp>,
-        error: ProjectionError,
-    ) -> ProjectionError {
-        ProjectionError::Partial {
-            through: first_unsent.saturating_sub(1),
-            ops,
-            error: Box::new(error),
-        }
-    }
-}
+pub use crate::events::projection::{Projection, ProjectionError};
 
 /// The view that keeps items a sink rejected for good.
 pub const DEAD_LETTERS_VIEW: &str = "dead_letters";
@@ -245,7 +192,7 @@ pub fn spawn_gated<P: Projection + 'static>(
 mod tests {
     use super::*;
     use crate::events::store::test_append;
-    use crate::events::{open_store, Engine};
+    use crate::events::{open_store, Engine, EventStore, StoredEvent};
 
     /// Records the offsets it saw into a view, as a read model would.
     struct Counting {
@@ -255,10 +202,6 @@ mod tests {
     impl Projection for Counting {
         fn name(&self) -> &'static str {
             "counting"
-        }
-
-        fn restore(&mut self, _store: &dyn EventStore) -> Result<(), ProjectionError> {
-            Ok(())
         }
 
         async fn handle(
@@ -348,10 +291,6 @@ mod tests {
     impl Projection for Picky {
         fn name(&self) -> &'static str {
             "picky"
-        }
-
-        fn restore(&mut self, _store: &dyn EventStore) -> Result<(), ProjectionError> {
-            Ok(())
         }
 
         async fn handle(

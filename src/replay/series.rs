@@ -138,7 +138,8 @@ pub fn series(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::events::codec::{self, EventRecord};
+    use crate::events::codec::EventRecord;
+    use crate::events::Origin;
     use crate::sample::Sample;
 
     fn sample(ts: i64, utilization: f64) -> Sample {
@@ -173,16 +174,7 @@ mod tests {
                 let seq = out.len() as u64 + 1;
                 out.push(StoredEvent {
                     offset: seq,
-                    record: EventRecord {
-                        stream_id: "leaf1/p1".into(),
-                        seq,
-                        recorded_at_ms: 0,
-                        event_type: event.event_type().into(),
-                        schema_version: event.schema_version(),
-                        correlation_id: None,
-                        payload: codec::encode_payload(&event),
-                        trace: None,
-                    },
+                    record: EventRecord::of("leaf1/p1", seq, 0, &event, &Origin::default()),
                 });
             }
         }

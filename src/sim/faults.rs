@@ -2,8 +2,8 @@
 //! should name and the incident scope it should get. A counter reset is benign: no anomaly
 //! expected. A saturated error counter is its own (low-risk) finding: reset it.
 
-use crate::analyst::insight::PredictionType;
 use crate::events::types::IncidentScope;
+use crate::vocab::PredictionType;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

@@ -6,10 +6,10 @@ use super::fabric::Fabric;
 use super::faults::FaultKind;
 use super::scenario::Scenario;
 use super::Rng;
-use crate::analyst::insight::PredictionType;
 use crate::events::types::IncidentScope;
 use crate::sample::port::{LinkState, PhysState, Speed, Width};
 use crate::sample::{Counter, Sample};
+use crate::vocab::PredictionType;
 use std::collections::BTreeMap;
 
 /// A fault as the scorer sees it: which streams, when, and what it should be called.

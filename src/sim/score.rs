@@ -3,8 +3,8 @@
 //! positives. Pure: observations in, a report out.
 
 use super::generator::Label;
-use crate::analyst::insight::PredictionType;
 use crate::events::types::IncidentScope;
+use crate::vocab::PredictionType;
 use serde::Serialize;
 use std::collections::BTreeMap;
 

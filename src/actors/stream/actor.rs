@@ -147,16 +147,10 @@ async fn observe(
     let mut anomalies = Vec::new();
     let now_ms = crate::clock::now_ms();
     let record = |stream_id: &str, seq, event_type: &'static str, schema_version, payload| {
-        WriteOp::Append(NewEvent::new(&EventRecord {
-            stream_id: stream_id.to_string(),
-            seq,
-            recorded_at_ms: now_ms,
-            event_type: event_type.into(),
-            schema_version,
-            correlation_id: origin.correlation_id.clone(),
-            payload,
-            trace: origin.trace,
-        }))
+        let kind = (event_type, schema_version);
+        WriteOp::Append(NewEvent::new(&EventRecord::encoded(
+            stream_id, seq, now_ms, kind, payload, &origin,
+        )))
     };
     for sample in samples {
         // One encoding of the sample: its payload, and its digest from the payload's bytes.
@@ -227,16 +221,17 @@ async fn mark_stale(
     let Some(event) = state::mark_stale(&mut st.stream, interval_ms, now_ms, &st.ctx.detect) else {
         return Ok(false);
     };
-    let record = EventRecord {
-        stream_id: st.stream.stream_id.clone(),
-        seq: st.stream.last_seq,
-        recorded_at_ms: crate::clock::now_ms(),
-        event_type: event.event_type().into(),
-        schema_version: event.schema_version(),
+    let origin = Origin {
         correlation_id: None,
-        payload: codec::encode_payload(&event),
         trace: context::current(),
     };
+    let record = EventRecord::of(
+        &st.stream.stream_id,
+        st.stream.last_seq,
+        crate::clock::now_ms(),
+        &event,
+        &origin,
+    );
     st.ctx
         .writer
         .write(vec![WriteOp::Append(NewEvent::new(&record))])

@@ -29,26 +29,7 @@ pub enum StreamMsg {
     Panic,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-pub struct ObserveOutcome {
-    /// New samples stored (and detected on).
-    pub accepted: u64,
-    /// Exact repeats of recent samples: acknowledged, not stored again.
-    pub duplicates: u64,
-    /// Samples at or before the stream's last timestamp with other content: stored as late
-    /// data, not fed to the baselines.
-    pub late: u64,
-    pub anomalies: u64,
-}
-
-impl std::ops::AddAssign for ObserveOutcome {
-    fn add_assign(&mut self, o: ObserveOutcome) {
-        self.accepted += o.accepted;
-        self.duplicates += o.duplicates;
-        self.late += o.late;
-        self.anomalies += o.anomalies;
-    }
-}
+pub use crate::vocab::ObserveOutcome;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StreamError {

@@ -6,12 +6,12 @@
 
 use super::quantile;
 use crate::analyst::bedrock::{local_sdk_config, BedrockModel};
-use crate::analyst::fake_bedrock::FakeBedrock;
 use crate::analyst::insight::InsightSource;
 use crate::analyst::job::{AnomalyJob, Reading};
 use crate::analyst::pool::{AnalystPool, Deliver};
 use crate::analyst::service::Analyst;
 use crate::analyst::{AnalystConfig, Backend};
+use crate::cli::bench::fake_bedrock::FakeBedrock;
 use crate::detect::rules::{Rule, Severity};
 use crate::events::types::AnomalyDetectedV2;
 use std::collections::{HashMap, HashSet};

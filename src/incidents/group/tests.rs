@@ -1,6 +1,7 @@
 //! Given the open incidents, when an anomaly opens or resolves, then these incident events.
 
 use super::*;
+use crate::detect::rules::Rule;
 use crate::sample::port::{NodeType, PeerPort, PortIdentity};
 
 const SW: u64 = 0x100;

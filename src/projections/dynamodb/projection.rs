@@ -21,10 +21,6 @@ impl Projection for DynamoProjection {
         "dynamodb"
     }
 
-    fn restore(&mut self, _store: &dyn EventStore) -> Result<(), ProjectionError> {
-        Ok(())
-    }
-
     async fn handle(
         &mut self,
         store: &dyn EventStore,

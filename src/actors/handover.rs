@@ -1,8 +1,8 @@
 //! What a node does with its stream actors and caches when shard leases come and go.
 
-use super::lease::shard_of_lease;
-use super::membership::Handover;
-use crate::actors::StreamRouter;
+use super::StreamRouter;
+use crate::cluster::lease::shard_of_lease;
+use crate::cluster::membership::Handover;
 use crate::events::writer::Writer;
 use std::collections::BTreeSet;
 use std::future::Future;
