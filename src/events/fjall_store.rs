@@ -345,20 +345,12 @@ impl EventStore for FjallStore {
         from_key: &[u8],
         limit: usize,
     ) -> Result<Vec<ViewEntry>, StoreError> {
-        let prefix = keys::view_key(view, &[]);
         let start = keys::view_key(view, from_key);
-        let mut out = Vec::new();
-        for guard in self.views.range(start..) {
-            if out.len() >= limit {
-                break;
-            }
-            let (k, v) = guard.into_inner().map_err(engine_err)?;
-            let Some(key) = k.strip_prefix(prefix.as_slice()) else {
-                break;
-            };
-            out.push((key.to_vec(), v.to_vec()));
-        }
-        Ok(out)
+        let items = self
+            .views
+            .range(start..)
+            .map(|g| g.into_inner().map_err(engine_err));
+        keys::view_entries(view, items, limit)
     }
 
     fn disk_bytes(&self) -> u64 {

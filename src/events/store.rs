@@ -287,6 +287,29 @@ pub mod keys {
         v
     }
 
+    /// Up to `limit` entries of `view` from an ordered iterator over the views keyspace that
+    /// starts at `view_key(view, from_key)`, each key without the view's prefix; the iterator
+    /// is read no further than needed. Both embedded engines scan views through this.
+    pub fn view_entries<K: AsRef<[u8]>, V: AsRef<[u8]>>(
+        view: &str,
+        items: impl Iterator<Item = Result<(K, V), super::StoreError>>,
+        limit: usize,
+    ) -> Result<Vec<super::ViewEntry>, super::StoreError> {
+        let prefix = view_key(view, &[]);
+        let mut out = Vec::new();
+        for item in items {
+            if out.len() >= limit {
+                break;
+            }
+            let (k, v) = item?;
+            let Some(key) = k.as_ref().strip_prefix(prefix.as_slice()) else {
+                break;
+            };
+            out.push((key.to_vec(), v.as_ref().to_vec()));
+        }
+        Ok(out)
+    }
+
     pub fn parse_snapshot(stream_id: &str, v: &[u8]) -> Option<super::Snapshot> {
         let seq = parse_u64(v.get(..8)?)?;
         Some(super::Snapshot {

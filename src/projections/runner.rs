@@ -229,6 +229,18 @@ mod tests {
         }
     }
 
+    /// A fresh fjall log holding `n` events of stream "s", and its writer.
+    async fn log_of(n: u64) -> (tempfile::TempDir, std::sync::Arc<dyn EventStore>, Writer) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = open_store(Engine::Fjall, dir.path()).expect("open");
+        let writer = Writer::spawn(store.clone(), 1000);
+        writer
+            .write((1..=n).map(|seq| test_append("s", seq)).collect())
+            .await
+            .expect("append");
+        (dir, store, writer)
+    }
+
     fn seen(store: &dyn EventStore) -> Vec<u64> {
         store
             .scan_view("seen", b"", 100)
@@ -240,13 +252,7 @@ mod tests {
 
     #[tokio::test]
     async fn resumes_from_its_checkpoint_and_survives_a_sink_outage() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store = open_store(Engine::Fjall, dir.path()).expect("open");
-        let writer = Writer::spawn(store.clone(), 1000);
-        writer
-            .write((1..=5).map(|seq| test_append("s", seq)).collect())
-            .await
-            .expect("append");
+        let (_dir, store, writer) = log_of(5).await;
         let lag = ProjectionLag::default();
         let mut p = Counting {
             fail_once_at: Some(4),
@@ -329,13 +335,7 @@ mod tests {
     #[tokio::test]
     async fn a_refused_item_is_set_aside_and_a_partial_page_is_never_resent() {
         // Given a page of 6 events where the sink refuses #3 for good and is down at #5,
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store = open_store(Engine::Fjall, dir.path()).expect("open");
-        let writer = Writer::spawn(store.clone(), 1000);
-        writer
-            .write((1..=6).map(|seq| test_append("s", seq)).collect())
-            .await
-            .expect("append");
+        let (_dir, store, writer) = log_of(6).await;
         let lag = ProjectionLag::default();
         let mut p = Picky {
             delivered: Vec::new(),

@@ -53,6 +53,10 @@ try {
   await page.waitForSelector(`#insights tbody tr[data-stream="${fresh}"]`, { timeout: 20000 })
     .catch(() => fail("the new insight never appeared"));
   seen.new_row_flagged = await page.locator(`#insights tbody tr[data-stream="${fresh}"].new`).count() > 0;
+  // The row is drawn when its request answers; the poll counts once all of its requests have
+  // (on a loaded machine the others may still be on their way).
+  await page.waitForFunction((n) => window.ibsight.polls > n, pollsBefore, { timeout: 20000 })
+    .catch(() => {});
   const after = await page.evaluate(() => ({ loadedAt: window.ibsight.loadedAt, polls: window.ibsight.polls }));
   if (after.loadedAt !== loadedAt) fail("the page reloaded");
   if (after.polls <= pollsBefore) fail("no poll happened");
