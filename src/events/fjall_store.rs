@@ -311,10 +311,7 @@ impl EventStore for FjallStore {
         {
             Some(guard) => {
                 let key = guard.key().map_err(engine_err)?;
-                let seq = key
-                    .get(key.len().saturating_sub(8)..)
-                    .and_then(keys::parse_u64);
-                Some(seq.ok_or_else(|| engine_err("index key too short"))?)
+                Some(keys::index_seq(&key).ok_or_else(|| engine_err("index key too short"))?)
             }
             None => None,
         };
@@ -327,16 +324,13 @@ impl EventStore for FjallStore {
     }
 
     fn snapshot(&self, stream_id: &str) -> Result<Option<Snapshot>, StoreError> {
-        let v = self
-            .snapshots
-            .get(stream_id.as_bytes())
-            .map_err(engine_err)?;
-        Ok(v.and_then(|v| keys::parse_snapshot(stream_id, &v)))
+        let v = self.snapshots.get(stream_id.as_bytes());
+        Ok(keys::snapshot_of(stream_id, v.map_err(engine_err)?))
     }
 
     fn checkpoint(&self, name: &str) -> Result<Option<u64>, StoreError> {
-        let v = self.checkpoints.get(name.as_bytes()).map_err(engine_err)?;
-        Ok(v.and_then(|v| keys::parse_u64(&v)))
+        let v = self.checkpoints.get(name.as_bytes());
+        Ok(keys::checkpoint_of(v.map_err(engine_err)?))
     }
 
     fn scan_view(

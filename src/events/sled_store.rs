@@ -219,8 +219,7 @@ impl EventStore for SledStore {
         {
             Some(item) => {
                 let (k, _) = item.map_err(engine_err)?;
-                let seq = k.get(k.len().saturating_sub(8)..).and_then(keys::parse_u64);
-                Some(seq.ok_or_else(|| engine_err("index key too short"))?)
+                Some(keys::index_seq(&k).ok_or_else(|| engine_err("index key too short"))?)
             }
             None => None,
         };
@@ -233,16 +232,13 @@ impl EventStore for SledStore {
 
     fn snapshot(&self, stream_id: &str) -> Result<Option<Snapshot>, StoreError> {
         self.check()?;
-        let v = self
-            .snapshots
-            .get(stream_id.as_bytes())
-            .map_err(engine_err)?;
-        Ok(v.and_then(|v| keys::parse_snapshot(stream_id, &v)))
+        let v = self.snapshots.get(stream_id.as_bytes());
+        Ok(keys::snapshot_of(stream_id, v.map_err(engine_err)?))
     }
 
     fn checkpoint(&self, name: &str) -> Result<Option<u64>, StoreError> {
-        let v = self.checkpoints.get(name.as_bytes()).map_err(engine_err)?;
-        Ok(v.and_then(|v| keys::parse_u64(&v)))
+        let v = self.checkpoints.get(name.as_bytes());
+        Ok(keys::checkpoint_of(v.map_err(engine_err)?))
     }
 
     fn scan_view(

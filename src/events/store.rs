@@ -310,6 +310,21 @@ pub mod keys {
         Ok(out)
     }
 
+    /// The seq an index key (stream prefix, then the seq) ends with.
+    pub fn index_seq(key: &[u8]) -> Option<u64> {
+        key.get(key.len().checked_sub(8)?..).and_then(parse_u64)
+    }
+
+    /// A stream's snapshot from the value an engine read for it, if any.
+    pub fn snapshot_of<V: AsRef<[u8]>>(stream_id: &str, v: Option<V>) -> Option<super::Snapshot> {
+        v.and_then(|v| parse_snapshot(stream_id, v.as_ref()))
+    }
+
+    /// A checkpoint from the value an engine read for it, if any.
+    pub fn checkpoint_of<V: AsRef<[u8]>>(v: Option<V>) -> Option<u64> {
+        v.and_then(|v| parse_u64(v.as_ref()))
+    }
+
     pub fn parse_snapshot(stream_id: &str, v: &[u8]) -> Option<super::Snapshot> {
         let seq = parse_u64(v.get(..8)?)?;
         Some(super::Snapshot {
