@@ -1,6 +1,6 @@
-//! Packed segments: the raw samples (`MetricObserved` v2) of one range of offsets, stored as
-//! columns of numbers instead of one record each, so the log keeps every sample in a few
-//! bytes per value.
+//! Packed segments: the raw samples (`MetricObserved` v3; format 1 held v2) of one range of
+//! offsets, stored as columns of numbers instead of one record each, so the log keeps every
+//! sample in a few bytes per value.
 //!
 //! Every number is first turned into a small residual against what the same stream had
 //! before (a timestamp or counter into its delta-of-delta, a gauge into "same as before" or

@@ -117,7 +117,7 @@ fn remember_digest(state: &mut StreamState, timestamp_ms: i64, digest: u64) {
     state.recent.push_back((timestamp_ms, digest));
 }
 
-/// The digest of a sample from its stored `MetricObserved` v2 payload, without encoding the
+/// The digest of a sample from its stored `MetricObserved` payload (v3), without encoding the
 /// sample again: the payload is the sample's encoding (a one-field struct adds no bytes).
 pub fn digest_of_payload(payload: &[u8]) -> u64 {
     crate::hash::fnv1a64(payload.iter().copied())
