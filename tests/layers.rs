@@ -180,6 +180,34 @@ fn imported(text: &str) -> BTreeSet<String> {
     out
 }
 
+/// The top-level modules a file at `depth` (1 for `src/x.rs`, 2 for `src/x/y.rs`) names by
+/// climbing to the crate root with `super::` (`super::super::api` from `src/x/y.rs`).
+fn climbed(text: &str, depth: usize) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    let mut rest = text;
+    while let Some(at) = rest.find("super::") {
+        let before = rest[..at].chars().next_back();
+        let mut tail = &rest[at..];
+        let mut ups = 0;
+        while let Some(t) = tail.strip_prefix("super::") {
+            ups += 1;
+            tail = t;
+        }
+        rest = tail;
+        if before.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == ':') || ups < depth {
+            continue;
+        }
+        let name: String = tail
+            .chars()
+            .take_while(|c| c.is_alphanumeric() || *c == '_')
+            .collect();
+        if !name.is_empty() {
+            out.insert(name);
+        }
+    }
+    out
+}
+
 /// The top-level module a file belongs to (`src/events/codec.rs` → `events`).
 fn module_of(src: &Path, file: &Path) -> String {
     let rel = file.strip_prefix(src).expect("under src");
@@ -216,7 +244,12 @@ fn imports_run_down_the_layers_only() {
             continue;
         };
         let text = without_test_code(&std::fs::read_to_string(file).expect("read"));
-        for target in imported(&text) {
+        let depth = file
+            .strip_prefix(&src)
+            .expect("under src")
+            .components()
+            .count();
+        for target in imported(&text).into_iter().chain(climbed(&text, depth)) {
             if target == module {
                 continue;
             }
@@ -260,4 +293,8 @@ fn the_scanner_reads_paths_groups_and_skips_test_code() {
         .collect();
     assert_eq!(got, want);
     assert!(layer_of("cli") > layer_of("sample"));
+    // From src/x/y.rs, two `super::` reach the crate root; one stays inside `x`.
+    let up = "use super::super::api::auth;\nuse super::sibling;\n";
+    assert_eq!(climbed(up, 2), ["api".to_string()].into_iter().collect());
+    assert!(climbed(up, 3).is_empty());
 }
