@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::ibsim::{self, collect_once, Fabric};
+use common::ibsim::{self, collect_once, incidents, ports, Fabric};
 use common::{get_json, Server};
 use serde_json::Value;
 use std::time::{Duration, Instant};
@@ -18,30 +18,6 @@ const SETTLE: &[(&str, &str)] = &[("IBSIGHT_INCIDENTS__SETTLE_MS", "10000")];
 
 fn sweep(fabric: &Fabric, url: &str) {
     collect_once(fabric, url);
-}
-
-async fn incidents(client: &reqwest::Client, url: &str) -> Vec<Value> {
-    let (status, v) = get_json(
-        client,
-        &format!("{url}/v1/incidents?state=all&limit=500"),
-        None,
-    )
-    .await;
-    assert_eq!(status, 200, "{v}");
-    v["incidents"].as_array().cloned().unwrap_or_default()
-}
-
-fn ports(incident: &Value) -> Vec<String> {
-    let mut out: Vec<String> = incident["ports"]
-        .as_array()
-        .map(|ps| {
-            ps.iter()
-                .filter_map(|p| p["stream_id"].as_str().map(String::from))
-                .collect()
-        })
-        .unwrap_or_default();
-    out.sort();
-    out
 }
 
 /// Sweep every `pause` until an incident holding all of `streams` (and analysed) shows, or

@@ -5,34 +5,10 @@
 
 mod common;
 
-use common::ibsim::{self, collect_once_with, Fabric};
+use common::ibsim::{self, collect_once_with, incidents, ports, Fabric};
 use common::{get_json, Server};
 use serde_json::Value;
 use std::time::{Duration, Instant};
-
-async fn incidents(client: &reqwest::Client, url: &str) -> Vec<Value> {
-    let (status, v) = get_json(
-        client,
-        &format!("{url}/v1/incidents?state=all&limit=500"),
-        None,
-    )
-    .await;
-    assert_eq!(status, 200, "{v}");
-    v["incidents"].as_array().cloned().unwrap_or_default()
-}
-
-fn ports(incident: &Value) -> Vec<String> {
-    let mut out: Vec<String> = incident["ports"]
-        .as_array()
-        .map(|ps| {
-            ps.iter()
-                .filter_map(|p| p["stream_id"].as_str().map(String::from))
-                .collect()
-        })
-        .unwrap_or_default();
-    out.sort();
-    out
-}
 
 async fn stream(client: &reqwest::Client, url: &str, id: &str) -> (u16, Value) {
     get_json(client, &format!("{url}/v1/streams/{id}"), None).await

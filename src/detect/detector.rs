@@ -175,15 +175,16 @@ pub fn stale_finding(
     let silent = now_ms - last;
     let limit = stale_after(interval_ms.max(1), cfg.stale_intervals);
     let open = state.open.values().any(|a| a.rule == Rule::Stale);
-    (!open && interval_ms > 0 && silent > limit).then(|| Finding {
-        rule: Rule::Stale,
-        metric: "stale",
-        value: silent as f64 / 1000.0,
-        baseline: None,
-        delta_pct: None,
-        threshold: limit as f64 / 1000.0,
-        severity: Severity::Major,
-        window_start_ms: last,
+    (!open && interval_ms > 0 && silent > limit).then(|| {
+        let (value, threshold) = (silent as f64 / 1000.0, limit as f64 / 1000.0);
+        Finding::plain(
+            Rule::Stale,
+            "stale",
+            value,
+            threshold,
+            Severity::Major,
+            last,
+        )
     })
 }
 

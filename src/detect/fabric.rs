@@ -28,15 +28,9 @@ fn active(sample: &Sample) -> bool {
 
 /// The fabric findings of one sample.
 pub fn findings(sample: &Sample) -> Vec<Finding> {
-    let finding = |rule, metric, value: f64, threshold: f64| Finding {
-        rule,
-        metric,
-        value,
-        baseline: None,
-        delta_pct: None,
-        threshold,
-        severity: Severity::Major,
-        window_start_ms: sample.timestamp_ms,
+    let ts = sample.timestamp_ms;
+    let finding = |rule, metric, value, threshold| {
+        Finding::plain(rule, metric, value, threshold, Severity::Major, ts)
     };
     let mut out = Vec::new();
     if let (Some(norm), Some(link), true) = (&sample.fabric.norm, &sample.link, active(sample)) {

@@ -46,15 +46,8 @@ pub fn findings(mem: &LinkMemory, sample: &Sample, cfg: &DetectConfig) -> Vec<Fi
         return Vec::new();
     };
     let ts = sample.timestamp_ms;
-    let finding = |rule, metric, value: f64, threshold: f64, severity| Finding {
-        rule,
-        metric,
-        value,
-        baseline: None,
-        delta_pct: None,
-        threshold,
-        severity,
-        window_start_ms: ts,
+    let finding = |rule, metric, value, threshold, severity| {
+        Finding::plain(rule, metric, value, threshold, severity, ts)
     };
     let mut out = Vec::new();
     if state != LinkState::Active {

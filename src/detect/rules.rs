@@ -192,6 +192,28 @@ pub struct Finding {
 }
 
 impl Finding {
+    /// A finding without a baseline (link, fabric and topology rules), its window starting at
+    /// the sample's time `at_ms`.
+    pub fn plain(
+        rule: Rule,
+        metric: &'static str,
+        value: f64,
+        threshold: f64,
+        severity: Severity,
+        at_ms: i64,
+    ) -> Finding {
+        Finding {
+            rule,
+            metric,
+            value,
+            baseline: None,
+            delta_pct: None,
+            threshold,
+            severity,
+            window_start_ms: at_ms,
+        }
+    }
+
     /// Identifies the anomaly this finding belongs to within its stream.
     pub fn key(&self) -> String {
         anomaly_key(self.rule, self.metric)

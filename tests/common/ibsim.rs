@@ -48,3 +48,29 @@ pub fn collect_once_with(
     let text = String::from_utf8_lossy(&out.stdout);
     serde_json::from_str(text.lines().last().unwrap_or("")).expect("collect prints figures")
 }
+
+/// Every incident the server at `url` knows, open or resolved.
+pub async fn incidents(client: &reqwest::Client, url: &str) -> Vec<serde_json::Value> {
+    let (status, v) = super::get_json(
+        client,
+        &format!("{url}/v1/incidents?state=all&limit=500"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    v["incidents"].as_array().cloned().unwrap_or_default()
+}
+
+/// The stream ids of an incident's ports, sorted.
+pub fn ports(incident: &serde_json::Value) -> Vec<String> {
+    let mut out: Vec<String> = incident["ports"]
+        .as_array()
+        .map(|ps| {
+            ps.iter()
+                .filter_map(|p| p["stream_id"].as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default();
+    out.sort();
+    out
+}
