@@ -5,7 +5,8 @@
 //!   with its CRC.
 //! - `store`: the `EventStore` trait every engine implements, and its errors.
 //! - `fjall_store`, `sled_store`: the embedded engines (fjall is the default); `pg_store`:
-//!   PostgreSQL, for a cluster; `store_config`: `[store]`, which engine and its tuning.
+//!   PostgreSQL, for a cluster; `store_config`: `[store]`, which engine and its tuning;
+//!   `tree`: the embedded engines' table layout, read once for both.
 //! - `projection`: the `Projection` trait (a consumer of the log from a checkpoint).
 //! - `segment`: packed segments, the raw samples of a range of offsets as compressed columns.
 //! - `streams`: the index of known streams.
@@ -27,6 +28,7 @@ pub mod store;
 pub mod store_config;
 pub mod streams;
 pub mod trace;
+pub mod tree;
 pub mod types;
 pub mod writer;
 

@@ -195,7 +195,7 @@ impl StreamRouter {
     }
 
     /// Make the stream's actor panic (tests of supervision use this).
-    #[doc(hidden)]
+    #[cfg(any(test, feature = "test-hooks"))]
     pub async fn inject_panic(&self, stream_id: &str) -> Result<(), RouteError> {
         let actor = self.actor_for(stream_id).await?;
         actor

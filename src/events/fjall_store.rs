@@ -6,9 +6,10 @@ mod archive;
 pub use archive::SEGMENT_EVENTS;
 
 use super::store::{
-    decode_stored, head_of, keys, DiskKind, DiskPart, EventStore, Snapshot, StoreError,
+    decode_stored, engine_err, keys, DiskKind, DiskPart, EventStore, Snapshot, StoreError,
     StoredEvent, ViewEntry, WriteOp,
 };
+use super::tree;
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
 use std::path::Path;
 use std::sync::Mutex;
@@ -35,10 +36,6 @@ pub struct FjallStore {
     /// Highest offset assigned; the lock also serialises writers.
     last_offset: Mutex<u64>,
     archive: archive::State,
-}
-
-fn engine_err(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Engine(e.to_string())
 }
 
 impl FjallStore {
@@ -304,19 +301,8 @@ impl EventStore for FjallStore {
 
     fn stream_head(&self, stream_id: &str) -> Result<u64, StoreError> {
         let _layout = self.archive.layout.read().expect("layout lock poisoned");
-        let index_head = match self
-            .index
-            .prefix(keys::stream_prefix(stream_id))
-            .next_back()
-        {
-            Some(guard) => {
-                let key = guard.key().map_err(engine_err)?;
-                Some(keys::index_seq(&key).ok_or_else(|| engine_err("index key too short"))?)
-            }
-            None => None,
-        };
-        let index_head = index_head.max(self.packed_head(stream_id)?);
-        Ok(head_of(index_head, self.snapshot(stream_id)?.as_ref()))
+        let packed = self.packed_head(stream_id)?;
+        tree::stream_head(&self.index, &self.snapshots, stream_id, packed)
     }
 
     fn last_offset(&self) -> u64 {
@@ -324,13 +310,11 @@ impl EventStore for FjallStore {
     }
 
     fn snapshot(&self, stream_id: &str) -> Result<Option<Snapshot>, StoreError> {
-        let v = self.snapshots.get(stream_id.as_bytes());
-        Ok(keys::snapshot_of(stream_id, v.map_err(engine_err)?))
+        tree::snapshot(&self.snapshots, stream_id)
     }
 
     fn checkpoint(&self, name: &str) -> Result<Option<u64>, StoreError> {
-        let v = self.checkpoints.get(name.as_bytes());
-        Ok(keys::checkpoint_of(v.map_err(engine_err)?))
+        tree::checkpoint(&self.checkpoints, name)
     }
 
     fn scan_view(
@@ -339,12 +323,7 @@ impl EventStore for FjallStore {
         from_key: &[u8],
         limit: usize,
     ) -> Result<Vec<ViewEntry>, StoreError> {
-        let start = keys::view_key(view, from_key);
-        let items = self
-            .views
-            .range(start..)
-            .map(|g| g.into_inner().map_err(engine_err));
-        keys::view_entries(view, items, limit)
+        tree::scan_view(&self.views, view, from_key, limit)
     }
 
     fn disk_bytes(&self) -> u64 {

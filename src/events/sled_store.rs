@@ -7,8 +7,10 @@
 //! before it is durable.
 
 use super::store::{
-    decode_stored, head_of, keys, EventStore, Snapshot, StoreError, StoredEvent, ViewEntry, WriteOp,
+    decode_stored, engine_err, keys, EventStore, Snapshot, StoreError, StoredEvent, ViewEntry,
+    WriteOp,
 };
+use super::tree;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::{Db, Transactional, Tree};
 use std::path::Path;
@@ -27,10 +29,6 @@ pub struct SledStore {
     /// Fault injection for the unit tests: the next flush fails.
     #[cfg(test)]
     fail_next_flush: std::sync::atomic::AtomicBool,
-}
-
-fn engine_err(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Engine(e.to_string())
 }
 
 impl SledStore {
@@ -212,18 +210,7 @@ impl EventStore for SledStore {
 
     fn stream_head(&self, stream_id: &str) -> Result<u64, StoreError> {
         self.check()?;
-        let index_head = match self
-            .index
-            .scan_prefix(keys::stream_prefix(stream_id))
-            .next_back()
-        {
-            Some(item) => {
-                let (k, _) = item.map_err(engine_err)?;
-                Some(keys::index_seq(&k).ok_or_else(|| engine_err("index key too short"))?)
-            }
-            None => None,
-        };
-        Ok(head_of(index_head, self.snapshot(stream_id)?.as_ref()))
+        tree::stream_head(&self.index, &self.snapshots, stream_id, None)
     }
 
     fn last_offset(&self) -> u64 {
@@ -232,13 +219,12 @@ impl EventStore for SledStore {
 
     fn snapshot(&self, stream_id: &str) -> Result<Option<Snapshot>, StoreError> {
         self.check()?;
-        let v = self.snapshots.get(stream_id.as_bytes());
-        Ok(keys::snapshot_of(stream_id, v.map_err(engine_err)?))
+        tree::snapshot(&self.snapshots, stream_id)
     }
 
     fn checkpoint(&self, name: &str) -> Result<Option<u64>, StoreError> {
-        let v = self.checkpoints.get(name.as_bytes());
-        Ok(keys::checkpoint_of(v.map_err(engine_err)?))
+        self.check()?;
+        tree::checkpoint(&self.checkpoints, name)
     }
 
     fn scan_view(
@@ -247,9 +233,8 @@ impl EventStore for SledStore {
         from_key: &[u8],
         limit: usize,
     ) -> Result<Vec<ViewEntry>, StoreError> {
-        let start = keys::view_key(view, from_key);
-        let items = self.views.range(start..).map(|i| i.map_err(engine_err));
-        keys::view_entries(view, items, limit)
+        self.check()?;
+        tree::scan_view(&self.views, view, from_key, limit)
     }
 
     fn disk_bytes(&self) -> u64 {
@@ -308,5 +293,35 @@ mod tests {
             .map(|e| (e.offset, e.record.seq))
             .collect();
         assert_eq!(seqs, vec![(1, 1), (2, 2), (3, 3)]);
+    }
+
+    #[test]
+    fn a_checkpoint_and_a_view_entry_whose_flush_failed_are_not_read_back_until_durable() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = SledStore::open(dir.path()).expect("open");
+        // Given a projection's checkpoint and view entry in a batch whose flush fails,
+        let batch = [
+            WriteOp::Checkpoint {
+                name: "p".into(),
+                offset: 7,
+            },
+            WriteOp::PutView {
+                view: "v".into(),
+                key: b"k".to_vec(),
+                value: b"x".to_vec(),
+            },
+        ];
+        store.fail_next_flush.store(true, Ordering::SeqCst);
+        assert!(store.write(&batch).is_err());
+        // when the disk still fails, neither reads back (the projection would resume past
+        // what is durable);
+        store.fail_next_flush.store(true, Ordering::SeqCst);
+        assert!(store.checkpoint("p").is_err());
+        store.fail_next_flush.store(true, Ordering::SeqCst);
+        assert!(store.scan_view("v", b"", 10).is_err());
+        // then once a flush succeeds, both are there.
+        assert_eq!(store.checkpoint("p").expect("checkpoint"), Some(7));
+        let entries = store.scan_view("v", b"", 10).expect("scan");
+        assert_eq!(entries, vec![(b"k".to_vec(), b"x".to_vec())]);
     }
 }

@@ -239,6 +239,11 @@ impl<'a> SnapshotCover<'a> {
     }
 }
 
+/// An engine's own error, as the store reports it.
+pub fn engine_err(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Engine(e.to_string())
+}
+
 /// A stream's head from its index's last seq and its snapshot (see `EventStore::stream_head`).
 pub fn head_of(index_head: Option<u64>, snapshot: Option<&Snapshot>) -> u64 {
     index_head.unwrap_or(0).max(snapshot.map_or(0, |s| s.seq))

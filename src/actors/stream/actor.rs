@@ -126,6 +126,7 @@ async fn handle(
             }
             let _ = reply.send(result);
         }
+        #[cfg(any(test, feature = "test-hooks"))]
         StreamMsg::Panic => panic!("injected panic in stream {}", st.stream.stream_id),
     }
     Ok(())

@@ -25,7 +25,8 @@ pub enum StreamMsg {
         reply: RpcReplyPort<Result<bool, StreamError>>,
     },
     /// Panics inside the handler, to exercise supervision. Reachable only through
-    /// `StreamRouter::inject_panic`, which tests use.
+    /// `StreamRouter::inject_panic`, built for tests only.
+    #[cfg(any(test, feature = "test-hooks"))]
     Panic,
 }
 

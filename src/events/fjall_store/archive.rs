@@ -8,8 +8,9 @@
 //! directory of segments) shared while they read both, and a batch that moves events holds it
 //! exclusive, so a read never sees an event in both places or in neither.
 
-use super::{engine_err, FjallStore};
+use super::FjallStore;
 use crate::events::segment::{self, Segment};
+use crate::events::store::engine_err;
 use crate::events::store::{keys, EventStore, SnapshotCover, StoreError, StoredEvent, WriteOp};
 use fjall::{OwnedWriteBatch, PersistMode};
 use rustc_hash::{FxHashMap, FxHashSet};
