@@ -7,7 +7,9 @@
 //! - `dashboard`: the web page at `/` and its embedded assets
 //! - `recent`: `GET /v1/insights/recent` and `GET /v1/alerts/recent` (the read views)
 //! - `incidents`: `GET /v1/incidents` (the incident view)
-//! - `prometheus`: `GET /metrics` in the OpenMetrics text format
+//! - `prometheus`: `GET /metrics` in the OpenMetrics text format (ibsight's own health)
+//! - `ports`: `GET /metrics/ports`, every port in the Prometheus text format, under
+//!   treydock/infiniband_exporter's names
 //! - `stats`: `GET /v1/stats` (analyst counters, queue depth, store and actor figures)
 //! - `health`: `/healthz`, `/readyz`
 //! - `auth`: bearer tokens for ingest and reads
@@ -20,6 +22,7 @@ mod fabric;
 mod health;
 mod incidents;
 mod metrics;
+mod ports;
 mod prometheus;
 mod recent;
 mod stats;
@@ -68,6 +71,8 @@ pub struct AppState {
     pub config: Arc<Config>,
     /// Incidents waiting for their analysis.
     pub incidents_waiting: Arc<std::sync::atomic::AtomicU64>,
+    /// Each owned stream's last sample (`GET /metrics/ports`).
+    pub ports: Arc<crate::metrics::ports::PortTable>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -85,6 +90,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/streams/{*path}", get(streams::get_stream))
         .route("/v1/stats", get(stats::get_stats))
         .route("/metrics", get(prometheus::get_metrics))
+        .route("/metrics/ports", get(ports::get_port_metrics))
         .route("/v1/insights/recent", get(recent::insights))
         .route("/v1/alerts/recent", get(recent::alerts))
         .route("/v1/incidents", get(incidents::list))

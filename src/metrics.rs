@@ -8,6 +8,9 @@
 //! family, which does lock: only `dead_letters`' projection names come that way, off the ingest
 //! path), and the histograms are plain atomics.
 
+pub mod exposition;
+pub mod ports;
+
 use prometheus_client::encoding::{EncodeMetric, MetricEncoder, NoLabelSet};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;

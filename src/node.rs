@@ -23,6 +23,7 @@ use crate::events::Engine;
 use crate::events::{open_embedded, EventStore, StoreError};
 use crate::incidents::correlator::{Correlator, Inbox};
 use crate::ingest::Ingestor;
+use crate::metrics::ports::PortTable;
 use crate::projections::alerts::AlertProjection;
 use crate::projections::dynamodb::{DynamoProjection, DynamoSink};
 use crate::projections::eventbridge::EventBridgeProjection;
@@ -47,6 +48,8 @@ pub struct Node {
     pub triage: Arc<crate::alerts::triage::Triage>,
     /// Incidents waiting for their analysis.
     pub incidents_waiting: Arc<AtomicU64>,
+    /// Each owned stream's last sample, for `GET /metrics/ports`.
+    pub ports: Arc<PortTable>,
     supervisor: ActorRef<SupervisorMsg>,
     retention: tokio::task::JoinHandle<()>,
     packing: tokio::task::JoinHandle<()>,
@@ -89,10 +92,12 @@ impl Node {
         // The pool's answers go to the correlator's inbox; it records them in `#incidents`.
         let inbox: Inbox = Arc::default();
         let analyst = start_analyst(&config, inbox.clone()).await?;
+        let ports: Arc<PortTable> = Arc::default();
         let ctx = Arc::new(StreamContext {
             writer: writer.clone(),
             detect: config.detect.clone(),
             snapshot_every: config.store.snapshot_every,
+            ports: ports.clone(),
         });
         let registry = Registry::default();
         let restarts = Arc::new(AtomicU64::new(0));
@@ -143,6 +148,7 @@ impl Node {
                 Arc::new(NodeHandover {
                     router: router.clone(),
                     writer: writer.clone(),
+                    ports: ports.clone(),
                 }),
             ));
             // One tick before serving: a node alone takes every lease at once.
@@ -207,6 +213,7 @@ impl Node {
             config,
             analyst,
             incidents_waiting,
+            ports,
             dynamo,
             projections,
             projection_tasks,
@@ -232,6 +239,7 @@ impl Node {
             writer: self.writer.clone(),
             config: Arc::new(self.config.clone()),
             incidents_waiting: self.incidents_waiting.clone(),
+            ports: self.ports.clone(),
         }
     }
 

@@ -4,17 +4,30 @@ use super::StreamRouter;
 use crate::cluster::lease::shard_of_lease;
 use crate::cluster::membership::Handover;
 use crate::events::writer::Writer;
+use crate::metrics::ports::PortTable;
 use std::collections::BTreeSet;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 
 pub struct NodeHandover {
     pub router: StreamRouter,
     pub writer: Writer,
+    pub ports: Arc<PortTable>,
 }
 
 fn shards(leases: &[String]) -> BTreeSet<u32> {
     leases.iter().filter_map(|l| shard_of_lease(l)).collect()
+}
+
+impl NodeHandover {
+    /// The streams of `shards` are no longer this node's to show.
+    fn forget_ports(&self, shards: &BTreeSet<u32>) {
+        if let Some(peers) = self.router.cluster() {
+            self.ports
+                .retain(|id| !shards.contains(&peers.shard_of(id)));
+        }
+    }
 }
 
 impl Handover for NodeHandover {
@@ -22,6 +35,7 @@ impl Handover for NodeHandover {
         // Their state is stale: stop them without a flush (it would be fenced anyway).
         let router = self.router.clone();
         let shards = shards(leases);
+        self.forget_ports(&shards);
         tokio::spawn(async move { router.evict_shards(&shards, false).await });
         self.writer.forget_heads();
     }
@@ -31,7 +45,9 @@ impl Handover for NodeHandover {
         leases: &'a [String],
     ) -> Pin<Box<dyn Future<Output = ()> + Send + 'a>> {
         Box::pin(async move {
-            self.router.evict_shards(&shards(leases), true).await;
+            let shards = shards(leases);
+            self.router.evict_shards(&shards, true).await;
+            self.forget_ports(&shards);
             // The actors' last snapshots went to the writer before they stopped; one durable
             // write behind them makes them durable before the lease goes.
             if let Err(e) = self.writer.write(Vec::new()).await {

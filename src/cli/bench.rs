@@ -6,6 +6,7 @@ pub mod collect;
 pub mod fake_bedrock;
 pub mod fuzz;
 pub mod ingest;
+pub mod scrape;
 
 use clap::Subcommand;
 
@@ -20,6 +21,8 @@ pub enum BenchCommand {
     /// A sweep of an ibsim fat tree by `collect`: seconds, CPU and MADs, optionally with a
     /// per-MAD latency like real hardware's.
     Collect(collect::CollectBenchArgs),
+    /// One Prometheus scrape of GET /metrics/ports with N ports: series, bytes, seconds, RSS.
+    Scrape(scrape::ScrapeBenchArgs),
     /// Robustness of POST /v1/metrics: N generated and mutated bodies through the real router.
     Fuzz(fuzz::FuzzBenchArgs),
 }
@@ -31,6 +34,7 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Fuzz(args) => fuzz::run(args),
         BenchCommand::Actors(args) => actors::run(args),
         BenchCommand::Collect(args) => collect::run(args),
+        BenchCommand::Scrape(args) => scrape::run(args),
     }
 }
 

@@ -9,6 +9,7 @@
 //! on a starved core can take long to reach MASTER). Every wait is on evidence (the
 //! simulator's and opensm's own words, the ports' state) with a generous deadline.
 
+use anyhow::Context;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -93,6 +94,8 @@ pub struct Fabric {
 
 /// How long the simulator and opensm may take to come up on a loaded machine.
 const START_DEADLINE: Duration = Duration::from_secs(120);
+/// How many times `Fabric::start` starts opensm before it gives up.
+const OPENSM_STARTS: u32 = 3;
 
 /// One of the fabrics that may run at once.
 struct Slot;
@@ -131,7 +134,6 @@ impl Drop for Slot {
 impl Fabric {
     /// Start ibsim on `net` and opensm on `smhost`; returns once the subnet is up.
     pub fn start(net: &str) -> anyhow::Result<Fabric> {
-        use anyhow::Context;
         let slot = Slot::take();
         let dir = tempfile::tempdir()?;
         let net_path = dir.path().join("net");
@@ -173,20 +175,45 @@ impl Fabric {
             _slot: slot,
         };
         fabric.wait_for_log("ibsim.log", "Network simulator ready", START_DEADLINE)?;
-        let osm_log = fabric.dir.path().join("opensm.log");
-        let osm_out = std::fs::File::create(fabric.dir.path().join("opensm.out"))?;
+        // opensm now and then fails its own init (IB_INSUFFICIENT_RESOURCES, seen once in many
+        // runs on a loaded machine) and exits at once: start it again, a few times.
+        let mut attempt = 1;
+        while let Err(e) = fabric.start_opensm() {
+            if attempt == OPENSM_STARTS {
+                let log = std::fs::read_to_string(fabric.dir.path().join("opensm.log"));
+                return Err(e.context(format!(
+                    "opensm failed {attempt} starts; its log:\n{}",
+                    log.unwrap_or_default()
+                )));
+            }
+            tracing::warn!(attempt, error = %e, "opensm did not start; starting it again");
+            attempt += 1;
+        }
+        fabric.wait_until_active(START_DEADLINE)?;
+        Ok(fabric)
+    }
+
+    /// Start opensm as `smhost` and wait until it is MASTER. An opensm that exited is reaped.
+    fn start_opensm(&mut self) -> anyhow::Result<()> {
+        let osm_log = self.dir.path().join("opensm.log");
+        let osm_out = std::fs::File::create(self.dir.path().join("opensm.out"))?;
         let opensm = Command::new("opensm")
             .arg("-f")
             .arg(&osm_log)
-            .envs(fabric.env("smhost"))
+            .envs(self.env("smhost"))
             .stdout(osm_out)
             .stderr(Stdio::null())
             .spawn()
             .context("start opensm")?;
-        fabric.opensm = Some(opensm);
-        fabric.wait_for_log("opensm.out", "Entering MASTER state", START_DEADLINE)?;
-        fabric.wait_until_active(START_DEADLINE)?;
-        Ok(fabric)
+        self.opensm = Some(opensm);
+        let up = self.wait_for_log("opensm.out", "Entering MASTER state", START_DEADLINE);
+        if up.is_err() {
+            if let Some(mut o) = self.opensm.take() {
+                let _ = o.kill();
+                let _ = o.wait();
+            }
+        }
+        up
     }
 
     /// Wait until the SM has brought every linked port to Active.

@@ -3,6 +3,7 @@
 
 pub mod ibsim;
 pub mod pg;
+pub mod prom;
 
 use ibsight::api;
 use ibsight::config::Config;

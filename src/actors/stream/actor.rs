@@ -13,6 +13,7 @@ use crate::detect::DetectConfig;
 use crate::events::codec::{self, EventRecord};
 use crate::events::writer::Writer;
 use crate::events::{NewEvent, Origin, Snapshot, StreamEvent, WriteOp};
+use crate::metrics::ports::{PortRow, PortTable};
 use crate::sample::Sample;
 use crate::telemetry::context;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
@@ -25,6 +26,8 @@ pub struct StreamContext {
     pub detect: DetectConfig,
     /// Write a snapshot after this many events.
     pub snapshot_every: u64,
+    /// Where each stream's last fresh sample is shown for the per-port exposition.
+    pub ports: Arc<PortTable>,
 }
 
 pub struct StreamArgs {
@@ -205,6 +208,14 @@ async fn observe(
     if st.since_snapshot >= st.ctx.snapshot_every {
         snapshot(st);
     }
+    if outcome.accepted > 0 {
+        if let Some(sample) = &st.stream.last_sample {
+            st.ctx.ports.put(PortRow {
+                sample: sample.clone(),
+                rates: st.stream.detector.rates,
+            });
+        }
+    }
     // Only durable anomalies are counted; the correlator reads them from the log.
     let metrics = crate::metrics::global();
     for (_, a) in &anomalies {
@@ -254,7 +265,7 @@ fn snapshot(st: &mut StreamActorState) {
 }
 
 fn view(s: &StreamState) -> StreamView {
-    let last_sample = s.last_sample.as_ref().map(Sample::to_json);
+    let last_sample = s.last_sample.as_deref().map(Sample::to_json);
     StreamView {
         stream_id: s.stream_id.clone(),
         last_seq: s.last_seq,

@@ -33,7 +33,8 @@ pub struct StreamState {
     /// Seq of the last event applied (0 before the first).
     pub last_seq: u64,
     pub detector: DetectorState,
-    pub last_sample: Option<Sample>,
+    /// Shared with the port table (`metrics::ports`), which exports it without a copy.
+    pub last_sample: Option<std::sync::Arc<Sample>>,
     /// Seqs of `AnomalyDetected` events with no `InsightGenerated` in this stream. Filled only
     /// by logs written before incidents (the analyst answered per anomaly then); today the
     /// correlator asks per incident and keeps its pending asks in `#incidents`.
@@ -223,7 +224,7 @@ pub fn replay_digested(
         eval,
     );
     remember_digest(state, sample.timestamp_ms, digest);
-    state.last_sample = Some(sample);
+    state.last_sample = Some(std::sync::Arc::new(sample));
     state.last_seq += 1;
     // The anomaly events carry no sample, so `apply` is exact (and cheap) for them.
     for event in &events {
@@ -330,7 +331,7 @@ pub fn apply(state: &mut StreamState, event: &StreamEvent, cfg: &DetectConfig) {
             if admit(state, &e.sample) == Admission::Fresh {
                 let eval = detector::evaluate(&state.detector, &e.sample, cfg);
                 detector::absorb(&mut state.detector, &e.sample, &eval, cfg);
-                state.last_sample = Some(e.sample.clone());
+                state.last_sample = Some(std::sync::Arc::new(e.sample.clone()));
             }
             remember(state, &e.sample);
         }
