@@ -21,7 +21,6 @@ use crate::sample::port::{format_guid, LinkInfo, LinkState, NodeType, PhysState}
 use crate::sample::Counter;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write;
-use std::sync::Arc;
 
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
@@ -151,7 +150,7 @@ struct Node {
 /// `CHUNK_BYTES`), and the last one. An `emit` that answers `false` (the scraper went away)
 /// stops the rendering.
 pub fn render(
-    rows: &[Arc<PortRow>],
+    rows: &[PortRow],
     verdicts: &HashMap<String, Verdict>,
     mut emit: impl FnMut(String) -> bool,
 ) {

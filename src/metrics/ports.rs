@@ -2,7 +2,8 @@
 //! detector derived from it, for the per-port exposition (`exposition`).
 //!
 //! A stream actor puts its row after each durable append, sharing the sample it keeps (an
-//! `Arc`, no copy); a scrape takes the rows without holding any lock while it writes. The
+//! `Arc`, no copy, no allocation); a scrape copies the rows out (an `Arc` and the rates
+//! each) and holds no lock while it writes. The
 //! table is sharded so that actors on different cores seldom meet on one lock.
 
 use crate::detect::gauges::Rates;
@@ -21,7 +22,7 @@ pub struct PortRow {
 
 #[derive(Debug)]
 pub struct PortTable {
-    shards: Vec<RwLock<HashMap<String, Arc<PortRow>>>>,
+    shards: Vec<RwLock<HashMap<String, PortRow>>>,
 }
 
 impl Default for PortTable {
@@ -33,7 +34,7 @@ impl Default for PortTable {
 }
 
 impl PortTable {
-    fn shard(&self, stream_id: &str) -> &RwLock<HashMap<String, Arc<PortRow>>> {
+    fn shard(&self, stream_id: &str) -> &RwLock<HashMap<String, PortRow>> {
         &self.shards[(crate::hash::fnv1a64(stream_id.bytes()) as usize) % SHARDS]
     }
 
@@ -44,9 +45,9 @@ impl PortTable {
             .write()
             .expect("port lock");
         match shard.get_mut(row.sample.stream_id.as_str()) {
-            Some(slot) => *slot = Arc::new(row),
+            Some(slot) => *slot = row,
             None => {
-                shard.insert(row.sample.stream_id.clone(), Arc::new(row));
+                shard.insert(row.sample.stream_id.clone(), row);
             }
         }
     }
@@ -66,9 +67,9 @@ impl PortTable {
         }
     }
 
-    /// Every row, by stream id.
-    pub fn rows(&self) -> Vec<Arc<PortRow>> {
-        let mut rows: Vec<Arc<PortRow>> = Vec::new();
+    /// Every row, by stream id (each a shared sample and its rates: no deep copy).
+    pub fn rows(&self) -> Vec<PortRow> {
+        let mut rows: Vec<PortRow> = Vec::new();
         for shard in &self.shards {
             rows.extend(shard.read().expect("port lock").values().cloned());
         }

@@ -29,14 +29,14 @@ fn sample(stream: &str, guid: Option<u64>, port: u8, t: NodeType, desc: &str) ->
     }
 }
 
-fn row(s: Sample, rates: Rates) -> Arc<PortRow> {
-    Arc::new(PortRow {
+fn row(s: Sample, rates: Rates) -> PortRow {
+    PortRow {
         sample: Arc::new(s),
         rates,
-    })
+    }
 }
 
-fn text(rows: &[Arc<PortRow>], verdicts: &HashMap<String, Verdict>) -> String {
+fn text(rows: &[PortRow], verdicts: &HashMap<String, Verdict>) -> String {
     let mut chunks = Vec::new();
     render(rows, verdicts, |c| {
         chunks.push(c);
@@ -46,7 +46,7 @@ fn text(rows: &[Arc<PortRow>], verdicts: &HashMap<String, Verdict>) -> String {
 }
 
 /// Both ends of one cable: leaf01 port 3 and node001's HCA port 1.
-fn cable() -> Vec<Arc<PortRow>> {
+fn cable() -> Vec<PortRow> {
     let mut sw = sample("leaf01/p3", Some(SW), 3, NodeType::Switch, "leaf01");
     sw.counters.insert(Counter::PortXmitData, 1000);
     sw.counters.insert(Counter::SymbolErrorCounter, 7);
@@ -172,7 +172,7 @@ fn label_values_are_escaped() {
 #[test]
 fn a_large_scrape_comes_in_chunks_of_whole_lines_and_parses_with_each_family_once() {
     // Given 2,000 switch ports with counters,
-    let rows: Vec<Arc<PortRow>> = (0..2000u64)
+    let rows: Vec<PortRow> = (0..2000u64)
         .map(|i| {
             let mut s = sample(
                 &format!("sw{}/p{}", i / 36, i % 36 + 1),
@@ -217,7 +217,7 @@ fn a_large_scrape_comes_in_chunks_of_whole_lines_and_parses_with_each_family_onc
 #[test]
 fn rendering_stops_when_the_scraper_goes_away() {
     // Given a scrape of many chunks whose reader leaves after the first,
-    let rows: Vec<Arc<PortRow>> = (0..2000u64)
+    let rows: Vec<PortRow> = (0..2000u64)
         .map(|i| {
             row(
                 sample(&format!("s{i}"), Some(SW + i), 1, NodeType::Switch, "sw"),
