@@ -2,6 +2,7 @@ use super::*;
 use crate::detect::gauges::Rates;
 use crate::sample::port::{LinkInfo, PeerPort, PortIdentity, Speed, Width};
 use crate::sample::Sample;
+use std::sync::Arc;
 
 const SW: u64 = 0x0002_c903_0000_1000;
 const HCA: u64 = 0x0002_c903_0000_2000;
