@@ -1,6 +1,6 @@
 use super::*;
 use crate::detect::gauges::Rates;
-use crate::sample::port::{LinkInfo, PeerPort, PortIdentity, Speed, Width};
+use crate::sample::port::{LinkInfo, PeerPort, PhysState, PortIdentity, Speed, Width};
 use crate::sample::Sample;
 use std::sync::Arc;
 
