@@ -20,13 +20,10 @@ fn shards(leases: &[String]) -> BTreeSet<u32> {
     leases.iter().filter_map(|l| shard_of_lease(l)).collect()
 }
 
-impl NodeHandover {
-    /// The streams of `shards` are no longer this node's to show.
-    fn forget_ports(&self, shards: &BTreeSet<u32>) {
-        if let Some(peers) = self.router.cluster() {
-            self.ports
-                .retain(|id| !shards.contains(&peers.shard_of(id)));
-        }
+/// The streams of `shards` are no longer this node's to show.
+fn forget_ports(router: &StreamRouter, ports: &PortTable, shards: &BTreeSet<u32>) {
+    if let Some(peers) = router.cluster() {
+        ports.retain(|id| !shards.contains(&peers.shard_of(id)));
     }
 }
 
@@ -35,8 +32,12 @@ impl Handover for NodeHandover {
         // Their state is stale: stop them without a flush (it would be fenced anyway).
         let router = self.router.clone();
         let shards = shards(leases);
-        self.forget_ports(&shards);
-        tokio::spawn(async move { router.evict_shards(&shards, false).await });
+        let ports = self.ports.clone();
+        tokio::spawn(async move {
+            router.evict_shards(&shards, false).await;
+            // After the actors were told to stop, so none puts its row back.
+            forget_ports(&router, &ports, &shards);
+        });
         self.writer.forget_heads();
     }
 
@@ -47,7 +48,7 @@ impl Handover for NodeHandover {
         Box::pin(async move {
             let shards = shards(leases);
             self.router.evict_shards(&shards, true).await;
-            self.forget_ports(&shards);
+            forget_ports(&self.router, &self.ports, &shards);
             // The actors' last snapshots went to the writer before they stopped; one durable
             // write behind them makes them durable before the lease goes.
             if let Err(e) = self.writer.write(Vec::new()).await {

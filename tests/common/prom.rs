@@ -1,6 +1,6 @@
-//! Debian's Prometheus and Alertmanager as the tests' own servers: each on a free loopback
-//! port, with a temporary directory, stopped by its PID when dropped. `scripts/test` installs
-//! both; `REQUIRE_PROM_TESTS=1` makes their absence a failure rather than a skip.
+//! Debian's Prometheus as the tests' own server: on a free loopback port, with a temporary
+//! directory, stopped by its PID when dropped. `scripts/test` installs it (with Alertmanager);
+//! `REQUIRE_PROM_TESTS=1` makes their absence a failure rather than a skip.
 
 use serde_json::Value;
 use std::process::{Child, Command, Stdio};
@@ -152,23 +152,4 @@ pub async fn query(prom: &Process, promql: &str) -> Vec<Value> {
 /// The value of a one-element result.
 pub fn value(result: &[Value]) -> Option<f64> {
     result.first()?["value"][1].as_str()?.parse().ok()
-}
-
-/// Alertmanager with `config` (YAML), its cluster listener off.
-pub async fn alertmanager(config: &str) -> Process {
-    let dir = tempfile::tempdir().expect("tempdir");
-    std::fs::write(dir.path().join("alertmanager.yml"), config).expect("config");
-    Process::start(
-        "prometheus-alertmanager",
-        &[
-            "--config.file={dir}/alertmanager.yml",
-            "--storage.path={dir}/data",
-            "--web.listen-address=127.0.0.1:{port}",
-            "--cluster.listen-address=",
-            "--log.level=warn",
-        ],
-        dir,
-        "/-/ready",
-    )
-    .await
 }
