@@ -4,6 +4,7 @@
 //! `AlertRaised` / `AlertSuppressed` events to the log's alert stream.
 
 pub mod decide;
+pub mod notify;
 pub mod triage;
 
 use serde::{Deserialize, Serialize};
