@@ -28,6 +28,7 @@ pub struct Config {
     pub incidents: crate::incidents::IncidentsConfig,
     pub dynamodb: DynamoConfig,
     pub eventbridge: EventBridgeConfig,
+    pub notify: crate::projections::notify::NotifyConfig,
     pub aws: AwsConfig,
     pub telemetry: crate::telemetry::TelemetryConfig,
     pub cluster: crate::cluster::ClusterConfig,
@@ -178,6 +179,9 @@ impl Config {
             );
         }
         if let Err((key, reason)) = self.cluster.validate(clustered) {
+            return bad(&key, reason);
+        }
+        if let Err((key, reason)) = self.notify.validate() {
             return bad(&key, reason);
         }
         if let Err(e) = self.telemetry.validate() {

@@ -208,6 +208,12 @@ impl Node {
                 projection_tasks.push(task);
             }
         }
+        for (name, lag, task) in
+            crate::projections::notify::spawn_all(&writer, &config.notify, poll, &gate)
+        {
+            projections.push((name, lag));
+            projection_tasks.push(task);
+        }
         let triage = Arc::new(crate::alerts::triage::Triage::start(writer.clone())?);
         Ok(Node {
             config,

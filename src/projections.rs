@@ -6,6 +6,7 @@
 //! - `views`: the embedded `insights` and `alerts` views the API reads with no AWS at all.
 //! - `items`: the item shape shared by every sink.
 //! - `dynamodb`, `eventbridge`: the AWS sinks (off by default).
+//! - `notify`: Alertmanager and webhooks, the operators' own alerting (off by default).
 
 pub mod alerts;
 pub mod dynamodb;
@@ -13,5 +14,6 @@ pub mod eventbridge;
 pub mod fabric;
 pub mod incidents;
 pub mod items;
+pub mod notify;
 pub mod runner;
 pub mod views;

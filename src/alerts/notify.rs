@@ -149,7 +149,7 @@ const KEEP_RESOLVED: usize = 1_000;
 
 /// The open alerts and the open incidents they belong to, from the log in order. Small (what
 /// is open now), so a sink keeps it as one view entry written with its checkpoint.
-#[derive(Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Notices {
     /// Firing notices by alert id.
     open: BTreeMap<String, Notice>,

@@ -29,6 +29,13 @@ pub trait Projection: Send {
     fn idle(&mut self, _store: &dyn EventStore) -> Vec<WriteOp> {
         Vec::new()
     }
+
+    /// Called after `idle`, while caught up: outside work driven by time rather than by the
+    /// log (a sink re-sending what is still open). An error is logged and tried again at the
+    /// next poll; it moves no checkpoint.
+    fn tick(&mut self) -> impl Future<Output = Result<(), ProjectionError>> + Send {
+        async { Ok(()) }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -169,6 +169,11 @@ pub fn spawn_gated<P: Projection + 'static>(
                     }
                     Err(e) => Err(e),
                 };
+                if idle.is_ok() {
+                    if let Err(e) = projection.tick().await {
+                        tracing::warn!(projection = projection.name(), error = %e, "projection tick failed; trying again at the next poll");
+                    }
+                }
                 match idle {
                     Ok(()) => {
                         backoff = Duration::from_millis(100);
