@@ -153,3 +153,77 @@ pub async fn query(prom: &Process, promql: &str) -> Vec<Value> {
 pub fn value(result: &[Value]) -> Option<f64> {
     result.first()?["value"][1].as_str()?.parse().ok()
 }
+
+/// Debian's Alertmanager, sending every group to `webhook` at once (group_wait and
+/// group_interval of 1 s), resolved ones too.
+pub async fn alertmanager(webhook: &str) -> Process {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = format!(
+        "route:\n  receiver: hook\n  group_by: ['incident_id']\n  group_wait: 1s\n  \
+         group_interval: 1s\n  repeat_interval: 1h\nreceivers:\n  - name: hook\n    \
+         webhook_configs:\n      - url: '{webhook}'\n        send_resolved: true\n"
+    );
+    std::fs::write(dir.path().join("alertmanager.yml"), config).expect("config");
+    Process::start(
+        "prometheus-alertmanager",
+        &[
+            "--config.file={dir}/alertmanager.yml",
+            "--storage.path={dir}/data",
+            "--web.listen-address=127.0.0.1:{port}",
+            "--cluster.listen-address=",
+            "--log.level=warn",
+        ],
+        dir,
+        "/-/ready",
+    )
+    .await
+}
+
+/// A receiver of the test's own: records every POST (path, headers, body) and answers
+/// `status` (200 unless set).
+#[derive(Clone, Default)]
+pub struct Hook {
+    pub got: std::sync::Arc<std::sync::Mutex<Vec<(String, axum::http::HeaderMap, Value)>>>,
+    pub status: std::sync::Arc<std::sync::atomic::AtomicU16>,
+}
+
+impl Hook {
+    /// Serve on a free loopback port; returns its base URL.
+    pub async fn start(&self) -> String {
+        self.status.store(200, std::sync::atomic::Ordering::SeqCst);
+        let me = self.clone();
+        let app = axum::Router::new().fallback(
+            move |uri: axum::http::Uri, headers: axum::http::HeaderMap, body: axum::body::Bytes| {
+                let me = me.clone();
+                async move {
+                    let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                    me.got
+                        .lock()
+                        .unwrap()
+                        .push((uri.path().to_string(), headers, v));
+                    axum::http::StatusCode::from_u16(
+                        me.status.load(std::sync::atomic::Ordering::SeqCst),
+                    )
+                    .unwrap_or(axum::http::StatusCode::OK)
+                }
+            },
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        url
+    }
+
+    /// Bodies posted to `path`.
+    pub fn bodies(&self, path: &str) -> Vec<Value> {
+        self.got
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(p, _, _)| p == path)
+            .map(|(_, _, v)| v.clone())
+            .collect()
+    }
+}
