@@ -235,8 +235,13 @@ async fn oversize_wrong_media_type_and_malformed_json() {
     assert_eq!(status, 413, "{answer}");
 
     let big = format!("{{\"samples\":[\"{}\"]}}", "x".repeat(9 * 1024 * 1024));
-    let resp = srv
-        .client
+    // A client of its own that keeps no idle connection: the server stops reading at the
+    // limit and closes this connection, which must not be handed to the next request.
+    let once = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .expect("client");
+    let resp = once
         .post(format!("{}/v1/metrics", srv.url))
         .header("content-type", "application/json")
         .body(big)
