@@ -7,6 +7,7 @@
 //! - `dashboard`: the web page at `/` and its embedded assets
 //! - `recent`: `GET /v1/insights/recent` and `GET /v1/alerts/recent` (the read views)
 //! - `incidents`: `GET /v1/incidents` (the incident view)
+//! - `maintenance`: `POST/GET /v1/maintenance`, `DELETE /v1/maintenance/{id}` (windows)
 //! - `prometheus`: `GET /metrics` in the OpenMetrics text format (ibsight's own health)
 //! - `ports`: `GET /metrics/ports`, every port in the Prometheus text format, under
 //!   treydock/infiniband_exporter's names
@@ -21,6 +22,7 @@ mod error;
 mod fabric;
 mod health;
 mod incidents;
+mod maintenance;
 mod metrics;
 mod ports;
 mod prometheus;
@@ -36,7 +38,7 @@ use crate::ingest::Ingestor;
 use crate::projections::dynamodb::DynamoSink;
 use crate::projections::runner::ProjectionLag;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::Router;
 use std::future::Future;
 use std::sync::Arc;
@@ -56,6 +58,27 @@ fn check_known(
     }
 }
 
+/// A failed write to the log: 503, naming the node to post to when this one is fenced (in a
+/// cluster, the node running the projections records operators' writes).
+fn write_error(state: &AppState, e: crate::events::StoreError, what: &str) -> ApiError {
+    let holder = state
+        .ingestor
+        .router()
+        .cluster()
+        .and_then(|p| p.projections_holder());
+    let message = match (&e, holder) {
+        (crate::events::StoreError::Fenced { .. }, Some(m)) => format!(
+            "{e}; {what} are recorded by the projections node {} ({}): post there",
+            m.id, m.url
+        ),
+        _ => e.to_string(),
+    };
+    ApiError::Unavailable {
+        message,
+        retry_after_s: 1,
+    }
+}
+
 /// What the handlers share.
 #[derive(Clone)]
 pub struct AppState {
@@ -66,6 +89,8 @@ pub struct AppState {
     pub dynamo: Option<DynamoSink>,
     /// Operators' verdicts on alerts.
     pub triage: Arc<crate::alerts::triage::Triage>,
+    /// Maintenance windows in the log.
+    pub maintenance: Arc<crate::maintenance::log::MaintenanceLog>,
     /// The group-commit writer (readiness probes the write path through it).
     pub writer: crate::events::writer::Writer,
     pub config: Arc<Config>,
@@ -94,6 +119,11 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/insights/recent", get(recent::insights))
         .route("/v1/alerts/recent", get(recent::alerts))
         .route("/v1/incidents", get(incidents::list))
+        .route(
+            "/v1/maintenance",
+            get(maintenance::list).post(maintenance::create),
+        )
+        .route("/v1/maintenance/{id}", delete(maintenance::end))
         .route("/v1/alerts/{*path}", post(recent::triage))
         .route("/v1/fabric", get(fabric::get_fabric))
         .route("/v1/ai/health", get(fabric::get_ai_health))

@@ -8,6 +8,7 @@
 //! - `collect`: fabric sources: the rdma-core sweep (`collect`) and the sysfs reader (`agent`)
 //! - `analyst`: insights for anomalies (Bedrock or rules), with quota, outage and cost control
 //! - `events`: event types, codec, the `EventStore` trait, fjall and sled engines, group commit
+//! - `maintenance`: planned work windows, which mute alerts and model calls for their ports
 //! - `actors`: the supervision tree, stream actors and the router
 //! - `incidents`: anomalies grouped into incidents (both ends of a cable, a whole switch)
 //! - `alerts`: deduplicated critical alerts (pure decisions)
@@ -43,6 +44,7 @@ pub mod events;
 pub mod hash;
 pub mod incidents;
 pub mod ingest;
+pub mod maintenance;
 pub mod metrics;
 pub mod node;
 pub mod projections;

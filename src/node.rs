@@ -46,6 +46,7 @@ pub struct Node {
     pub ingestor: Ingestor,
     pub writer: Writer,
     pub triage: Arc<crate::alerts::triage::Triage>,
+    pub maintenance: Arc<crate::maintenance::log::MaintenanceLog>,
     /// Incidents waiting for their analysis.
     pub incidents_waiting: Arc<AtomicU64>,
     /// Each owned stream's last sample, for `GET /metrics/ports`.
@@ -215,6 +216,7 @@ impl Node {
             projection_tasks.push(task);
         }
         let triage = Arc::new(crate::alerts::triage::Triage::start(writer.clone())?);
+        let maintenance = Arc::new(crate::maintenance::log::MaintenanceLog::new(writer.clone()));
         Ok(Node {
             config,
             analyst,
@@ -227,6 +229,7 @@ impl Node {
             ingestor,
             writer,
             triage,
+            maintenance,
             supervisor,
             retention,
             packing,
@@ -242,6 +245,7 @@ impl Node {
             projections: self.projections.clone(),
             dynamo: self.dynamo.clone(),
             triage: self.triage.clone(),
+            maintenance: self.maintenance.clone(),
             writer: self.writer.clone(),
             config: Arc::new(self.config.clone()),
             incidents_waiting: self.incidents_waiting.clone(),

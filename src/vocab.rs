@@ -108,3 +108,7 @@ impl std::ops::AddAssign for ObserveOutcome {
         self.anomalies += o.anomalies;
     }
 }
+
+/// The reason an insight names when the rules answered because every port of its incident was
+/// in a maintenance window (no model call, no alert).
+pub const MAINTENANCE_REASON: &str = "maintenance";

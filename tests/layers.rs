@@ -19,6 +19,8 @@ const LAYERS: &[&[&str]] = &[
     &["events"],
     // Logs and traces, with the trace context the log carries.
     &["telemetry"],
+    // Maintenance windows: in the log, and which ports they cover.
+    &["maintenance"],
     // Synthetic fabrics, the real fabric's readers, the AWS clients.
     &["sim", "collect", "aws"],
     // The analyst.

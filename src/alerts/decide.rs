@@ -23,6 +23,9 @@ pub struct InsightFacts {
     pub risk_score: u8,
     pub explanation: String,
     pub at_ms: i64,
+    /// The rules answered because every port was in a maintenance window: planned work pages
+    /// no one.
+    pub in_maintenance: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -52,7 +55,7 @@ pub fn tier(risk: u8) -> u8 {
 }
 
 pub fn decide(book: &AlertBook, facts: &InsightFacts, cfg: &AlertsConfig) -> Option<StreamEvent> {
-    if facts.risk_score < cfg.threshold {
+    if facts.risk_score < cfg.threshold || facts.in_maintenance {
         return None;
     }
     let window_ms = cfg.dedup_window_s as i64 * 1000;
@@ -164,6 +167,7 @@ mod tests {
             risk_score: risk,
             explanation: "link flapping".into(),
             at_ms: at_s * 1000,
+            in_maintenance: false,
         }
     }
 
@@ -257,6 +261,21 @@ mod tests {
         assert_eq!(
             kind(&decide(&book, &worse, &cfg())),
             "raised #incidents#11 escalated from tier 8"
+        );
+    }
+
+    #[test]
+    fn a_critical_insight_on_planned_work_raises_nothing_and_leaves_the_book_alone() {
+        let planned = InsightFacts {
+            in_maintenance: true,
+            ..facts("p1", 5, 99, 0)
+        };
+        assert_eq!(decide(&given(&[]), &planned, &cfg()), None);
+        let book = given(&[planned]);
+        assert_eq!(book.len(), 0);
+        assert_eq!(
+            kind(&decide(&book, &facts("p1", 7, 85, 10), &cfg())),
+            "raised p1#7"
         );
     }
 

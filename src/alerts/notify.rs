@@ -5,7 +5,7 @@
 //! The labels are the alert's identity in Alertmanager (its fingerprint), so a resolution
 //! carries exactly the labels its firing had.
 
-use crate::events::types::{AlertRaisedV2, IncidentV1};
+use crate::events::types::{AlertRaisedV2, IncidentV2};
 use crate::events::StreamEvent;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -95,7 +95,7 @@ pub struct IncidentFacts {
 }
 
 impl IncidentFacts {
-    pub fn of(inc: &IncidentV1) -> IncidentFacts {
+    pub fn of(inc: &IncidentV2) -> IncidentFacts {
         let lead_node = crate::incidents::correlator::lead(inc)
             .and_then(|(m, _)| m.port.node_desc.clone().or_else(|| node_of(&m.stream_id)));
         IncidentFacts {

@@ -3,7 +3,7 @@
 //! collector sends can end up in a prompt.
 
 use crate::detect::rules::Severity;
-use crate::events::types::{AnomalyDetectedV2, IncidentV1};
+use crate::events::types::{AnomalyDetectedV2, IncidentV2};
 use crate::events::Origin;
 
 /// A metric's current value against its baseline.
@@ -28,7 +28,7 @@ pub struct AnomalyJob {
     /// The incident this job asks about: every member's evidence and the node's role. The
     /// anomaly above is its lead (worst) member anomaly. `None` only for a lone anomaly
     /// replayed from a log written before incidents.
-    pub incident: Option<IncidentV1>,
+    pub incident: Option<IncidentV2>,
 }
 
 impl AnomalyJob {

@@ -77,7 +77,7 @@ fn guid(g: Option<u64>) -> String {
 /// The incident around the anomaly: its scope, the node's role, and every member's evidence
 /// with both ends of its link. GUIDs, port numbers, node types and rule names only: node
 /// descriptions are fabric text and stay out of the prompt.
-fn incident_part(out: &mut String, inc: &crate::events::types::IncidentV1) {
+fn incident_part(out: &mut String, inc: &crate::events::types::IncidentV2) {
     let _ = writeln!(
         out,
         "- incident: scope {}, {} port(s), worst severity {}",

@@ -1,6 +1,7 @@
 //! Bearer-token checks. Ingest needs an ingest token when any is configured; reads need a
-//! read, triage or ingest token when read tokens are configured. Triage writes to the log (an
-//! on-call's verdict feeds the false-positive rollback trigger), so it needs a triage token;
+//! read, triage or ingest token when read tokens are configured. Triage and maintenance
+//! windows write to the log (an on-call's verdict feeds the false-positive rollback trigger; a
+//! window mutes alerts), so they need a triage token, the on-call's write right;
 //! without triage tokens it is open only while the whole API is (no tokens at all: a
 //! loopback-only node).
 
@@ -46,13 +47,19 @@ pub fn check_read(auth: &AuthConfig, headers: &HeaderMap) -> Result<(), ApiError
 }
 
 pub fn check_triage(auth: &AuthConfig, headers: &HeaderMap) -> Result<(), ApiError> {
+    check_write(auth, headers, "triage")
+}
+
+/// Operators' writes to the log (`what`: triage verdicts, maintenance windows) need a triage
+/// token: the on-call's write right.
+pub fn check_write(auth: &AuthConfig, headers: &HeaderMap, what: &str) -> Result<(), ApiError> {
     if auth.triage_tokens.is_empty() {
         return if auth.ingest_tokens.is_empty() && auth.read_tokens.is_empty() {
             Ok(())
         } else {
-            Err(ApiError::Forbidden(
-                "triage needs a triage token: set auth.triage_tokens".into(),
-            ))
+            Err(ApiError::Forbidden(format!(
+                "{what} needs a write (triage) token: set auth.triage_tokens"
+            )))
         };
     }
     let tokens: Vec<&String> = auth.triage_tokens.iter().collect();

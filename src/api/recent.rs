@@ -167,25 +167,7 @@ pub async fn triage(
         .triage
         .record(alert_id, verdict, risk)
         .await
-        .map_err(|e| {
-            // In a cluster, the node running the projections records verdicts.
-            let holder = state
-                .ingestor
-                .router()
-                .cluster()
-                .and_then(|p| p.projections_holder());
-            let message = match (&e, holder) {
-                (crate::events::StoreError::Fenced { .. }, Some(m)) => format!(
-                    "{e}; triage verdicts are recorded by the projections node {} ({}): post there",
-                    m.id, m.url
-                ),
-                _ => e.to_string(),
-            };
-            ApiError::Unavailable {
-                message,
-                retry_after_s: 1,
-            }
-        })?;
+        .map_err(|e| super::write_error(&state, e, "triage verdicts"))?;
     Ok((
         StatusCode::CREATED,
         Json(json!({"alert_id": alert_id, "verdict": verdict, "triage_seq": seq})),

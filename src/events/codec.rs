@@ -9,8 +9,9 @@
 use super::trace::TraceContext;
 use super::types::{
     AlertRaisedV1, AlertRaisedV2, AlertSuppressedV1, AlertTriagedV1, AnomalyDetectedV1,
-    AnomalyDetectedV2, AnomalyResolvedV1, IncidentV1, InsightGeneratedV1, MetricObservedV1,
-    MetricObservedV2, MetricObservedV3, StreamEvent,
+    AnomalyDetectedV2, AnomalyResolvedV1, IncidentV1, IncidentV2, InsightGeneratedV1,
+    MaintenanceEndedV1, MaintenanceScheduledV1, MetricObservedV1, MetricObservedV2,
+    MetricObservedV3, StreamEvent,
 };
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
@@ -200,6 +201,8 @@ pub fn encode_payload(event: &StreamEvent) -> Vec<u8> {
         | StreamEvent::IncidentGrown(e)
         | StreamEvent::IncidentEscalated(e)
         | StreamEvent::IncidentResolved(e) => to_bytes(e),
+        StreamEvent::MaintenanceScheduled(e) => to_bytes(e),
+        StreamEvent::MaintenanceEnded(e) => to_bytes(e),
     }
 }
 
@@ -235,17 +238,25 @@ pub fn decode_payload(
         ("AlertRaised", 2) => {
             from_bytes::<AlertRaisedV2>(bytes, event_type, version).map(StreamEvent::AlertRaised)
         }
-        ("IncidentOpened", 1) => {
-            from_bytes::<IncidentV1>(bytes, event_type, version).map(StreamEvent::IncidentOpened)
+        ("IncidentOpened", 1) => from_bytes::<IncidentV1>(bytes, event_type, version)
+            .map(|v| StreamEvent::IncidentOpened(v.into())),
+        ("IncidentOpened", 2) => {
+            from_bytes::<IncidentV2>(bytes, event_type, version).map(StreamEvent::IncidentOpened)
         }
-        ("IncidentGrown", 1) => {
-            from_bytes::<IncidentV1>(bytes, event_type, version).map(StreamEvent::IncidentGrown)
+        ("IncidentGrown", 1) => from_bytes::<IncidentV1>(bytes, event_type, version)
+            .map(|v| StreamEvent::IncidentGrown(v.into())),
+        ("IncidentGrown", 2) => {
+            from_bytes::<IncidentV2>(bytes, event_type, version).map(StreamEvent::IncidentGrown)
         }
-        ("IncidentEscalated", 1) => {
-            from_bytes::<IncidentV1>(bytes, event_type, version).map(StreamEvent::IncidentEscalated)
+        ("IncidentEscalated", 1) => from_bytes::<IncidentV1>(bytes, event_type, version)
+            .map(|v| StreamEvent::IncidentEscalated(v.into())),
+        ("IncidentEscalated", 2) => {
+            from_bytes::<IncidentV2>(bytes, event_type, version).map(StreamEvent::IncidentEscalated)
         }
-        ("IncidentResolved", 1) => {
-            from_bytes::<IncidentV1>(bytes, event_type, version).map(StreamEvent::IncidentResolved)
+        ("IncidentResolved", 1) => from_bytes::<IncidentV1>(bytes, event_type, version)
+            .map(|v| StreamEvent::IncidentResolved(v.into())),
+        ("IncidentResolved", 2) => {
+            from_bytes::<IncidentV2>(bytes, event_type, version).map(StreamEvent::IncidentResolved)
         }
         ("AlertRaised", 1) => from_bytes::<AlertRaisedV1>(bytes, event_type, version)
             .map(|v| StreamEvent::AlertRaised(v.into())),
@@ -254,6 +265,12 @@ pub fn decode_payload(
         ("AlertTriaged", 1) => {
             from_bytes::<AlertTriagedV1>(bytes, event_type, version).map(StreamEvent::AlertTriaged)
         }
+        ("MaintenanceScheduled", 1) => {
+            from_bytes::<MaintenanceScheduledV1>(bytes, event_type, version)
+                .map(StreamEvent::MaintenanceScheduled)
+        }
+        ("MaintenanceEnded", 1) => from_bytes::<MaintenanceEndedV1>(bytes, event_type, version)
+            .map(StreamEvent::MaintenanceEnded),
         _ => Err(CodecError::UnknownType {
             event_type: event_type.into(),
             version,

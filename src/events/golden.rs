@@ -8,8 +8,8 @@ use super::trace::TraceContext;
 use super::types::{
     AlertRaisedV1, AlertRaisedV2, AlertSuppressedV1, AlertTriagedV1, AnomalyDetectedV1,
     AnomalyDetectedV2, AnomalyResolvedV1, IncidentMemberV1, IncidentNodeV1, IncidentScope,
-    IncidentV1, InsightGeneratedV1, MemberAnomalyV1, MetricObservedV1, MetricObservedV2,
-    MetricObservedV3, StreamEvent, Verdict,
+    IncidentV1, IncidentV2, InsightGeneratedV1, MaintenanceEndedV1, MaintenanceScheduledV1,
+    MemberAnomalyV1, MetricObservedV1, MetricObservedV2, MetricObservedV3, StreamEvent, Verdict,
 };
 use crate::detect::rules::{Rule, Severity};
 use crate::sample::port::{
@@ -179,6 +179,23 @@ fn alert_v1() -> AlertRaisedV1 {
     }
 }
 
+/// An incident in maintenance (v2: the windows it falls in).
+fn incident_v2() -> IncidentV2 {
+    IncidentV2 {
+        maintenance: vec!["mw-3".into()],
+        ..incident().into()
+    }
+}
+
+fn resolved_incident() -> IncidentV1 {
+    IncidentV1 {
+        resolved_at_ms: Some(1_750_000_900_000),
+        merged_into: Some("inc-4800-0002c90300000001".into()),
+        analyse: false,
+        ..incident()
+    }
+}
+
 fn incident() -> IncidentV1 {
     let s = sample_v2();
     IncidentV1 {
@@ -273,19 +290,43 @@ fn examples() -> Vec<(&'static str, StreamEvent)> {
                 ..alert_v1().into()
             }),
         ),
-        ("IncidentOpened_v1", StreamEvent::IncidentOpened(incident())),
-        ("IncidentGrown_v1", StreamEvent::IncidentGrown(incident())),
         (
-            "IncidentEscalated_v1",
-            StreamEvent::IncidentEscalated(incident()),
+            "IncidentOpened_v2",
+            StreamEvent::IncidentOpened(incident_v2()),
         ),
         (
-            "IncidentResolved_v1",
-            StreamEvent::IncidentResolved(IncidentV1 {
-                resolved_at_ms: Some(1_750_000_900_000),
-                merged_into: Some("inc-4800-0002c90300000001".into()),
-                analyse: false,
-                ..incident()
+            "IncidentGrown_v2",
+            StreamEvent::IncidentGrown(incident_v2()),
+        ),
+        (
+            "IncidentEscalated_v2",
+            StreamEvent::IncidentEscalated(incident_v2()),
+        ),
+        (
+            "IncidentResolved_v2",
+            StreamEvent::IncidentResolved(IncidentV2 {
+                maintenance: Vec::new(),
+                ..resolved_incident().into()
+            }),
+        ),
+        (
+            "MaintenanceScheduled_v1",
+            StreamEvent::MaintenanceScheduled(MaintenanceScheduledV1 {
+                window_id: "mw-3".into(),
+                nodes: vec!["leaf07".into(), "0x0002c90300000001".into()],
+                ports: vec!["spine01/p12".into()],
+                from_ms: 1_750_000_000_000,
+                until_ms: 1_750_007_200_000,
+                reason: "recabling leaf07".into(),
+                created_by: "write token".into(),
+                at_ms: 1_749_999_000_000,
+            }),
+        ),
+        (
+            "MaintenanceEnded_v1",
+            StreamEvent::MaintenanceEnded(MaintenanceEndedV1 {
+                window_id: "mw-3".into(),
+                at_ms: 1_750_003_600_000,
             }),
         ),
         (
@@ -412,6 +453,28 @@ fn version_1_anomalies_and_alerts_still_decode() {
         (a.incident_id, a.ports),
         (None, vec!["sw0001/p07".to_string()])
     );
+}
+
+/// Incidents written before maintenance windows still read, upcast with no window.
+#[test]
+fn version_1_incidents_still_decode() {
+    for (name, inc) in [
+        ("IncidentOpened", incident()),
+        ("IncidentGrown", incident()),
+        ("IncidentEscalated", incident()),
+        ("IncidentResolved", resolved_incident()),
+    ] {
+        let golden = read_golden(&format!("{name}_v1"));
+        assert_eq!(
+            hex(&codec::encode_old_for_tests(&inc)),
+            hex(&golden),
+            "{name}"
+        );
+        let decoded = codec::decode_payload(name, 1, &golden).expect("decode");
+        let got = decoded.incident().expect("an incident").clone();
+        assert_eq!(got, IncidentV2::from(inc), "{name}");
+        assert!(got.maintenance.is_empty());
+    }
 }
 
 /// Logs written before the trace context still read: a version 1 frame decodes with no trace.

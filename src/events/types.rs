@@ -300,6 +300,67 @@ pub struct IncidentV1 {
     pub analyse: bool,
 }
 
+/// An incident as of one change, with the maintenance windows it falls in.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IncidentV2 {
+    pub incident_id: String,
+    pub scope: IncidentScope,
+    pub node: Option<IncidentNodeV1>,
+    pub members: Vec<IncidentMemberV1>,
+    pub severity: Severity,
+    pub opened_at_ms: i64,
+    pub resolved_at_ms: Option<i64>,
+    pub at_ms: i64,
+    pub merged_into: Option<String>,
+    pub analyse: bool,
+    /// The maintenance windows that cover every member at this change (empty: none does).
+    /// An incident in maintenance is recorded and analysed by the rules, and alerts no one.
+    pub maintenance: Vec<String>,
+}
+
+impl From<IncidentV1> for IncidentV2 {
+    fn from(v: IncidentV1) -> IncidentV2 {
+        IncidentV2 {
+            incident_id: v.incident_id,
+            scope: v.scope,
+            node: v.node,
+            members: v.members,
+            severity: v.severity,
+            opened_at_ms: v.opened_at_ms,
+            resolved_at_ms: v.resolved_at_ms,
+            at_ms: v.at_ms,
+            merged_into: v.merged_into,
+            analyse: v.analyse,
+            maintenance: Vec::new(),
+        }
+    }
+}
+
+/// Planned work: anomalies on these ports from `from_ms` until `until_ms` are recorded, but
+/// open no alert and make no model call. Appended to `#maintenance` by the API.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MaintenanceScheduledV1 {
+    /// Deterministic: `mw-` and the event's seq in `#maintenance`.
+    pub window_id: String,
+    /// Nodes by description (`*` matches any run of characters) or GUID (`0x…`).
+    pub nodes: Vec<String>,
+    /// Ports by stream id (`leaf07/p3`) or `GUID/port` (`0x…/3`).
+    pub ports: Vec<String>,
+    pub from_ms: i64,
+    pub until_ms: i64,
+    pub reason: String,
+    /// Who asked (the token's role), and when.
+    pub created_by: String,
+    pub at_ms: i64,
+}
+
+/// A maintenance window ended before its `until` (`DELETE /v1/maintenance/{id}`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MaintenanceEndedV1 {
+    pub window_id: String,
+    pub at_ms: i64,
+}
+
 // Samples are nearly every event and the largest; boxing them would cost an allocation each.
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
@@ -311,10 +372,12 @@ pub enum StreamEvent {
     AlertRaised(AlertRaisedV2),
     AlertSuppressed(AlertSuppressedV1),
     AlertTriaged(AlertTriagedV1),
-    IncidentOpened(IncidentV1),
-    IncidentGrown(IncidentV1),
-    IncidentEscalated(IncidentV1),
-    IncidentResolved(IncidentV1),
+    IncidentOpened(IncidentV2),
+    IncidentGrown(IncidentV2),
+    IncidentEscalated(IncidentV2),
+    IncidentResolved(IncidentV2),
+    MaintenanceScheduled(MaintenanceScheduledV1),
+    MaintenanceEnded(MaintenanceEndedV1),
 }
 
 impl StreamEvent {
@@ -331,11 +394,24 @@ impl StreamEvent {
             StreamEvent::IncidentGrown(_) => "IncidentGrown",
             StreamEvent::IncidentEscalated(_) => "IncidentEscalated",
             StreamEvent::IncidentResolved(_) => "IncidentResolved",
+            StreamEvent::MaintenanceScheduled(_) => "MaintenanceScheduled",
+            StreamEvent::MaintenanceEnded(_) => "MaintenanceEnded",
         }
     }
 
     /// The incident an incident event carries.
-    pub fn incident(&self) -> Option<&IncidentV1> {
+    pub fn incident(&self) -> Option<&IncidentV2> {
+        match self {
+            StreamEvent::IncidentOpened(i)
+            | StreamEvent::IncidentGrown(i)
+            | StreamEvent::IncidentEscalated(i)
+            | StreamEvent::IncidentResolved(i) => Some(i),
+            _ => None,
+        }
+    }
+
+    /// The incident an incident event carries, to change before it is written.
+    pub fn incident_mut(&mut self) -> Option<&mut IncidentV2> {
         match self {
             StreamEvent::IncidentOpened(i)
             | StreamEvent::IncidentGrown(i)
@@ -349,7 +425,12 @@ impl StreamEvent {
     pub fn schema_version(&self) -> u16 {
         match self {
             StreamEvent::MetricObserved(_) => 3,
-            StreamEvent::AnomalyDetected(_) | StreamEvent::AlertRaised(_) => 2,
+            StreamEvent::AnomalyDetected(_)
+            | StreamEvent::AlertRaised(_)
+            | StreamEvent::IncidentOpened(_)
+            | StreamEvent::IncidentGrown(_)
+            | StreamEvent::IncidentEscalated(_)
+            | StreamEvent::IncidentResolved(_) => 2,
             _ => 1,
         }
     }
@@ -373,6 +454,8 @@ impl StreamEvent {
             | StreamEvent::IncidentGrown(e)
             | StreamEvent::IncidentEscalated(e)
             | StreamEvent::IncidentResolved(e) => serde_json::to_value(e),
+            StreamEvent::MaintenanceScheduled(e) => serde_json::to_value(e),
+            StreamEvent::MaintenanceEnded(e) => serde_json::to_value(e),
         };
         v.unwrap_or(serde_json::Value::Null)
     }

@@ -6,6 +6,11 @@
 //! appended to `#incidents` as `InsightGenerated` (anomaly_seq: the incident event that asked).
 //! Pending analyses are rebuilt from `#incidents` on restore, so a crash delays an insight and
 //! never loses it.
+//!
+//! It also folds `#maintenance`: each incident event names the windows that cover every one of
+//! its ports (`maintenance`). An incident in maintenance is answered by the rules at once
+//! (reason `maintenance`, no model call, so no alert); one that leaves maintenance while open
+//! (a port outside the windows joined, or the window ended) is asked again.
 
 use super::group::{self, Detected, IncidentBook};
 use super::{IncidentsConfig, INCIDENT_STREAM};
@@ -15,9 +20,12 @@ use crate::analyst::pool::AnalystPool;
 use crate::analyst::service::InsightOutcome;
 use crate::events::codec::EventRecord;
 use crate::events::projection::{Projection, ProjectionError};
-use crate::events::types::{AnomalyDetectedV2, IncidentMemberV1, IncidentV1, MemberAnomalyV1};
+use crate::events::types::{AnomalyDetectedV2, IncidentMemberV1, IncidentV2, MemberAnomalyV1};
 use crate::events::{EventStore, NewEvent, Origin, StoredEvent, StreamEvent, WriteOp};
-use std::collections::BTreeMap;
+use crate::maintenance::window::MaintenanceBook;
+use crate::maintenance::MAINTENANCE_STREAM;
+use crate::vocab::{InsightSource, MAINTENANCE_REASON};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -28,7 +36,7 @@ pub type Inbox = Arc<Mutex<Vec<(AnomalyJob, InsightOutcome)>>>;
 struct Pending {
     /// Seq of the incident event that asked.
     seq: u64,
-    incident: IncidentV1,
+    incident: IncidentV2,
     origin: Origin,
     /// Wall time of the incident's last change; analysed `settle_ms` after it.
     changed_ms: i64,
@@ -44,6 +52,10 @@ pub struct Correlator {
     pool: Option<AnalystPool>,
     /// Incidents waiting for their analysis (so `eval` knows when all is said).
     waiting: Arc<AtomicU64>,
+    /// Every maintenance window, from `#maintenance`.
+    maintenance: MaintenanceBook,
+    /// Open incidents whose last change was in maintenance.
+    in_maintenance: BTreeSet<String>,
 }
 
 impl Correlator {
@@ -56,7 +68,29 @@ impl Correlator {
             inbox,
             pool,
             waiting: Arc::default(),
+            maintenance: MaintenanceBook::default(),
+            in_maintenance: BTreeSet::new(),
         }
+    }
+
+    /// Name the windows an incident change falls in (at `at_ms`, held by the log at `offset`).
+    /// An open incident that leaves maintenance is asked again.
+    fn with_windows(&mut self, mut event: StreamEvent, at_ms: i64, offset: u64) -> StreamEvent {
+        let Some(inc) = event.incident_mut() else {
+            return event;
+        };
+        inc.maintenance = self.maintenance.covering(inc, at_ms, offset);
+        let open = inc.resolved_at_ms.is_none() && inc.merged_into.is_none();
+        if inc.maintenance.is_empty() {
+            if self.in_maintenance.remove(&inc.incident_id) && open {
+                inc.analyse = true;
+            }
+        } else if open {
+            self.in_maintenance.insert(inc.incident_id.clone());
+        } else {
+            self.in_maintenance.remove(&inc.incident_id);
+        }
+        event
     }
 
     /// How many incidents wait for their analysis.
@@ -141,7 +175,19 @@ impl Correlator {
                 continue;
             }
             if let Some(pool) = &self.pool {
-                pool.submit(job_for(&p.incident, p.seq, p.origin.clone()));
+                let job = job_for(&p.incident, p.seq, p.origin.clone());
+                if p.incident.maintenance.is_empty() {
+                    pool.submit(job);
+                } else {
+                    // Planned work: the rules answer, no model call (and so no alert).
+                    let outcome =
+                        pool.analyst
+                            .rules_outcome(&job, InsightSource::Rules, MAINTENANCE_REASON);
+                    self.inbox
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .push((job, outcome));
+                }
                 p.submitted = true;
             }
         }
@@ -152,7 +198,7 @@ impl Correlator {
 
 /// `new`, keeping the evidence `old` had of anomalies that have resolved since: the analyst
 /// is told what happened, even when the incident has calmed down before it is asked.
-fn with_evidence(old: &IncidentV1, new: &IncidentV1) -> IncidentV1 {
+fn with_evidence(old: &IncidentV2, new: &IncidentV2) -> IncidentV2 {
     let mut out = new.clone();
     for m in &mut out.members {
         let Some(before) = old.members.iter().find(|o| o.stream_id == m.stream_id) else {
@@ -180,7 +226,7 @@ fn lead_rank(rule: crate::detect::rules::Rule) -> u8 {
 
 /// The member an incident's analysis starts from, with its lead (worst, earliest) anomaly;
 /// the first member when none has an open anomaly. `None` only for an incident without members.
-pub fn lead(inc: &IncidentV1) -> Option<(&IncidentMemberV1, Option<&MemberAnomalyV1>)> {
+pub fn lead(inc: &IncidentV2) -> Option<(&IncidentMemberV1, Option<&MemberAnomalyV1>)> {
     let worst = inc
         .members
         .iter()
@@ -200,7 +246,7 @@ pub fn lead(inc: &IncidentV1) -> Option<(&IncidentMemberV1, Option<&MemberAnomal
 
 /// The analyst's job for an incident: its lead (worst, earliest) anomaly, with every member's
 /// evidence in the incident itself.
-pub fn job_for(inc: &IncidentV1, seq: u64, origin: Origin) -> AnomalyJob {
+pub fn job_for(inc: &IncidentV2, seq: u64, origin: Origin) -> AnomalyJob {
     let (member, anomaly) = lead(inc).expect("an incident always has a member");
     let readings = inc
         .members
@@ -246,6 +292,19 @@ impl Projection for Correlator {
         self.book = IncidentBook::default();
         self.head = 0;
         self.pending.clear();
+        self.in_maintenance.clear();
+        self.maintenance = MaintenanceBook::default();
+        let mut seq = 0;
+        loop {
+            let page = store.read_stream(MAINTENANCE_STREAM, seq + 1, 1000)?;
+            let Some(last) = page.last() else { break };
+            seq = last.record.seq;
+            for e in &page {
+                if let Ok(event) = e.record.decode_event() {
+                    self.maintenance.apply(&event, e.offset);
+                }
+            }
+        }
         let now = crate::clock::now_ms();
         let today = now.div_euclid(DAY_MS);
         let mut spent_today = 0.0;
@@ -277,6 +336,14 @@ impl Projection for Correlator {
                     other => {
                         group::apply(&mut self.book, other);
                         self.track(other, e.record.seq, &origin, now);
+                        if let Some(inc) = other.incident() {
+                            let open = inc.resolved_at_ms.is_none() && inc.merged_into.is_none();
+                            if open && !inc.maintenance.is_empty() {
+                                self.in_maintenance.insert(inc.incident_id.clone());
+                            } else {
+                                self.in_maintenance.remove(&inc.incident_id);
+                            }
+                        }
                     }
                 }
             }
@@ -301,6 +368,12 @@ impl Projection for Correlator {
         for e in events {
             let r = &e.record;
             // Anomalies moved from another member were grouped (and analysed) there.
+            if r.stream_id == MAINTENANCE_STREAM {
+                if let Ok(event) = r.decode_event() {
+                    self.maintenance.apply(&event, e.offset);
+                }
+                continue;
+            }
             let moved = r
                 .correlation_id
                 .as_deref()
@@ -340,6 +413,7 @@ impl Projection for Correlator {
             };
             last_origin = origin.clone();
             for event in decided {
+                let event = self.with_windows(event, r.recorded_at_ms, e.offset);
                 ops.push(self.append(&event, r.recorded_at_ms, &origin));
                 let seq = self.head;
                 self.track(&event, seq, &origin, now);
@@ -351,6 +425,7 @@ impl Projection for Correlator {
             let formed =
                 group::form_node_incidents(&mut self.book, self.cfg.node_min_links, at_ms, offset);
             for event in formed {
+                let event = self.with_windows(event, at_ms, offset);
                 ops.push(self.append(&event, at_ms, &last_origin));
                 let seq = self.head;
                 self.track(&event, seq, &last_origin, now);

@@ -21,7 +21,7 @@
 
 use crate::detect::rules::Severity;
 use crate::events::types::{
-    AnomalyDetectedV2, IncidentMemberV1, IncidentScope, IncidentV1, MemberAnomalyV1,
+    AnomalyDetectedV2, IncidentMemberV1, IncidentScope, IncidentV2, MemberAnomalyV1,
 };
 use crate::events::StreamEvent;
 use std::collections::BTreeMap;
@@ -39,7 +39,7 @@ pub struct Detected {
 
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct IncidentBook {
-    pub open: BTreeMap<String, IncidentV1>,
+    pub open: BTreeMap<String, IncidentV2>,
 }
 
 pub use crate::detect::rules::link_gone;
@@ -165,7 +165,7 @@ fn place(
         inc.at_ms = at_ms;
         return StreamEvent::IncidentGrown(inc.clone());
     }
-    let inc = IncidentV1 {
+    let inc = IncidentV2 {
         incident_id: new_id,
         scope: IncidentScope::Port,
         node: None,
@@ -176,6 +176,7 @@ fn place(
         at_ms,
         merged_into: None,
         analyse: true,
+        maintenance: Vec::new(),
     };
     book.open.insert(inc.incident_id.clone(), inc.clone());
     StreamEvent::IncidentOpened(inc)

@@ -152,6 +152,7 @@ impl Projection for AlertProjection {
                 anomaly_seq: insight.anomaly_seq,
                 prediction_type: insight.prediction_type,
                 risk_score: insight.risk_score,
+                in_maintenance: insight.reason.as_deref() == Some(crate::vocab::MAINTENANCE_REASON),
                 explanation: insight.explanation,
                 at_ms: e.record.recorded_at_ms,
             };

@@ -148,7 +148,7 @@ impl Fabric {
     /// and prediction type.
     pub fn apply_incident_insight(
         &mut self,
-        incident: &crate::events::types::IncidentV1,
+        incident: &crate::events::types::IncidentV2,
         insight: &crate::events::types::InsightGeneratedV1,
         at_ms: i64,
     ) {

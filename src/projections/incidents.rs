@@ -4,7 +4,7 @@
 //! marks it alerted. An incident absorbed into a switch incident leaves the list.
 
 use super::items::{newest_first_key, ttl};
-use crate::events::types::{IncidentScope, IncidentV1, InsightGeneratedV1};
+use crate::events::types::{IncidentScope, IncidentV2, InsightGeneratedV1};
 use crate::events::{EventStore, StoreError, StreamEvent};
 use crate::incidents::INCIDENT_STREAM;
 use serde_json::{json, Value};
@@ -15,12 +15,12 @@ pub fn incident_entity_id(incident_id: &str) -> String {
     format!("incident#{incident_id}")
 }
 
-pub fn key(inc: &IncidentV1) -> Vec<u8> {
+pub fn key(inc: &IncidentV2) -> Vec<u8> {
     newest_first_key(inc.opened_at_ms, &incident_entity_id(&inc.incident_id))
 }
 
 /// The item's fields an incident event sets.
-pub fn incident_item(inc: &IncidentV1) -> Value {
+pub fn incident_item(inc: &IncidentV2) -> Value {
     let node = match inc.scope {
         IncidentScope::Switch | IncidentScope::Node | IncidentScope::Fabric => {
             inc.node.as_ref().map(|n| {
@@ -60,6 +60,9 @@ pub fn incident_item(inc: &IncidentV1) -> Value {
         "id": inc.incident_id,
         "scope": inc.scope.name(),
         "state": if inc.resolved_at_ms.is_some() { "resolved" } else { "open" },
+        // The windows every port is in now, and (kept from the first change) when it opened.
+        "maintenance": inc.maintenance,
+        "opened_in_maintenance": inc.maintenance,
         "severity": inc.severity,
         "opened_at": crate::clock::rfc3339(inc.opened_at_ms),
         "resolved_at": inc.resolved_at_ms.map(crate::clock::rfc3339),
@@ -85,7 +88,7 @@ pub enum IncidentChange {
     /// Its insight: these fields are set.
     Insight {
         key: Vec<u8>,
-        incident: Box<IncidentV1>,
+        incident: Box<IncidentV2>,
         insight: Box<InsightGeneratedV1>,
     },
     Alerted {
@@ -94,7 +97,7 @@ pub enum IncidentChange {
 }
 
 /// The incident an incident event at `seq` of `#incidents` carries.
-pub fn incident_at(store: &dyn EventStore, seq: u64) -> Result<Option<IncidentV1>, StoreError> {
+pub fn incident_at(store: &dyn EventStore, seq: u64) -> Result<Option<IncidentV2>, StoreError> {
     Ok(store
         .read_event(INCIDENT_STREAM, seq)?
         .and_then(|e| e.record.decode_event().ok())
@@ -164,6 +167,7 @@ pub fn merge(current: Option<Value>, change: &IncidentChange) -> Option<Value> {
         "source",
         "model_used",
         "alerted",
+        "opened_in_maintenance",
     ];
     match change {
         IncidentChange::Merged { .. } => None,

@@ -360,14 +360,16 @@ pub fn apply(state: &mut StreamState, event: &StreamEvent, cfg: &DetectConfig) {
             state.awaiting_insight.remove(&e.anomaly_seq);
         }
         // Alerts live in the alert stream, never in a port's.
-        // Incidents live in the incident stream.
+        // Incidents live in the incident stream, windows in the maintenance stream.
         StreamEvent::AlertRaised(_)
         | StreamEvent::AlertSuppressed(_)
         | StreamEvent::AlertTriaged(_)
         | StreamEvent::IncidentOpened(_)
         | StreamEvent::IncidentGrown(_)
         | StreamEvent::IncidentEscalated(_)
-        | StreamEvent::IncidentResolved(_) => {}
+        | StreamEvent::IncidentResolved(_)
+        | StreamEvent::MaintenanceScheduled(_)
+        | StreamEvent::MaintenanceEnded(_) => {}
     }
 }
 

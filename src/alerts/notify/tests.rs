@@ -23,8 +23,8 @@ fn alert(id: &str, port: &str, incident: Option<&str>, risk: u8) -> AlertRaisedV
     }
 }
 
-fn incident(id: &str, scope: IncidentScope, switch: Option<&str>, lead: &str) -> IncidentV1 {
-    IncidentV1 {
+fn incident(id: &str, scope: IncidentScope, switch: Option<&str>, lead: &str) -> IncidentV2 {
+    IncidentV2 {
         incident_id: id.into(),
         scope,
         node: switch.map(|s| IncidentNodeV1 {
@@ -54,10 +54,11 @@ fn incident(id: &str, scope: IncidentScope, switch: Option<&str>, lead: &str) ->
         at_ms: 900,
         merged_into: None,
         analyse: true,
+        maintenance: Vec::new(),
     }
 }
 
-fn resolved(mut inc: IncidentV1, at: i64) -> IncidentV1 {
+fn resolved(mut inc: IncidentV2, at: i64) -> IncidentV2 {
     inc.resolved_at_ms = Some(at);
     inc.at_ms = at;
     inc

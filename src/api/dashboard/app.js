@@ -161,9 +161,26 @@ function renderIncidents(items) {
       el("td", {}, i.prediction_type || "analysing…"),
       el("td", {}, where),
       el("td", { title: i.opened_at }, fmtTime(i.opened_at)),
-      el("td", {}, i.state + (i.alerted ? " · alerted" : "")),
+      el("td", {}, i.state + (i.alerted ? " · alerted" : "")
+        + ((i.maintenance || []).length ? ` · maintenance ${i.maintenance.join(", ")}` : "")
+        + ((i.opened_in_maintenance || []).length && !(i.maintenance || []).length ? " · opened in maintenance" : "")),
       el("td", {}, i.explanation || "", recs));
   }));
+}
+
+// Planned work: active and upcoming windows (their ports alert no one and ask no model).
+function renderMaintenance(windows) {
+  const active = windows.filter((w) => w.status === "active").length;
+  $("maintenance-panel").hidden = windows.length === 0;
+  $("maintenance-summary").textContent = `${active} active, ${windows.length - active} upcoming`;
+  $("maintenance").tBodies[0].replaceChildren(...windows.map((w) =>
+    el("tr", { "data-window": w.window_id, "data-status": w.status },
+      el("td", {}, w.window_id),
+      el("td", {}, w.status),
+      el("td", {}, [...w.nodes, ...w.ports].join(", ")),
+      el("td", { title: w.from }, new Date(w.from_ms).toLocaleString()),
+      el("td", { title: w.until }, new Date(w.ends_ms).toLocaleString()),
+      el("td", {}, w.reason))));
 }
 
 function renderAlerts(items) {
@@ -311,6 +328,7 @@ async function poll() {
     api(`/v1/incidents?limit=50&state=${$("f-incident-state").value}`).then((r) => renderIncidents(r.incidents)),
     refreshInsights(),
     api("/v1/alerts/recent?limit=20").then((r) => renderAlerts(r.alerts)),
+    api("/v1/maintenance?state=open").then((r) => renderMaintenance(r.windows)),
     api(`/v1/fabric?max_switches=${MAX_SWITCH_TILES}`).then(renderFabric),
     api("/v1/ai/health").then(renderHealth),
     refreshStream(),

@@ -45,7 +45,7 @@ pub mod event_type {
     use super::*;
 
     /// Every name `StreamEvent::event_type` gives (the golden tests check the list).
-    pub const KNOWN: [&str; 11] = [
+    pub const KNOWN: [&str; 13] = [
         "MetricObserved",
         "AnomalyDetected",
         "AnomalyResolved",
@@ -57,6 +57,8 @@ pub mod event_type {
         "IncidentGrown",
         "IncidentEscalated",
         "IncidentResolved",
+        "MaintenanceScheduled",
+        "MaintenanceEnded",
     ];
 
     pub fn serialize<S: Serializer>(v: &str, s: S) -> Result<S::Ok, S::Error> {

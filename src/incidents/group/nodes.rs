@@ -11,7 +11,7 @@
 
 use super::{nodes_of, peer_key, place, port_key, worst, IncidentBook};
 use crate::detect::rules::Rule;
-use crate::events::types::{IncidentMemberV1, IncidentNodeV1, IncidentScope, IncidentV1};
+use crate::events::types::{IncidentMemberV1, IncidentNodeV1, IncidentScope, IncidentV2};
 use crate::events::StreamEvent;
 use crate::sample::port::NodeType;
 use std::cmp::Reverse;
@@ -92,7 +92,7 @@ fn node_facts(members: &[IncidentMemberV1], node: u64) -> IncidentNodeV1 {
     }
 }
 
-fn node_of(i: &IncidentV1) -> Option<u64> {
+fn node_of(i: &IncidentV2) -> Option<u64> {
     i.node.as_ref().map(|n| n.node_guid)
 }
 
@@ -171,7 +171,7 @@ fn gather(
         Some(NodeType::Switch) => IncidentScope::Switch,
         _ => IncidentScope::Node,
     };
-    let inc = IncidentV1 {
+    let inc = IncidentV2 {
         incident_id: id.clone(),
         scope,
         node: Some(facts),
@@ -182,6 +182,7 @@ fn gather(
         at_ms,
         merged_into: None,
         analyse: true,
+        maintenance: Vec::new(),
     };
     book.open.insert(id.clone(), inc.clone());
     out.push(StreamEvent::IncidentOpened(inc));

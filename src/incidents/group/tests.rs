@@ -97,7 +97,7 @@ impl World {
         ))
     }
 
-    fn only_open(&self) -> &IncidentV1 {
+    fn only_open(&self) -> &IncidentV2 {
         assert_eq!(self.book.open.len(), 1, "{:?}", self.book.open.keys());
         self.book.open.values().next().expect("one")
     }
