@@ -13,7 +13,8 @@
 //!   treydock/infiniband_exporter's names
 //! - `stats`: `GET /v1/stats` (analyst counters, queue depth, store and actor figures)
 //! - `health`: `/healthz`, `/readyz`
-//! - `auth`: bearer tokens for ingest and reads
+//! - `auth`: bearer tokens for ingest, reads and writes
+//! - `tls`: TLS termination with rustls (`[server.tls]`)
 
 pub(crate) mod auth;
 mod cluster;
@@ -29,6 +30,7 @@ mod prometheus;
 mod recent;
 mod stats;
 mod streams;
+pub mod tls;
 
 pub use error::ApiError;
 
@@ -136,13 +138,24 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Serve on an already-bound listener until `shutdown` resolves.
+/// Serve on an already-bound listener until `shutdown` resolves: TLS when `tls` is given,
+/// plain HTTP otherwise.
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
+    tls: Option<rustls::ServerConfig>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+    match tls {
+        Some(config) => {
+            axum::serve(tls::TlsListener::new(listener, config)?, router(state))
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+        None => {
+            axum::serve(listener, router(state))
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+    }
 }

@@ -1,12 +1,16 @@
 //! The command line: one file per subcommand; this file holds only the enum and dispatch.
 
 pub mod agent;
+pub mod alerts;
 pub mod aws;
 pub mod bench;
+pub mod client;
 pub mod collect;
 pub mod demo;
 pub mod eval;
 pub mod events;
+pub mod incidents;
+pub mod maintenance;
 pub mod replay;
 pub mod serve;
 pub mod simulate;
@@ -45,6 +49,13 @@ pub enum Command {
     /// Benchmarks that print one JSON line of figures.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+    /// The incidents, as the API has them (open by default).
+    Incidents(incidents::IncidentsArgs),
+    /// The recent alerts.
+    Alerts(alerts::AlertsArgs),
+    /// Maintenance windows: add, list, end.
+    #[command(subcommand)]
+    Maintenance(maintenance::MaintenanceCommand),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
@@ -59,6 +70,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Simulate(args) => simulate::run(args),
         Command::Collect(args) => collect::run(args),
         Command::Agent(args) => agent::run(args),
+        Command::Incidents(args) => incidents::run(args),
+        Command::Alerts(args) => alerts::run(args),
+        Command::Maintenance(cmd) => maintenance::run(cmd),
     }
 }
 

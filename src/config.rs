@@ -39,6 +39,7 @@ pub struct Config {
 pub struct ServerConfig {
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
+    pub tls: ServerTlsConfig,
 }
 
 impl Default for ServerConfig {
@@ -46,6 +47,38 @@ impl Default for ServerConfig {
         ServerConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             data_dir: PathBuf::from("./data"),
+            tls: ServerTlsConfig::default(),
+        }
+    }
+}
+
+/// TLS termination in `serve` (rustls): both files set, or neither (plain HTTP, for loopback).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerTlsConfig {
+    /// PEM certificate chain, the server's own certificate first.
+    pub cert_file: Option<PathBuf>,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1).
+    pub key_file: Option<PathBuf>,
+}
+
+impl ServerTlsConfig {
+    /// The two files, when TLS is on.
+    pub fn files(&self) -> Option<(&Path, &Path)> {
+        Some((self.cert_file.as_deref()?, self.key_file.as_deref()?))
+    }
+
+    pub fn validate(&self) -> Result<(), (String, String)> {
+        match (&self.cert_file, &self.key_file) {
+            (Some(_), None) => Err((
+                "server.tls.key_file".into(),
+                "is required when server.tls.cert_file is set".into(),
+            )),
+            (None, Some(_)) => Err((
+                "server.tls.cert_file".into(),
+                "is required when server.tls.key_file is set".into(),
+            )),
+            _ => Ok(()),
         }
     }
 }
@@ -182,6 +215,9 @@ impl Config {
             return bad(&key, reason);
         }
         if let Err((key, reason)) = self.notify.validate() {
+            return bad(&key, reason);
+        }
+        if let Err((key, reason)) = self.server.tls.validate() {
             return bad(&key, reason);
         }
         if let Err(e) = self.telemetry.validate() {

@@ -164,6 +164,8 @@ pub struct Metrics {
     pub cluster_leases_lost: Counter,
     /// Raw samples the packer moved into compressed segments.
     pub store_packed_samples: Counter,
+    /// TLS handshakes that failed or timed out (`serve` with `[server.tls]`).
+    pub tls_handshake_failures: Counter,
 }
 
 /// The process's metrics.
@@ -206,6 +208,7 @@ impl Metrics {
             ingest_request_seconds: Histogram::new(REQUEST_BOUNDS),
             commit_ops: Histogram::new(BATCH_BOUNDS),
             cluster_leases_lost: Counter::default(),
+            tls_handshake_failures: Counter::default(),
             store_packed_samples: Counter::default(),
         }
     }

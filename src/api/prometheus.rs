@@ -172,6 +172,11 @@ pub async fn get_metrics(
             global.cluster_leases_lost.clone(),
         );
     }
+    s.0.register(
+        "ibsight_tls_handshake_failures",
+        "TLS handshakes that failed or timed out",
+        global.tls_handshake_failures.clone(),
+    );
     s.gauge(
         "ibsight_store_bytes",
         "Event store size on disk",

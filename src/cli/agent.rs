@@ -23,6 +23,7 @@ pub fn run(args: AgentArgs) -> anyhow::Result<()> {
 
 async fn agent(args: AgentArgs) -> anyhow::Result<()> {
     let mut poster = Poster::new(
+        args.post.client()?,
         &args.post.target,
         args.post.token.clone(),
         args.post.buffer_sweeps,

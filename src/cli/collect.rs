@@ -27,12 +27,24 @@ pub struct PostArgs {
     /// Bearer token for ingest.
     #[arg(long, env = "IBSIGHT_TOKEN")]
     pub token: Option<String>,
+    /// PEM file of the CA(s) that signed the server's certificate, for an https target
+    /// (otherwise the system's roots are used).
+    #[arg(long, env = "IBSIGHT_CA_FILE")]
+    pub ca_file: Option<std::path::PathBuf>,
     /// Sweeps (reads) kept while the server cannot be reached; past it the oldest is dropped.
     #[arg(long, alias = "buffer-reads", default_value_t = 360)]
     pub buffer_sweeps: usize,
     /// With --once: give up delivering after this many seconds.
     #[arg(long, default_value_t = 120)]
     pub deliver_timeout_s: u64,
+}
+
+impl PostArgs {
+    /// The client for `--target`, with `--ca-file`.
+    pub fn client(&self) -> anyhow::Result<reqwest::Client> {
+        crate::collect::post::http_client(self.ca_file.as_deref(), Duration::from_secs(30))
+            .map_err(anyhow::Error::msg)
+    }
 }
 
 #[derive(Debug, clap::Args)]
@@ -129,7 +141,12 @@ async fn collect(
     let tools = tools(&args)?;
     let post = &args.post;
     let mut memory = memory(&args)?;
-    let mut poster = Poster::new(&post.target, post.token.clone(), post.buffer_sweeps);
+    let mut poster = Poster::new(
+        post.client()?,
+        &post.target,
+        post.token.clone(),
+        post.buffer_sweeps,
+    );
     let interval = Duration::from_secs(post.interval_s.max(1));
     let mut next = tokio::time::Instant::now();
     loop {

@@ -74,7 +74,7 @@ async fn demo(
     let node = Node::start(config.clone()).await?;
     let state = node.app_state();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(api::serve(listener, state, async {
+    let server = tokio::spawn(api::serve(listener, state, None, async {
         let _ = stop_rx.await;
     }));
     let base = format!("http://{addr}");

@@ -44,6 +44,11 @@ pub fn resolve(args: &ServeArgs) -> anyhow::Result<Config> {
 
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     let config = resolve(&args)?;
+    // A bad certificate or key stops the start, naming the file, before anything is opened.
+    let tls = match config.server.tls.files() {
+        Some((cert, key)) => Some(api::tls::server_config(cert, key)?),
+        None => None,
+    };
     // Outside the runtime: the span exporter runs its own thread, and flushes when dropped.
     let _telemetry = crate::telemetry::init(&config.telemetry)?;
     crate::cli::runtime()?.block_on(async move {
@@ -53,10 +58,15 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         let addr = listener.local_addr()?;
         let node = Node::start(config.clone()).await?;
         let state = node.app_state();
-        tracing::info!(%addr, engine = ?node.config.store.engine, "ibsight listening");
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        tracing::info!(%addr, scheme, engine = ?node.config.store.engine, "ibsight listening");
+        if tls.is_none() && !addr.ip().is_loopback() {
+            tracing::warn!(%addr, "plain HTTP on a non-loopback address: tokens and telemetry \
+                cross the network in clear text; set [server.tls] cert_file and key_file");
+        }
         // Tests and scripts read this line to learn the port when started with :0.
         println!("listening on {addr}");
-        api::serve(listener, state, crate::cli::shutdown_signal()).await?;
+        api::serve(listener, state, tls, crate::cli::shutdown_signal()).await?;
         node.shutdown().await;
         tracing::info!("ibsight stopped");
         Ok(())

@@ -7,7 +7,30 @@
 
 use crate::sample::Sample;
 use std::collections::VecDeque;
+use std::path::Path;
 use std::time::Duration;
+
+/// The HTTP client a collector (and the command line) talks to the server with: `http` or
+/// `https` (rustls). With `ca_file`, the server's certificate must chain to a CA in that PEM
+/// file (and only to those, as `curl --cacert`); without it, to the system's roots.
+pub fn http_client(ca_file: Option<&Path>, timeout: Duration) -> Result<reqwest::Client, String> {
+    let mut builder = reqwest::Client::builder().timeout(timeout);
+    if let Some(path) = ca_file {
+        let pem = std::fs::read(path).map_err(|e| format!("--ca-file {}: {e}", path.display()))?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem)
+            .map_err(|e| format!("--ca-file {}: not a PEM bundle: {e}", path.display()))?;
+        if certs.is_empty() {
+            return Err(format!(
+                "--ca-file {}: holds no PEM certificate",
+                path.display()
+            ));
+        }
+        builder = builder.tls_certs_only(certs);
+    }
+    builder
+        .build()
+        .map_err(|e| format!("cannot build the HTTP client: {e}"))
+}
 
 /// Samples per request (the server accepts up to 10,000).
 pub const BATCH: usize = 5_000;
@@ -43,12 +66,15 @@ enum Failure {
 }
 
 impl Poster {
-    pub fn new(target: &str, token: Option<String>, max_sweeps: usize) -> Poster {
+    /// Post to `target` with `client` (see `http_client`).
+    pub fn new(
+        client: reqwest::Client,
+        target: &str,
+        token: Option<String>,
+        max_sweeps: usize,
+    ) -> Poster {
         Poster {
-            client: reqwest::Client::builder()
-                .timeout(Duration::from_secs(30))
-                .build()
-                .expect("an HTTP client with a timeout"),
+            client,
             url: format!("{}/v1/metrics", target.trim_end_matches('/')),
             token,
             queue: VecDeque::new(),

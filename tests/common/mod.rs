@@ -44,7 +44,7 @@ impl InProcess {
         let node = Arc::new(Node::start(config.clone()).await.expect("node"));
         let state = node.app_state();
         let (stop, rx) = tokio::sync::oneshot::channel::<()>();
-        let handle = tokio::spawn(api::serve(listener, state, async {
+        let handle = tokio::spawn(api::serve(listener, state, None, async {
             let _ = rx.await;
         }));
         InProcess {

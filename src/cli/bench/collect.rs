@@ -109,7 +109,7 @@ pub fn run(args: CollectBenchArgs) -> anyhow::Result<()> {
         let url = format!("http://{}", listener.local_addr()?);
         let node = crate::node::Node::start(config).await?;
         let (stop, rx) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(crate::api::serve(listener, node.app_state(), async {
+        let server = tokio::spawn(crate::api::serve(listener, node.app_state(), None, async {
             let _ = rx.await;
         }));
         let exe = std::env::current_exe()?;

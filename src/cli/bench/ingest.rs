@@ -219,7 +219,7 @@ async fn drive(args: IngestBenchArgs, config: Config) -> anyhow::Result<()> {
             let url = format!("http://{}/v1/metrics", listener.local_addr()?);
             let state = node.app_state();
             let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-            let handle = tokio::spawn(api::serve(listener, state, async {
+            let handle = tokio::spawn(api::serve(listener, state, None, async {
                 let _ = stop_rx.await;
             }));
             (Some((stop_tx, handle)), vec![url])

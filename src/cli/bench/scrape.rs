@@ -89,7 +89,7 @@ async fn drive(args: ScrapeBenchArgs, config: Config) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let url = format!("http://{}/metrics/ports", listener.local_addr()?);
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(api::serve(listener, node.app_state(), async {
+    let server = tokio::spawn(api::serve(listener, node.app_state(), None, async {
         let _ = stop_rx.await;
     }));
     let client = reqwest::Client::new();

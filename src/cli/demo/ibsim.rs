@@ -165,7 +165,9 @@ pub async fn play(scenario: &Scenario, base: &str, seconds: u64) -> anyhow::Resu
         topology: None,
     };
     let mut memory = Memory::default();
-    let mut poster = Poster::new(base, None, 60);
+    let client = crate::collect::post::http_client(None, std::time::Duration::from_secs(30))
+        .map_err(anyhow::Error::msg)?;
+    let mut poster = Poster::new(client, base, None, 60);
     let speedup = (scenario.duration_s as f64 / seconds.max(1) as f64).max(1.0);
     let mut last_s = None;
     for tick in 0..=seconds {
