@@ -120,13 +120,14 @@ pub async fn end(
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
     auth::check_write(&state.config.auth, &headers, "a maintenance window")?;
-    let now = crate::clock::now_ms();
-    match state
+    let ended = state
         .maintenance
         .end(&id)
         .await
-        .map_err(|e| write_error(&state, e, "maintenance windows"))?
-    {
+        .map_err(|e| write_error(&state, e, "maintenance windows"))?;
+    // After the end was written: the window shows as ended.
+    let now = crate::clock::now_ms();
+    match ended {
         Ended::Now(w) => {
             tracing::info!(window = %id, "maintenance window ended");
             Ok(Json(public(&w, now)))
