@@ -2,7 +2,7 @@
 //! talk to (`--target`, `--token`, `--ca-file`), requests whose failures say what the server
 //! said, and plain tables (or `--json`).
 
-use anyhow::{bail, Context};
+use anyhow::bail;
 use serde_json::Value;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -58,10 +58,12 @@ impl Api {
         if let Some(body) = body {
             req = req.json(body);
         }
-        let resp = req
-            .send()
-            .await
-            .with_context(|| format!("{method} {url}"))?;
+        let resp = req.send().await.map_err(|e| {
+            anyhow::anyhow!(
+                "{method} {url}: {}",
+                crate::collect::post::error_chain(&e)
+            )
+        })?;
         let status = resp.status();
         let text = resp.text().await.unwrap_or_default();
         let value: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));

@@ -10,6 +10,19 @@ use std::collections::VecDeque;
 use std::path::Path;
 use std::time::Duration;
 
+/// An error with its causes (`error sending request: … invalid peer certificate: UnknownIssuer`),
+/// so the log says why a post failed, not only that it did.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        out.push_str(": ");
+        out.push_str(&c.to_string());
+        cause = c.source();
+    }
+    out
+}
+
 /// The HTTP client a collector (and the command line) talks to the server with: `http` or
 /// `https` (rustls). With `ca_file`, the server's certificate must chain to a CA in that PEM
 /// file (and only to those, as `curl --cacert`); without it, to the system's roots.
@@ -162,7 +175,7 @@ impl Poster {
         let resp = req
             .send()
             .await
-            .map_err(|e| Failure::Retry(e.to_string()))?;
+            .map_err(|e| Failure::Retry(error_chain(&e)))?;
         let status = resp.status().as_u16();
         let answer: serde_json::Value = resp.json().await.unwrap_or(serde_json::Value::Null);
         match status {
