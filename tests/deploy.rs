@@ -258,8 +258,8 @@ fn the_image_builds_with_the_readme_command_and_runs_unprivileged() {
     assert!(dockerfile.contains("VOLUME [\"/var/lib/ibsight\"]"));
     assert_eq!(
         dockerfile.matches("\nFROM ").count() + usize::from(dockerfile.starts_with("FROM ")),
-        2,
-        "multi-stage"
+        3,
+        "multi-stage: build, the collector, the server"
     );
     let compose = &yaml_docs("deploy/compose.yaml")[0];
     let jaeger_ports: Vec<&str> = compose["services"]["jaeger"]["ports"]

@@ -48,7 +48,9 @@ fn cable(sw: (&str, u64), p: u8, host: (&str, u64), t: i64) -> Value {
 /// `ibsight ARGS… --target URL`, its exit status, stdout and stderr.
 fn cli(url: &str, args: &[&str], token: Option<&str>) -> (bool, String, String) {
     let mut cmd = Command::new(binary());
-    cmd.args(args).args(["--target", url]).env_remove("IBSIGHT_TOKEN");
+    cmd.args(args)
+        .args(["--target", url])
+        .env_remove("IBSIGHT_TOKEN");
     if let Some(t) = token {
         cmd.args(["--token", t]);
     }
@@ -87,7 +89,10 @@ async fn analysed_incident(url: &str, stream: &str) -> Value {
         if let Some(i) = found {
             return i;
         }
-        assert!(Instant::now() < deadline, "no analysed incident with {stream}: {v}");
+        assert!(
+            Instant::now() < deadline,
+            "no analysed incident with {stream}: {v}"
+        );
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
 }
@@ -140,14 +145,27 @@ async fn a_window_mutes_its_ports_incidents_and_nothing_else() {
             ("AWS_SECRET_ACCESS_KEY", "test"),
             ("AWS_EC2_METADATA_DISABLED", "true"),
         ],
-        &["AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AI_ENABLED", "AI_SAMPLING_RATE"],
+        &[
+            "AWS_PROFILE",
+            "AWS_SESSION_TOKEN",
+            "AWS_ENDPOINT_URL",
+            "AI_ENABLED",
+            "AI_SAMPLING_RATE",
+        ],
     );
     let url = srv.url.clone();
     let client = reqwest::Client::new();
 
     // Writes need a write token: none, or a read token, is refused and writes nothing.
     let add = [
-        "maintenance", "add", "--node", "leaf07", "--for", "2h", "--reason", "recabling leaf07",
+        "maintenance",
+        "add",
+        "--node",
+        "leaf07",
+        "--for",
+        "2h",
+        "--reason",
+        "recabling leaf07",
     ];
     let (ok, _, err) = cli(&url, &add, None);
     assert!(!ok && err.contains("401"), "{err}");
@@ -155,17 +173,35 @@ async fn a_window_mutes_its_ports_incidents_and_nothing_else() {
     assert!(!ok && err.contains("401"), "{err}");
     let (ok, _, err) = cli(
         &url,
-        &["maintenance", "add", "--node", "0xnothex", "--for", "2h", "--reason", "x"],
+        &[
+            "maintenance",
+            "add",
+            "--node",
+            "0xnothex",
+            "--for",
+            "2h",
+            "--reason",
+            "x",
+        ],
         Some(WRITE),
     );
-    assert!(!ok && err.contains("nodes[0]") && err.contains("0xnothex"), "{err}");
-    assert_eq!(cli_json(&url, &["maintenance", "list", "--state", "all"], READ)["windows"], json!([]));
+    assert!(
+        !ok && err.contains("nodes[0]") && err.contains("0xnothex"),
+        "{err}"
+    );
+    assert_eq!(
+        cli_json(&url, &["maintenance", "list", "--state", "all"], READ)["windows"],
+        json!([])
+    );
 
     let window = cli_json(&url, &add, WRITE);
     assert_eq!(window["window_id"], "mw-1", "{window}");
     assert_eq!(window["status"], "active");
     let (ok, table, _) = cli(&url, &["maintenance", "list"], Some(READ));
-    assert!(ok && table.contains("mw-1") && table.contains("active") && table.contains("leaf07"), "{table}");
+    assert!(
+        ok && table.contains("mw-1") && table.contains("active") && table.contains("leaf07"),
+        "{table}"
+    );
 
     // A cable of leaf07 fails on both ends, and a cable of leaf08 the same way.
     let t = now_ms() - 60_000;
@@ -197,7 +233,12 @@ async fn a_window_mutes_its_ports_incidents_and_nothing_else() {
     // The model was asked about leaf08's cable only.
     let asked: Vec<String> = fake.received().iter().map(|r| r.body.to_string()).collect();
     assert!(!asked.is_empty());
-    assert!(asked.iter().all(|b| !b.contains("leaf07") && !b.contains("node001")), "{asked:?}");
+    assert!(
+        asked
+            .iter()
+            .all(|b| !b.contains("leaf07") && !b.contains("node001")),
+        "{asked:?}"
+    );
 
     // Only the loud incident alerts.
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -206,15 +247,24 @@ async fn a_window_mutes_its_ports_incidents_and_nothing_else() {
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
     let alerted = alerted_incidents(&url);
-    assert!(!alerted.contains(&muted["id"].as_str().unwrap().to_string()), "{alerted:?}");
+    assert!(
+        !alerted.contains(&muted["id"].as_str().unwrap().to_string()),
+        "{alerted:?}"
+    );
     let (ok, table, _) = cli(&url, &["incidents", "--state", "all"], Some(READ));
-    assert!(ok && table.contains("maintenance") && table.contains("alerted"), "{table}");
+    assert!(
+        ok && table.contains("maintenance") && table.contains("alerted"),
+        "{table}"
+    );
 
     // The window ends early; the next fault on leaf07 is asked of the model and alerts.
     let ended = cli_json(&url, &["maintenance", "end", "mw-1"], WRITE);
     assert_eq!(ended["status"], "ended", "{ended}");
     assert_eq!(ended["ended_early"], true);
-    assert_eq!(cli_json(&url, &["maintenance", "list"], READ)["windows"], json!([]));
+    assert_eq!(
+        cli_json(&url, &["maintenance", "list"], READ)["windows"],
+        json!([])
+    );
     let (ok, _, err) = cli(&url, &["maintenance", "end", "mw-9"], Some(WRITE));
     assert!(!ok && err.contains("404"), "{err}");
     let t2 = now_ms() - 30_000;
@@ -226,7 +276,10 @@ async fn a_window_mutes_its_ports_incidents_and_nothing_else() {
     assert_eq!(after["source"], "ai", "{after}");
     let deadline = Instant::now() + Duration::from_secs(30);
     while !alerted_incidents(&url).contains(&after["id"].as_str().unwrap().to_string()) {
-        assert!(Instant::now() < deadline, "leaf07's fault after the window never alerted");
+        assert!(
+            Instant::now() < deadline,
+            "leaf07's fault after the window never alerted"
+        );
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
     fake.stop();
@@ -240,6 +293,10 @@ async fn a_window_mutes_its_ports_incidents_and_nothing_else() {
         .output()
         .expect("replay");
     let report = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{report} {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{report} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(report.contains("\"differing\":0"), "{report}");
 }

@@ -71,7 +71,13 @@ async fn serve_speaks_tls_and_the_agent_and_cli_post_and_read_over_it() {
         "tls.toml",
         &format!("[server.tls]\ncert_file = \"{cert}\"\nkey_file = \"{key}\"\n"),
     );
-    let srv = Server::start_full(&dir.path().join("data"), "127.0.0.1:0", &["--config", &config], &[], &[]);
+    let srv = Server::start_full(
+        &dir.path().join("data"),
+        "127.0.0.1:0",
+        &["--config", &config],
+        &[],
+        &[],
+    );
     let port = srv.url.rsplit(':').next().expect("port").to_string();
     let https = format!("https://localhost:{port}");
 
@@ -100,7 +106,9 @@ async fn serve_speaks_tls_and_the_agent_and_cli_post_and_read_over_it() {
         .expect_err("a client without the CA must fail");
     assert!(err.is_connect(), "{err:?}");
     assert!(
-        reqwest::get(format!("http://127.0.0.1:{port}/healthz")).await.is_err(),
+        reqwest::get(format!("http://127.0.0.1:{port}/healthz"))
+            .await
+            .is_err(),
         "plain HTTP to the TLS port must get no answer"
     );
 
@@ -108,18 +116,41 @@ async fn serve_speaks_tls_and_the_agent_and_cli_post_and_read_over_it() {
     let fs = tempfile::tempdir().expect("sysfs");
     sysfs(fs.path());
     let refused = Command::new(binary())
-        .args(["agent", "--once", "--deliver-timeout-s", "3", "--target", &https, "--sysfs"])
+        .args([
+            "agent",
+            "--once",
+            "--deliver-timeout-s",
+            "3",
+            "--target",
+            &https,
+            "--sysfs",
+        ])
         .arg(fs.path())
         .env_remove("IBSIGHT_CA_FILE")
         .output()
         .expect("agent");
-    assert!(!refused.status.success(), "an agent that does not trust the CA delivered");
+    assert!(
+        !refused.status.success(),
+        "an agent that does not trust the CA delivered"
+    );
     let out = Command::new(binary())
-        .args(["agent", "--once", "--target", &https, "--ca-file", &ca, "--sysfs"])
+        .args([
+            "agent",
+            "--once",
+            "--target",
+            &https,
+            "--ca-file",
+            &ca,
+            "--sysfs",
+        ])
         .arg(fs.path())
         .output()
         .expect("agent");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let stream: Value = trusting
         .get(format!("{https}/v1/streams/node042_mlx5_0/p1"))
         .send()
@@ -128,14 +159,30 @@ async fn serve_speaks_tls_and_the_agent_and_cli_post_and_read_over_it() {
         .json()
         .await
         .expect("json");
-    assert_eq!(stream["counters"]["SymbolErrorCounter"]["value"], 7, "{stream}");
+    assert_eq!(
+        stream["counters"]["SymbolErrorCounter"]["value"], 7,
+        "{stream}"
+    );
 
     // The on-call's CLI over TLS.
     let out = Command::new(binary())
-        .args(["incidents", "--json", "--state", "all", "--target", &https, "--ca-file", &ca])
+        .args([
+            "incidents",
+            "--json",
+            "--state",
+            "all",
+            "--target",
+            &https,
+            "--ca-file",
+            &ca,
+        ])
         .output()
         .expect("incidents");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: Value = serde_json::from_slice(&out.stdout).expect("json");
     assert!(v["incidents"].is_array(), "{v}");
     srv.terminate();
@@ -148,20 +195,44 @@ async fn serve_speaks_tls_and_the_agent_and_cli_post_and_read_over_it() {
         &format!("[server.tls]\ncert_file = \"{cert}\"\nkey_file = \"{bad_key}\"\n"),
     );
     let out = Command::new(binary())
-        .args(["serve", "--listen", "127.0.0.1:0", "--config", &bad, "--data-dir"])
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--config",
+            &bad,
+            "--data-dir",
+        ])
         .arg(dir.path().join("data2"))
         .output()
         .expect("serve");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
-    assert!(err.contains("server.tls.key_file") && err.contains("bad.key"), "{err}");
+    assert!(
+        err.contains("server.tls.key_file") && err.contains("bad.key"),
+        "{err}"
+    );
     // Half a TLS config is refused by the config check.
-    let half = write(dir.path(), "half.toml", &format!("[server.tls]\ncert_file = \"{cert}\"\n"));
+    let half = write(
+        dir.path(),
+        "half.toml",
+        &format!("[server.tls]\ncert_file = \"{cert}\"\n"),
+    );
     let out = Command::new(binary())
-        .args(["serve", "--listen", "127.0.0.1:0", "--config", &half, "--data-dir"])
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--config",
+            &half,
+            "--data-dir",
+        ])
         .arg(dir.path().join("data3"))
         .output()
         .expect("serve");
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success() && err.contains("server.tls.key_file"), "{err}");
+    assert!(
+        !out.status.success() && err.contains("server.tls.key_file"),
+        "{err}"
+    );
 }

@@ -59,10 +59,7 @@ impl Api {
             req = req.json(body);
         }
         let resp = req.send().await.map_err(|e| {
-            anyhow::anyhow!(
-                "{method} {url}: {}",
-                crate::collect::post::error_chain(&e)
-            )
+            anyhow::anyhow!("{method} {url}: {}", crate::collect::post::error_chain(&e))
         })?;
         let status = resp.status();
         let text = resp.text().await.unwrap_or_default();
