@@ -71,6 +71,23 @@ try {
   seen.triage_metric = metrics.split("\n").find((l) => l.startsWith('ibsight_alert_triage_total{verdict="false_positive"}'));
   if (!seen.triage_metric || !seen.triage_metric.endsWith(" 1")) fail(`triage not counted: ${seen.triage_metric}`);
 
+  // 2c. A maintenance window posted through the API shows in the maintenance panel.
+  const windowResp = await fetch(`${url}/v1/maintenance`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ nodes: ["leaf09"], until: Date.now() + 3600_000, reason: "dashboard check" }),
+  });
+  if (windowResp.status !== 201) fail(`posting a window: HTTP ${windowResp.status}`);
+  const windowId = (await windowResp.json()).window_id;
+  await page.waitForSelector(`#maintenance tbody tr[data-window="${windowId}"][data-status="active"]`, { timeout: 20000 })
+    .catch(() => fail("the active window never appeared"));
+  seen.maintenance_panel_visible = await page.locator("#maintenance-panel").isVisible();
+  if (!seen.maintenance_panel_visible) fail("the maintenance panel is hidden");
+  seen.maintenance_row = await page.locator(`#maintenance tbody tr[data-window="${windowId}"]`).innerText();
+  if (!seen.maintenance_row.includes("leaf09") || !seen.maintenance_row.includes("dashboard check")) {
+    fail(`the window row lacks its node or reason: ${seen.maintenance_row}`);
+  }
+
   // 3. The fabric view colours the faulty switch.
   const tile = page.locator(`#fabric .switch[data-switch="${faultySwitch}"]`);
   await tile.waitFor({ timeout: 10000 }).catch(() => fail(`no tile for ${faultySwitch}`));
