@@ -79,34 +79,13 @@ impl Correlator {
         let Some(inc) = event.incident_mut() else {
             return event;
         };
-        inc.maintenance = self.maintenance.covering(inc, at_ms, offset);
-        let open = inc.resolved_at_ms.is_none() && inc.merged_into.is_none();
-        if inc.maintenance.is_empty() {
-            if self.in_maintenance.remove(&inc.incident_id) && open {
-                inc.analyse = true;
-            }
-        } else if open {
+        let was_in = self.in_maintenance.contains(&inc.incident_id);
+        if self.maintenance.mark(inc, was_in, at_ms, offset) {
             self.in_maintenance.insert(inc.incident_id.clone());
         } else {
             self.in_maintenance.remove(&inc.incident_id);
         }
         event
-    }
-
-    /// How many incidents wait for their analysis.
-    pub fn waiting(&self) -> Arc<AtomicU64> {
-        self.waiting.clone()
-    }
-
-    fn append(&mut self, event: &StreamEvent, at_ms: i64, origin: &Origin) -> WriteOp {
-        self.head += 1;
-        WriteOp::Append(NewEvent::new(&EventRecord::of(
-            INCIDENT_STREAM,
-            self.head,
-            at_ms,
-            event,
-            origin,
-        )))
     }
 
     /// Track what an incident event means for its analysis.

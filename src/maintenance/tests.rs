@@ -194,6 +194,38 @@ fn given_a_window_ended_early_then_it_counts_until_its_end_for_changes_logged_af
 }
 
 #[test]
+fn given_an_open_incident_in_maintenance_when_it_changes_after_the_window_then_it_is_asked_again() {
+    let mut book = MaintenanceBook::default();
+    window(&mut book, "mw-1", 10, &["leaf07"], &[]);
+    let mut inc = cable_leaf07_p3();
+    assert!(book.mark(&mut inc, false, 5_000, 11), "in maintenance");
+    assert_eq!(inc.maintenance, vec!["mw-1"]);
+
+    let mut grown = cable_leaf07_p3();
+    grown.analyse = false;
+    assert!(
+        !book.mark(&mut grown, true, 12_000, 30),
+        "the window is over"
+    );
+    assert!(grown.maintenance.is_empty());
+    assert!(grown.analyse, "leaving maintenance asks the analyst again");
+
+    let mut calm = cable_leaf07_p3();
+    calm.analyse = false;
+    assert!(!book.mark(&mut calm, false, 12_000, 30));
+    assert!(
+        !calm.analyse,
+        "an incident never in maintenance is not asked for that"
+    );
+
+    let mut resolved = cable_leaf07_p3();
+    resolved.analyse = false;
+    resolved.resolved_at_ms = Some(12_000);
+    assert!(!book.mark(&mut resolved, true, 12_000, 30));
+    assert!(!resolved.analyse, "a resolved incident is not asked again");
+}
+
+#[test]
 fn glob_matches_whole_descriptions_with_stars() {
     assert!(glob("leaf07", "leaf07"));
     assert!(!glob("leaf07", "leaf070"));

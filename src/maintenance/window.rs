@@ -167,4 +167,17 @@ impl MaintenanceBook {
         }
         used.into_iter().collect()
     }
+
+    /// Name on `inc` the windows it is in at a change (`at_ms`, held at `offset`), given
+    /// whether its previous change was in maintenance. An open incident that leaves
+    /// maintenance (a port outside the windows joined, or the window ended) asks the analyst
+    /// again. Returns whether it is in maintenance now (and still open).
+    pub fn mark(&self, inc: &mut IncidentV2, was_in: bool, at_ms: i64, offset: u64) -> bool {
+        inc.maintenance = self.covering(inc, at_ms, offset);
+        let open = inc.resolved_at_ms.is_none() && inc.merged_into.is_none();
+        if inc.maintenance.is_empty() && was_in && open {
+            inc.analyse = true;
+        }
+        open && !inc.maintenance.is_empty()
+    }
 }
