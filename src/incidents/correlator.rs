@@ -88,6 +88,22 @@ impl Correlator {
         event
     }
 
+    /// How many incidents wait for their analysis.
+    pub fn waiting(&self) -> Arc<AtomicU64> {
+        self.waiting.clone()
+    }
+
+    fn append(&mut self, event: &StreamEvent, at_ms: i64, origin: &Origin) -> WriteOp {
+        self.head += 1;
+        WriteOp::Append(NewEvent::new(&EventRecord::of(
+            INCIDENT_STREAM,
+            self.head,
+            at_ms,
+            event,
+            origin,
+        )))
+    }
+
     /// Track what an incident event means for its analysis.
     fn track(&mut self, event: &StreamEvent, seq: u64, origin: &Origin, now_ms: i64) {
         let Some(inc) = event.incident() else { return };
