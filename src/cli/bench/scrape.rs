@@ -22,6 +22,10 @@ pub struct ScrapeBenchArgs {
     /// Scrapes to time (the figures are their median).
     #[arg(long, default_value_t = 3)]
     pub scrapes: usize,
+    /// Ask for gzip, as Prometheus does (`Accept-Encoding: gzip`); the series are counted on
+    /// the unzipped text.
+    #[arg(long)]
+    pub gzip: bool,
 }
 
 /// Every counter a sweep of a real port reads, climbing with `round`.
@@ -98,20 +102,35 @@ async fn drive(args: ScrapeBenchArgs, config: Config) -> anyhow::Result<()> {
     let (mut bytes, mut series) = (0usize, 0usize);
     for _ in 0..args.scrapes {
         let started = Instant::now();
-        let mut resp = client.get(&url).send().await?.error_for_status()?;
+        let mut req = client.get(&url);
+        if args.gzip {
+            req = req.header("accept-encoding", "gzip");
+        }
+        let mut resp = req.send().await?.error_for_status()?;
+        let zipped = resp
+            .headers()
+            .get("content-encoding")
+            .is_some_and(|v| v == "gzip");
+        anyhow::ensure!(
+            zipped == args.gzip,
+            "asked gzip={}, got gzip={zipped}",
+            args.gzip
+        );
         let mut first_at = None;
-        let (mut b, mut lines) = (0usize, 0usize);
-        let mut last_line_start = true;
+        let mut b = 0usize;
+        let mut count = LineCounter::default();
+        let mut unzip = flate2::write::GzDecoder::new(LineSink(&mut count));
         while let Some(chunk) = resp.chunk().await? {
             first_at.get_or_insert_with(|| started.elapsed().as_secs_f64());
             b += chunk.len();
-            for &byte in chunk.iter() {
-                if last_line_start && byte != b'#' {
-                    lines += 1;
-                }
-                last_line_start = byte == b'\n';
+            if zipped {
+                std::io::Write::write_all(&mut unzip, &chunk)?;
+            } else {
+                unzip.get_mut().0.feed(&chunk);
             }
         }
+        unzip.finish()?;
+        let lines = count.series;
         total.push(started.elapsed().as_secs_f64());
         rss.push(round2(current_rss_mb()));
         first.push(first_at.unwrap_or(0.0));
@@ -125,6 +144,7 @@ async fn drive(args: ScrapeBenchArgs, config: Config) -> anyhow::Result<()> {
             "streams": args.streams,
             "series": series,
             "bytes": bytes,
+            "gzip": args.gzip,
             "series_per_stream": round2(series as f64 / args.streams as f64),
             "first_byte_ms": round2(quantile(&mut first, 0.5) * 1000.0),
             "scrape_s": round2(quantile(&mut total, 0.5)),
@@ -138,4 +158,39 @@ async fn drive(args: ScrapeBenchArgs, config: Config) -> anyhow::Result<()> {
     let _ = server.await;
     node.shutdown().await;
     Ok(())
+}
+
+/// Counts the series lines (not `#` lines) of the exposition text, fed in any chunks.
+#[derive(Default)]
+struct LineCounter {
+    series: usize,
+    at_line_start: bool,
+    started: bool,
+}
+
+impl LineCounter {
+    fn feed(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            let line_start = !self.started || self.at_line_start;
+            self.started = true;
+            if line_start && byte != b'#' {
+                self.series += 1;
+            }
+            self.at_line_start = byte == b'\n';
+        }
+    }
+}
+
+/// The unzipped text goes to the counter.
+struct LineSink<'a>(&'a mut LineCounter);
+
+impl std::io::Write for LineSink<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.feed(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
