@@ -85,7 +85,13 @@ fn time_value(text: &str) -> Value {
 
 /// The body `add` posts: `until` from --until, or --from (else now) plus --for.
 pub fn add_body(args: &AddArgs, now_ms: i64) -> anyhow::Result<Value> {
-    let from = args.from.as_deref().map(time_value);
+    // With --for and no --from the window starts now, as the client sees it, so it lasts
+    // exactly that long.
+    let from = match (&args.from, args.duration) {
+        (Some(f), _) => Some(time_value(f)),
+        (None, Some(_)) => Some(json!(now_ms)),
+        (None, None) => None,
+    };
     let until = match (&args.until, args.duration) {
         (Some(u), _) => time_value(u),
         (None, Some(d)) => {
@@ -205,8 +211,12 @@ mod tests {
     #[test]
     fn the_end_is_until_or_from_plus_for() {
         let b = add_body(&add(None, None, Some(60_000)), 1_000).expect("body");
-        assert_eq!(b["until"], 61_000);
-        assert!(b.get("from").is_none());
+        assert_eq!(
+            (b["from"].clone(), b["until"].clone()),
+            (json!(1_000), json!(61_000))
+        );
+        let b = add_body(&add(None, Some("2026-12-06T16:00:00Z"), None), 1_000).expect("body");
+        assert!(b.get("from").is_none(), "the server's now");
         let b = add_body(&add(Some("1970-01-01T00:00:10Z"), None, Some(5_000)), 0).expect("body");
         assert_eq!(
             (b["from"].clone(), b["until"].clone()),
