@@ -266,22 +266,7 @@ async fn both_ends_of_a_cable_get_every_error_counter_and_rates_from_their_data_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_agent_posts_a_hosts_ports_from_sysfs() {
     let sysfs = tempfile::tempdir().expect("tempdir");
-    let dev = sysfs.path().join("mlx5_0");
-    let port = dev.join("ports/1");
-    std::fs::create_dir_all(port.join("counters")).expect("dirs");
-    for (file, text) in [
-        (dev.join("node_guid"), "0002:c903:00a1:b2c3"),
-        (dev.join("node_desc"), "node042 mlx5_0"),
-        (dev.join("node_type"), "1: CA"),
-        (port.join("state"), "4: ACTIVE"),
-        (port.join("phys_state"), "5: LinkUp"),
-        (port.join("rate"), "200 Gb/sec (4X HDR)"),
-        (port.join("lid"), "0x1a"),
-        (port.join("counters/symbol_error"), "7"),
-        (port.join("counters/port_xmit_data"), "123456789012"),
-    ] {
-        std::fs::write(file, format!("{text}\n")).expect("write");
-    }
+    let port = common::sysfs_hca(sysfs.path());
     let data = tempfile::tempdir().expect("tempdir");
     let srv = Server::start(data.path(), &[]);
     let hw = port.join("hw_counters");

@@ -41,24 +41,6 @@ fn write(dir: &Path, name: &str, text: &str) -> String {
     path.display().to_string()
 }
 
-/// A fake sysfs with one HCA port.
-fn sysfs(root: &Path) {
-    let dev = root.join("mlx5_0");
-    let port = dev.join("ports/1");
-    std::fs::create_dir_all(port.join("counters")).expect("dirs");
-    for (file, text) in [
-        (dev.join("node_guid"), "0002:c903:00a1:b2c3"),
-        (dev.join("node_desc"), "node042 mlx5_0"),
-        (dev.join("node_type"), "1: CA"),
-        (port.join("state"), "4: ACTIVE"),
-        (port.join("phys_state"), "5: LinkUp"),
-        (port.join("rate"), "200 Gb/sec (4X HDR)"),
-        (port.join("counters/symbol_error"), "7"),
-    ] {
-        std::fs::write(file, format!("{text}\n")).expect("write");
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_speaks_tls_and_the_agent_and_cli_post_and_read_over_it() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -114,7 +96,7 @@ async fn serve_speaks_tls_and_the_agent_and_cli_post_and_read_over_it() {
 
     // The agent posts to the https URL with --ca-file; without it, it delivers nothing.
     let fs = tempfile::tempdir().expect("sysfs");
-    sysfs(fs.path());
+    common::sysfs_hca(fs.path());
     let refused = Command::new(binary())
         .args([
             "agent",
@@ -187,52 +169,39 @@ async fn serve_speaks_tls_and_the_agent_and_cli_post_and_read_over_it() {
     assert!(v["incidents"].is_array(), "{v}");
     srv.terminate();
 
-    // A key that is not a key stops the start, naming the setting and the file.
+    // A key that is not a key stops the start, naming the setting and the file; so does half
+    // a TLS config.
     let bad_key = write(dir.path(), "bad.key", "not a key\n");
-    let bad = write(
-        dir.path(),
-        "bad.toml",
-        &format!("[server.tls]\ncert_file = \"{cert}\"\nkey_file = \"{bad_key}\"\n"),
-    );
-    let out = Command::new(binary())
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--config",
-            &bad,
-            "--data-dir",
-        ])
-        .arg(dir.path().join("data2"))
-        .output()
-        .expect("serve");
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success());
-    assert!(
-        err.contains("server.tls.key_file") && err.contains("bad.key"),
-        "{err}"
-    );
-    // Half a TLS config is refused by the config check.
-    let half = write(
-        dir.path(),
-        "half.toml",
-        &format!("[server.tls]\ncert_file = \"{cert}\"\n"),
-    );
-    let out = Command::new(binary())
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--config",
-            &half,
-            "--data-dir",
-        ])
-        .arg(dir.path().join("data3"))
-        .output()
-        .expect("serve");
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        !out.status.success() && err.contains("server.tls.key_file"),
-        "{err}"
-    );
+    for (name, tls, names) in [
+        (
+            "bad",
+            format!("cert_file = \"{cert}\"\nkey_file = \"{bad_key}\"\n"),
+            "bad.key",
+        ),
+        ("half", format!("cert_file = \"{cert}\"\n"), "is required"),
+    ] {
+        let config = write(
+            dir.path(),
+            &format!("{name}.toml"),
+            &format!("[server.tls]\n{tls}"),
+        );
+        let out = Command::new(binary())
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--config",
+                &config,
+                "--data-dir",
+            ])
+            .arg(dir.path().join(name))
+            .output()
+            .expect("serve");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{name}: serve started");
+        assert!(
+            err.contains("server.tls.key_file") && err.contains(names),
+            "{name}: {err}"
+        );
+    }
 }

@@ -473,3 +473,26 @@ pub async fn incident_insights(
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// A fake sysfs under `root` with one HCA port (`node042 mlx5_0`, port 1, active 4X HDR, 7
+/// symbol errors), as the agent reads it; returns the port's directory.
+#[allow(dead_code)]
+pub fn sysfs_hca(root: &Path) -> PathBuf {
+    let dev = root.join("mlx5_0");
+    let port = dev.join("ports/1");
+    std::fs::create_dir_all(port.join("counters")).expect("dirs");
+    for (file, text) in [
+        (dev.join("node_guid"), "0002:c903:00a1:b2c3"),
+        (dev.join("node_desc"), "node042 mlx5_0"),
+        (dev.join("node_type"), "1: CA"),
+        (port.join("state"), "4: ACTIVE"),
+        (port.join("phys_state"), "5: LinkUp"),
+        (port.join("rate"), "200 Gb/sec (4X HDR)"),
+        (port.join("lid"), "0x1a"),
+        (port.join("counters/symbol_error"), "7"),
+        (port.join("counters/port_xmit_data"), "123456789012"),
+    ] {
+        std::fs::write(file, format!("{text}\n")).expect("write");
+    }
+    port
+}
