@@ -129,7 +129,11 @@ async fn drive(args: ScrapeBenchArgs, config: Config) -> anyhow::Result<()> {
                 unzip.get_mut().0.feed(&chunk);
             }
         }
-        unzip.finish()?;
+        if zipped {
+            unzip.finish()?;
+        } else {
+            drop(unzip);
+        }
         let lines = count.series;
         total.push(started.elapsed().as_secs_f64());
         rss.push(round2(current_rss_mb()));
