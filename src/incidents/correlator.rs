@@ -10,7 +10,8 @@
 //! It also folds `#maintenance`: each incident event names the windows that cover every one of
 //! its ports (`maintenance`). An incident in maintenance is answered by the rules at once
 //! (reason `maintenance`, no model call, so no alert); one that leaves maintenance while open
-//! (a port outside the windows joined, or the window ended) is asked again.
+//! (a port outside the windows joined, or its windows are over: checked while idle, and
+//! written as an `IncidentEscalated` naming no window) is asked again.
 
 use super::group::{self, Detected, IncidentBook};
 use super::{IncidentsConfig, INCIDENT_STREAM};
@@ -86,6 +87,31 @@ impl Correlator {
             self.in_maintenance.remove(&inc.incident_id);
         }
         event
+    }
+
+    /// Open incidents whose windows are all over by `now_ms` are asked again: an
+    /// `IncidentEscalated` that names no window (out of planned work, the fault is live).
+    fn lapse_windows(&mut self, now_ms: i64) -> Vec<WriteOp> {
+        let mut ops = Vec::new();
+        let ids: Vec<String> = self.in_maintenance.iter().cloned().collect();
+        for id in ids {
+            let Some(inc) = self.book.open.get(&id) else {
+                self.in_maintenance.remove(&id);
+                continue;
+            };
+            let Some(out) = self.maintenance.lapsed(inc, now_ms) else {
+                continue;
+            };
+            self.in_maintenance.remove(&id);
+            let event = StreamEvent::IncidentEscalated(out);
+            group::apply(&mut self.book, &event);
+            let origin = Origin::default();
+            ops.push(self.append(&event, now_ms, &origin));
+            let seq = self.head;
+            self.track(&event, seq, &origin, now_ms);
+            count(&event);
+        }
+        ops
     }
 
     /// How many incidents wait for their analysis.
@@ -432,8 +458,10 @@ impl Projection for Correlator {
     }
 
     fn idle(&mut self, _store: &dyn EventStore) -> Vec<WriteOp> {
-        let ops = self.drain_inbox();
-        self.submit_due(crate::clock::now_ms());
+        let now = crate::clock::now_ms();
+        let mut ops = self.drain_inbox();
+        ops.extend(self.lapse_windows(now));
+        self.submit_due(now);
         ops
     }
 }

@@ -226,6 +226,35 @@ fn given_an_open_incident_in_maintenance_when_it_changes_after_the_window_then_i
 }
 
 #[test]
+fn given_an_open_incident_in_a_window_when_the_window_is_over_then_it_lapses_and_is_asked_again() {
+    let mut book = MaintenanceBook::default();
+    window(&mut book, "mw-1", 10, &["leaf07"], &[]);
+    let mut inc = cable_leaf07_p3();
+    inc.maintenance = vec!["mw-1".into()];
+    inc.analyse = false;
+    assert_eq!(book.lapsed(&inc, 9_999), None, "still inside the window");
+    let out = book.lapsed(&inc, 10_000).expect("past until");
+    assert!(out.maintenance.is_empty() && out.analyse && out.at_ms == 10_000);
+
+    // Ended early: over from the end on.
+    book.apply(
+        &StreamEvent::MaintenanceEnded(MaintenanceEndedV1 {
+            window_id: "mw-1".into(),
+            at_ms: 4_000,
+        }),
+        20,
+    );
+    assert!(book.lapsed(&inc, 4_000).is_some());
+    // Another window still covering it keeps it in maintenance.
+    window(&mut book, "mw-2", 21, &["leaf0*"], &[]);
+    assert_eq!(book.lapsed(&inc, 5_000), None);
+    // A resolved incident does not lapse.
+    let mut resolved = inc.clone();
+    resolved.resolved_at_ms = Some(3_000);
+    assert_eq!(book.lapsed(&resolved, 20_000), None);
+}
+
+#[test]
 fn glob_matches_whole_descriptions_with_stars() {
     assert!(glob("leaf07", "leaf07"));
     assert!(!glob("leaf07", "leaf070"));

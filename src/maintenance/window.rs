@@ -180,4 +180,15 @@ impl MaintenanceBook {
         }
         open && !inc.maintenance.is_empty()
     }
+
+    /// An open incident that was in maintenance, once every window it was in is over at
+    /// `now_ms` (ended early or past `until`, as the log knows now): the incident to write,
+    /// naming no window and asking the analyst again. `None` while a window still covers it.
+    pub fn lapsed(&self, inc: &IncidentV2, now_ms: i64) -> Option<IncidentV2> {
+        let mut out = inc.clone();
+        out.at_ms = now_ms;
+        out.analyse = false;
+        let still_in = self.mark(&mut out, true, now_ms, u64::MAX);
+        (!still_in && out.analyse).then_some(out)
+    }
 }
