@@ -3,7 +3,8 @@
 //!
 //! - `job`, `insight`: what is asked and what is answered.
 //! - `prompt`, `parse`: the model's prompt and the validation of its answer.
-//! - `rules_backend`: deterministic insights; the fallback and the offline default.
+//! - `rules_backend`: deterministic insights; the fallback and the offline default;
+//!   `numbers`: how an explanation prints a value, by its unit.
 //! - `limiter`, `breaker`, `cache`, `cost`: quota, outage, repetition and budget control,
 //!   each a small pure state machine driven by the pool's clock.
 //! - `bedrock`: the InvokeModel client; `service`: one ask of the model, within budget,
@@ -19,6 +20,7 @@ pub mod health;
 pub mod insight;
 pub mod job;
 pub mod limiter;
+pub mod numbers;
 pub mod parse;
 pub mod pool;
 pub mod prompt;

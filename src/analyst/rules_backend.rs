@@ -5,6 +5,7 @@
 
 use super::insight::{Insight, PredictionType};
 use super::job::AnomalyJob;
+use super::numbers::{number, Unit};
 use crate::detect::rules::{Rule, Severity};
 use crate::events::types::IncidentScope;
 
@@ -67,66 +68,60 @@ pub fn risk_for(rule: Rule, severity: Severity) -> u8 {
     }
 }
 
-fn fmt(v: f64) -> String {
-    if v.abs() >= 100.0 || v.fract() == 0.0 {
-        format!("{v:.0}")
-    } else if v.abs() >= 1.0 {
-        format!("{v:.2}")
-    } else {
-        format!("{v:.4}")
-    }
-}
-
-fn unit(rule: Rule, metric: &str, threshold: f64) -> &'static str {
+/// What the value and threshold of a rule's finding measure.
+fn unit(rule: Rule, metric: &str, threshold: f64) -> Unit {
     match rule {
-        Rule::QpErrorsHigh => return " errors/s",
-        Rule::SymbolErrors if threshold < 1e-3 => return " (bit error rate)",
-        Rule::Congestion => return " of the time stalled",
-        Rule::Stale => return " s",
-        Rule::WidthDegraded => return " lanes",
-        Rule::SpeedDegraded => return " Gb/s per lane",
-        Rule::NonOptimalLink => return " Gb/s",
-        Rule::LinkFlapping => return " departures from active per hour",
+        Rule::QpErrorsHigh => return Unit::PerSecond,
+        Rule::SymbolErrors if threshold < 1e-3 => return Unit::BitErrorRate,
+        Rule::Congestion => return Unit::FractionPct(" % of the time stalled"),
+        Rule::ErrorRateHigh => return Unit::FractionPct(" % of packets"),
+        Rule::Stale => return Unit::Seconds,
+        Rule::WidthDegraded => return Unit::Lanes,
+        Rule::SpeedDegraded => return Unit::GbpsPerLane,
+        Rule::NonOptimalLink => return Unit::Gbps,
+        Rule::LinkFlapping => return Unit::PerHour,
         _ => {}
     }
     match metric {
-        "latency_p99" => " µs",
-        "utilization" => " %",
-        "bandwidth_gbps" => " Gbps",
-        m if m.ends_with("Counter") || m.ends_with("Errors") || m.ends_with("Discards") => " /h",
-        "VL15Dropped" => " /h",
-        _ => "",
+        "latency_p99" => Unit::Micros,
+        "utilization" => Unit::Percent,
+        "bandwidth_gbps" => Unit::Gbps,
+        "error_rate" => Unit::FractionPct(" % of packets"),
+        m if m.ends_with("Counter") || m.ends_with("Errors") || m.ends_with("Discards") => {
+            Unit::PerHour
+        }
+        "VL15Dropped" => Unit::PerHour,
+        _ => Unit::Plain,
     }
+}
+
+/// A reading of another metric, in its own unit.
+fn reading_unit(metric: &str) -> Unit {
+    unit(Rule::BaselineDeviation, metric, 1.0)
 }
 
 fn explanation(job: &AnomalyJob) -> String {
     let a = &job.anomaly;
     let u = unit(a.rule, &a.metric, a.threshold);
+    let (value, threshold) = (u.show(a.value), u.show(a.threshold));
     let mut text = match a.rule {
         Rule::LinkDown => format!(
             "Port {} has been out of the active state for {} samples in a row.",
             job.stream_id,
-            fmt(a.value)
+            number(a.value)
         ),
         Rule::Stale => format!(
-            "No data from {} for {} s (stale after {} s).",
-            job.stream_id,
-            fmt(a.value),
-            fmt(a.threshold)
+            "No data from {} for {value} (stale after {threshold}).",
+            job.stream_id
         ),
         Rule::WidthDegraded | Rule::SpeedDegraded => format!(
-            "{} on {} is {}{u} where the port had or enables {}{u}.",
-            a.metric,
-            job.stream_id,
-            fmt(a.value),
-            fmt(a.threshold)
+            "{} on {} is {value} where the port had or enables {threshold}.",
+            a.metric, job.stream_id
         ),
         Rule::NonOptimalLink => format!(
-            "{} runs at {}{u}, below the {}{u} that most links of its kind run at (a \
+            "{} runs at {value}, below the {threshold} that most links of its kind run at (a \
              non-optimal link).",
-            job.stream_id,
-            fmt(a.value),
-            fmt(a.threshold)
+            job.stream_id
         ),
         Rule::TopologyMismatch => format!(
             "{} differs from the expected topology: {}.",
@@ -143,26 +138,23 @@ fn explanation(job: &AnomalyJob) -> String {
             "{} on {} is stuck at its maximum {}; further errors are invisible until it is cleared.",
             a.metric,
             job.stream_id,
-            fmt(a.value)
+            number(a.value)
         ),
         Rule::BaselineDeviation => format!(
-            "{} on {} is {}{u}, more than {} % away from its baseline.",
+            "{} on {} is {value}, more than {} % away from its baseline.",
             a.metric,
             job.stream_id,
-            fmt(a.value),
-            fmt(a.threshold)
+            number(a.threshold)
         ),
         _ => format!(
-            "{} on {} is {}{u}, past the {} threshold of {}{u}.",
+            "{} on {} is {value}, past the {} threshold of {threshold}.",
             a.metric,
             job.stream_id,
-            fmt(a.value),
-            a.rule.name(),
-            fmt(a.threshold)
+            a.rule.name()
         ),
     };
     if let (Some(b), Some(d)) = (a.baseline, a.delta_pct) {
-        text.push_str(&format!(" Baseline {}{u}, {d:+.1} %.", fmt(b)));
+        text.push_str(&format!(" Baseline {}, {d:+.1} %.", u.show(b)));
     }
     if let Some(from) = a.escalated_from {
         text.push_str(&format!(
@@ -175,9 +167,12 @@ fn explanation(job: &AnomalyJob) -> String {
         .readings
         .iter()
         .filter(|r| r.metric != a.metric)
-        .map(|r| match r.baseline {
-            Some(b) => format!("{} {} (baseline {})", r.metric, fmt(r.value), fmt(b)),
-            None => format!("{} {}", r.metric, fmt(r.value)),
+        .map(|r| {
+            let u = reading_unit(r.metric);
+            match r.baseline {
+                Some(b) => format!("{} {} (baseline {})", r.metric, u.show(r.value), u.show(b)),
+                None => format!("{} {}", r.metric, u.show(r.value)),
+            }
         })
         .collect();
     if !others.is_empty() {
