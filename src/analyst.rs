@@ -7,7 +7,10 @@
 //!   `numbers`: how an explanation prints a value, by its unit.
 //! - `limiter`, `breaker`, `cache`, `cost`: quota, outage, repetition and budget control,
 //!   each a small pure state machine driven by the pool's clock.
-//! - `bedrock`: the InvokeModel client; `service`: one ask of the model, within budget,
+//! - `model`: what every model backend shares (the request, the answer, retries); `schema`:
+//!   the insight schema the answer is forced into; `tier`: which prompt an incident gets.
+//! - `bedrock`: the InvokeModel client; `openai`: any OpenAI-compatible chat-completions
+//!   endpoint (an on-premises model); `service`: one ask of the model, within budget,
 //!   breaker and limits, with the rules as the fallback; `pool`: the pooled analyst
 //!   (`ractor::factory`); `health`: what `/readyz` says of the model.
 //! - `template`: the prompt templates.
@@ -20,24 +23,71 @@ pub mod health;
 pub mod insight;
 pub mod job;
 pub mod limiter;
+pub mod model;
 pub mod numbers;
+pub mod openai;
 pub mod parse;
 pub mod pool;
 pub mod prompt;
 pub mod rules_backend;
+pub mod schema;
 pub mod service;
 pub mod template;
+pub mod tier;
 
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Backend {
     /// Deterministic, offline: the default when no AWS is configured.
     #[default]
     Rules,
     Bedrock,
+    /// An OpenAI-compatible chat-completions endpoint (`analyst.openai`).
+    #[serde(rename = "openai")]
+    #[value(name = "openai")]
+    OpenAi,
+}
+
+impl Backend {
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Rules => "rules",
+            Backend::Bedrock => "bedrock",
+            Backend::OpenAi => "openai",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Backend> {
+        [Backend::Rules, Backend::Bedrock, Backend::OpenAi]
+            .into_iter()
+            .find(|b| b.name() == name)
+    }
+}
+
+/// Evidence budgets of the three prompt tiers, in tokens of the user message (4 characters a
+/// token): past its budget, an incident's further ports are summed up in one line.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TierBudgets {
+    /// Rules risk 80 and above: the full prompt with its examples.
+    pub critical_tokens: u32,
+    /// Rules risk 60 to 79: the standard prompt, no examples.
+    pub high_tokens: u32,
+    /// Below 60: the minimal prompt.
+    pub medium_tokens: u32,
+}
+
+impl Default for TierBudgets {
+    fn default() -> Self {
+        TierBudgets {
+            critical_tokens: 2000,
+            high_tokens: 600,
+            medium_tokens: 250,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -72,6 +122,15 @@ pub struct AnalystConfig {
     pub batch_max: usize,
     /// A prompt template file (see `config/prompts/`); empty: the built-in live template.
     pub prompt_file: String,
+    /// A model answer less confident than this is kept, marked `low_confidence`, and its
+    /// risk alone never raises a critical alert (alerting follows the rules' risk).
+    pub min_confidence: f64,
+    /// Ask with the prompt of the incident's tier (critical, high, medium); off: every
+    /// incident gets the critical (full) prompt.
+    pub tiered_prompts: bool,
+    pub tiers: TierBudgets,
+    /// The on-premises backend (`backend = "openai"`).
+    pub openai: openai::OpenAiConfig,
 }
 
 impl Default for AnalystConfig {
@@ -95,6 +154,10 @@ impl Default for AnalystConfig {
             cache_window_s: 300,
             batch_max: 8,
             prompt_file: String::new(),
+            min_confidence: 0.7,
+            tiered_prompts: true,
+            tiers: TierBudgets::default(),
+            openai: openai::OpenAiConfig::default(),
         }
     }
 }
@@ -112,6 +175,28 @@ impl AnalystConfig {
     /// longer than this, so it only ever stops a worker that is truly stuck.
     pub fn batch_deadline(&self) -> Duration {
         self.call_budget() * 2
+    }
+
+    /// The price per million tokens of the configured backend.
+    pub fn pricing(&self) -> cost::Pricing {
+        match self.backend {
+            Backend::OpenAi => cost::Pricing {
+                input_usd_per_mtok: self.openai.input_usd_per_mtok,
+                output_usd_per_mtok: self.openai.output_usd_per_mtok,
+            },
+            _ => cost::Pricing {
+                input_usd_per_mtok: self.input_usd_per_mtok,
+                output_usd_per_mtok: self.output_usd_per_mtok,
+            },
+        }
+    }
+
+    /// The model id recorded on insights: Bedrock's model id, or the served model's name.
+    pub fn recorded_model_id(&self) -> &str {
+        match self.backend {
+            Backend::OpenAi => &self.openai.model,
+            _ => &self.model_id,
+        }
     }
 
     pub fn validate(&self) -> Result<(), (String, String)> {
@@ -155,6 +240,22 @@ impl AnalystConfig {
                 return bad(key, format!("{v} must be a non-negative number"));
             }
         }
+        if !(0.0..=1.0).contains(&self.min_confidence) {
+            return bad(
+                "min_confidence",
+                format!("{} must be between 0 and 1", self.min_confidence),
+            );
+        }
+        for (key, v) in [
+            ("tiers.critical_tokens", self.tiers.critical_tokens),
+            ("tiers.high_tokens", self.tiers.high_tokens),
+            ("tiers.medium_tokens", self.tiers.medium_tokens),
+        ] {
+            if v < 50 {
+                return bad(key, format!("{v} must be at least 50"));
+            }
+        }
+        self.openai.validate()?;
         if let Err(e) = template::PromptTemplate::from_config(&self.prompt_file) {
             return bad("prompt_file", e.to_string());
         }

@@ -8,7 +8,7 @@ use crate::actors::supervisor::{
     Registry, StreamSupervisor, SupervisionPolicy, SupervisorArgs, SupervisorMsg,
 };
 use crate::actors::StreamRouter;
-use crate::analyst::bedrock::BedrockModel;
+use crate::analyst::model::Model;
 use crate::analyst::pool::{AnalystPool, Deliver};
 use crate::analyst::service::Analyst;
 use crate::api::AppState;
@@ -66,6 +66,8 @@ pub enum NodeError {
     Actors(String),
     #[error("analyst.prompt_file: {0}")]
     Prompt(#[from] crate::analyst::template::TemplateError),
+    #[error("analyst model: {0}")]
+    Model(String),
 }
 
 impl Node {
@@ -285,11 +287,13 @@ impl Node {
     }
 }
 
-/// The analyst pool: Bedrock when configured, else the rules backend.
+/// The analyst pool: the configured model (Bedrock or OpenAI-compatible), else the rules.
 async fn start_analyst(config: &Config, inbox: Inbox) -> Result<AnalystPool, NodeError> {
     let cfg = config.analyst.clone();
     let template = crate::analyst::template::PromptTemplate::from_config(&cfg.prompt_file)?;
-    let model = BedrockModel::for_backend(&cfg, &config.aws).await;
+    let model = Model::for_backend(&cfg, &config.aws)
+        .await
+        .map_err(|e| NodeError::Model(e.to_string()))?;
     let analyst = Arc::new(
         Analyst::new(
             cfg,

@@ -32,7 +32,7 @@ async fn setup(cfg: AnalystConfig, timeout: Duration) -> (FakeBedrock, Analyst) 
         BedrockModel::from_sdk_config(&local_sdk_config(&fake.url()), &cfg.model_id, timeout);
     let analyst = Analyst::new(
         cfg,
-        Some(model),
+        Some(model.into()),
         Duration::from_millis(5),
         ibsight::clock::now_ms(),
     );
@@ -260,30 +260,143 @@ async fn a_batch_call_maps_insights_back_by_index() {
             .replace("latency_spike", "rdma_timeout")
             .replace("66", "91")
     );
-    fake.script([FakeReply::Text(answer)]);
-    let jobs = [
-        job("a", 1, Severity::Major),
-        job("b", 2, Severity::Major),
-        job("c", 3, Severity::Critical),
-    ];
-    let out = analyst.analyse(&jobs).await;
-    assert_eq!(fake.received().len(), 1, "one call for three anomalies");
-    let user = fake.received()[0].body["messages"][0]["content"][0]["text"]
-        .as_str()
-        .expect("prompt")
-        .to_string();
-    assert!(user.contains("JSON array of 3 objects"), "{user}");
-    assert_eq!(out[0].source, InsightSource::Ai);
-    assert_eq!(out[0].insight.prediction_type, PredictionType::LatencySpike);
+    let as_tool: serde_json::Value =
+        serde_json::from_str(&format!("{{\"insights\": {answer}}}")).expect("json");
+    // The same batch answered as the forced tool call, then as text (the fallback form).
+    fake.script([FakeReply::Tool(as_tool), FakeReply::Text(answer)]);
+    for (round, form) in [(0u64, "tool"), (10, "text")] {
+        let jobs = [
+            // Other streams each round: the cache would answer the first round's again.
+            job(&format!("{form}-a"), 1 + round, Severity::Major),
+            job(&format!("{form}-b"), 2 + round, Severity::Major),
+            job(&format!("{form}-c"), 3 + round, Severity::Critical),
+        ];
+        let out = analyst.analyse(&jobs).await;
+        let received = fake.received();
+        assert_eq!(
+            received.len() as u64,
+            1 + round / 10,
+            "one call for three anomalies"
+        );
+        let user = received.last().expect("asked").body["messages"][0]["content"][0]["text"]
+            .as_str()
+            .expect("prompt")
+            .to_string();
+        assert!(user.contains("Record 3 insights"), "{user}");
+        assert_eq!(out[0].source, InsightSource::Ai, "{form}");
+        assert_eq!(out[0].insight.prediction_type, PredictionType::LatencySpike);
+        assert_eq!(
+            out[1].source,
+            InsightSource::Fallback,
+            "{form}: the malformed element falls back alone"
+        );
+        assert_eq!(out[1].reason.as_deref(), Some("parse_error"));
+        assert_eq!(out[2].source, InsightSource::Ai);
+        assert_eq!(out[2].insight.prediction_type, PredictionType::RdmaTimeout);
+        assert_eq!(out[2].insight.risk_score, 91);
+        assert!(out
+            .iter()
+            .all(|o| o.batch_size == 3 && o.answer_form == Some(form)));
+    }
+    let c = &analyst.counters;
+    let get = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
     assert_eq!(
-        out[1].source,
-        InsightSource::Fallback,
-        "the malformed element falls back alone"
+        (
+            get(&c.tool_answers),
+            get(&c.text_answers),
+            get(&c.invalid_answers)
+        ),
+        (1, 1, 2)
     );
-    assert_eq!(out[2].source, InsightSource::Ai);
-    assert_eq!(out[2].insight.prediction_type, PredictionType::RdmaTimeout);
-    assert_eq!(out[2].insight.risk_score, 91);
-    assert!(out.iter().all(|o| o.batch_size == 3));
+}
+
+#[tokio::test]
+async fn the_request_forces_the_insight_tool_with_the_seed_parameters() {
+    let (fake, analyst) = setup(cfg(), Duration::from_secs(2)).await;
+    let out = analyst
+        .analyse(&[job("leaf1/p1", 3, Severity::Critical)])
+        .await;
+    assert_eq!(out[0].source, InsightSource::Ai, "{:?}", out[0]);
+    assert_eq!(out[0].answer_form, Some("tool"));
+    let body = &fake.received()[0].body;
+    assert_eq!(body["anthropic_version"], "bedrock-2023-05-31");
+    assert_eq!(body["max_tokens"], 1000);
+    assert_eq!(body["temperature"], 0.3);
+    assert_eq!(body["tools"][0]["name"], "record_insights");
+    assert_eq!(
+        body["tool_choice"],
+        serde_json::json!({"type": "tool", "name": "record_insights"})
+    );
+    let required = &body["tools"][0]["input_schema"]["properties"]["insights"]["items"]["required"];
+    assert_eq!(required.as_array().map(Vec::len), Some(5), "{required}");
+    assert_eq!(fake.received()[0].model_id, MODEL);
+}
+
+#[tokio::test]
+async fn a_low_confidence_answer_is_kept_marked_with_the_rules_risk_and_not_cached() {
+    let (fake, analyst) = setup(cfg(), Duration::from_secs(2)).await;
+    fake.set_answer(95, 0.3);
+    let j = job("leaf1/p1", 3, Severity::Major);
+    let rules_risk = ibsight::analyst::rules_backend::insight(&j).risk_score;
+    let out = analyst.analyse(std::slice::from_ref(&j)).await;
+    let o = &out[0];
+    assert_eq!(o.source, InsightSource::Ai, "{o:?}");
+    assert_eq!((o.insight.risk_score, o.insight.confidence), (95, 0.3));
+    assert!(o.low_confidence);
+    assert_eq!(o.rules_risk, Some(rules_risk));
+    assert_eq!(o.reason.as_deref(), Some("low_confidence"));
+    let c = &analyst.counters;
+    assert_eq!(
+        c.low_confidence.load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
+    // Not reused: the same question is asked again.
+    let again = analyst
+        .analyse(&[job("leaf1/p1", 5, Severity::Major)])
+        .await;
+    assert_eq!(again[0].source, InsightSource::Ai);
+    assert_eq!(fake.received().len(), 2);
+    // At the floor it is confident.
+    fake.set_answer(95, 0.7);
+    let sure = analyst
+        .analyse(&[job("leaf2/p1", 7, Severity::Major)])
+        .await;
+    assert!(
+        !sure[0].low_confidence && sure[0].rules_risk.is_none(),
+        "{:?}",
+        sure[0]
+    );
+}
+
+#[tokio::test]
+async fn the_prompt_tier_follows_the_rules_risk_and_untiered_asks_the_full_prompt() {
+    use ibsight::analyst::tier::Tier;
+    for tiered in [true, false] {
+        let (fake, analyst) = setup(
+            AnalystConfig {
+                tiered_prompts: tiered,
+                ..cfg()
+            },
+            Duration::from_secs(2),
+        )
+        .await;
+        let template = analyst.template().clone();
+        for (i, severity) in [Severity::Critical, Severity::Major, Severity::Warning]
+            .into_iter()
+            .enumerate()
+        {
+            let j = job(&format!("p{i}"), 3, severity);
+            let want = if tiered {
+                Tier::for_risk(ibsight::analyst::rules_backend::insight(&j).risk_score)
+            } else {
+                Tier::Critical
+            };
+            let out = analyst.analyse(&[j]).await;
+            assert_eq!(out[0].prompt_tier, Some(want.name()), "{severity:?}");
+            let body = &fake.received()[i].body;
+            assert_eq!(body["system"], template.system_for(want), "{severity:?}");
+        }
+    }
 }
 
 #[tokio::test]

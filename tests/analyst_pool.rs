@@ -31,7 +31,7 @@ async fn pool(
     );
     let analyst = Arc::new(Analyst::new(
         cfg,
-        Some(model),
+        Some(model.into()),
         Duration::from_millis(5),
         ibsight::clock::now_ms(),
     ));

@@ -26,6 +26,16 @@ pub struct InsightFacts {
     /// The rules answered because every port was in a maintenance window: planned work pages
     /// no one.
     pub in_maintenance: bool,
+    /// A model answer below the confidence floor: the rules' risk for the same incident, which
+    /// alerting follows instead of the model's.
+    pub low_confidence_rules_risk: Option<u8>,
+}
+
+impl InsightFacts {
+    /// The risk alerting follows: a low-confidence model risk alone never pages anyone.
+    pub fn alerting_risk(&self) -> u8 {
+        self.low_confidence_rules_risk.unwrap_or(self.risk_score)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -55,7 +65,8 @@ pub fn tier(risk: u8) -> u8 {
 }
 
 pub fn decide(book: &AlertBook, facts: &InsightFacts, cfg: &AlertsConfig) -> Option<StreamEvent> {
-    if facts.risk_score < cfg.threshold || facts.in_maintenance {
+    let risk = facts.alerting_risk();
+    if risk < cfg.threshold || facts.in_maintenance {
         return None;
     }
     let window_ms = cfg.dedup_window_s as i64 * 1000;
@@ -83,8 +94,8 @@ pub fn decide(book: &AlertBook, facts: &InsightFacts, cfg: &AlertsConfig) -> Opt
             incident_id: facts.incident_id.clone(),
             ports: facts.ports.clone(),
             prediction_type: facts.prediction_type,
-            risk_score: facts.risk_score,
-            tier: tier(facts.risk_score),
+            risk_score: risk,
+            tier: tier(risk),
             escalated_from_tier,
             explanation: facts.explanation.clone(),
             insight_seq: facts.insight_seq,
@@ -94,12 +105,12 @@ pub fn decide(book: &AlertBook, facts: &InsightFacts, cfg: &AlertsConfig) -> Opt
     };
     Some(match live {
         None => raise(None),
-        Some(t) if tier(facts.risk_score) > t.tier => raise(Some(t.tier)),
+        Some(t) if tier(risk) > t.tier => raise(Some(t.tier)),
         Some(t) => StreamEvent::AlertSuppressed(AlertSuppressedV1 {
             alert_id: t.alert_id.clone(),
             stream_id: facts.stream_id.clone(),
             prediction_type: facts.prediction_type,
-            risk_score: facts.risk_score,
+            risk_score: risk,
             insight_seq: facts.insight_seq,
             suppressed_count: t.suppressed + 1,
             alert_raised_at_ms: t.raised_at_ms,
@@ -168,7 +179,39 @@ mod tests {
             explanation: "link flapping".into(),
             at_ms: at_s * 1000,
             in_maintenance: false,
+            low_confidence_rules_risk: None,
         }
+    }
+
+    #[test]
+    fn given_a_low_confidence_model_answer_then_the_rules_risk_decides_the_alert() {
+        // The model says 95 but is unsure; the rules rate the same incident 60: no page.
+        let unsure = InsightFacts {
+            low_confidence_rules_risk: Some(60),
+            ..facts("leaf1/p1", 2, 95, 0)
+        };
+        assert_eq!(
+            kind(&decide(&AlertBook::default(), &unsure, &cfg())),
+            "none"
+        );
+        // The rules rate it critical on their own: it pages, at the rules' risk.
+        let unsure_but_critical = InsightFacts {
+            low_confidence_rules_risk: Some(85),
+            ..facts("leaf1/p1", 2, 40, 0)
+        };
+        match decide(&AlertBook::default(), &unsure_but_critical, &cfg()) {
+            Some(StreamEvent::AlertRaised(a)) => assert_eq!((a.risk_score, a.tier), (85, 8)),
+            other => panic!("expected a raise, got {other:?}"),
+        }
+        // A confident answer of 95 pages at 95.
+        assert_eq!(
+            kind(&decide(
+                &AlertBook::default(),
+                &facts("leaf1/p1", 2, 95, 0),
+                &cfg()
+            )),
+            "raised leaf1/p1#2"
+        );
     }
 
     /// Given these insights, when one more arrives, then this is decided.

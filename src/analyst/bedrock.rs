@@ -4,64 +4,15 @@
 //! config overrides. The SDK's own retries are off: retries, timeouts and backoff are ours,
 //! so attempts are counted and the limiter and breaker see every one.
 
+use super::model::{CallError, ModelAnswer, ModelRequest};
+use super::schema;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_bedrockruntime as br;
 use aws_sdk_bedrockruntime::config::http::HttpResponse;
 use aws_sdk_bedrockruntime::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_bedrockruntime::primitives::Blob;
-use serde_json::Value;
-use std::time::{Duration, Instant};
-
-/// What the model said, with its token usage.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ModelAnswer {
-    pub text: String,
-    pub input_tokens: u32,
-    pub output_tokens: u32,
-    /// Why the model stopped (`end_turn`, `max_tokens`, …), when it said.
-    pub stop_reason: Option<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum CallError {
-    #[error("throttled: {0}")]
-    Throttled(String),
-    #[error("server error: {0}")]
-    Server(String),
-    #[error("timed out after {0:?}")]
-    Timeout(Duration),
-    #[error("connection failed: {0}")]
-    Transport(String),
-    /// Validation, access denied, unknown model: retrying cannot help.
-    #[error("rejected: {0}")]
-    Rejected(String),
-    #[error("unreadable response: {0}")]
-    BadResponse(String),
-}
-
-impl CallError {
-    pub fn is_retryable(&self) -> bool {
-        matches!(
-            self,
-            CallError::Throttled(_)
-                | CallError::Server(_)
-                | CallError::Timeout(_)
-                | CallError::Transport(_)
-        )
-    }
-
-    /// A short reason recorded on fallback insights.
-    pub fn reason(&self) -> &'static str {
-        match self {
-            CallError::Throttled(_) => "throttled",
-            CallError::Server(_) => "server_error",
-            CallError::Timeout(_) => "timeout",
-            CallError::Transport(_) => "unreachable",
-            CallError::Rejected(_) => "rejected",
-            CallError::BadResponse(_) => "bad_response",
-        }
-    }
-}
+use serde_json::{json, Value};
+use std::time::Duration;
 
 /// A configured InvokeModel client for one model.
 #[derive(Clone)]
@@ -80,17 +31,6 @@ impl BedrockModel {
         BedrockModel::from_sdk_config(&sdk, model_id, timeout)
     }
 
-    /// The model the analyst config asks for: `None` for the rules backend.
-    pub async fn for_backend(cfg: &super::AnalystConfig, aws: &AwsConfig) -> Option<BedrockModel> {
-        match cfg.backend {
-            super::Backend::Bedrock => Some(
-                BedrockModel::from_env(aws, &cfg.model_id, Duration::from_secs(cfg.timeout_s))
-                    .await,
-            ),
-            super::Backend::Rules => None,
-        }
-    }
-
     pub fn from_sdk_config(sdk: &SdkConfig, model_id: &str, timeout: Duration) -> BedrockModel {
         let conf = br::config::Builder::from(sdk)
             .retry_config(br::config::retry::RetryConfig::disabled())
@@ -103,8 +43,9 @@ impl BedrockModel {
     }
 
     /// One InvokeModel call, bounded by the per-call timeout.
-    pub async fn invoke(&self, body: &Value) -> Result<ModelAnswer, CallError> {
-        let bytes = serde_json::to_vec(body).map_err(|e| CallError::Rejected(e.to_string()))?;
+    pub async fn invoke(&self, request: &ModelRequest) -> Result<ModelAnswer, CallError> {
+        let bytes = serde_json::to_vec(&request_body(request))
+            .map_err(|e| CallError::Rejected(e.to_string()))?;
         let call = self
             .client
             .invoke_model()
@@ -154,78 +95,51 @@ fn classify(e: SdkError<br::operation::invoke_model::InvokeModelError, HttpRespo
     }
 }
 
-/// The Anthropic messages response: the text blocks and `usage`.
+/// The InvokeModel body: the Anthropic messages API on Bedrock, with the insight tool and a
+/// `tool_choice` that forces it.
+pub fn request_body(r: &ModelRequest) -> Value {
+    json!({
+        "anthropic_version": "bedrock-2023-05-31",
+        "max_tokens": r.max_tokens,
+        "temperature": r.temperature,
+        "top_p": r.top_p,
+        "system": r.system,
+        "messages": [{"role": "user", "content": [{"type": "text", "text": r.user}]}],
+        "tools": [{
+            "name": schema::TOOL_NAME,
+            "description": schema::TOOL_DESCRIPTION,
+            "input_schema": schema::input_schema(),
+        }],
+        "tool_choice": {"type": "tool", "name": schema::TOOL_NAME},
+    })
+}
+
+/// The Anthropic messages response: the insight tool's input, the text blocks, and `usage`.
 pub fn parse_answer(bytes: &[u8]) -> Result<ModelAnswer, CallError> {
     let v: Value =
         serde_json::from_slice(bytes).map_err(|e| CallError::BadResponse(e.to_string()))?;
-    let text: String = v["content"]
-        .as_array()
-        .map(|blocks| {
-            blocks
-                .iter()
-                .filter(|b| b["type"] == "text")
-                .filter_map(|b| b["text"].as_str())
-                .collect::<Vec<_>>()
-                .join("")
-        })
-        .unwrap_or_default();
-    if text.is_empty() {
-        return Err(CallError::BadResponse("no text content".into()));
+    let blocks = v["content"].as_array().cloned().unwrap_or_default();
+    let text: String = blocks
+        .iter()
+        .filter(|b| b["type"] == "text")
+        .filter_map(|b| b["text"].as_str())
+        .collect::<Vec<_>>()
+        .join("");
+    let tool_input = blocks
+        .iter()
+        .find(|b| b["type"] == "tool_use" && b["name"] == schema::TOOL_NAME)
+        .map(|b| b["input"].clone());
+    if text.is_empty() && tool_input.is_none() {
+        return Err(CallError::BadResponse("no tool call and no text".into()));
     }
     let tokens = |k: &str| v["usage"][k].as_u64().unwrap_or(0).min(u64::from(u32::MAX)) as u32;
     Ok(ModelAnswer {
+        tool_input,
         text,
         input_tokens: tokens("input_tokens"),
         output_tokens: tokens("output_tokens"),
         stop_reason: v["stop_reason"].as_str().map(str::to_string),
     })
-}
-
-/// Exponential backoff with full jitter: a random delay in [0, base·2^attempt], capped.
-pub fn backoff(attempt: u32, base: Duration, seed: u64) -> Duration {
-    let cap = Duration::from_secs(5);
-    let ceiling = base.saturating_mul(1u32 << attempt.min(16)).min(cap);
-    let mut rng = crate::sim::Rng::new(seed ^ u64::from(attempt));
-    ceiling.mul_f64(rng.unit())
-}
-
-/// The outcome of a call with retries.
-#[derive(Debug)]
-pub struct Attempted {
-    pub result: Result<ModelAnswer, CallError>,
-    pub attempts: u32,
-    pub latency: Duration,
-}
-
-/// Call with retries on throttling, 5xx, timeouts and connection failures (none on
-/// validation or access errors), up to `max_retries` retries.
-pub async fn invoke_with_retries(
-    model: &BedrockModel,
-    body: &Value,
-    max_retries: u32,
-    base_delay: Duration,
-) -> Attempted {
-    let started = Instant::now();
-    let seed = crate::clock::now_ms() as u64;
-    let mut attempts = 0;
-    loop {
-        attempts += 1;
-        let result = model.invoke(body).await;
-        match result {
-            Err(e) if e.is_retryable() && attempts <= max_retries => {
-                let delay = backoff(attempts - 1, base_delay, seed);
-                tracing::debug!(error = %e, attempts, ?delay, "bedrock call failed; retrying");
-                tokio::time::sleep(delay).await;
-            }
-            result => {
-                return Attempted {
-                    result,
-                    attempts,
-                    latency: started.elapsed(),
-                }
-            }
-        }
-    }
 }
 
 /// An SDK config with fixed dummy credentials, for a local Bedrock-protocol server (tests,
@@ -258,27 +172,43 @@ mod tests {
             (a.text.as_str(), a.input_tokens, a.output_tokens),
             ("{\"a\":1}", 120, 40)
         );
+        assert_eq!(a.tool_input, None);
         assert!(parse_answer(b"{}").is_err());
         assert!(parse_answer(b"nope").is_err());
     }
 
     #[test]
-    fn backoff_grows_is_jittered_and_capped() {
-        let base = Duration::from_millis(100);
-        for attempt in 0..10 {
-            let d = backoff(attempt, base, 42);
-            let ceiling = (base * (1 << attempt)).min(Duration::from_secs(5));
-            assert!(d <= ceiling, "attempt {attempt}: {d:?} > {ceiling:?}");
-        }
-        assert_ne!(backoff(3, base, 1), backoff(3, base, 2), "jitter");
+    fn a_tool_call_is_read_as_the_tool_input() {
+        let body = br#"{"content":[{"type":"tool_use","id":"t1","name":"record_insights","input":{"insights":[]}}],
+            "stop_reason":"tool_use","usage":{"input_tokens":10,"output_tokens":5}}"#;
+        let a = parse_answer(body).expect("answer");
+        assert_eq!(a.tool_input, Some(json!({"insights": []})));
+        assert_eq!(a.stop_reason.as_deref(), Some("tool_use"));
+        // Another tool's call is not the insight.
+        let other = br#"{"content":[{"type":"tool_use","name":"other","input":{}}]}"#;
+        assert!(parse_answer(other).is_err());
     }
 
     #[test]
-    fn only_transient_errors_are_retried() {
-        assert!(CallError::Throttled("x".into()).is_retryable());
-        assert!(CallError::Server("x".into()).is_retryable());
-        assert!(CallError::Timeout(Duration::ZERO).is_retryable());
-        assert!(!CallError::Rejected("ValidationException".into()).is_retryable());
-        assert!(!CallError::BadResponse("x".into()).is_retryable());
+    fn the_body_forces_the_insight_tool_with_the_seed_parameters() {
+        let r = ModelRequest {
+            system: "sys".into(),
+            user: "user".into(),
+            max_tokens: 1000,
+            temperature: 0.3,
+            top_p: 0.9,
+        };
+        let b = request_body(&r);
+        assert_eq!(b["anthropic_version"], "bedrock-2023-05-31");
+        assert_eq!(
+            (b["max_tokens"].as_u64(), b["temperature"].as_f64()),
+            (Some(1000), Some(0.3))
+        );
+        assert_eq!(b["tools"][0]["name"], schema::TOOL_NAME);
+        assert_eq!(
+            b["tool_choice"],
+            json!({"type": "tool", "name": schema::TOOL_NAME})
+        );
+        assert_eq!(b["tools"][0]["input_schema"], schema::input_schema());
     }
 }

@@ -1,11 +1,14 @@
 //! The prompt. The static part (role, fabric context, normal ranges, output contract, few-shot
-//! examples) is the template's `system` text (`config/prompts/`) and never changes between
-//! calls, so Bedrock's prompt cache can reuse it; the per-anomaly numbers come last, in the
-//! user message. Only numbers and validated ids go in.
+//! examples) is the template's system text of the batch's tier (`config/prompts/`) and never
+//! changes between calls of a tier, so a prompt cache can reuse it; the per-incident numbers
+//! come last, in the user message, within the tier's evidence budget. Only numbers and
+//! validated ids go in.
 
 use super::job::AnomalyJob;
+use super::model::ModelRequest;
 use super::template::PromptTemplate;
-use serde_json::{json, Value};
+use super::tier::Tier;
+use super::TierBudgets;
 use std::fmt::Write as _;
 
 pub const MAX_TOKENS: u32 = 1000;
@@ -16,15 +19,16 @@ fn fmt_opt(v: Option<f64>) -> String {
     v.map_or_else(|| "n/a".into(), |v| format!("{v}"))
 }
 
-/// The per-anomaly part: numbers and validated ids only.
-pub fn user_prompt(jobs: &[&AnomalyJob]) -> String {
+/// The per-anomaly part: numbers and validated ids only. Past `budget_chars`, an incident's
+/// further ports are summed up in one line (each anomaly's own numbers are always given).
+pub fn user_prompt(jobs: &[&AnomalyJob], budget_chars: usize) -> String {
     let mut out = String::new();
     if jobs.len() == 1 {
         out.push_str("Analyse this anomaly.\n");
     } else {
         let _ = writeln!(
             out,
-            "Analyse these {} anomalies. Answer with a JSON array of {} objects, in this order.",
+            "Analyse these {} anomalies. Record {} insights, one per anomaly, in this order.",
             jobs.len(),
             jobs.len()
         );
@@ -64,7 +68,11 @@ pub fn user_prompt(jobs: &[&AnomalyJob]) -> String {
             );
         }
         if let Some(inc) = &job.incident {
-            incident_part(&mut out, inc);
+            // Each job gets its share of what is left of the budget.
+            let left = jobs.len() - i;
+            let share = budget_chars.saturating_sub(out.len()) / left;
+            let until = out.len() + share;
+            incident_part(&mut out, inc, until);
         }
     }
     out
@@ -77,7 +85,7 @@ fn guid(g: Option<u64>) -> String {
 /// The incident around the anomaly: its scope, the node's role, and every member's evidence
 /// with both ends of its link. GUIDs, port numbers, node types and rule names only: node
 /// descriptions are fabric text and stay out of the prompt.
-fn incident_part(out: &mut String, inc: &crate::events::types::IncidentV2) {
+fn incident_part(out: &mut String, inc: &crate::events::types::IncidentV2, until: usize) {
     let _ = writeln!(
         out,
         "- incident: scope {}, {} port(s), worst severity {}",
@@ -89,7 +97,12 @@ fn incident_part(out: &mut String, inc: &crate::events::types::IncidentV2) {
         let role = n.node_type.map_or("unknown", |t| t.name());
         let _ = writeln!(out, "- node: {} ({role})", guid(Some(n.node_guid)));
     }
+    let mut listed = 0;
     for m in inc.members.iter().take(32) {
+        if listed > 0 && out.len() >= until {
+            break;
+        }
+        listed += 1;
         let role = m.port.node_type.map_or("unknown", |t| t.name());
         let peer = m.peer.as_ref().map_or_else(
             || "no peer known".into(),
@@ -127,26 +140,32 @@ fn incident_part(out: &mut String, inc: &crate::events::types::IncidentV2) {
             }
         );
     }
-    if inc.members.len() > 32 {
-        let _ = writeln!(out, "  - and {} more ports", inc.members.len() - 32);
+    if inc.members.len() > listed {
+        let more = &inc.members[listed..];
+        let cleared = more.iter().filter(|m| m.cleared).count();
+        let _ = writeln!(
+            out,
+            "  - and {} more ports ({} cleared)",
+            more.len(),
+            cleared
+        );
     }
 }
 
-/// The InvokeModel body (Anthropic messages API on Bedrock).
-pub fn request_body(template: &PromptTemplate, jobs: &[&AnomalyJob]) -> Value {
-    json!({
-        "anthropic_version": "bedrock-2023-05-31",
-        "max_tokens": MAX_TOKENS,
-        "temperature": TEMPERATURE,
-        "top_p": TOP_P,
-        "system": template.system,
-        "messages": [{"role": "user", "content": [{"type": "text", "text": user_prompt(jobs)}]}],
-    })
-}
-
-/// FNV-1a 64 of the full prompt: identifies exactly what the model was asked.
-pub fn prompt_hash(body: &Value) -> String {
-    format!("{:016x}", crate::hash::fnv1a64(body.to_string().bytes()))
+/// What the model is asked for `jobs` with the prompt of `tier`.
+pub fn request(
+    template: &PromptTemplate,
+    tier: Tier,
+    budgets: &TierBudgets,
+    jobs: &[&AnomalyJob],
+) -> ModelRequest {
+    ModelRequest {
+        system: template.system_for(tier).to_string(),
+        user: user_prompt(jobs, tier.budget_tokens(budgets) as usize * 4),
+        max_tokens: MAX_TOKENS,
+        temperature: TEMPERATURE,
+        top_p: TOP_P,
+    }
 }
 
 #[cfg(test)]
@@ -187,40 +206,97 @@ mod tests {
         }
     }
 
-    #[test]
-    fn the_body_has_the_contracted_parameters() {
-        let j = job("leaf1/p1");
-        let body = request_body(&PromptTemplate::live(), &[&j]);
-        assert_eq!(body["anthropic_version"], "bedrock-2023-05-31");
-        assert_eq!(body["max_tokens"], 1000);
-        assert_eq!(body["temperature"], 0.3);
-        assert_eq!(body["top_p"], 0.9);
-        let system = body["system"].as_str().expect("system");
-        for p in PredictionType::ALL {
-            assert!(system.contains(p.name()), "{}", p.name());
+    fn switch_incident(ports: usize) -> crate::events::types::IncidentV2 {
+        use crate::events::types::{IncidentMemberV1, IncidentScope, IncidentV2, MemberAnomalyV1};
+        IncidentV2 {
+            incident_id: "inc-1".into(),
+            scope: IncidentScope::Switch,
+            node: None,
+            members: (0..ports)
+                .map(|p| IncidentMemberV1 {
+                    stream_id: format!("leaf04/p{p}"),
+                    port: Default::default(),
+                    peer: None,
+                    anomalies: vec![MemberAnomalyV1 {
+                        anomaly_id: "x".into(),
+                        anomaly_seq: 2,
+                        rule: Rule::LinkDown,
+                        metric: "link_state".into(),
+                        value: 1.0,
+                        threshold: 4.0,
+                        severity: Severity::Critical,
+                        detected_at_ms: 1000,
+                    }],
+                    cleared: false,
+                })
+                .collect(),
+            severity: Severity::Critical,
+            opened_at_ms: 1000,
+            resolved_at_ms: None,
+            at_ms: 1000,
+            merged_into: None,
+            analyse: true,
+            maintenance: vec![],
         }
-        let user = body["messages"][0]["content"][0]["text"]
-            .as_str()
-            .expect("user");
+    }
+
+    #[test]
+    fn the_request_has_the_contracted_parameters() {
+        let j = job("leaf1/p1");
+        let r = request(
+            &PromptTemplate::live(),
+            Tier::Critical,
+            &TierBudgets::default(),
+            &[&j],
+        );
+        assert_eq!((r.max_tokens, r.temperature, r.top_p), (1000, 0.3, 0.9));
+        for p in PredictionType::ALL {
+            assert!(r.system.contains(p.name()), "{}", p.name());
+        }
+        let user = &r.user;
         assert!(user.contains("leaf1/p1") && user.contains("12") && user.contains("baseline 4"));
         assert!(user.contains("utilization: 85 (baseline 60)"), "{user}");
     }
 
     #[test]
-    fn the_static_part_is_identical_across_anomalies() {
+    fn the_static_part_is_identical_across_anomalies_of_a_tier() {
         let (a, b) = (job("a"), job("b"));
-        let t = PromptTemplate::live();
-        let (x, y) = (request_body(&t, &[&a]), request_body(&t, &[&b]));
-        assert_eq!(x["system"], y["system"]);
-        assert_ne!(prompt_hash(&x), prompt_hash(&y));
-        assert_eq!(prompt_hash(&x), prompt_hash(&request_body(&t, &[&a])));
+        let (t, budgets) = (PromptTemplate::live(), TierBudgets::default());
+        let ask = |j: &AnomalyJob, tier| request(&t, tier, &budgets, &[j]);
+        let (x, y) = (ask(&a, Tier::High), ask(&b, Tier::High));
+        assert_eq!(x.system, y.system);
+        assert_ne!(x.hash(), y.hash());
+        assert_eq!(x.hash(), ask(&a, Tier::High).hash());
+        assert_ne!(x.system, ask(&a, Tier::Medium).system);
     }
 
     #[test]
-    fn a_batch_asks_for_an_array_in_order() {
+    fn a_batch_asks_for_one_insight_each_in_order() {
         let (a, b) = (job("a"), job("b"));
-        let user = user_prompt(&[&a, &b]);
-        assert!(user.contains("JSON array of 2 objects"));
+        let user = user_prompt(&[&a, &b], 10_000);
+        assert!(user.contains("Record 2 insights"));
         assert!(user.find("stream: a") < user.find("stream: b"));
+    }
+
+    #[test]
+    fn given_a_switch_incident_when_the_tier_is_lower_then_fewer_ports_are_listed_and_the_rest_counted(
+    ) {
+        let mut j = job("leaf04/p0");
+        j.incident = Some(switch_incident(30));
+        let budgets = TierBudgets::default();
+        let t = PromptTemplate::live();
+        let full = request(&t, Tier::Critical, &budgets, &[&j]).user;
+        let minimal = request(&t, Tier::Medium, &budgets, &[&j]).user;
+        let listed = |u: &str| u.matches("  - port ").count();
+        assert_eq!(listed(&full), 30, "{full}");
+        assert!(listed(&minimal) >= 1 && listed(&minimal) < 30, "{minimal}");
+        let more = 30 - listed(&minimal);
+        assert!(
+            minimal.contains(&format!("and {more} more ports (0 cleared)")),
+            "{minimal}"
+        );
+        assert!(minimal.len() < full.len());
+        // The anomaly's own numbers are always there.
+        assert!(minimal.contains("latency_spike") && minimal.contains("leaf04/p0"));
     }
 }

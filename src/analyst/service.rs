@@ -5,7 +5,6 @@
 //! then parsing (`model_call`). Whatever fails, the rules backend answers with source `fallback` and the
 //! reason, so every job gets an insight.
 
-use super::bedrock::BedrockModel;
 use super::breaker::CircuitBreaker;
 use super::cache::{CacheKey, InsightCache};
 use super::cost::{DailyBudget, Pricing};
@@ -13,9 +12,10 @@ use super::health::RecentCalls;
 use super::insight::{Insight, InsightSource};
 use super::job::AnomalyJob;
 use super::limiter::RateLimiter;
+use super::model::Model;
 use super::template::PromptTemplate;
 use super::{rules_backend, AnalystConfig, Backend};
-use crate::events::types::InsightGeneratedV1;
+use crate::events::types::InsightGeneratedV2;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -38,12 +38,20 @@ pub struct InsightOutcome {
     pub attempts: u32,
     /// Anomalies answered by the same model call (1 when not batched).
     pub batch_size: u32,
+    /// A model answer below `analyst.min_confidence`.
+    pub low_confidence: bool,
+    /// The rules' risk for the same job, kept with a low-confidence answer.
+    pub rules_risk: Option<u8>,
+    /// The prompt tier the model was asked with.
+    pub prompt_tier: Option<&'static str>,
+    /// How the model's answer was read: `tool` or `text`.
+    pub answer_form: Option<&'static str>,
 }
 
 impl InsightOutcome {
     /// The event that records this outcome for the anomaly at `anomaly_seq`.
-    pub fn into_event(self, anomaly_seq: u64, anomaly_id: String) -> InsightGeneratedV1 {
-        InsightGeneratedV1 {
+    pub fn into_event(self, anomaly_seq: u64, anomaly_id: String) -> InsightGeneratedV2 {
+        InsightGeneratedV2 {
             anomaly_seq,
             anomaly_id,
             prediction_type: self.insight.prediction_type,
@@ -63,6 +71,10 @@ impl InsightOutcome {
             latency_ms: self.latency_ms,
             attempts: self.attempts,
             batch_size: self.batch_size,
+            low_confidence: self.low_confidence,
+            rules_risk: self.rules_risk,
+            prompt_tier: self.prompt_tier.map(str::to_string),
+            answer_form: self.answer_form.map(str::to_string),
         }
     }
 }
@@ -84,6 +96,14 @@ pub struct AnalystCounters {
     pub output_tokens: AtomicU64,
     /// Cost in micro-dollars (integers add up exactly).
     pub cost_micro_usd: AtomicU64,
+    /// Model answers read from the schema-forced tool call…
+    pub tool_answers: AtomicU64,
+    /// …and from text (a model or server that did not call the tool).
+    pub text_answers: AtomicU64,
+    /// Insights in a model answer that failed validation (the rules answered them).
+    pub invalid_answers: AtomicU64,
+    /// Model insights below `analyst.min_confidence`.
+    pub low_confidence: AtomicU64,
     /// The last minutes of model calls, for calls per minute and p95 latency.
     pub recent: Mutex<RecentCalls>,
 }
@@ -97,7 +117,7 @@ struct Control {
 
 pub struct Analyst {
     cfg: AnalystConfig,
-    model: Option<BedrockModel>,
+    model: Option<Model>,
     pricing: Pricing,
     retry_base: Duration,
     template: PromptTemplate,
@@ -130,7 +150,7 @@ impl Analyst {
     /// `model` is `None` for the rules backend. `retry_base` is the first backoff step.
     pub fn new(
         cfg: AnalystConfig,
-        model: Option<BedrockModel>,
+        model: Option<Model>,
         retry_base: Duration,
         now_ms: i64,
     ) -> Analyst {
@@ -145,14 +165,11 @@ impl Analyst {
             cache: InsightCache::new(cfg.cache_window_s as i64 * 1000, 100_000),
         };
         Analyst {
-            pricing: Pricing {
-                input_usd_per_mtok: cfg.input_usd_per_mtok,
-                output_usd_per_mtok: cfg.output_usd_per_mtok,
-            },
-            model: if cfg.backend == Backend::Bedrock {
-                model
-            } else {
+            pricing: cfg.pricing(),
+            model: if cfg.backend == Backend::Rules {
                 None
+            } else {
+                model
             },
             cfg,
             retry_base,
@@ -218,6 +235,10 @@ impl Analyst {
             latency_ms: 0,
             attempts: 0,
             batch_size: 1,
+            low_confidence: false,
+            rules_risk: None,
+            prompt_tier: None,
+            answer_form: None,
         }
     }
 
@@ -244,7 +265,7 @@ impl Analyst {
                 let mut o = self.rules_outcome(job, InsightSource::Cache, "cache_hit");
                 o.insight = hit;
                 o.reason = None;
-                o.model_id = Some(self.cfg.model_id.clone());
+                o.model_id = Some(self.cfg.recorded_model_id().to_string());
                 out[i] = Some(o);
                 continue;
             }

@@ -10,8 +10,8 @@ use super::trace::TraceContext;
 use super::types::{
     AlertRaisedV1, AlertRaisedV2, AlertSuppressedV1, AlertTriagedV1, AnomalyDetectedV1,
     AnomalyDetectedV2, AnomalyResolvedV1, IncidentV1, IncidentV2, InsightGeneratedV1,
-    MaintenanceEndedV1, MaintenanceScheduledV1, MetricObservedV1, MetricObservedV2,
-    MetricObservedV3, StreamEvent,
+    InsightGeneratedV2, MaintenanceEndedV1, MaintenanceScheduledV1, MetricObservedV1,
+    MetricObservedV2, MetricObservedV3, StreamEvent,
 };
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
@@ -234,6 +234,8 @@ pub fn decode_payload(
         ("AnomalyResolved", 1) => from_bytes::<AnomalyResolvedV1>(bytes, event_type, version)
             .map(StreamEvent::AnomalyResolved),
         ("InsightGenerated", 1) => from_bytes::<InsightGeneratedV1>(bytes, event_type, version)
+            .map(|e| StreamEvent::InsightGenerated(e.into())),
+        ("InsightGenerated", 2) => from_bytes::<InsightGeneratedV2>(bytes, event_type, version)
             .map(StreamEvent::InsightGenerated),
         ("AlertRaised", 2) => {
             from_bytes::<AlertRaisedV2>(bytes, event_type, version).map(StreamEvent::AlertRaised)

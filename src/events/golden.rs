@@ -8,8 +8,9 @@ use super::trace::TraceContext;
 use super::types::{
     AlertRaisedV1, AlertRaisedV2, AlertSuppressedV1, AlertTriagedV1, AnomalyDetectedV1,
     AnomalyDetectedV2, AnomalyResolvedV1, IncidentMemberV1, IncidentNodeV1, IncidentScope,
-    IncidentV1, IncidentV2, InsightGeneratedV1, MaintenanceEndedV1, MaintenanceScheduledV1,
-    MemberAnomalyV1, MetricObservedV1, MetricObservedV2, MetricObservedV3, StreamEvent, Verdict,
+    IncidentV1, IncidentV2, InsightGeneratedV1, InsightGeneratedV2, MaintenanceEndedV1,
+    MaintenanceScheduledV1, MemberAnomalyV1, MetricObservedV1, MetricObservedV2, MetricObservedV3,
+    StreamEvent, Verdict,
 };
 use crate::detect::rules::{Rule, Severity};
 use crate::sample::port::{
@@ -180,6 +181,30 @@ fn alert_v1() -> AlertRaisedV1 {
 }
 
 /// An incident in maintenance (v2: the windows it falls in).
+fn insight_v1() -> InsightGeneratedV1 {
+    InsightGeneratedV1 {
+        anomaly_seq: 42,
+        anomaly_id: "utilization_high:utilization@1750000000123".into(),
+        prediction_type: PredictionType::ResourceSaturation,
+        risk_score: 85,
+        explanation: "Port utilization critical at 87.25 %".into(),
+        recommendations: vec!["Move the heaviest job".into(), "Rebalance paths".into()],
+        confidence: 0.92,
+        notes: vec!["risk_score 120 clamped to 100".into()],
+        source: InsightSource::Ai,
+        reason: None,
+        model_id: Some("anthropic.claude-3-5-haiku-20241022-v1:0".into()),
+        prompt_version: "ib-insight-v1".into(),
+        prompt_hash: Some("0123456789abcdef".into()),
+        input_tokens: 1200,
+        output_tokens: 180,
+        cost_usd: 0.00168,
+        latency_ms: 840,
+        attempts: 2,
+        batch_size: 3,
+    }
+}
+
 fn incident_v2() -> IncidentV2 {
     IncidentV2 {
         maintenance: vec!["mw-3".into()],
@@ -259,27 +284,13 @@ fn examples() -> Vec<(&'static str, StreamEvent)> {
             }),
         ),
         (
-            "InsightGenerated_v1",
-            StreamEvent::InsightGenerated(InsightGeneratedV1 {
-                anomaly_seq: 42,
-                anomaly_id: "utilization_high:utilization@1750000000123".into(),
-                prediction_type: PredictionType::ResourceSaturation,
-                risk_score: 85,
-                explanation: "Port utilization critical at 87.25 %".into(),
-                recommendations: vec!["Move the heaviest job".into(), "Rebalance paths".into()],
-                confidence: 0.92,
-                notes: vec!["risk_score 120 clamped to 100".into()],
-                source: InsightSource::Ai,
-                reason: None,
-                model_id: Some("anthropic.claude-3-5-haiku-20241022-v1:0".into()),
-                prompt_version: "ib-insight-v1".into(),
-                prompt_hash: Some("0123456789abcdef".into()),
-                input_tokens: 1200,
-                output_tokens: 180,
-                cost_usd: 0.00168,
-                latency_ms: 840,
-                attempts: 2,
-                batch_size: 3,
+            "InsightGenerated_v2",
+            StreamEvent::InsightGenerated(InsightGeneratedV2 {
+                low_confidence: true,
+                rules_risk: Some(72),
+                prompt_tier: Some("critical".into()),
+                answer_form: Some("tool".into()),
+                ..insight_v1().into()
             }),
         ),
         (
@@ -475,6 +486,24 @@ fn version_1_incidents_still_decode() {
         assert_eq!(got, IncidentV2::from(inc), "{name}");
         assert!(got.maintenance.is_empty());
     }
+}
+
+/// Insights written before the low-confidence mark still read, upcast as confident, with no
+/// tier and no answer form.
+#[test]
+fn version_1_insights_still_decode() {
+    let golden = read_golden("InsightGenerated_v1");
+    assert_eq!(
+        hex(&codec::encode_old_for_tests(&insight_v1())),
+        hex(&golden)
+    );
+    let decoded = codec::decode_payload("InsightGenerated", 1, &golden).expect("decode");
+    let StreamEvent::InsightGenerated(i) = decoded else {
+        panic!("not an insight")
+    };
+    assert_eq!(i, InsightGeneratedV2::from(insight_v1()));
+    assert!(!i.low_confidence);
+    assert_eq!((i.rules_risk, i.risk_score), (None, 85));
 }
 
 /// Logs written before the trace context still read: a version 1 frame decodes with no trace.

@@ -153,6 +153,11 @@ impl Projection for AlertProjection {
                 prediction_type: insight.prediction_type,
                 risk_score: insight.risk_score,
                 in_maintenance: insight.reason.as_deref() == Some(crate::vocab::MAINTENANCE_REASON),
+                low_confidence_rules_risk: if insight.low_confidence {
+                    insight.rules_risk
+                } else {
+                    None
+                },
                 explanation: insight.explanation,
                 at_ms: e.record.recorded_at_ms,
             };

@@ -149,7 +149,7 @@ impl Fabric {
     pub fn apply_incident_insight(
         &mut self,
         incident: &crate::events::types::IncidentV2,
-        insight: &crate::events::types::InsightGeneratedV1,
+        insight: &crate::events::types::InsightGeneratedV2,
         at_ms: i64,
     ) {
         for m in &incident.members {
@@ -261,7 +261,7 @@ mod tests {
     use crate::analyst::insight::{InsightSource, PredictionType};
     use crate::detect::rules::Rule;
     use crate::events::codec::{self, EventRecord};
-    use crate::events::types::{AnomalyDetectedV2, AnomalyResolvedV1, InsightGeneratedV1};
+    use crate::events::types::{AnomalyDetectedV2, AnomalyResolvedV1, InsightGeneratedV2};
 
     fn stored(stream: &str, seq: u64, event: StreamEvent) -> StoredEvent {
         StoredEvent {
@@ -298,7 +298,7 @@ mod tests {
     }
 
     fn insight(anomaly_id: &str, risk: u8) -> StreamEvent {
-        StreamEvent::InsightGenerated(InsightGeneratedV1 {
+        StreamEvent::InsightGenerated(InsightGeneratedV2 {
             anomaly_seq: 2,
             anomaly_id: anomaly_id.into(),
             prediction_type: PredictionType::ConnectionInstability,
@@ -318,6 +318,10 @@ mod tests {
             latency_ms: 0,
             attempts: 0,
             batch_size: 1,
+            low_confidence: false,
+            rules_risk: None,
+            prompt_tier: None,
+            answer_form: None,
         })
     }
 

@@ -4,7 +4,7 @@
 //! marks it alerted. An incident absorbed into a switch incident leaves the list.
 
 use super::items::{newest_first_key, ttl};
-use crate::events::types::{IncidentScope, IncidentV2, InsightGeneratedV1};
+use crate::events::types::{IncidentScope, IncidentV2, InsightGeneratedV2};
 use crate::events::{EventStore, StoreError, StreamEvent};
 use crate::incidents::INCIDENT_STREAM;
 use serde_json::{json, Value};
@@ -89,7 +89,7 @@ pub enum IncidentChange {
     Insight {
         key: Vec<u8>,
         incident: Box<IncidentV2>,
-        insight: Box<InsightGeneratedV1>,
+        insight: Box<InsightGeneratedV2>,
     },
     Alerted {
         key: Vec<u8>,
@@ -104,7 +104,7 @@ pub fn incident_at(store: &dyn EventStore, seq: u64) -> Result<Option<IncidentV2
         .and_then(|e| e.incident().cloned()))
 }
 
-fn insight_fields(i: &InsightGeneratedV1) -> Value {
+fn insight_fields(i: &InsightGeneratedV2) -> Value {
     json!({
         "prediction_type": i.prediction_type,
         "risk_score": i.risk_score,

@@ -3,7 +3,7 @@
 //! prediction_type, risk_score, explanation, recommendations, model_used, confidence,
 //! related_entity, ttl) plus the source and the anomaly's evidence.
 
-use crate::events::types::{AlertRaisedV2, AnomalyDetectedV2, IncidentV2, InsightGeneratedV1};
+use crate::events::types::{AlertRaisedV2, AnomalyDetectedV2, IncidentV2, InsightGeneratedV2};
 use crate::events::{EventStore, StoreError, StoredEvent, StreamEvent};
 use crate::incidents::correlator::job_for;
 use crate::incidents::INCIDENT_STREAM;
@@ -36,7 +36,7 @@ pub fn insight_item(
     stream_id: &str,
     seq: u64,
     at_ms: i64,
-    i: &InsightGeneratedV1,
+    i: &InsightGeneratedV2,
     anomaly: Option<&AnomalyDetectedV2>,
     incident: Option<&IncidentV2>,
 ) -> Value {

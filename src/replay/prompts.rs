@@ -11,7 +11,7 @@ use crate::analyst::insight::{InsightSource, PredictionType};
 use crate::analyst::job::AnomalyJob;
 use crate::analyst::service::{Analyst, InsightOutcome};
 use crate::detect::DetectConfig;
-use crate::events::types::InsightGeneratedV1;
+use crate::events::types::InsightGeneratedV2;
 use crate::events::{EventStore, Origin, StoreError, StreamEvent};
 use crate::incidents::correlator::job_for;
 use serde::Serialize;
@@ -22,7 +22,7 @@ use std::sync::atomic::Ordering;
 #[derive(Debug, Clone)]
 pub struct Recorded {
     pub job: AnomalyJob,
-    pub old: Option<InsightGeneratedV1>,
+    pub old: Option<InsightGeneratedV2>,
 }
 
 /// The recorded anomalies in log order (the first `limit` of them), with their insights.
@@ -132,7 +132,7 @@ pub struct Row {
     pub new: Side,
 }
 
-fn old_side(i: &InsightGeneratedV1) -> Side {
+fn old_side(i: &InsightGeneratedV2) -> Side {
     Side {
         prediction_type: i.prediction_type,
         risk_score: i.risk_score,
@@ -321,7 +321,7 @@ mod tests {
             "60 → 50 leaves high; 90 → 80 stays critical"
         );
         assert_eq!(s.old_prompt_versions, vec!["v1".to_string()]);
-        assert_eq!(s.new_prompt_version, "ib-insight-v2");
+        assert_eq!(s.new_prompt_version, "ib-insight-v3");
     }
 
     #[test]

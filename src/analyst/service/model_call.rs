@@ -5,9 +5,10 @@
 //! job's insight: the model's where its answer parses, the rules' otherwise).
 
 use super::{cache_key, Analyst, InsightOutcome};
-use crate::analyst::bedrock;
 use crate::analyst::insight::InsightSource;
 use crate::analyst::job::AnomalyJob;
+use crate::analyst::model::{self, Attempted, Model, ModelRequest};
+use crate::analyst::tier::Tier;
 use crate::analyst::{parse, prompt, rules_backend};
 use crate::telemetry::context;
 use std::sync::atomic::Ordering;
@@ -32,9 +33,15 @@ impl Analyst {
         // The batch finishes by its deadline whatever happens, so the pool's watchdog (longer)
         // never kills a worker that is only waiting.
         let deadline = tokio::time::Instant::now() + self.cfg.batch_deadline();
-        let body = prompt::request_body(&self.template, jobs);
+        // The prompt's tier follows the rules' risk of the batch's most severe job.
+        let rules_risks: Vec<u8> = jobs
+            .iter()
+            .map(|j| rules_backend::insight(j).risk_score)
+            .collect();
+        let tier = Tier::for_batch(rules_risks.iter().copied(), self.cfg.tiered_prompts);
+        let request = prompt::request(&self.template, tier, &self.cfg.tiers, jobs);
         // A rough token estimate (4 characters a token) reserved up front, settled after.
-        let est_tokens = (body.to_string().len() / 4) as u32 + prompt::MAX_TOKENS;
+        let est_tokens = request.estimated_input_tokens() + prompt::MAX_TOKENS;
         if let Err(reason) = self
             .admit(est_tokens, deadline - self.cfg.call_budget())
             .await
@@ -44,10 +51,15 @@ impl Analyst {
                 .map(|j| self.rules_outcome(j, InsightSource::Fallback, reason))
                 .collect();
         }
-        let attempted = self.call(model, &body, deadline).await;
+        let attempted = self.call(model, &request, deadline).await;
         let call = self.record(&attempted, est_tokens);
-        let hash = prompt::prompt_hash(&body);
-        self.outcomes(jobs, attempted, &call, &model.model_id, &hash)
+        let asked = Asked {
+            model_id: model.model_id(),
+            hash: request.hash(),
+            tier,
+            rules_risks: &rules_risks,
+        };
+        self.outcomes(jobs, attempted, &call, &asked)
     }
 
     /// Whether the model may be asked now: within the daily budget, the breaker closed, and
@@ -85,25 +97,25 @@ impl Analyst {
         }
     }
 
-    /// One InvokeModel, with its retries, finished by `deadline`, in its own span.
+    /// One model call, with its retries, finished by `deadline`, in its own span.
     async fn call(
         &self,
-        model: &bedrock::BedrockModel,
-        body: &serde_json::Value,
+        model: &Model,
+        request: &ModelRequest,
         deadline: tokio::time::Instant,
-    ) -> bedrock::Attempted {
-        let span = model_span(&model.model_id);
+    ) -> Attempted {
+        let span = model_span(model.system(), model.model_id());
         let started = std::time::Instant::now();
         let attempted = match tokio::time::timeout_at(
             deadline,
-            bedrock::invoke_with_retries(model, body, self.cfg.max_retries, self.retry_base)
+            model::invoke_with_retries(model, request, self.cfg.max_retries, self.retry_base)
                 .instrument(span.clone()),
         )
         .await
         {
             Ok(attempted) => attempted,
-            Err(_) => bedrock::Attempted {
-                result: Err(bedrock::CallError::Timeout(started.elapsed())),
+            Err(_) => Attempted {
+                result: Err(model::CallError::Timeout(started.elapsed())),
                 attempts: self.cfg.max_retries + 1,
                 latency: started.elapsed(),
             },
@@ -127,7 +139,7 @@ impl Analyst {
 
     /// The one place a call's outcome is recorded: the counters and the latency histogram,
     /// the breaker, the token bucket (settled against the estimate) and the budget. Its cost.
-    fn record(&self, attempted: &bedrock::Attempted, est_tokens: u32) -> CallFigures {
+    fn record(&self, attempted: &Attempted, est_tokens: u32) -> CallFigures {
         let c = &self.counters;
         c.calls.fetch_add(1, Ordering::Relaxed);
         c.attempts
@@ -180,20 +192,22 @@ impl Analyst {
         }
     }
 
-    /// Each job's outcome from the call: the model's insight where its answer parses (and
-    /// cached), the rules' otherwise, each carrying its share of the call's figures.
+    /// Each job's outcome from the call: the model's insight where its answer parses (and,
+    /// when confident, cached), the rules' otherwise, each carrying its share of the call's
+    /// figures. An insight less confident than `min_confidence` is kept, marked, with the
+    /// rules' risk that alerting then follows.
     fn outcomes(
         &self,
         jobs: &[&AnomalyJob],
-        attempted: bedrock::Attempted,
+        attempted: Attempted,
         call: &CallFigures,
-        model_id: &str,
-        hash: &str,
+        asked: &Asked,
     ) -> Vec<InsightOutcome> {
         let n = jobs.len() as u32;
         let stamp = |mut o: InsightOutcome, input: u32, output: u32, cost: f64| {
-            o.model_id = Some(model_id.to_string());
-            o.prompt_hash = Some(hash.to_string());
+            o.model_id = Some(asked.model_id.to_string());
+            o.prompt_hash = Some(asked.hash.clone());
+            o.prompt_tier = Some(asked.tier.name());
             o.input_tokens = input;
             o.output_tokens = output;
             o.cost_usd = cost;
@@ -218,49 +232,87 @@ impl Analyst {
             .iter()
             .map(|j| rules_backend::recommendations(j))
             .collect();
-        let parsed = if jobs.len() == 1 {
-            vec![parse::parse_insight(&answer.text, &fillers[0])]
-        } else {
-            match parse::parse_batch(&answer.text, &fillers) {
-                Ok(items) => items,
-                Err(e) => vec![Err(e); jobs.len()],
-            }
+        let (parsed, form) = read_answer(&answer, &fillers);
+        let c = &self.counters;
+        match form {
+            "tool" => c.tool_answers.fetch_add(1, Ordering::Relaxed),
+            _ => c.text_answers.fetch_add(1, Ordering::Relaxed),
         };
         let share = |total: u32| total / n.max(1);
         jobs.iter()
             .zip(parsed)
-            .map(|(job, parsed)| {
+            .zip(asked.rules_risks)
+            .map(|((job, parsed), &rules_risk)| {
                 let o = match parsed {
                     Ok(insight) => {
-                        self.control()
-                            .cache
-                            .put(cache_key(job), insight.clone(), call.now_ms);
+                        let low = insight.confidence < self.cfg.min_confidence;
+                        if low {
+                            c.low_confidence.fetch_add(1, Ordering::Relaxed);
+                        } else {
+                            self.control()
+                                .cache
+                                .put(cache_key(job), insight.clone(), call.now_ms);
+                        }
                         let mut o = self.rules_outcome(job, InsightSource::Ai, "");
                         o.insight = insight;
-                        o.reason = None;
+                        o.reason = low.then(|| "low_confidence".to_string());
+                        o.low_confidence = low;
+                        o.rules_risk = low.then_some(rules_risk);
                         o
                     }
                     Err(e) => {
-                        tracing::warn!(error = %e, stream_id = %job.stream_id, "unusable model answer; rules answer");
+                        c.invalid_answers.fetch_add(1, Ordering::Relaxed);
+                        tracing::warn!(error = %e, stream_id = %job.stream_id, form, "unusable model answer; rules answer");
                         self.rules_outcome(job, InsightSource::Fallback, "parse_error")
                     }
                 };
-                let (input, output) = (share(answer.input_tokens), share(answer.output_tokens));
-                stamp(o, input, output, call.cost_usd / f64::from(n.max(1)))
+                let mut o = stamp(o, share(answer.input_tokens), share(answer.output_tokens), call.cost_usd / f64::from(n.max(1)));
+                o.answer_form = Some(form);
+                o
             })
             .collect()
     }
 }
 
+/// What a batch was asked with, for its outcomes.
+struct Asked<'a> {
+    model_id: &'a str,
+    hash: String,
+    tier: Tier,
+    rules_risks: &'a [u8],
+}
+
+/// The insights in a model's answer, and how they were read: from the schema-forced tool
+/// call (`tool`), or from text when the model gave none (`text`).
+fn read_answer(
+    answer: &model::ModelAnswer,
+    fillers: &[Vec<String>],
+) -> (
+    Vec<Result<crate::analyst::insight::Insight, parse::ParseError>>,
+    &'static str,
+) {
+    let n = fillers.len();
+    let (result, form) = match &answer.tool_input {
+        Some(input) => (parse::parse_tool(input, fillers), "tool"),
+        None if n == 1 => (
+            Ok(vec![parse::parse_insight(&answer.text, &fillers[0])]),
+            "text",
+        ),
+        None => (parse::parse_batch(&answer.text, fillers), "text"),
+    };
+    let parsed = result.unwrap_or_else(|e| vec![Err(e); n]);
+    (parsed, form)
+}
+
 /// The model call's span, with the OpenTelemetry gen_ai attributes (only when traced).
-fn model_span(model_id: &str) -> tracing::Span {
+fn model_span(system: &'static str, model_id: &str) -> tracing::Span {
     context::child(|| {
         tracing::info_span!(
             "chat",
             otel.name = %format_args!("chat {model_id}"),
             otel.kind = "client",
             otel.status_code = tracing::field::Empty,
-            gen_ai.system = "aws.bedrock",
+            gen_ai.system = system,
             gen_ai.operation.name = "chat",
             gen_ai.request.model = model_id,
             gen_ai.request.max_tokens = i64::from(prompt::MAX_TOKENS),

@@ -89,7 +89,7 @@ async fn drive(args: AnalystBenchArgs) -> anyhow::Result<()> {
     );
     let analyst = Arc::new(Analyst::new(
         cfg,
-        Some(model),
+        Some(model.into()),
         Duration::from_millis(200),
         crate::clock::now_ms(),
     ));

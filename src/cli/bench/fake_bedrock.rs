@@ -1,7 +1,9 @@
-//! A local server that speaks Bedrock's InvokeModel wire format
-//! (`POST /model/{modelId}/invoke`, the `:` of the id percent-encoded), for tests, the analyst
-//! benchmark and offline demos. Scripted replies are served in order, then a default reply
-//! that answers every anomaly of the prompt with a valid insight. It records every request.
+//! A local model server for tests, the analyst benchmark and offline demos. It speaks two wire
+//! formats on one port: Bedrock's InvokeModel (`POST /model/{modelId}/invoke`, the `:` of the
+//! id percent-encoded, Anthropic messages) and OpenAI's chat completions
+//! (`POST /v1/chat/completions`, the on-premises backend). Scripted replies are served in
+//! order, then the default reply, which answers every anomaly of the prompt with a valid
+//! insight as the forced tool call. It records every request.
 
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -17,11 +19,16 @@ use std::time::Duration;
 /// One scripted reply.
 #[derive(Debug, Clone)]
 pub enum FakeReply {
-    /// 200 with this text as the model's content.
+    /// 200 with this text as the model's content (no tool call).
     Text(String),
-    /// 200 with the default insight(s) for the prompt.
+    /// 200 with the default insight(s) for the prompt, as the insight tool's call.
     Insight,
-    /// An error status with `x-amzn-ErrorType` (e.g. 429 ThrottlingException).
+    /// 200 with the default insight(s) for the prompt, as text (the form before tools).
+    TextInsight,
+    /// 200 with this input to the insight tool.
+    Tool(Value),
+    /// An error status with `x-amzn-ErrorType` (e.g. 429 ThrottlingException); for chat
+    /// completions, the type in the error body.
     Error { status: u16, error_type: String },
     /// Wait, then reply.
     Slow(Duration, Box<FakeReply>),
@@ -30,7 +37,10 @@ pub enum FakeReply {
 /// A request the server received.
 #[derive(Debug, Clone)]
 pub struct Received {
+    /// Bedrock's model id, or the chat-completions body's `model`.
     pub model_id: String,
+    /// `bedrock` or `openai`: which protocol the request came in.
+    pub protocol: &'static str,
     pub body: Value,
     pub authorization: Option<String>,
 }
@@ -41,6 +51,10 @@ struct Inner {
     received: Vec<Received>,
     /// Added to every reply (a model's own latency).
     latency: Duration,
+    /// Served when the script is empty (the tool-form insight unless set).
+    default_reply: Option<FakeReply>,
+    /// The risk and confidence of the default insight.
+    answer: Option<(u8, f64)>,
 }
 
 #[derive(Clone)]
@@ -60,6 +74,7 @@ impl FakeBedrock {
         let inner = Arc::new(Mutex::new(Inner::default()));
         let app = Router::new()
             .route("/model/{model_id}/invoke", post(invoke))
+            .route("/v1/chat/completions", post(chat))
             .with_state(inner.clone());
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(async move {
@@ -78,6 +93,21 @@ impl FakeBedrock {
 
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// The `base_url` of the OpenAI-compatible side.
+    pub fn openai_url(&self) -> String {
+        format!("http://{}/v1", self.addr)
+    }
+
+    /// The reply served once the script is empty.
+    pub fn set_default(&self, reply: FakeReply) {
+        self.lock().default_reply = Some(reply);
+    }
+
+    /// The risk and confidence of the default insight (72 and 0.81 unless set).
+    pub fn set_answer(&self, risk: u8, confidence: f64) {
+        self.lock().answer = Some((risk, confidence));
     }
 
     /// Queue replies served before the default one.
@@ -110,65 +140,106 @@ async fn invoke(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
+    serve(inner, Some(model_id), "bedrock", headers, body).await
+}
+
+async fn chat(
+    State(inner): State<Arc<Mutex<Inner>>>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    serve(inner, None, "openai", headers, body).await
+}
+
+async fn serve(
+    inner: Arc<Mutex<Inner>>,
+    model_id: Option<String>,
+    protocol: &'static str,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
     let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    let (reply, latency) = {
+    let (reply, latency, answer) = {
         let mut inner = inner.lock().expect("fake bedrock lock");
         inner.received.push(Received {
-            model_id,
+            model_id: model_id.unwrap_or_else(|| body["model"].as_str().unwrap_or("").to_string()),
+            protocol,
             body: body.clone(),
             authorization: headers
                 .get("authorization")
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_string),
         });
-        (
-            inner.script.pop_front().unwrap_or(FakeReply::Insight),
-            inner.latency,
-        )
+        let reply = inner
+            .script
+            .pop_front()
+            .or_else(|| inner.default_reply.clone())
+            .unwrap_or(FakeReply::Insight);
+        (reply, inner.latency, inner.answer.unwrap_or((72, 0.81)))
     };
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
     }
-    respond(reply, &body).await
-}
-
-async fn respond(reply: FakeReply, request: &Value) -> Response {
     let mut reply = reply;
     while let FakeReply::Slow(delay, then) = reply {
         tokio::time::sleep(delay).await;
         reply = *then;
     }
-    match reply {
-        FakeReply::Text(text) => ok(text, request),
-        FakeReply::Insight => ok(default_answer(request), request),
-        FakeReply::Error { status, error_type } => {
-            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            let mut headers = HeaderMap::new();
-            if let Ok(v) = error_type.parse() {
-                headers.insert("x-amzn-ErrorType", v);
-            }
-            (
-                status,
-                headers,
-                json!({"message": format!("fake {error_type}")}).to_string(),
-            )
-                .into_response()
-        }
+    let (text, tool) = match reply {
+        FakeReply::Text(text) => (Some(text), None),
+        FakeReply::TextInsight => (Some(default_insights(&body, answer).to_string()), None),
+        FakeReply::Insight => (None, Some(default_insights(&body, answer))),
+        FakeReply::Tool(input) => (None, Some(input)),
+        FakeReply::Error { status, error_type } => return error(protocol, status, &error_type),
         FakeReply::Slow(..) => unreachable!("unwrapped above"),
+    };
+    match protocol {
+        "openai" => chat_ok(text, tool, &body),
+        _ => ok(text, tool, &body),
     }
 }
 
-fn ok(text: String, request: &Value) -> Response {
+fn error(protocol: &str, status: u16, error_type: &str) -> Response {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut headers = HeaderMap::new();
+    if protocol == "bedrock" {
+        if let Ok(v) = error_type.parse() {
+            headers.insert("x-amzn-ErrorType", v);
+        }
+    }
+    let body = match protocol {
+        "openai" => json!({"error": {"type": error_type, "message": format!("fake {error_type}")}}),
+        _ => json!({"message": format!("fake {error_type}")}),
+    };
+    (status, headers, body.to_string()).into_response()
+}
+
+/// The Anthropic messages response: a text block or the insight tool's call.
+fn ok(text: Option<String>, tool: Option<Value>, request: &Value) -> Response {
     let input_tokens = (request.to_string().len() / 4) as u64;
-    let output_tokens = (text.len() / 4) as u64;
+    let (content, stop, out_len) = match (text, tool) {
+        (_, Some(input)) => {
+            let len = input.to_string().len();
+            (
+                json!([{"type": "tool_use", "id": "toolu_fake", "name": crate::analyst::schema::TOOL_NAME, "input": input}]),
+                "tool_use",
+                len,
+            )
+        }
+        (text, None) => {
+            let text = text.unwrap_or_default();
+            let len = text.len();
+            (json!([{"type": "text", "text": text}]), "end_turn", len)
+        }
+    };
     let body = json!({
         "id": "msg_fake",
         "type": "message",
         "role": "assistant",
         "model": "claude-3-5-haiku-20241022",
-        "content": [{"type": "text", "text": text}],
-        "stop_reason": "end_turn",
-        "usage": {"input_tokens": input_tokens, "output_tokens": output_tokens},
+        "content": content,
+        "stop_reason": stop,
+        "usage": {"input_tokens": input_tokens, "output_tokens": (out_len / 4) as u64},
     });
     (
         StatusCode::OK,
@@ -178,24 +249,71 @@ fn ok(text: String, request: &Value) -> Response {
         .into_response()
 }
 
-/// A valid insight per anomaly in the prompt (an array when several were asked).
-fn default_answer(request: &Value) -> String {
-    let user = request["messages"][0]["content"][0]["text"]
-        .as_str()
-        .unwrap_or("");
-    let n = user.matches("\nANOMALY ").count().max(1);
+/// The chat-completions response: content, or the function call (its arguments a JSON
+/// string), or, when the request asked for a JSON-schema response format, the JSON as content.
+fn chat_ok(text: Option<String>, tool: Option<Value>, request: &Value) -> Response {
+    let prompt_tokens = (request.to_string().len() / 4) as u64;
+    let json_schema = request["response_format"]["type"] == "json_schema";
+    let (message, finish, out_len) = match (text, tool) {
+        (_, Some(input)) if json_schema => {
+            let s = input.to_string();
+            (json!({"role": "assistant", "content": s}), "stop", s.len())
+        }
+        (_, Some(input)) => {
+            let args = input.to_string();
+            let len = args.len();
+            (
+                json!({"role": "assistant", "content": null, "tool_calls": [{
+                    "id": "call_fake", "type": "function",
+                    "function": {"name": crate::analyst::schema::TOOL_NAME, "arguments": args},
+                }]}),
+                "tool_calls",
+                len,
+            )
+        }
+        (text, None) => {
+            let text = text.unwrap_or_default();
+            let len = text.len();
+            (json!({"role": "assistant", "content": text}), "stop", len)
+        }
+    };
+    let body = json!({
+        "id": "chatcmpl-fake",
+        "object": "chat.completion",
+        "model": request["model"],
+        "choices": [{"index": 0, "message": message, "finish_reason": finish}],
+        "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": (out_len / 4) as u64},
+    });
+    (
+        StatusCode::OK,
+        [("content-type", "application/json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+/// The user message of either protocol.
+pub fn user_text(request: &Value) -> &str {
+    request["messages"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|m| m["role"] == "user")
+        .find_map(|m| m["content"].as_str().or(m["content"][0]["text"].as_str()))
+        .unwrap_or("")
+}
+
+/// A valid insight per anomaly in the prompt, as the tool's input `{"insights": [...]}`.
+fn default_insights(request: &Value, (risk, confidence): (u8, f64)) -> Value {
+    let n = user_text(request).matches("\nANOMALY ").count().max(1);
     let one = |i: usize| {
         json!({
             "prediction_type": "performance_degradation",
-            "risk_score": 72,
+            "risk_score": risk,
             "explanation": format!("fake model analysis of anomaly {}", i + 1),
             "recommendations": ["Check the port's peer and cable", "Review recent job placement"],
-            "confidence": 0.81,
+            "confidence": confidence,
         })
     };
-    if n == 1 {
-        one(0).to_string()
-    } else {
-        Value::Array((0..n).map(one).collect()).to_string()
-    }
+    json!({"insights": (0..n).map(one).collect::<Vec<_>>()})
 }

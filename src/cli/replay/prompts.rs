@@ -1,7 +1,7 @@
 //! `ibsight replay prompts`: the recorded anomalies asked again with a candidate template.
 
 use super::{open_for_replay, Opened};
-use crate::analyst::bedrock::BedrockModel;
+use crate::analyst::model::Model;
 use crate::analyst::service::Analyst;
 use crate::analyst::template::PromptTemplate;
 use crate::analyst::Backend;
@@ -19,7 +19,7 @@ pub struct PromptsArgs {
     pub prompt: PathBuf,
     /// Which analyst answers [default: the configured backend].
     #[arg(long, value_enum)]
-    pub analyst: Option<AnalystArg>,
+    pub analyst: Option<Backend>,
     /// Only the first N recorded anomalies.
     #[arg(long)]
     pub limit: Option<usize>,
@@ -28,12 +28,6 @@ pub struct PromptsArgs {
     pub out: Option<PathBuf>,
     #[arg(long)]
     pub config: Option<PathBuf>,
-}
-
-#[derive(Debug, Clone, Copy, clap::ValueEnum)]
-pub enum AnalystArg {
-    Bedrock,
-    Rules,
 }
 
 pub fn run(args: PromptsArgs) -> anyhow::Result<()> {
@@ -52,17 +46,14 @@ pub fn run(args: PromptsArgs) -> anyhow::Result<()> {
         template.version
     );
     let mut cfg = config.analyst.clone();
-    if let Some(a) = args.analyst {
-        cfg.backend = match a {
-            AnalystArg::Bedrock => Backend::Bedrock,
-            AnalystArg::Rules => Backend::Rules,
-        };
+    if let Some(backend) = args.analyst {
+        cfg.backend = backend;
     }
     // Every anomaly is asked: no reuse of answers across anomalies.
     cfg.cache_window_s = 0;
     let batch = cfg.batch_max;
     crate::cli::runtime()?.block_on(async move {
-        let model = BedrockModel::for_backend(&cfg, &config.aws).await;
+        let model = Model::for_backend(&cfg, &config.aws).await?;
         let analyst = Analyst::new(
             cfg,
             model,
