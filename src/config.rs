@@ -168,7 +168,13 @@ impl Config {
             }
             fig = fig.merge(Toml::file(path));
         }
-        fig = fig.merge(Env::prefixed("IBSIGHT_").split("__"));
+        // Only `IBSIGHT_<SECTION>__<KEY>` is config: every setting sits in a section, and the
+        // CLI's own variables (IBSIGHT_TARGET, IBSIGHT_CA_FILE, the OpenAI key, …) are not.
+        fig = fig.merge(
+            Env::prefixed("IBSIGHT_")
+                .filter(|k| k.as_str().contains("__"))
+                .split("__"),
+        );
         let config: Config = fig.extract().map_err(|e| {
             let key = e
                 .path

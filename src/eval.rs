@@ -21,6 +21,78 @@ pub struct Evaluation {
     pub labels: Vec<Label>,
     pub observed: Vec<Observed>,
     pub incidents: Vec<IncidentObserved>,
+    pub quality: AnalystQuality,
+}
+
+/// How the model answered the incidents of a run, from the insights in the log.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct AnalystQuality {
+    /// Incident insights written.
+    pub insights: usize,
+    /// Insights that came from a model answer (whatever its form).
+    pub model_answers: usize,
+    /// Answered through the forced tool call and valid.
+    pub schema_valid: usize,
+    /// Read from text instead (the model did not call the tool) and valid.
+    pub text_fallbacks: usize,
+    /// Answers that failed validation (the rules answered).
+    pub invalid: usize,
+    /// Model insights below the confidence floor.
+    pub low_confidence: usize,
+    /// Asked of the model but answered by the rules for another reason (throttled, timeout, …).
+    pub call_fallbacks: usize,
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    pub cost_usd: f64,
+    /// Distinct incidents that got an insight.
+    pub incidents: usize,
+}
+
+impl AnalystQuality {
+    fn add(&mut self, i: &crate::events::types::InsightGeneratedV2) {
+        use crate::analyst::insight::InsightSource;
+        self.insights += 1;
+        self.input_tokens += u64::from(i.input_tokens);
+        self.output_tokens += u64::from(i.output_tokens);
+        self.cost_usd += i.cost_usd;
+        self.low_confidence += usize::from(i.low_confidence);
+        match (i.source, i.answer_form.as_deref()) {
+            (InsightSource::Ai, Some(form)) => {
+                self.model_answers += 1;
+                match form {
+                    "tool" => self.schema_valid += 1,
+                    _ => self.text_fallbacks += 1,
+                }
+            }
+            (InsightSource::Fallback, Some(_)) => {
+                self.model_answers += 1;
+                self.invalid += 1;
+            }
+            (InsightSource::Fallback, None) if i.model_id.is_some() => self.call_fallbacks += 1,
+            _ => {}
+        }
+    }
+
+    /// The figures as text, after the detection table.
+    pub fn summary(&self) -> String {
+        let per = |v: f64| v / self.incidents.max(1) as f64;
+        format!(
+            "model answers: {} for {} incidents; schema-valid {} ({:.1}%), text fallbacks {}, invalid {}, low-confidence {}, call failures {}
+             per incident: {:.0} input + {:.0} output tokens, ${:.6}
+",
+            self.model_answers,
+            self.incidents,
+            self.schema_valid,
+            self.schema_valid as f64 * 100.0 / self.model_answers.max(1) as f64,
+            self.text_fallbacks,
+            self.invalid,
+            self.low_confidence,
+            self.call_fallbacks,
+            per(self.input_tokens as f64),
+            per(self.output_tokens as f64),
+            per(self.cost_usd),
+        )
+    }
 }
 
 /// Run `scenario` through a fresh node built from `config` (its data dir is replaced by a
@@ -40,6 +112,7 @@ pub async fn evaluate(mut config: Config, scenario: Scenario) -> anyhow::Result<
     }
     settle(&node).await?;
     let (observed, incidents) = observe(&node)?;
+    let quality = analyst_quality(&node)?;
     node.shutdown().await;
     let run = score::Run {
         streams,
@@ -51,7 +124,33 @@ pub async fn evaluate(mut config: Config, scenario: Scenario) -> anyhow::Result<
         labels,
         observed,
         incidents,
+        quality,
     })
+}
+
+/// The model's answers to the run's incidents, from the insights in `#incidents`.
+pub fn analyst_quality(node: &Node) -> anyhow::Result<AnalystQuality> {
+    let store = node.writer.store();
+    let mut q = AnalystQuality::default();
+    let mut answered = std::collections::HashSet::new();
+    let mut seq = 1;
+    loop {
+        let page = store.read_stream(INCIDENT_STREAM, seq, 1000)?;
+        let Some(last) = page.last() else { break };
+        seq = last.record.seq + 1;
+        for e in &page {
+            let r = &e.record;
+            if r.event_type != "InsightGenerated" {
+                continue;
+            }
+            if let StreamEvent::InsightGenerated(i) = r.decode_event()? {
+                q.add(&i);
+                answered.insert(i.anomaly_id.clone());
+            }
+        }
+    }
+    q.incidents = answered.len();
+    Ok(q)
 }
 
 /// Wait until every incident has its insight and the projections have seen them all.

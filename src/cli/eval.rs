@@ -15,9 +15,9 @@ pub struct EvalArgs {
     /// Write the report as JSON here.
     #[arg(long)]
     pub out: Option<PathBuf>,
-    /// `rules` (default) or `bedrock` (the configured model, for prompt work).
-    #[arg(long, default_value = "rules")]
-    pub analyst: String,
+    /// `rules` (default), `bedrock` or `openai` (the configured model, for prompt work).
+    #[arg(long, value_enum, default_value = "rules")]
+    pub analyst: Backend,
     #[arg(long)]
     pub config: Option<PathBuf>,
 }
@@ -28,20 +28,20 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
         scenario.seed = seed;
     }
     let mut config = Config::load(args.config.as_deref())?;
-    config.analyst.backend = match args.analyst.as_str() {
-        "rules" => Backend::Rules,
-        "bedrock" => Backend::Bedrock,
-        other => anyhow::bail!("--analyst: {other:?} is not rules or bedrock"),
-    };
+    config.analyst.backend = args.analyst;
     let name = scenario.name.clone();
     let eval = crate::cli::runtime()?.block_on(crate::eval::evaluate(config, scenario))?;
-    println!("scenario {name} ({} analyst)\n", args.analyst);
+    println!("scenario {name} ({} analyst)\n", args.analyst.name());
     print!("{}", crate::sim::score::table(&eval.report));
+    if args.analyst != Backend::Rules {
+        print!("{}", eval.quality.summary());
+    }
     if let Some(path) = args.out {
         let json = serde_json::json!({
             "scenario": name,
-            "analyst": args.analyst,
+            "analyst": args.analyst.name(),
             "report": eval.report,
+            "analyst_quality": eval.quality,
             "labels": eval.labels,
             "anomalies": eval.observed.iter().map(|o| serde_json::json!({
                 "stream_id": o.stream_id,

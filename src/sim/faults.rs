@@ -103,6 +103,27 @@ impl FaultKind {
         })
     }
 
+    /// The risk an operator would put on the fault (the label the analyst's risk is scored
+    /// against, within the plan's ±10 points): a dead switch or a cable going down needs
+    /// action now, a degraded or erroring link within the hour, load and stuck counters are
+    /// watched. `None` for a benign event.
+    pub fn expected_risk(self) -> Option<u8> {
+        Some(match self {
+            FaultKind::SwitchEvent | FaultKind::SwitchDown => 95,
+            FaultKind::LinkFlapping | FaultKind::LinkDown => 85,
+            FaultKind::PacketLoss | FaultKind::QpErrorStorm | FaultKind::WidthDegraded => 75,
+            FaultKind::SymbolErrors | FaultKind::SpeedDegraded => 70,
+            FaultKind::LatencySpike | FaultKind::Congestion | FaultKind::WidthDegradedFromStart => {
+                65
+            }
+            FaultKind::GradualDegradation => 60,
+            FaultKind::ResourceSaturation | FaultKind::CounterSaturation | FaultKind::StalePort => {
+                50
+            }
+            FaultKind::CounterReset => return None,
+        })
+    }
+
     /// Faults of a cable: injected on the target port and its peer.
     pub fn is_link(self) -> bool {
         matches!(

@@ -61,6 +61,10 @@ pub struct Report {
     pub recall: f64,
     pub type_accuracy: f64,
     pub scope_accuracy: f64,
+    /// Mean absolute difference between the risk the operator sees first and the label's.
+    pub risk_mae: f64,
+    /// The share of those within the plan's ±10 points.
+    pub risk_within_10: f64,
     pub ttd_median_samples: f64,
     pub ttd_p95_samples: f64,
     pub stream_hours: f64,
@@ -121,6 +125,7 @@ pub fn score(
     let mut ttd = Vec::new();
     let (mut detected_total, mut incidents_total, mut typed, mut correct) = (0, 0, 0, 0);
     let (mut scoped, mut scope_correct) = (0, 0);
+    let mut risk_errors: Vec<u8> = Vec::new();
     for l in &faults {
         let class = per_class
             .entry(l.kind.name().to_string())
@@ -169,6 +174,9 @@ pub fn score(
                 .max_by(|a, b| a.risk.cmp(&b.risk).then(b.at_ms.cmp(&a.at_ms)));
             if let Some(top) = top {
                 typed += 1;
+                if let Some(want) = l.kind.expected_risk() {
+                    risk_errors.push(top.risk.abs_diff(want));
+                }
                 if top.prediction == l.expected {
                     correct += 1;
                     class.type_correct += 1;
@@ -211,6 +219,10 @@ pub fn score(
         recall: detected_total as f64 / incidents_total.max(1) as f64,
         type_accuracy: correct as f64 / typed.max(1) as f64,
         scope_accuracy: scope_correct as f64 / scoped.max(1) as f64,
+        risk_mae: risk_errors.iter().map(|&e| f64::from(e)).sum::<f64>()
+            / risk_errors.len().max(1) as f64,
+        risk_within_10: risk_errors.iter().filter(|&&e| e <= 10).count() as f64
+            / risk_errors.len().max(1) as f64,
         ttd_median_samples: percentile(&ttd, 0.5),
         ttd_p95_samples: percentile(&ttd, 0.95),
         stream_hours,
@@ -248,6 +260,7 @@ pub fn table(r: &Report) -> String {
     }
     out.push_str(&format!(
         "\nrecall {:.1}%  type accuracy {:.1}%  scope accuracy {:.1}%  time to detect median {} / p95 {} samples\n\
+         risk against the labels: mean error {:.1} points, {:.1}% within ±10\n\
          insights on fault-free ports: {} in {:.0} stream-hours ({:.2} per 10,000 stream-hours)\n\
          critical alerts: {} incidents, false-positive rate {:.1}%, {:.1} per switch event\n",
         r.recall * 100.0,
@@ -255,6 +268,8 @@ pub fn table(r: &Report) -> String {
         r.scope_accuracy * 100.0,
         r.ttd_median_samples,
         r.ttd_p95_samples,
+        r.risk_mae,
+        r.risk_within_10 * 100.0,
         r.false_insights,
         r.stream_hours,
         r.false_insights_per_10k_stream_hours,
@@ -357,6 +372,14 @@ mod tests {
         assert_eq!(r.critical_alerts, 3);
         assert!((r.critical_alert_false_positive_rate - 1.0 / 3.0).abs() < 1e-9);
         assert_eq!(r.alerts_per_switch_event, 2.0);
+        // Risk 60 seen on each detected port against the labels 65, 75, 75, 95, 95.
+        assert_eq!(r.risk_mae, 21.0);
+        assert!(
+            (r.risk_within_10 - 0.2).abs() < 1e-9,
+            "{}",
+            r.risk_within_10
+        );
         assert!(table(&r).contains("width_degraded"));
+        assert!(table(&r).contains("mean error 21.0 points, 20.0% within ±10"));
     }
 }
