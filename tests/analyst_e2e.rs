@@ -131,3 +131,98 @@ async fn anomalies_get_ai_insights_from_bedrock_and_fallbacks_without_it() {
     );
     srv.terminate();
 }
+
+/// A model answer below `analyst.min_confidence` is kept and shown with its mark and the rules'
+/// risk, and its risk alone pages no one: alerting follows the rules' risk. A confident
+/// answer of the same risk does page.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_low_confidence_answer_is_marked_and_alerting_follows_the_rules() {
+    let client = reqwest::Client::new();
+    let fake = FakeBedrock::start(None).await.expect("fake bedrock");
+    fake.set_answer(95, 0.4);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let srv = start(dir.path(), &fake.url());
+
+    let unsure = insight_for(&client, &srv.url, "leaf5/p1").await;
+    assert_eq!(unsure["source"], "ai", "{unsure}");
+    assert_eq!(
+        (unsure["risk_score"].as_u64(), unsure["confidence"].as_f64()),
+        (Some(95), Some(0.4))
+    );
+    assert_eq!(unsure["low_confidence"], true, "{unsure}");
+    assert_eq!(unsure["reason"], "low_confidence", "{unsure}");
+    let rules_risk = unsure["rules_risk"]
+        .as_u64()
+        .expect("the rules' risk is kept");
+    assert!(
+        rules_risk < 80,
+        "a utilization spike is not critical to the rules: {unsure}"
+    );
+
+    // The same answer, confident, on another port: it pages.
+    fake.set_answer(95, 0.9);
+    let sure = insight_for(&client, &srv.url, "leaf6/p1").await;
+    assert_eq!(sure["low_confidence"], false, "{sure}");
+    let paged = common::eventually(Duration::from_secs(20), || {
+        let client = client.clone();
+        let url = srv.url.clone();
+        async move {
+            let (_, alerts) =
+                common::get_json(&client, &format!("{url}/v1/alerts/recent"), None).await;
+            alerts.to_string().contains("leaf6/p1")
+        }
+    })
+    .await;
+    assert!(paged, "the confident answer raised no alert");
+    // The alert projection reads the log in order: leaf5's insight was decided before.
+    let (_, alerts) =
+        common::get_json(&client, &format!("{}/v1/alerts/recent", srv.url), None).await;
+    assert!(
+        !alerts.to_string().contains("leaf5/p1"),
+        "a low-confidence risk paged: {alerts}"
+    );
+
+    // The views show the mark: the incident and the recent insight (the DynamoDB item's shape).
+    let (_, incidents) =
+        common::get_json(&client, &format!("{}/v1/incidents", srv.url), None).await;
+    let marked = incidents["incidents"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|i| i.to_string().contains("leaf5/p1"))
+        .cloned()
+        .unwrap_or(Value::Null);
+    assert_eq!(marked["low_confidence"], true, "{incidents}");
+    assert_eq!(marked["rules_risk"].as_u64(), Some(rules_risk), "{marked}");
+    let (_, recent) = common::get_json(
+        &client,
+        &format!("{}/v1/insights/recent?limit=50", srv.url),
+        None,
+    )
+    .await;
+    assert!(
+        recent["insights"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|i| i["low_confidence"] == true && i["rules_risk"].as_u64() == Some(rules_risk)),
+        "{recent}"
+    );
+    let metrics = client
+        .get(format!("{}/metrics", srv.url))
+        .send()
+        .await
+        .expect("scrape")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        metrics.contains("ibsight_ai_low_confidence_total 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("ibsight_ai_answers_total{form=\"tool\"}"),
+        "{metrics}"
+    );
+    srv.terminate();
+}

@@ -2,8 +2,10 @@
 //! installs both). `ibsight serve` is fed the switch-storm scenario up to the middle of the
 //! storm; the page must fill its insights table, show a new insight after the next poll
 //! without reloading, colour the faulty switch, render a stream's chart and events, fit a
-//! narrow screen, and say "stale" when the server dies. The screenshot is kept as a test
-//! artifact in `target/tmp/dashboard.png`.
+//! narrow screen, and say "stale" when the server dies. The insights come from the local
+//! Bedrock-protocol server, unsure of itself (confidence 0.5): the page marks them low
+//! confidence with the rules' risk. The screenshot is kept as a test artifact in
+//! `target/tmp/dashboard.png`.
 
 mod common;
 
@@ -40,7 +42,29 @@ async fn the_dashboard_shows_insights_the_fabric_and_a_stream_and_polls_without_
     let chromium = chromium();
     let harness = harness_dir();
     let dir = tempfile::tempdir().expect("tempdir");
-    let srv = Server::start(dir.path(), &[]);
+    let fake = ibsight::cli::bench::fake_bedrock::FakeBedrock::start(None)
+        .await
+        .expect("fake bedrock");
+    fake.set_answer(72, 0.5);
+    let endpoint = fake.url();
+    let srv = Server::start_with(
+        dir.path(),
+        &[
+            ("IBSIGHT_ANALYST__BACKEND", "bedrock"),
+            ("IBSIGHT_AWS__ENDPOINT_URL", &endpoint),
+            ("AWS_REGION", "us-east-1"),
+            ("AWS_ACCESS_KEY_ID", "test"),
+            ("AWS_SECRET_ACCESS_KEY", "test"),
+            ("AWS_EC2_METADATA_DISABLED", "true"),
+        ],
+        &[
+            "AWS_PROFILE",
+            "AWS_SESSION_TOKEN",
+            "AWS_ENDPOINT_URL",
+            "AI_ENABLED",
+            "AI_SAMPLING_RATE",
+        ],
+    );
     let client = reqwest::Client::new();
 
     // The storm starts at 30 s; stop at 50 s, while leaf02's anomalies are open.
@@ -95,6 +119,12 @@ async fn the_dashboard_shows_insights_the_fabric_and_a_stream_and_polls_without_
     assert!(
         seen["rows_kept"].as_u64() > Some(0),
         "old rows stay visible when stale: {seen}"
+    );
+    assert!(
+        seen["low_confidence_mark"]
+            .as_str()
+            .is_some_and(|m| m.contains("rules risk")),
+        "{seen}"
     );
     assert!(screenshot.exists());
     eprintln!("dashboard screenshot: {} ({seen})", screenshot.display());

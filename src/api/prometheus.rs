@@ -104,6 +104,26 @@ pub async fn get_metrics(
         get(&c.cache_hits),
     );
     s.labelled(
+        "ibsight_ai_answers",
+        "Model answers, by how they were read: the schema-forced tool call, or text (the model did not call the tool)",
+        true,
+        "form",
+        vec![
+            ("tool".into(), get(&c.tool_answers)),
+            ("text".into(), get(&c.text_answers)),
+        ],
+    );
+    s.counter(
+        "ibsight_ai_invalid_answers",
+        "Insights in model answers that failed validation (the rules answered them)",
+        get(&c.invalid_answers),
+    );
+    s.counter(
+        "ibsight_ai_low_confidence",
+        "Model insights below analyst.min_confidence (kept and marked; alerting follows the rules' risk)",
+        get(&c.low_confidence),
+    );
+    s.labelled(
         "ibsight_ai_tokens",
         "Model tokens, by direction",
         true,

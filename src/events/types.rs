@@ -181,6 +181,17 @@ pub struct InsightGeneratedV2 {
     pub answer_form: Option<String>,
 }
 
+impl InsightGeneratedV2 {
+    /// The risk an operator's tools act on (alerts, the fabric's colours): the rules' for a
+    /// low-confidence model answer, the answer's own otherwise.
+    pub fn acted_risk(&self) -> u8 {
+        match (self.low_confidence, self.rules_risk) {
+            (true, Some(rules)) => rules,
+            _ => self.risk_score,
+        }
+    }
+}
+
 impl From<InsightGeneratedV1> for InsightGeneratedV2 {
     fn from(v: InsightGeneratedV1) -> InsightGeneratedV2 {
         InsightGeneratedV2 {

@@ -153,11 +153,8 @@ impl Projection for AlertProjection {
                 prediction_type: insight.prediction_type,
                 risk_score: insight.risk_score,
                 in_maintenance: insight.reason.as_deref() == Some(crate::vocab::MAINTENANCE_REASON),
-                low_confidence_rules_risk: if insight.low_confidence {
-                    insight.rules_risk
-                } else {
-                    None
-                },
+                low_confidence_rules_risk: (insight.acted_risk() != insight.risk_score)
+                    .then(|| insight.acted_risk()),
                 explanation: insight.explanation,
                 at_ms: e.record.recorded_at_ms,
             };

@@ -132,10 +132,10 @@ impl Fabric {
             }
             StreamEvent::InsightGenerated(i) => {
                 let entry = self.entry(stream_id);
-                entry.last_insight_risk = Some(i.risk_score);
+                entry.last_insight_risk = Some(i.acted_risk());
                 entry.last_insight_at_ms = Some(r.recorded_at_ms);
                 if let Some(open) = entry.open.get_mut(&i.anomaly_id) {
-                    open.risk = Some(i.risk_score);
+                    open.risk = Some(i.acted_risk());
                     open.prediction_type = Some(i.prediction_type.name().to_string());
                 }
             }
@@ -145,7 +145,7 @@ impl Fabric {
     }
 
     /// An incident's insight: every member anomaly the analyst was asked about takes its risk
-    /// and prediction type.
+    /// (the rules' when the model was unsure) and prediction type.
     pub fn apply_incident_insight(
         &mut self,
         incident: &crate::events::types::IncidentV2,
@@ -154,11 +154,11 @@ impl Fabric {
     ) {
         for m in &incident.members {
             let entry = self.entry(&m.stream_id);
-            entry.last_insight_risk = Some(insight.risk_score);
+            entry.last_insight_risk = Some(insight.acted_risk());
             entry.last_insight_at_ms = Some(at_ms);
             for a in &m.anomalies {
                 if let Some(open) = entry.open.get_mut(&a.anomaly_id) {
-                    open.risk = Some(insight.risk_score);
+                    open.risk = Some(insight.acted_risk());
                     open.prediction_type = Some(insight.prediction_type.name().to_string());
                 }
             }
@@ -354,6 +354,24 @@ mod tests {
         f.apply(&stored("leaf1/p1", 5, resolved("a")));
         assert_eq!(f.ports["leaf1/p1"].worst_open_risk(), 0);
         assert_eq!(f.ports["leaf1/p1"].last_insight_risk, Some(91));
+    }
+
+    #[test]
+    fn given_a_low_confidence_insight_then_the_port_takes_the_rules_risk() {
+        let mut f = Fabric::default();
+        f.apply(&stored("leaf1/p1", 2, detected("a", Severity::Warning)));
+        let StreamEvent::InsightGenerated(mut unsure) = insight("a", 95) else {
+            unreachable!()
+        };
+        unsure.low_confidence = true;
+        unsure.rules_risk = Some(35);
+        f.apply(&stored(
+            "leaf1/p1",
+            3,
+            StreamEvent::InsightGenerated(unsure),
+        ));
+        assert_eq!(f.ports["leaf1/p1"].worst_open_risk(), 35);
+        assert_eq!(f.ports["leaf1/p1"].last_insight_risk, Some(35));
     }
 
     #[test]

@@ -111,6 +111,8 @@ fn insight_fields(i: &InsightGeneratedV2) -> Value {
         "explanation": i.explanation,
         "recommendations": i.recommendations,
         "confidence": i.confidence,
+        "low_confidence": i.low_confidence,
+        "rules_risk": i.rules_risk,
         "source": i.source,
         "model_used": i.model_id.clone().unwrap_or_else(|| "rules".into()),
     })

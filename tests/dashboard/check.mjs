@@ -30,6 +30,12 @@ try {
   seen.switch_incident_ports = await page.locator('#incidents tbody tr[data-scope="switch"] ul.ports li').count();
   if (seen.switch_incident_ports < 3) fail(`the switch incident lists ${seen.switch_incident_ports} ports`);
 
+  // 0b. A model answer below the confidence floor is marked, with the rules' risk that
+  // alerting follows (the test's model answers every incident with confidence 0.5).
+  await page.waitForSelector("#incidents tbody tr .lowconf", { timeout: 20000 })
+    .catch(() => fail("no low-confidence mark on an incident"));
+  seen.low_confidence_mark = await page.locator("#incidents tbody tr .lowconf").first().innerText();
+
   // 1. The insights table fills.
   await page.waitForSelector("#insights tbody tr", { timeout: 20000 }).catch(() => fail("no insight rows"));
   seen.insight_rows = await page.locator("#insights tbody tr").count();

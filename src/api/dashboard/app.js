@@ -124,6 +124,14 @@ function insightsQuery() {
   return `/v1/insights/recent?${q}`;
 }
 
+// A model answer below the confidence floor: shown, but alerting follows the rules' risk.
+function lowConfidence(i) {
+  return i.low_confidence
+    ? el("span", { class: "lowconf", title: `confidence ${i.confidence}: alerting follows the rules' risk` },
+      ` low confidence · rules risk ${i.rules_risk ?? "?"}`)
+    : "";
+}
+
 function renderInsights(items) {
   const rows = items.map((i) => {
     const isNew = !state.firstRender && !state.seenInsights.has(i.entity_id);
@@ -134,7 +142,7 @@ function renderInsights(items) {
       el("td", {}, i.prediction_type),
       el("td", {}, el("a", { class: "stream", onclick: () => openStream(i.related_entity) }, i.related_entity)),
       el("td", { title: i.timestamp }, fmtTime(i.timestamp)),
-      el("td", {}, i.source === "ai" ? "AI" : i.source),
+      el("td", {}, i.source === "ai" ? "AI" : i.source, lowConfidence(i)),
       el("td", {}, i.explanation, recs));
   });
   state.firstRender = false;
@@ -156,7 +164,7 @@ function renderIncidents(items) {
       : el("div", {}, i.scope === "link" ? "link: both ends" : i.scope, ports);
     const recs = el("ul", {}, ...(i.recommendations || []).map((r) => el("li", {}, r)));
     return el("tr", { "data-incident": i.id, "data-scope": i.scope },
-      el("td", {}, i.risk_score == null ? "…" : badge(i.risk_score)),
+      el("td", {}, i.risk_score == null ? "…" : badge(i.risk_score), lowConfidence(i)),
       el("td", {}, i.scope),
       el("td", {}, i.prediction_type || "analysing…"),
       el("td", {}, where),
