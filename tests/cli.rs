@@ -299,3 +299,71 @@ fn bench_ingest_prints_every_figure() {
     assert!(rows.iter().all(|r| r[1] > 0.0), "{csv}");
     assert!(rows.iter().any(|r| r[2] == 1.0), "{csv}");
 }
+
+/// `bench analyst` runs the same storm with tiered prompts and without, on either model
+/// protocol, and prints the tokens and model calls per incident of each: tiers ask the same
+/// incidents with fewer input tokens.
+#[test]
+fn bench_analyst_prints_tokens_per_incident_tiered_and_untiered() {
+    for backend in ["bedrock", "openai"] {
+        let out = Command::new(binary())
+            .args([
+                "bench",
+                "analyst",
+                "--anomalies",
+                "600",
+                "--latency-ms",
+                "20",
+            ])
+            .args(["--backend", backend])
+            .env("RUST_LOG", "error")
+            .output()
+            .expect("bench");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8_lossy(&out.stdout);
+        let v: serde_json::Value =
+            serde_json::from_str(text.lines().last().expect("a line")).expect("json");
+        assert_eq!(v["backend"], backend, "{v}");
+        for run in ["tiered", "untiered"] {
+            let r = &v[run];
+            assert_eq!(r["insights"], 600, "{run}: {v}");
+            assert_eq!(r["fallbacks"], 0, "{run}: {v}");
+            assert_eq!(
+                r["incidents"], r["incidents_with_model_insight"],
+                "{run}: {v}"
+            );
+            for key in ["input_tokens_per_incident", "model_calls_per_incident"] {
+                assert!(r[key].as_f64().is_some_and(|x| x > 0.0), "{run} {key}: {v}");
+            }
+        }
+        let tiers = v["tiered"]["calls_by_tier"].as_object().expect("tiers");
+        assert!(
+            tiers.len() >= 2,
+            "a storm of mixed severity uses several tiers: {v}"
+        );
+        assert_eq!(
+            v["untiered"]["calls_by_tier"],
+            serde_json::json!({"critical": v["untiered"]["model_calls"]})
+        );
+        let (t, u) = (
+            v["tiered"]["input_tokens_per_incident"]
+                .as_f64()
+                .unwrap_or(0.0),
+            v["untiered"]["input_tokens_per_incident"]
+                .as_f64()
+                .unwrap_or(0.0),
+        );
+        assert!(
+            t < u,
+            "tiers cost fewer input tokens per incident: {t} vs {u}"
+        );
+        assert!(
+            v["input_tokens_saved_by_tiers_pct"].as_f64() > Some(0.0),
+            "{v}"
+        );
+    }
+}
