@@ -48,7 +48,7 @@ const PORTS_PER_SWITCH: usize = 36;
 /// switch (critical), a cable on every third (link down, critical), symbol errors on others
 /// (major), and load on every fifth (a warning).
 fn fault_of(port: usize) -> (Rule, &'static str, Severity, IncidentScope) {
-    if port % PORTS_PER_SWITCH == 0 {
+    if port.is_multiple_of(PORTS_PER_SWITCH) {
         (
             Rule::LinkDown,
             "link_state",
@@ -141,7 +141,7 @@ fn incident_of(port: usize, scope: IncidentScope, a: &MemberAnomalyV1) -> Incide
     IncidentV2 {
         incident_id: format!("inc-{port}"),
         scope,
-        node: (scope == IncidentScope::Switch).then(|| IncidentNodeV1 {
+        node: (scope == IncidentScope::Switch).then_some(IncidentNodeV1 {
             node_guid: guid,
             node_desc: None,
             node_type: Some(NodeType::Switch),
