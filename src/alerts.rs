@@ -4,6 +4,7 @@
 //! `AlertRaised` / `AlertSuppressed` events to the log's alert stream.
 
 pub mod decide;
+pub mod digest;
 pub mod notify;
 pub mod triage;
 
@@ -13,6 +14,9 @@ use serde::{Deserialize, Serialize};
 /// never collide with a port.
 pub const ALERT_STREAM: &str = "#alerts";
 
+/// The log stream of the periodic digests.
+pub const DIGEST_STREAM: &str = "#digest";
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AlertsConfig {
@@ -20,6 +24,8 @@ pub struct AlertsConfig {
     pub threshold: u8,
     /// A repeat of the same (stream, prediction type) within this window is suppressed.
     pub dedup_window_s: u64,
+    /// The digest's period (the plan's hourly summary); 0: no digest.
+    pub digest_period_s: u64,
 }
 
 impl Default for AlertsConfig {
@@ -27,6 +33,7 @@ impl Default for AlertsConfig {
         AlertsConfig {
             threshold: 80,
             dedup_window_s: 300,
+            digest_period_s: 3600,
         }
     }
 }

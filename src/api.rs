@@ -11,6 +11,7 @@
 //! - `prometheus`: `GET /metrics` in the OpenMetrics text format (ibsight's own health)
 //! - `ports`: `GET /metrics/ports`, every port in the Prometheus text format, under
 //!   treydock/infiniband_exporter's names
+//! - `digest`: `GET /v1/digest` (the periodic digests, newest first)
 //! - `stats`: `GET /v1/stats` (analyst counters, queue depth, store and actor figures)
 //! - `health`: `/healthz`, `/readyz`
 //! - `auth`: bearer tokens for ingest, reads and writes
@@ -19,6 +20,7 @@
 pub(crate) mod auth;
 mod cluster;
 mod dashboard;
+mod digest;
 mod error;
 mod fabric;
 mod health;
@@ -120,6 +122,7 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics/ports", get(ports::get_port_metrics))
         .route("/v1/insights/recent", get(recent::insights))
         .route("/v1/alerts/recent", get(recent::alerts))
+        .route("/v1/digest", get(digest::list))
         .route("/v1/incidents", get(incidents::list))
         .route(
             "/v1/maintenance",

@@ -191,6 +191,16 @@ impl Node {
             ("views", views_lag),
         ];
         let mut projection_tasks = vec![incidents_task, alerts_task, views_task];
+        if config.alerts.digest_period_s > 0 {
+            let (task, lag) = runner::spawn_gated(
+                writer.clone(),
+                crate::projections::digest::DigestProjection::new(config.alerts.digest_period_s),
+                poll,
+                gate.clone(),
+            );
+            projections.push(("digest", lag));
+            projection_tasks.push(task);
+        }
         let mut dynamo = None;
         if config.dynamodb.enabled || config.eventbridge.enabled {
             let sdk = crate::aws::sdk_config(&config.aws).await;

@@ -9,6 +9,7 @@
 //! - `notify`: Alertmanager and webhooks, the operators' own alerting (off by default).
 
 pub mod alerts;
+pub mod digest;
 pub mod dynamodb;
 pub mod eventbridge;
 pub mod fabric;

@@ -51,6 +51,7 @@ async fn the_dashboard_shows_insights_the_fabric_and_a_stream_and_polls_without_
         dir.path(),
         &[
             ("IBSIGHT_ANALYST__BACKEND", "bedrock"),
+            ("IBSIGHT_ALERTS__DIGEST_PERIOD_S", "2"),
             ("IBSIGHT_AWS__ENDPOINT_URL", &endpoint),
             ("AWS_REGION", "us-east-1"),
             ("AWS_ACCESS_KEY_ID", "test"),

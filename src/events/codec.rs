@@ -9,9 +9,9 @@
 use super::trace::TraceContext;
 use super::types::{
     AlertRaisedV1, AlertRaisedV2, AlertSuppressedV1, AlertTriagedV1, AnomalyDetectedV1,
-    AnomalyDetectedV2, AnomalyResolvedV1, IncidentV1, IncidentV2, InsightGeneratedV1,
-    InsightGeneratedV2, MaintenanceEndedV1, MaintenanceScheduledV1, MetricObservedV1,
-    MetricObservedV2, MetricObservedV3, StreamEvent,
+    AnomalyDetectedV2, AnomalyResolvedV1, IncidentV1, IncidentV2, InsightDigestV1,
+    InsightGeneratedV1, InsightGeneratedV2, MaintenanceEndedV1, MaintenanceScheduledV1,
+    MetricObservedV1, MetricObservedV2, MetricObservedV3, StreamEvent,
 };
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
@@ -203,6 +203,7 @@ pub fn encode_payload(event: &StreamEvent) -> Vec<u8> {
         | StreamEvent::IncidentResolved(e) => to_bytes(e),
         StreamEvent::MaintenanceScheduled(e) => to_bytes(e),
         StreamEvent::MaintenanceEnded(e) => to_bytes(e),
+        StreamEvent::InsightDigest(e) => to_bytes(e),
     }
 }
 
@@ -273,6 +274,8 @@ pub fn decode_payload(
         }
         ("MaintenanceEnded", 1) => from_bytes::<MaintenanceEndedV1>(bytes, event_type, version)
             .map(StreamEvent::MaintenanceEnded),
+        ("InsightDigest", 1) => from_bytes::<InsightDigestV1>(bytes, event_type, version)
+            .map(StreamEvent::InsightDigest),
         _ => Err(CodecError::UnknownType {
             event_type: event_type.into(),
             version,

@@ -7,10 +7,10 @@ use super::codec::{self, EventRecord};
 use super::trace::TraceContext;
 use super::types::{
     AlertRaisedV1, AlertRaisedV2, AlertSuppressedV1, AlertTriagedV1, AnomalyDetectedV1,
-    AnomalyDetectedV2, AnomalyResolvedV1, IncidentMemberV1, IncidentNodeV1, IncidentScope,
-    IncidentV1, IncidentV2, InsightGeneratedV1, InsightGeneratedV2, MaintenanceEndedV1,
-    MaintenanceScheduledV1, MemberAnomalyV1, MetricObservedV1, MetricObservedV2, MetricObservedV3,
-    StreamEvent, Verdict,
+    AnomalyDetectedV2, AnomalyResolvedV1, DigestCountV1, DigestPortV1, IncidentMemberV1,
+    IncidentNodeV1, IncidentScope, IncidentV1, IncidentV2, InsightDigestV1, InsightGeneratedV1,
+    InsightGeneratedV2, MaintenanceEndedV1, MaintenanceScheduledV1, MemberAnomalyV1,
+    MetricObservedV1, MetricObservedV2, MetricObservedV3, StreamEvent, Verdict,
 };
 use crate::detect::rules::{Rule, Severity};
 use crate::sample::port::{
@@ -281,6 +281,41 @@ fn examples() -> Vec<(&'static str, StreamEvent)> {
                 opened_at_ms: 1_750_000_000_123,
                 resolved_at_ms: 1_750_000_600_000,
                 last_value: 1.0,
+            }),
+        ),
+        (
+            "InsightDigest_v1",
+            StreamEvent::InsightDigest(InsightDigestV1 {
+                period_start_ms: 1_750_000_000_000,
+                period_end_ms: 1_750_003_600_000,
+                opened: vec![DigestCountV1 {
+                    prediction_type: Some(PredictionType::ConnectionInstability),
+                    scope: IncidentScope::Switch,
+                    count: 2,
+                }],
+                resolved: vec![DigestCountV1 {
+                    prediction_type: None,
+                    scope: IncidentScope::Link,
+                    count: 1,
+                }],
+                alerts_raised: 2,
+                alerts_suppressed: 5,
+                top_ports: vec![DigestPortV1 {
+                    stream_id: "sw0001/p07".into(),
+                    incidents: 2,
+                    anomalies: 3,
+                    worst_risk: 95,
+                }],
+                model_calls: 3,
+                ai_insights: 4,
+                rules_insights: 1,
+                fallback_insights: 1,
+                low_confidence: 1,
+                input_tokens: 4200,
+                output_tokens: 900,
+                cost_usd: 0.00696,
+                incidents_seq: 41,
+                alerts_seq: 7,
             }),
         ),
         (

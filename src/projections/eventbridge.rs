@@ -1,5 +1,6 @@
 //! The EventBridge sink (`aws-sdk-eventbridge`): each raised alert becomes one PutEvents entry
-//! (Source `iops.ai.lambda`, DetailType `Critical Insight`, on a configurable bus). Entries
+//! (Source `iops.ai.lambda`, DetailType `Critical Insight`, on a configurable bus), and each
+//! periodic digest one `Insight Digest` entry. Entries
 //! counted in FailedEntryCount are retried, alone. The alert id is deterministic, so a consumer
 //! can drop the rare duplicate left by a crash between sending and checkpointing.
 
@@ -24,6 +25,8 @@ pub struct EventBridgeConfig {
     pub bus: String,
     pub source: String,
     pub detail_type: String,
+    /// The DetailType of the periodic digest.
+    pub digest_detail_type: String,
 }
 
 impl Default for EventBridgeConfig {
@@ -33,6 +36,7 @@ impl Default for EventBridgeConfig {
             bus: "default".into(),
             source: "iops.ai.lambda".into(),
             detail_type: "Critical Insight".into(),
+            digest_detail_type: "Insight Digest".into(),
         }
     }
 }
@@ -161,18 +165,22 @@ impl Projection for EventBridgeProjection {
         let mut entries: Vec<Pending> = Vec::new();
         let mut traces = Vec::new();
         for e in events {
-            if e.record.event_type != "AlertRaised" {
+            if !matches!(&*e.record.event_type, "AlertRaised" | "InsightDigest") {
                 continue;
             }
-            let Ok(StreamEvent::AlertRaised(a)) = e.record.decode_event() else {
-                continue;
+            let (detail, detail_type) = match e.record.decode_event() {
+                Ok(StreamEvent::AlertRaised(a)) => (detail(&a), &self.cfg.detail_type),
+                Ok(StreamEvent::InsightDigest(d)) => (
+                    crate::alerts::digest::detail(&d),
+                    &self.cfg.digest_detail_type,
+                ),
+                _ => continue,
             };
-            let detail = detail(&a);
             entries.push(Pending {
                 offset: e.offset,
                 entry: PutEventsRequestEntry::builder()
                     .source(&self.cfg.source)
-                    .detail_type(&self.cfg.detail_type)
+                    .detail_type(detail_type)
                     .event_bus_name(&self.cfg.bus)
                     .detail(detail.to_string())
                     .build(),

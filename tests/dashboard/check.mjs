@@ -94,6 +94,14 @@ try {
     fail(`the window row lacks its node or reason: ${seen.maintenance_row}`);
   }
 
+  // 2d. The digest panel shows the last period's summary (a period of 2 s here).
+  await page.waitForSelector("#digest-panel:not([hidden]) #digest .figure", { timeout: 20000 })
+    .catch(() => fail("no digest panel"));
+  seen.digest = await page.locator("#digest").innerText();
+  if (!seen.digest.includes("incidents opened") || !seen.digest.includes("model cost")) {
+    fail(`the digest lacks its figures: ${seen.digest}`);
+  }
+
   // 3. The fabric view colours the faulty switch.
   const tile = page.locator(`#fabric .switch[data-switch="${faultySwitch}"]`);
   await tile.waitFor({ timeout: 10000 }).catch(() => fail(`no tile for ${faultySwitch}`));

@@ -369,7 +369,8 @@ pub fn apply(state: &mut StreamState, event: &StreamEvent, cfg: &DetectConfig) {
         | StreamEvent::IncidentEscalated(_)
         | StreamEvent::IncidentResolved(_)
         | StreamEvent::MaintenanceScheduled(_)
-        | StreamEvent::MaintenanceEnded(_) => {}
+        | StreamEvent::MaintenanceEnded(_)
+        | StreamEvent::InsightDigest(_) => {}
     }
 }
 

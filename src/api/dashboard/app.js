@@ -81,6 +81,31 @@ function renderHealth(h) {
   );
 }
 
+// The last period's digest: what opened and resolved, what paged, what the model cost.
+function renderDigest(r) {
+  const d = (r.digests || [])[0];
+  $("digest-panel").hidden = !d;
+  if (!d) return;
+  $("digest-period").textContent =
+    `${new Date(d.period_start).toLocaleTimeString()}–${new Date(d.period_end).toLocaleTimeString()}`;
+  const figures = [
+    ["incidents opened", d.incidents_opened],
+    ["resolved", d.incidents_resolved],
+    ["alerts raised", d.alerts_raised],
+    ["held back", d.alerts_suppressed],
+    ["model calls", d.model_calls],
+    ["model cost", `$${d.cost_usd.toFixed(4)}`],
+  ];
+  $("digest").replaceChildren(...figures.map(([label, value]) =>
+    el("div", { class: "figure" }, el("b", {}, String(value)), el("span", {}, label))));
+  $("digest-kinds").replaceChildren(...d.opened.map((c) =>
+    el("li", {}, `${c.count} × ${c.scope} ${c.prediction_type || "not analysed yet"}`)));
+  $("digest-ports").replaceChildren(...d.top_ports.slice(0, 5).map((p) =>
+    el("li", { "data-stream": p.stream_id },
+      el("a", { class: "stream", onclick: () => openStream(p.stream_id) }, p.stream_id),
+      ` risk ${p.worst_risk} · ${p.anomalies} anomalies`)));
+}
+
 function renderFabric(f) {
   $("fabric-summary").textContent =
     `${f.streams} streams on ${f.switches_total} switches, ${f.ports_with_open_anomalies} ports with open anomalies`;
@@ -339,6 +364,7 @@ async function poll() {
     api("/v1/maintenance?state=open").then((r) => renderMaintenance(r.windows)),
     api(`/v1/fabric?max_switches=${MAX_SWITCH_TILES}`).then(renderFabric),
     api("/v1/ai/health").then(renderHealth),
+    api("/v1/digest?limit=1").then(renderDigest),
     refreshStream(),
   ];
   const results = await Promise.allSettled(jobs);

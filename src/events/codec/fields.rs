@@ -45,7 +45,7 @@ pub mod event_type {
     use super::*;
 
     /// Every name `StreamEvent::event_type` gives (the golden tests check the list).
-    pub const KNOWN: [&str; 13] = [
+    pub const KNOWN: [&str; 14] = [
         "MetricObserved",
         "AnomalyDetected",
         "AnomalyResolved",
@@ -59,6 +59,7 @@ pub mod event_type {
         "IncidentResolved",
         "MaintenanceScheduled",
         "MaintenanceEnded",
+        "InsightDigest",
     ];
 
     pub fn serialize<S: Serializer>(v: &str, s: S) -> Result<S::Ok, S::Error> {
