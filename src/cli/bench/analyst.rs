@@ -368,7 +368,7 @@ async fn drive(args: &AnalystBenchArgs, tiered: bool) -> anyhow::Result<serde_js
         "cache_hits": count(InsightSource::Cache),
         "incidents": incidents.len(),
         "incidents_with_model_insight": with_model_insight.len(),
-        "model_calls_per_incident": per_incident(calls as f64),
+        "model_calls_per_incident": (calls as f64 / incidents.len().max(1) as f64 * 1000.0).round() / 1000.0,
         "latency_ms": args.latency_ms,
         // Token counts as the local server reports them (its estimate: characters / 4), priced
         // with the configured rates: the inputs of docs/OPERATIONS.md's cost model.
