@@ -253,7 +253,13 @@ async fn insights_and_alerts_reach_aws_exactly_once_through_outages_and_restarts
         2,
         "one message per critical incident: {alerts:?}"
     );
-    assert_eq!(table_items(&moto, "insight").await.len(), 3);
+    let insight_items = table_items(&moto, "insight").await;
+    assert_eq!(insight_items.len(), 3);
+    // The rules answered: no item is marked low confidence, and each carries the mark.
+    assert!(
+        insight_items.iter().all(|i| i["low_confidence"] == false),
+        "{insight_items:?}"
+    );
     assert_eq!(table_items(&moto, "alert").await.len(), 2);
     assert_eq!(table_items(&moto, "incident").await.len(), 3);
     let alert_items = table_items(&moto, "alert").await;

@@ -326,7 +326,7 @@ async fn the_dashboard_endpoints_filter_aggregate_and_name_bad_parameters() {
     let (status, health) = get_json(&client, &format!("{}/v1/ai/health", srv.url), None).await;
     assert_eq!(status, 200);
     assert_eq!(health["backend"], "rules");
-    assert_eq!(health["prompt_version"], "ib-insight-v2");
+    assert_eq!(health["prompt_version"], "ib-insight-v3");
     assert_eq!(health["calls"]["calls"], 0);
     assert!(health["daily_budget_usd"].as_f64() > Some(0.0), "{health}");
 

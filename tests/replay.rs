@@ -153,7 +153,7 @@ async fn a_candidate_prompt_is_asked_about_the_recorded_anomalies_and_the_log_is
     let candidate = work.path().join("candidate.toml");
     std::fs::write(
         &candidate,
-        "version = \"ib-insight-v2-terse\"\n\
+        "version = \"ib-insight-v3-terse\"\n\
          system = \"\"\"You are a terse InfiniBand expert. Types: {prediction_types}. JSON only.\"\"\"\n",
     )
     .expect("write candidate");
@@ -187,10 +187,10 @@ async fn a_candidate_prompt_is_asked_about_the_recorded_anomalies_and_the_log_is
         summary["compared"], 12,
         "every recorded anomaly had an insight: {summary}"
     );
-    assert_eq!(summary["new_prompt_version"], "ib-insight-v2-terse");
+    assert_eq!(summary["new_prompt_version"], "ib-insight-v3-terse");
     assert_eq!(
         summary["old_prompt_versions"],
-        serde_json::json!(["ib-insight-v2"])
+        serde_json::json!(["ib-insight-v3"])
     );
     let calls = summary["calls"].as_u64().expect("calls");
     assert!((2..=12).contains(&calls), "batched calls: {summary}");
@@ -213,9 +213,9 @@ async fn a_candidate_prompt_is_asked_about_the_recorded_anomalies_and_the_log_is
     assert_eq!(rows.len(), 12);
     for row in &rows {
         assert_eq!(row["old"]["source"], "rules", "{row}");
-        assert_eq!(row["old"]["prompt_version"], "ib-insight-v2", "{row}");
+        assert_eq!(row["old"]["prompt_version"], "ib-insight-v3", "{row}");
         assert_eq!(row["new"]["source"], "ai", "{row}");
-        assert_eq!(row["new"]["prompt_version"], "ib-insight-v2-terse", "{row}");
+        assert_eq!(row["new"]["prompt_version"], "ib-insight-v3-terse", "{row}");
         assert!(
             row["new"]["explanation"]
                 .as_str()
