@@ -2,7 +2,7 @@
 //! `tests/layers.rs`; a module imports only from the layers below its own):
 //!
 //! - `vocab`: the shared vocabulary (prediction types, insight sources, verdicts)
-//! - `secret`: constant-time comparison of tokens
+//! - `secret`: constant-time comparison of tokens; `errors`: an error with its causes
 //! - `sample`: the validated telemetry sample and the validation of posted JSON
 //! - `detect`: baselines and rules, pure functions over numbers
 //! - `collect`: fabric sources: the rdma-core sweep (`collect`) and the sysfs reader (`agent`)
@@ -39,6 +39,7 @@ pub mod cluster;
 pub mod collect;
 pub mod config;
 pub mod detect;
+pub mod errors;
 pub mod eval;
 pub mod events;
 pub mod hash;

@@ -8,7 +8,7 @@
 /// From the ground up. Each module may import only modules of the layers before its own.
 const LAYERS: &[&[&str]] = &[
     // Plain helpers and the shared vocabulary (names every layer above uses).
-    &["hash", "clock", "vocab", "secret"],
+    &["hash", "clock", "vocab", "secret", "errors"],
     // What a port reports.
     &["sample"],
     // Pure detection.

@@ -6,42 +6,13 @@
 
 mod common;
 
+use common::pg::{pg_server, Servers};
 use common::{now_ms, Server};
 use ibsight::events::pg_store::PgStore;
 use serde_json::{json, Value};
-use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 const STREAMS: usize = 200;
-
-fn pg_server(args: &[&str]) -> String {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/pg-server");
-    let out = Command::new(script)
-        .args(args)
-        .output()
-        .expect("scripts/pg-server");
-    assert!(
-        out.status.success(),
-        "pg-server {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
-/// Stops the servers it started, by their PIDs (scripts/pg-server stop), whatever happens.
-struct Servers(Vec<PathBuf>);
-
-impl Drop for Servers {
-    fn drop(&mut self) {
-        for dir in &self.0 {
-            let _ = Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/pg-server"))
-                .arg("stop")
-                .arg(dir)
-                .status();
-        }
-    }
-}
 
 fn port_of(url: &str) -> String {
     url.split_whitespace()

@@ -126,7 +126,7 @@ impl OpenAiModel {
         let response = match tokio::time::timeout(self.timeout, call.send()).await {
             Err(_) => return Err(CallError::Timeout(self.timeout)),
             Ok(Err(e)) if e.is_timeout() => return Err(CallError::Timeout(self.timeout)),
-            Ok(Err(e)) => return Err(CallError::Transport(crate::collect::post::error_chain(&e))),
+            Ok(Err(e)) => return Err(CallError::Transport(crate::errors::chain(&e))),
             Ok(Ok(r)) => r,
         };
         let status = response.status().as_u16();

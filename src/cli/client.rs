@@ -58,9 +58,10 @@ impl Api {
         if let Some(body) = body {
             req = req.json(body);
         }
-        let resp = req.send().await.map_err(|e| {
-            anyhow::anyhow!("{method} {url}: {}", crate::collect::post::error_chain(&e))
-        })?;
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| anyhow::anyhow!("{method} {url}: {}", crate::errors::chain(&e)))?;
         let status = resp.status();
         let text = resp.text().await.unwrap_or_default();
         let value: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));

@@ -10,18 +10,7 @@ use std::collections::VecDeque;
 use std::path::Path;
 use std::time::Duration;
 
-/// An error with its causes (`error sending request: … invalid peer certificate: UnknownIssuer`),
-/// so the log says why a post failed, not only that it did.
-pub fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        out.push_str(": ");
-        out.push_str(&c.to_string());
-        cause = c.source();
-    }
-    out
-}
+pub use crate::errors::chain as error_chain;
 
 /// The HTTP client a collector (and the command line) talks to the server with: `http` or
 /// `https` (rustls). With `ca_file`, the server's certificate must chain to a CA in that PEM

@@ -14,11 +14,15 @@
 //!   lease rows of the shards it writes (`FOR SHARE`) and checks that this node holds each one
 //!   at the epoch it believes; a node whose lease was taken cannot commit.
 //!
+//! - TLS (`tls`): the connection string's `sslmode` and `sslrootcert`, with libpq's meaning,
+//!   over rustls.
+//!
 //! The trait is synchronous (the writer thread calls it); the store runs tokio-postgres on its
 //! own small runtime and waits on it, so it can be called from any thread.
 
 use super::store::{decode_stored, head_of, EventStore, Snapshot, StoreError, StoredEvent};
 use super::store::{StreamLoad, ViewEntry, WriteOp};
+pub mod tls;
 mod write;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
@@ -45,6 +49,8 @@ pub struct PgStore {
     rt: Option<tokio::runtime::Runtime>,
     pool: Pool,
     config: tokio_postgres::Config,
+    /// TLS as the connection string's `sslmode` asks (`None`: plain only).
+    tls: Option<tokio_postgres_rustls::MakeRustlsConnect>,
     schema: String,
     last_offset: AtomicU64,
     fence: RwLock<Option<Arc<dyn Fence>>>,
@@ -58,7 +64,17 @@ fn pg_err(e: impl std::fmt::Display) -> StoreError {
 fn db_err(e: tokio_postgres::Error) -> StoreError {
     match e.as_db_error() {
         Some(db) => pg_err(format!("{} ({})", db.message(), db.code().code())),
-        None => pg_err(e),
+        // A connection or TLS failure: its cause is in the source chain.
+        None => pg_err(crate::errors::chain(&e)),
+    }
+}
+
+/// A connection from the pool, or why there is none (the server's or the TLS layer's reason,
+/// not only "db error").
+fn pool_err(e: deadpool_postgres::PoolError) -> StoreError {
+    match e {
+        deadpool_postgres::PoolError::Backend(e) => db_err(e),
+        other => pg_err(other),
     }
 }
 
@@ -135,9 +151,14 @@ impl PgStore {
                 "store.schema {schema:?} must be a lowercase identifier ([a-z_][a-z0-9_]*)"
             )));
         }
+        let (url, tls_settings) =
+            tls::split(url).map_err(|e| open_err(format!("store.url: {e}")))?;
         let mut cfg: tokio_postgres::Config = url
             .parse()
             .map_err(|e| open_err(format!("store.url is not a libpq connection string: {e}")))?;
+        let (ssl_mode, tls) =
+            tls::connector(&tls_settings).map_err(|e| open_err(format!("store.url: {e}")))?;
+        cfg.ssl_mode(ssl_mode);
         let options = cfg.get_options().unwrap_or("").to_string();
         // A node paused or cut off inside a transaction must not hold its row locks (the offset
         // counter, lease rows) for longer than a lease: the server ends such a session.
@@ -162,12 +183,13 @@ impl PgStore {
             .map_err(|e| open_err(e.to_string()))?;
         let pool = {
             let _guard = rt.enter();
-            new_pool(&cfg, pool_size).map_err(|e| open_err(e.to_string()))?
+            new_pool(&cfg, &tls, pool_size).map_err(|e| open_err(e.to_string()))?
         };
         let store = PgStore {
             rt: Some(rt),
             pool,
             config: cfg,
+            tls,
             schema: schema.to_string(),
             last_offset: AtomicU64::new(0),
             fence: RwLock::new(None),
@@ -175,7 +197,7 @@ impl PgStore {
         let schema = store.schema.clone();
         store
             .run(move |pool| async move {
-                let mut client = pool.get().await.map_err(pg_err)?;
+                let mut client = pool.get().await.map_err(pool_err)?;
                 let tx = client.transaction().await.map_err(db_err)?;
                 tx.execute("SELECT pg_advisory_xact_lock(4242424242)", &[])
                     .await
@@ -201,7 +223,7 @@ impl PgStore {
     /// lives on the runtime that made it, and a thread blocked in a store call must never wait
     /// for a connection whose driver needs that thread.
     pub fn new_pool(&self, size: usize) -> Result<Pool, StoreError> {
-        new_pool(&self.config, size).map_err(pg_err)
+        new_pool(&self.config, &self.tls, size).map_err(pg_err)
     }
 
     pub fn schema(&self) -> &str {
@@ -211,7 +233,7 @@ impl PgStore {
     /// One read query on the store's runtime, waited for.
     fn query(&self, sql: &'static str, params: Params) -> Result<Vec<Row>, StoreError> {
         self.run(move |pool| async move {
-            let client = pool.get().await.map_err(pg_err)?;
+            let client = pool.get().await.map_err(pool_err)?;
             let refs: Vec<&(dyn ToSql + Sync)> = params
                 .iter()
                 .map(|p| p.as_ref() as &(dyn ToSql + Sync))
@@ -239,14 +261,18 @@ impl PgStore {
     }
 }
 
-fn new_pool(cfg: &tokio_postgres::Config, size: usize) -> Result<Pool, String> {
-    let manager = Manager::from_config(
-        cfg.clone(),
-        tokio_postgres::NoTls,
-        ManagerConfig {
-            recycling_method: RecyclingMethod::Fast,
-        },
-    );
+fn new_pool(
+    cfg: &tokio_postgres::Config,
+    tls: &Option<tokio_postgres_rustls::MakeRustlsConnect>,
+    size: usize,
+) -> Result<Pool, String> {
+    let manager_config = || ManagerConfig {
+        recycling_method: RecyclingMethod::Fast,
+    };
+    let manager = match tls {
+        Some(tls) => Manager::from_config(cfg.clone(), tls.clone(), manager_config()),
+        None => Manager::from_config(cfg.clone(), tokio_postgres::NoTls, manager_config()),
+    };
     Pool::builder(manager)
         .max_size(size.max(2))
         .wait_timeout(Some(std::time::Duration::from_secs(10)))

@@ -4,6 +4,38 @@
 use ibsight::events::pg_store::PgStore;
 use ibsight::events::EventStore;
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Run `scripts/pg-server ARGS…` (a private server: start, standby, crash, promote, stop) and
+/// return what it printed (the URL, for start and standby).
+pub fn pg_server(args: &[&str]) -> String {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/pg-server");
+    let out = Command::new(script)
+        .args(args)
+        .output()
+        .expect("scripts/pg-server");
+    assert!(
+        out.status.success(),
+        "pg-server {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Stops the servers it started, by their PIDs (scripts/pg-server stop), whatever happens.
+pub struct Servers(pub Vec<PathBuf>);
+
+impl Drop for Servers {
+    fn drop(&mut self) {
+        for dir in &self.0 {
+            let _ = Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/pg-server"))
+                .arg("stop")
+                .arg(dir)
+                .status();
+        }
+    }
+}
 
 /// The server scripts/test started (`PG_TEST_URL`); `None` skips the test.
 pub fn pg_url() -> Option<String> {

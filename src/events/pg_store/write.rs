@@ -1,7 +1,7 @@
 //! One group commit as one PostgreSQL transaction: the fencing check, the offsets, the
 //! appends as one multi-row insert, then the other operations in runs of one statement each.
 
-use super::{db_err, pg_err, Fence};
+use super::{db_err, pool_err, Fence};
 use crate::events::store::{StoreError, WriteOp};
 use deadpool_postgres::Pool;
 use std::collections::BTreeMap;
@@ -156,7 +156,7 @@ pub(super) async fn write_tx(
     ops: Vec<WriteOp>,
     fence: Option<FenceCheck>,
 ) -> Result<Vec<u64>, StoreError> {
-    let mut client = pool.get().await.map_err(pg_err)?;
+    let mut client = pool.get().await.map_err(pool_err)?;
     let tx = client.transaction().await.map_err(db_err)?;
     if let Some(FenceCheck { node, need, .. }) = &fence {
         let names: Vec<&str> = need.keys().map(String::as_str).collect();
