@@ -18,7 +18,8 @@
 //!   over rustls.
 //!
 //! The trait is synchronous (the writer thread calls it); the store runs tokio-postgres on its
-//! own small runtime and waits on it, so it can be called from any thread.
+//! own small runtime and waits on it, so it can be called from any thread. A wait inside a task
+//! of a multi-threaded runtime is a `block_in_place`: the worker's other tasks move on.
 
 use super::store::{decode_stored, head_of, EventStore, Snapshot, StoreError, StoredEvent};
 use super::store::{StreamLoad, ViewEntry, WriteOp};
@@ -257,7 +258,16 @@ impl PgStore {
             .spawn(async move {
                 let _ = tx.send(fut.await);
             });
-        rx.recv().expect("the store's runtime dropped a task")
+        let wait = || rx.recv().expect("the store's runtime dropped a task");
+        // Called from a task of a multi-threaded runtime (the projection runner, an actor's
+        // start), the wait would hold that worker: hand its other tasks to another thread while
+        // it waits, so ingest is not stalled behind a read.
+        match tokio::runtime::Handle::try_current() {
+            Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+                tokio::task::block_in_place(wait)
+            }
+            _ => wait(),
+        }
     }
 }
 

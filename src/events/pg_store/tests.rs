@@ -92,3 +92,53 @@ fn a_write_under_a_lease_taken_by_another_node_is_fenced() {
     let err = store.write(&[test_append("b", 1)]).expect_err("not held");
     assert!(matches!(err, StoreError::Fenced { .. }), "{err}");
 }
+
+/// Given store reads made from inside async tasks (as the projection runner and an actor's
+/// start make them), when every worker of the runtime is in one, then the other tasks (ingest)
+/// still run: a ticker on the same runtime is never held up for the length of a read.
+#[test]
+fn reads_from_async_tasks_do_not_stall_the_runtime() {
+    let Some(store) = open("stall") else { return };
+    let store = std::sync::Arc::new(store);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let worst_gap = rt.block_on(async move {
+        let ticker = tokio::spawn(async {
+            let mut worst = std::time::Duration::ZERO;
+            let mut last = std::time::Instant::now();
+            for _ in 0..60 {
+                tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+                worst = worst.max(last.elapsed());
+                last = std::time::Instant::now();
+            }
+            worst
+        });
+        // Four slow reads (one second each) at once, from tasks: more than the two workers.
+        let reads: Vec<_> = (0..4)
+            .map(|_| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    store.run(|pool| async move {
+                        let client = pool.get().await.expect("connection");
+                        client
+                            .execute("SELECT pg_sleep(1)", &[])
+                            .await
+                            .expect("sleep");
+                    })
+                })
+            })
+            .collect();
+        for r in reads {
+            r.await.expect("read");
+        }
+        ticker.await.expect("ticker")
+    });
+    // Without the hand-off both workers wait a second or more at a time.
+    assert!(
+        worst_gap < std::time::Duration::from_millis(600),
+        "a 25 ms ticker waited {worst_gap:?} behind store reads"
+    );
+}
