@@ -70,6 +70,29 @@ fn filled(expr: &str) -> String {
         .replace("$switch", ".*")
 }
 
+/// Whether ibsight writes the series `name` (treydock's names are built from their suffixes;
+/// ibsight's own are written whole).
+fn exported(name: &str) -> bool {
+    let sources = [
+        "src/metrics.rs",
+        "src/metrics/exposition.rs",
+        "src/metrics/exposition/own.rs",
+        "src/api/prometheus.rs",
+    ]
+    .map(read)
+    .join("\n");
+    if let Some(rest) = name
+        .strip_prefix("infiniband_switch_")
+        .or_else(|| name.strip_prefix("infiniband_hca_"))
+    {
+        rest.starts_with("port_") && sources.contains(&format!("\"{rest}\""))
+            || ["info", "rate_bytes_per_second", "uplink_info"].contains(&rest)
+    } else {
+        let base = name.strip_suffix("_total").unwrap_or(name);
+        sources.contains(&format!("\"{base}\""))
+    }
+}
+
 /// The metric names an expression reads.
 fn metric_names(expr: &str) -> Vec<String> {
     let mut out = Vec::new();
@@ -96,30 +119,11 @@ fn every_dashboard_expression_parses_and_reads_series_ibsight_exports() {
     let exprs = dashboard_exprs(&dash);
     assert!(exprs.len() >= 20, "{} expressions", exprs.len());
 
-    // Names: every series the dashboard reads is one ibsight writes (treydock's names are
-    // built from their suffixes; ibsight's own are written whole).
-    let sources = [
-        "src/metrics.rs",
-        "src/metrics/exposition.rs",
-        "src/metrics/exposition/own.rs",
-        "src/api/prometheus.rs",
-    ]
-    .map(read)
-    .join("\n");
+    // Names: every series the dashboard reads is one ibsight writes.
     for expr in &exprs {
         for name in metric_names(expr) {
-            let exported = if let Some(rest) = name
-                .strip_prefix("infiniband_switch_")
-                .or_else(|| name.strip_prefix("infiniband_hca_"))
-            {
-                rest.starts_with("port_") && sources.contains(&format!("\"{rest}\""))
-                    || ["info", "rate_bytes_per_second", "uplink_info"].contains(&rest)
-            } else {
-                let base = name.strip_suffix("_total").unwrap_or(&name);
-                sources.contains(&format!("\"{base}\""))
-            };
             assert!(
-                exported,
+                exported(&name),
                 "{name} (in {expr}) is not a series ibsight exports"
             );
         }
@@ -181,8 +185,16 @@ fn the_health_rules_pass_promtool_check_and_their_unit_tests() {
         "ibsight_analyst_queue_depth",
         "ibsight_projection_lag_seconds",
         "ibsight_projection_dead_letters_total",
+        "ibsight_ai_low_confidence_total",
+        "ibsight_ai_answers_total",
     ] {
         assert!(rules.contains(series), "no rule on {series}");
+    }
+    for name in metric_names(&rules) {
+        assert!(
+            exported(&name),
+            "{name} (in the rules) is not a series ibsight exports"
+        );
     }
 }
 
