@@ -20,18 +20,36 @@ pub fn period_of(at_ms: i64, period_ms: i64) -> (i64, i64) {
     (start, start + period_ms)
 }
 
-/// Each incident's latest insight: its prediction type and the risk acted on.
+/// Each incident's latest insight (its prediction type and the risk acted on) and its member
+/// ports with their anomalies, kept until a digest has counted its resolution.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Known {
     insights: HashMap<String, (PredictionType, u8)>,
+    members: HashMap<String, Vec<(String, Vec<String>)>>,
 }
 
 impl Known {
-    /// Note an incident insight (in `#incidents`, `anomaly_id` is the incident id).
+    /// Note an incident event or an incident insight (in `#incidents`, an insight's
+    /// `anomaly_id` is the incident id).
     pub fn learn(&mut self, event: &StreamEvent) {
         if let StreamEvent::InsightGenerated(i) = event {
             self.insights
                 .insert(i.anomaly_id.clone(), (i.prediction_type, i.acted_risk()));
+        } else if let Some(inc) = event.incident() {
+            if inc.merged_into.is_some() {
+                // The incident it merged into carries its ports from now on.
+                self.members.remove(&inc.incident_id);
+            } else {
+                let ports = inc
+                    .members
+                    .iter()
+                    .map(|m| {
+                        let ids = m.anomalies.iter().map(|a| a.anomaly_id.clone()).collect();
+                        (m.stream_id.clone(), ids)
+                    })
+                    .collect();
+                self.members.insert(inc.incident_id.clone(), ports);
+            }
         }
     }
 
@@ -42,6 +60,7 @@ impl Known {
     /// Drop a resolved incident (once a digest has counted it).
     pub fn forget(&mut self, incident_id: &str) {
         self.insights.remove(incident_id);
+        self.members.remove(incident_id);
     }
 
     pub fn len(&self) -> usize {
@@ -66,7 +85,9 @@ pub struct DigestBuilder {
     end_ms: i64,
     opened: BTreeMap<String, IncidentScope>,
     resolved: BTreeMap<String, IncidentScope>,
-    ports: HashMap<String, PortTally>,
+    /// Incidents that changed or were analysed in the period: their ports are the candidates
+    /// for the top ports.
+    touched: HashSet<String>,
     alerts_raised: u32,
     alerts_suppressed: u32,
     model_calls: f64,
@@ -86,7 +107,7 @@ impl DigestBuilder {
             end_ms,
             opened: BTreeMap::new(),
             resolved: BTreeMap::new(),
-            ports: HashMap::new(),
+            touched: HashSet::new(),
             alerts_raised: 0,
             alerts_suppressed: 0,
             model_calls: 0.0,
@@ -105,6 +126,7 @@ impl DigestBuilder {
         known.learn(event);
         match event {
             StreamEvent::InsightGenerated(i) => {
+                self.touched.insert(i.anomaly_id.clone());
                 match i.source {
                     InsightSource::Ai | InsightSource::Cache => self.ai += 1,
                     InsightSource::Rules => self.rules += 1,
@@ -132,15 +154,7 @@ impl DigestBuilder {
                     }
                     _ => {}
                 }
-                if inc.merged_into.is_some() {
-                    return;
-                }
-                for m in &inc.members {
-                    let t = self.ports.entry(m.stream_id.clone()).or_default();
-                    t.incidents.insert(inc.incident_id.clone());
-                    t.anomalies
-                        .extend(m.anomalies.iter().map(|a| a.anomaly_id.clone()));
-                }
+                self.touched.insert(inc.incident_id.clone());
             }
         }
     }
@@ -165,8 +179,15 @@ impl DigestBuilder {
         };
         let opened = count(&self.opened);
         let resolved = count(&self.resolved);
-        let mut top_ports: Vec<DigestPortV1> = self
-            .ports
+        let mut ports: HashMap<String, PortTally> = HashMap::new();
+        for id in &self.touched {
+            for (stream, anomalies) in known.members.get(id).into_iter().flatten() {
+                let t = ports.entry(stream.clone()).or_default();
+                t.incidents.insert(id.clone());
+                t.anomalies.extend(anomalies.iter().cloned());
+            }
+        }
+        let mut top_ports: Vec<DigestPortV1> = ports
             .into_iter()
             .map(|(stream_id, t)| DigestPortV1 {
                 worst_risk: t

@@ -3,7 +3,8 @@
 //! appends an `InsightDigest` to `#digest`, in the same atomic write as its checkpoint. A
 //! period is over when the log shows an event recorded after it, or, on a quiet log, when the
 //! wall clock is a grace past its end. On restore, the last digest gives the next period and
-//! the cursors, and `#incidents` gives each incident's latest insight.
+//! the cursors, and `#incidents` gives each incident's latest insight. The first digest ever
+//! covers the current period: older history is not summed up.
 
 use super::runner::{Projection, ProjectionError};
 use crate::alerts::digest::{period_of, DigestBuilder, Known};
@@ -33,6 +34,20 @@ impl DigestProjection {
             known: Known::default(),
             head: 0,
         }
+    }
+
+    /// The first digest ever: it covers the period holding `now_ms`. What the log held before
+    /// it (a node upgraded with months of history) is skipped, not summed up hour by hour, but
+    /// its incidents' insights are learnt, so a later resolution is counted by its type.
+    fn start(&mut self, store: &dyn EventStore, now_ms: i64) -> Result<(), ProjectionError> {
+        let (start, end) = period_of(now_ms, self.period_ms);
+        self.current = Some((start, end));
+        let mut skipped = DigestBuilder::new(0, start);
+        self.incidents_seq = self.read(store, INCIDENT_STREAM, 0, start, &mut skipped)?;
+        self.alerts_seq = self.read(store, ALERT_STREAM, 0, start, &mut skipped)?;
+        // Resolutions before the first period are not counted; forget those incidents.
+        let _ = skipped.finish(&mut self.known, 0, 0);
+        Ok(())
     }
 
     /// How long past a period's end a quiet log waits for late writes before closing it.
@@ -121,17 +136,13 @@ impl Projection for DigestProjection {
                 self.current = Some((d.period_end_ms, d.period_end_ms + self.period_ms));
             }
         }
-        // Each incident's latest insight, up to where the digests have read.
+        // Each incident's latest insight and ports, up to where the digests have read.
         let mut seq = 0;
         while seq < self.incidents_seq {
             let page = store.read_stream(INCIDENT_STREAM, seq + 1, 1000)?;
             let Some(last) = page.last() else { break };
             seq = last.record.seq;
             for e in page.iter().filter(|e| e.record.seq <= self.incidents_seq) {
-                match &*e.record.event_type {
-                    "InsightGenerated" | "IncidentResolved" => {}
-                    _ => continue,
-                }
                 match e.record.decode_event() {
                     // Counted by an earlier digest already.
                     Ok(StreamEvent::IncidentResolved(inc)) => self.known.forget(&inc.incident_id),
@@ -152,12 +163,7 @@ impl Projection for DigestProjection {
             return Ok(Vec::new());
         };
         if self.current.is_none() {
-            let first = events
-                .iter()
-                .map(|e| e.record.recorded_at_ms)
-                .min()
-                .unwrap_or(clock);
-            self.current = Some(period_of(first, self.period_ms));
+            self.start(store, crate::clock::now_ms().max(clock))?;
         }
         self.close_until(store, clock)
     }
@@ -175,5 +181,131 @@ impl Projection for DigestProjection {
                 Vec::new()
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::codec::EventRecord;
+    use crate::events::types::{IncidentMemberV1, IncidentScope, IncidentV2};
+    use crate::events::{open_store, Engine, NewEvent};
+
+    fn opened(id: &str, port: &str, at_ms: i64) -> EventRecord {
+        let inc = IncidentV2 {
+            incident_id: id.into(),
+            scope: IncidentScope::Port,
+            node: None,
+            members: vec![IncidentMemberV1 {
+                stream_id: port.into(),
+                port: Default::default(),
+                peer: None,
+                anomalies: vec![],
+                cleared: false,
+            }],
+            severity: crate::detect::rules::Severity::Major,
+            opened_at_ms: at_ms,
+            resolved_at_ms: None,
+            at_ms,
+            merged_into: None,
+            analyse: true,
+            maintenance: vec![],
+        };
+        let seq = id.trim_start_matches("inc-").parse().expect("seq");
+        EventRecord::of(
+            INCIDENT_STREAM,
+            seq,
+            at_ms,
+            &StreamEvent::IncidentOpened(inc),
+            &Default::default(),
+        )
+    }
+
+    fn append(store: &dyn EventStore, r: &EventRecord) -> Vec<StoredEvent> {
+        let off = store
+            .write(&[WriteOp::Append(NewEvent::new(r))])
+            .expect("write")[0];
+        store.read_from(off, 1).expect("read")
+    }
+
+    fn digests(store: &dyn EventStore) -> Vec<crate::events::types::InsightDigestV1> {
+        store
+            .read_stream(DIGEST_STREAM, 1, 100)
+            .expect("read")
+            .iter()
+            .filter_map(|e| match e.record.decode_event() {
+                Ok(StreamEvent::InsightDigest(d)) => Some(d),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Given a digest written and the projection restarted, when the next period closes, then
+    /// it follows the last one and counts only what came after it.
+    #[tokio::test]
+    async fn a_restarted_digest_goes_on_from_the_last_one() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let store = open_store(Engine::Fjall, dir.path()).expect("store");
+        let store = store.as_ref();
+        let now = crate::clock::now_ms();
+        let (start, end) = period_of(now, 10_000);
+
+        let mut p = DigestProjection::new(10);
+        p.restore(store).expect("restore");
+        let page = append(store, &opened("inc-1", "leaf1/p1", now));
+        let ops = p.handle(store, &page).await.expect("handle");
+        assert!(ops.is_empty(), "the period is not over");
+        // A later event closes the period.
+        let page = append(store, &opened("inc-2", "leaf1/p2", end + 1));
+        let ops = p.handle(store, &page).await.expect("handle");
+        store.write(&ops).expect("write digest");
+        let first = digests(store);
+        assert_eq!(first.len(), 1);
+        assert_eq!(
+            (first[0].period_start_ms, first[0].period_end_ms),
+            (start, end)
+        );
+        assert_eq!(first[0].opened[0].count, 1, "{:?}", first[0]);
+        assert_eq!(first[0].incidents_seq, 1);
+
+        // Restarted: the next period starts at the last one's end, from its cursor.
+        let mut again = DigestProjection::new(10);
+        again.restore(store).expect("restore");
+        let page = append(store, &opened("inc-3", "leaf1/p3", end + 10_001));
+        let ops = again.handle(store, &page).await.expect("handle");
+        store.write(&ops).expect("write digest");
+        let all = digests(store);
+        assert_eq!(all.len(), 2, "{all:?}");
+        assert_eq!(all[1].period_start_ms, end);
+        assert_eq!(all[1].opened[0].count, 1, "only inc-2: {:?}", all[1]);
+        assert_eq!(all[1].top_ports[0].stream_id, "leaf1/p2");
+    }
+
+    /// Given a log with history and no digest yet, then the first digest covers the current
+    /// period only: the history is not summed up hour by hour.
+    #[tokio::test]
+    async fn the_first_digest_skips_older_history() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let store = open_store(Engine::Fjall, dir.path()).expect("store");
+        let store = store.as_ref();
+        let now = crate::clock::now_ms();
+        let (_, end) = period_of(now, 10_000);
+        let old = append(store, &opened("inc-1", "old/p1", now - 86_400_000));
+        let mut p = DigestProjection::new(10);
+        p.restore(store).expect("restore");
+        assert!(p.handle(store, &old).await.expect("handle").is_empty());
+        let page = append(store, &opened("inc-2", "new/p1", now));
+        assert!(p.handle(store, &page).await.expect("handle").is_empty());
+        let page = append(store, &opened("inc-3", "later/p1", end + 1));
+        let ops = p.handle(store, &page).await.expect("handle");
+        assert_eq!(
+            ops.len(),
+            1,
+            "one digest, not one per period since yesterday"
+        );
+        store.write(&ops).expect("write");
+        let d = &digests(store)[0];
+        assert_eq!(d.opened[0].count, 1, "only inc-2: {d:?}");
+        assert_eq!(d.top_ports[0].stream_id, "new/p1");
     }
 }

@@ -247,3 +247,34 @@ fn given_a_quiet_hour_then_the_digest_is_empty_but_written() {
         (0, 0, 0.0)
     );
 }
+
+#[test]
+fn given_an_incident_analysed_in_the_next_period_then_that_period_lists_its_ports_at_its_risk() {
+    let mut known = Known::default();
+    let mut first = DigestBuilder::new(0, 10);
+    let cable = incident("inc-5", IncidentScope::Link, &["leaf4/p2", "node3/p1"]);
+    first.add(&StreamEvent::IncidentOpened(cable), &mut known);
+    let before = first.finish(&mut known, 1, 0);
+    assert!(
+        before.top_ports.iter().all(|p| p.worst_risk == 0),
+        "not analysed yet"
+    );
+    let mut second = DigestBuilder::new(10, 20);
+    second.add(
+        &insight(
+            "inc-5",
+            PredictionType::PacketLossDetected,
+            88,
+            InsightSource::Ai,
+        ),
+        &mut known,
+    );
+    let after = second.finish(&mut known, 2, 0);
+    let top: Vec<(&str, u8)> = after
+        .top_ports
+        .iter()
+        .map(|p| (p.stream_id.as_str(), p.worst_risk))
+        .collect();
+    assert_eq!(top, vec![("leaf4/p2", 88), ("node3/p1", 88)]);
+    assert!(after.opened.is_empty(), "opened in the first period only");
+}
