@@ -133,32 +133,22 @@ async fn rule_to_queue(moto: &Moto, name: &str, pattern: Value) -> (aws_sdk_sqs:
     (sqs, url)
 }
 
-/// Every message now in the queue (deleting them), as alert ids.
-async fn drain(sqs: &aws_sdk_sqs::Client, url: &str) -> Vec<String> {
-    let mut ids = Vec::new();
+/// Every EventBridge event now in the queue (deleting them), as its body.
+async fn drain_events(sqs: &aws_sdk_sqs::Client, url: &str) -> Vec<Value> {
+    let mut out = Vec::new();
     loop {
-        let out = sqs
+        let got = sqs
             .receive_message()
             .queue_url(url)
             .max_number_of_messages(10)
             .send()
             .await
             .expect("receive");
-        let msgs = out.messages();
-        if msgs.is_empty() {
-            return ids;
+        if got.messages().is_empty() {
+            return out;
         }
-        for m in msgs {
-            let body: Value = serde_json::from_str(m.body().unwrap_or("{}")).expect("json");
-            assert_eq!(body["source"], "iops.ai.lambda");
-            assert_eq!(body["detail-type"], "Critical Insight");
-            assert!(body["detail"]["risk_score"].as_u64() >= Some(80), "{body}");
-            ids.push(
-                body["detail"]["alert_id"]
-                    .as_str()
-                    .expect("alert_id")
-                    .to_string(),
-            );
+        for m in got.messages() {
+            out.push(serde_json::from_str(m.body().unwrap_or("{}")).expect("json"));
             sqs.delete_message()
                 .queue_url(url)
                 .receipt_handle(m.receipt_handle().unwrap_or_default())
@@ -167,6 +157,23 @@ async fn drain(sqs: &aws_sdk_sqs::Client, url: &str) -> Vec<String> {
                 .expect("delete");
         }
     }
+}
+
+/// Every alert now in the queue (deleting them), as alert ids.
+async fn drain(sqs: &aws_sdk_sqs::Client, url: &str) -> Vec<String> {
+    let mut ids = Vec::new();
+    for body in drain_events(sqs, url).await {
+        assert_eq!(body["source"], "iops.ai.lambda");
+        assert_eq!(body["detail-type"], "Critical Insight");
+        assert!(body["detail"]["risk_score"].as_u64() >= Some(80), "{body}");
+        ids.push(
+            body["detail"]["alert_id"]
+                .as_str()
+                .expect("alert_id")
+                .to_string(),
+        );
+    }
+    ids
 }
 
 async fn table_items(moto: &Moto, entity_type: &str) -> Vec<Value> {
@@ -454,29 +461,11 @@ async fn a_recent_query_whose_filter_matches_nothing_stops_after_scan_max_items(
 /// Every digest now in the queue (deleting them), as their `detail`.
 async fn drain_digests(sqs: &aws_sdk_sqs::Client, url: &str) -> Vec<Value> {
     let mut out = Vec::new();
-    loop {
-        let got = sqs
-            .receive_message()
-            .queue_url(url)
-            .max_number_of_messages(10)
-            .send()
-            .await
-            .expect("receive");
-        if got.messages().is_empty() {
-            return out;
-        }
-        for m in got.messages() {
-            let body: Value = serde_json::from_str(m.body().unwrap_or("{}")).expect("json");
-            assert_eq!(body["detail-type"], "Insight Digest", "{body}");
-            out.push(body["detail"].clone());
-            sqs.delete_message()
-                .queue_url(url)
-                .receipt_handle(m.receipt_handle().unwrap_or_default())
-                .send()
-                .await
-                .expect("delete");
-        }
+    for body in drain_events(sqs, url).await {
+        assert_eq!(body["detail-type"], "Insight Digest", "{body}");
+        out.push(body["detail"].clone());
     }
+    out
 }
 
 /// The periodic digest (every 2 s here, hourly by default): each period's incidents opened by

@@ -207,37 +207,10 @@ mod tests {
     }
 
     fn switch_incident(ports: usize) -> crate::events::types::IncidentV2 {
-        use crate::events::types::{IncidentMemberV1, IncidentScope, IncidentV2, MemberAnomalyV1};
-        IncidentV2 {
-            incident_id: "inc-1".into(),
-            scope: IncidentScope::Switch,
-            node: None,
-            members: (0..ports)
-                .map(|p| IncidentMemberV1 {
-                    stream_id: format!("leaf04/p{p}"),
-                    port: Default::default(),
-                    peer: None,
-                    anomalies: vec![MemberAnomalyV1 {
-                        anomaly_id: "x".into(),
-                        anomaly_seq: 2,
-                        rule: Rule::LinkDown,
-                        metric: "link_state".into(),
-                        value: 1.0,
-                        threshold: 4.0,
-                        severity: Severity::Critical,
-                        detected_at_ms: 1000,
-                    }],
-                    cleared: false,
-                })
-                .collect(),
-            severity: Severity::Critical,
-            opened_at_ms: 1000,
-            resolved_at_ms: None,
-            at_ms: 1000,
-            merged_into: None,
-            analyse: true,
-            maintenance: vec![],
-        }
+        use crate::events::types::{test_incident, IncidentScope};
+        let names: Vec<String> = (0..ports).map(|p| format!("leaf04/p{p}")).collect();
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        test_incident("inc-1", IncidentScope::Switch, &names)
     }
 
     #[test]

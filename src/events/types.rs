@@ -181,6 +181,43 @@ pub struct InsightGeneratedV2 {
     pub answer_form: Option<String>,
 }
 
+/// An incident for tests: `scope`, one member a port, each with one open critical
+/// LinkDowned anomaly (`{port}:a`), opened at 1000 ms.
+#[cfg(test)]
+pub fn test_incident(id: &str, scope: IncidentScope, ports: &[&str]) -> IncidentV2 {
+    IncidentV2 {
+        incident_id: id.into(),
+        scope,
+        node: None,
+        members: ports
+            .iter()
+            .map(|p| IncidentMemberV1 {
+                stream_id: p.to_string(),
+                port: Default::default(),
+                peer: None,
+                anomalies: vec![MemberAnomalyV1 {
+                    anomaly_id: format!("{p}:a"),
+                    anomaly_seq: 2,
+                    rule: Rule::LinkDowned,
+                    metric: "LinkDownedCounter".into(),
+                    value: 3.0,
+                    threshold: 1.0,
+                    severity: Severity::Critical,
+                    detected_at_ms: 1000,
+                }],
+                cleared: false,
+            })
+            .collect(),
+        severity: Severity::Critical,
+        opened_at_ms: 1000,
+        resolved_at_ms: None,
+        at_ms: 1000,
+        merged_into: None,
+        analyse: true,
+        maintenance: vec![],
+    }
+}
+
 impl InsightGeneratedV2 {
     /// The risk an operator's tools act on (alerts, the fabric's colours): the rules' for a
     /// low-confidence model answer, the answer's own otherwise.

@@ -188,29 +188,12 @@ impl Projection for DigestProjection {
 mod tests {
     use super::*;
     use crate::events::codec::EventRecord;
-    use crate::events::types::{IncidentMemberV1, IncidentScope, IncidentV2};
+    use crate::events::types::{test_incident, IncidentScope};
     use crate::events::{open_store, Engine, NewEvent};
 
     fn opened(id: &str, port: &str, at_ms: i64) -> EventRecord {
-        let inc = IncidentV2 {
-            incident_id: id.into(),
-            scope: IncidentScope::Port,
-            node: None,
-            members: vec![IncidentMemberV1 {
-                stream_id: port.into(),
-                port: Default::default(),
-                peer: None,
-                anomalies: vec![],
-                cleared: false,
-            }],
-            severity: crate::detect::rules::Severity::Major,
-            opened_at_ms: at_ms,
-            resolved_at_ms: None,
-            at_ms,
-            merged_into: None,
-            analyse: true,
-            maintenance: vec![],
-        };
+        let mut inc = test_incident(id, IncidentScope::Port, &[port]);
+        inc.at_ms = at_ms;
         let seq = id.trim_start_matches("inc-").parse().expect("seq");
         EventRecord::of(
             INCIDENT_STREAM,

@@ -1,43 +1,7 @@
 use super::*;
-use crate::detect::rules::{Rule, Severity};
 use crate::events::types::{
-    AlertRaisedV2, AlertSuppressedV1, IncidentMemberV1, IncidentV2, InsightGeneratedV1,
-    MemberAnomalyV1,
+    test_incident as incident, AlertRaisedV2, AlertSuppressedV1, InsightGeneratedV1,
 };
-
-fn incident(id: &str, scope: IncidentScope, ports: &[&str]) -> IncidentV2 {
-    IncidentV2 {
-        incident_id: id.into(),
-        scope,
-        node: None,
-        members: ports
-            .iter()
-            .map(|p| IncidentMemberV1 {
-                stream_id: p.to_string(),
-                port: Default::default(),
-                peer: None,
-                anomalies: vec![MemberAnomalyV1 {
-                    anomaly_id: format!("{p}:a"),
-                    anomaly_seq: 2,
-                    rule: Rule::LinkDowned,
-                    metric: "LinkDownedCounter".into(),
-                    value: 3.0,
-                    threshold: 1.0,
-                    severity: Severity::Critical,
-                    detected_at_ms: 1000,
-                }],
-                cleared: false,
-            })
-            .collect(),
-        severity: Severity::Critical,
-        opened_at_ms: 1000,
-        resolved_at_ms: None,
-        at_ms: 1000,
-        merged_into: None,
-        analyse: true,
-        maintenance: vec![],
-    }
-}
 
 fn insight(incident: &str, p: PredictionType, risk: u8, source: InsightSource) -> StreamEvent {
     let mut i: crate::events::types::InsightGeneratedV2 = InsightGeneratedV1 {
