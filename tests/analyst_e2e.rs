@@ -13,32 +13,8 @@ use std::time::Duration;
 
 const MARKER: &str = "IGNORE-ALL-PREVIOUS-INSTRUCTIONS-7f3a";
 
-fn bedrock_env(endpoint: &str) -> Vec<(&'static str, String)> {
-    vec![
-        ("IBSIGHT_ANALYST__BACKEND", "bedrock".into()),
-        ("IBSIGHT_ANALYST__MAX_RETRIES", "1".into()),
-        ("IBSIGHT_AWS__ENDPOINT_URL", endpoint.into()),
-        ("AWS_REGION", "us-east-1".into()),
-        ("AWS_ACCESS_KEY_ID", "test".into()),
-        ("AWS_SECRET_ACCESS_KEY", "test".into()),
-        ("AWS_EC2_METADATA_DISABLED", "true".into()),
-    ]
-}
-
-const UNSET: &[&str] = &[
-    "AWS_BEARER_TOKEN_BEDROCK",
-    "AWS_PROFILE",
-    "AWS_SESSION_TOKEN",
-    "AWS_ENDPOINT_URL",
-    "AWS_ENDPOINT_URL_BEDROCK_RUNTIME",
-    "AI_ENABLED",
-    "AI_SAMPLING_RATE",
-];
-
 fn start(dir: &std::path::Path, endpoint: &str) -> Server {
-    let env = bedrock_env(endpoint);
-    let pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    Server::start_with(dir, &pairs, UNSET)
+    common::serve_with_bedrock(dir, endpoint, &[])
 }
 
 /// Post a spike on `stream` and wait for its insight event.

@@ -46,25 +46,10 @@ async fn the_dashboard_shows_insights_the_fabric_and_a_stream_and_polls_without_
         .await
         .expect("fake bedrock");
     fake.set_answer(72, 0.5);
-    let endpoint = fake.url();
-    let srv = Server::start_with(
+    let srv = common::serve_with_bedrock(
         dir.path(),
-        &[
-            ("IBSIGHT_ANALYST__BACKEND", "bedrock"),
-            ("IBSIGHT_ALERTS__DIGEST_PERIOD_S", "2"),
-            ("IBSIGHT_AWS__ENDPOINT_URL", &endpoint),
-            ("AWS_REGION", "us-east-1"),
-            ("AWS_ACCESS_KEY_ID", "test"),
-            ("AWS_SECRET_ACCESS_KEY", "test"),
-            ("AWS_EC2_METADATA_DISABLED", "true"),
-        ],
-        &[
-            "AWS_PROFILE",
-            "AWS_SESSION_TOKEN",
-            "AWS_ENDPOINT_URL",
-            "AI_ENABLED",
-            "AI_SAMPLING_RATE",
-        ],
+        &fake.url(),
+        &[("IBSIGHT_ALERTS__DIGEST_PERIOD_S", "2")],
     );
     let client = reqwest::Client::new();
 

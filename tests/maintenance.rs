@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{binary, now_ms, post_json, Server};
+use common::{binary, now_ms, post_json};
 use ibsight::cli::bench::fake_bedrock::FakeBedrock;
 use serde_json::{json, Value};
 use std::process::Command;
@@ -130,27 +130,19 @@ async fn a_window_mutes_its_ports_incidents_and_nothing_else() {
     // The local model answers risk 72; alerts start at 70 here, so its answers alert.
     let fake = FakeBedrock::start(None).await.expect("fake bedrock");
     let dir = tempfile::tempdir().expect("tempdir");
-    let srv = Server::start_with(
+    let (ingest, read, write) = (
+        format!("[\"{INGEST}\"]"),
+        format!("[\"{READ}\"]"),
+        format!("[\"{WRITE}\"]"),
+    );
+    let srv = common::serve_with_bedrock(
         dir.path(),
+        &fake.url(),
         &[
-            ("IBSIGHT_AUTH__INGEST_TOKENS", &format!("[\"{INGEST}\"]")),
-            ("IBSIGHT_AUTH__READ_TOKENS", &format!("[\"{READ}\"]")),
-            ("IBSIGHT_AUTH__TRIAGE_TOKENS", &format!("[\"{WRITE}\"]")),
+            ("IBSIGHT_AUTH__INGEST_TOKENS", &ingest),
+            ("IBSIGHT_AUTH__READ_TOKENS", &read),
+            ("IBSIGHT_AUTH__TRIAGE_TOKENS", &write),
             ("IBSIGHT_ALERTS__THRESHOLD", "70"),
-            ("IBSIGHT_ANALYST__BACKEND", "bedrock"),
-            ("IBSIGHT_ANALYST__MAX_RETRIES", "1"),
-            ("IBSIGHT_AWS__ENDPOINT_URL", &fake.url()),
-            ("AWS_REGION", "us-east-1"),
-            ("AWS_ACCESS_KEY_ID", "test"),
-            ("AWS_SECRET_ACCESS_KEY", "test"),
-            ("AWS_EC2_METADATA_DISABLED", "true"),
-        ],
-        &[
-            "AWS_PROFILE",
-            "AWS_SESSION_TOKEN",
-            "AWS_ENDPOINT_URL",
-            "AI_ENABLED",
-            "AI_SAMPLING_RATE",
         ],
     );
     let url = srv.url.clone();

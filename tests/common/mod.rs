@@ -496,3 +496,41 @@ pub fn sysfs_hca(root: &Path) -> PathBuf {
     }
     port
 }
+
+/// The environment of a server whose analyst asks the local Bedrock-protocol server at
+/// `endpoint`, through the real AWS SDK and its provider chain, plus `extra`.
+pub fn bedrock_env(endpoint: &str, extra: &[(&'static str, &str)]) -> Vec<(&'static str, String)> {
+    let mut env: Vec<(&'static str, String)> = vec![
+        ("IBSIGHT_ANALYST__BACKEND", "bedrock".into()),
+        ("IBSIGHT_ANALYST__MAX_RETRIES", "1".into()),
+        ("IBSIGHT_AWS__ENDPOINT_URL", endpoint.into()),
+        ("AWS_REGION", "us-east-1".into()),
+        ("AWS_ACCESS_KEY_ID", "test".into()),
+        ("AWS_SECRET_ACCESS_KEY", "test".into()),
+        ("AWS_EC2_METADATA_DISABLED", "true".into()),
+    ];
+    env.extend(extra.iter().map(|(k, v)| (*k, v.to_string())));
+    env
+}
+
+/// What must not leak from the test's own environment into such a server.
+pub const BEDROCK_UNSET: &[&str] = &[
+    "AWS_BEARER_TOKEN_BEDROCK",
+    "AWS_PROFILE",
+    "AWS_SESSION_TOKEN",
+    "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_BEDROCK_RUNTIME",
+    "AI_ENABLED",
+    "AI_SAMPLING_RATE",
+];
+
+/// `ibsight serve` with the analyst on the local Bedrock-protocol server at `endpoint`.
+pub fn serve_with_bedrock(
+    data_dir: &Path,
+    endpoint: &str,
+    extra: &[(&'static str, &str)],
+) -> Server {
+    let env = bedrock_env(endpoint, extra);
+    let pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    Server::start_with(data_dir, &pairs, BEDROCK_UNSET)
+}
