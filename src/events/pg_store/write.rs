@@ -1,5 +1,6 @@
-//! One group commit as one PostgreSQL transaction: the fencing check, the offsets, the
-//! appends as one multi-row insert, then the other operations in runs of one statement each.
+//! One group commit as one PostgreSQL transaction: the fencing check and the appends (one
+//! statement that takes the offsets and inserts every row), pipelined, then the other
+//! operations in runs of one statement each. Every statement is prepared once per connection.
 
 use super::{db_err, pool_err, Fence};
 use crate::events::store::{StoreError, WriteOp};
@@ -78,12 +79,13 @@ impl Run {
         }
     }
 
-    async fn flush(&mut self, tx: &tokio_postgres::Transaction<'_>) -> Result<(), StoreError> {
+    async fn flush(&mut self, tx: &deadpool_postgres::Transaction<'_>) -> Result<(), StoreError> {
         if !self.snapshots.is_empty() {
             let (ids, rest): (Vec<String>, Vec<(i64, Vec<u8>)>) =
                 std::mem::take(&mut self.snapshots).into_iter().unzip();
             let (seqs, states): (Vec<i64>, Vec<Vec<u8>>) = rest.into_iter().unzip();
-            tx.execute(
+            execute(
+                tx,
                 "INSERT INTO snapshots (stream_id, seq, state) \
                  SELECT * FROM UNNEST($1::text[], $2::bigint[], $3::bytea[]) \
                  ON CONFLICT (stream_id) DO UPDATE SET seq = EXCLUDED.seq, state = EXCLUDED.state",
@@ -95,7 +97,8 @@ impl Run {
         if !self.checkpoints.is_empty() {
             let (names, offs): (Vec<String>, Vec<i64>) =
                 std::mem::take(&mut self.checkpoints).into_iter().unzip();
-            tx.execute(
+            execute(
+                tx,
                 "INSERT INTO checkpoints (name, off) SELECT * FROM UNNEST($1::text[], $2::bigint[]) \
                  ON CONFLICT (name) DO UPDATE SET off = EXCLUDED.off",
                 &[&names, &offs],
@@ -105,7 +108,7 @@ impl Run {
         }
         if !self.removes.is_empty() {
             let offs = std::mem::take(&mut self.removes);
-            tx.execute("DELETE FROM events WHERE off = ANY($1)", &[&offs])
+            execute(tx, "DELETE FROM events WHERE off = ANY($1)", &[&offs])
                 .await
                 .map_err(db_err)?;
         }
@@ -119,7 +122,8 @@ impl Run {
                 keys.push(key);
                 values.push(value);
             }
-            tx.execute(
+            execute(
+                tx,
                 "INSERT INTO views (view, key, value) \
                  SELECT * FROM UNNEST($1::text[], $2::bytea[], $3::bytea[]) \
                  ON CONFLICT (view, key) DO UPDATE SET value = EXCLUDED.value",
@@ -131,7 +135,8 @@ impl Run {
         if !self.unputs.is_empty() {
             let (views, keys): (Vec<String>, Vec<Vec<u8>>) =
                 std::mem::take(&mut self.unputs).into_iter().unzip();
-            tx.execute(
+            execute(
+                tx,
                 "DELETE FROM views WHERE (view, key) IN \
                  (SELECT * FROM UNNEST($1::text[], $2::bytea[]))",
                 &[&views, &keys],
@@ -143,12 +148,81 @@ impl Run {
     }
 }
 
+/// One statement, prepared once per connection (`prepare_cached`): a plain `execute` with SQL
+/// text parses it again, an extra round trip every time.
+async fn execute(
+    tx: &deadpool_postgres::Transaction<'_>,
+    sql: &str,
+    params: &[&(dyn ToSql + Sync)],
+) -> Result<u64, tokio_postgres::Error> {
+    let stmt = tx.prepare_cached(sql).await?;
+    tx.execute(&stmt, params).await
+}
+
 /// What a fenced write checks: this node, the leases it needs at their epochs, and the epoch
 /// each append is written under.
 pub(super) struct FenceCheck {
     pub node: String,
     pub need: BTreeMap<String, i64>,
     pub append_epochs: Vec<i64>,
+}
+
+/// The appends of `ops` as one statement that also takes their offsets from the counter row
+/// (held until COMMIT, so commits with appends stay in offset order); their offsets.
+async fn append(
+    tx: &deadpool_postgres::Transaction<'_>,
+    ops: &[WriteOp],
+    fence: Option<&FenceCheck>,
+) -> Result<Vec<u64>, StoreError> {
+    let (mut streams, mut seqs, mut frames) = (Vec::new(), Vec::new(), Vec::new());
+    for e in ops.iter().filter_map(|op| match op {
+        WriteOp::Append(e) => Some(e),
+        _ => None,
+    }) {
+        streams.push(e.stream_id.as_str());
+        seqs.push(e.seq as i64);
+        frames.push(e.frame.as_slice());
+    }
+    if streams.is_empty() {
+        return Ok(Vec::new());
+    }
+    let epochs = match fence {
+        Some(f) => f.append_epochs.clone(),
+        None => vec![0; streams.len()],
+    };
+    let stmt = tx
+        .prepare_cached(
+            "WITH o AS (UPDATE meta SET last_offset = last_offset + cardinality($1::text[]) \
+                        WHERE id = 1 RETURNING last_offset) \
+             INSERT INTO events (off, stream_id, seq, frame, epoch) \
+             SELECT (SELECT last_offset FROM o) - cardinality($1::text[]) + u.n, u.s, u.q, u.f, u.e \
+             FROM UNNEST($1::text[], $2::bigint[], $3::bytea[], $4::bigint[]) \
+                  WITH ORDINALITY AS u(s, q, f, e, n) \
+             RETURNING off",
+        )
+        .await
+        .map_err(db_err)?;
+    let params: [&(dyn ToSql + Sync); 4] = [&streams, &seqs, &frames, &epochs];
+    let rows = tx
+        .query(&stmt, &params)
+        .await
+        .map_err(|e| match e.as_db_error() {
+            Some(db) if db.constraint() == Some("events_stream_seq") => {
+                StoreError::Engine(format!(
+                    "postgres: another writer appended to one of these streams ({})",
+                    db.detail().unwrap_or(db.message())
+                ))
+            }
+            _ => db_err(e),
+        })?;
+    let first = rows
+        .iter()
+        .map(|r| r.get::<_, i64>(0))
+        .min()
+        .ok_or_else(|| StoreError::Engine("postgres: the append returned no offset".into()))?;
+    Ok((0..streams.len() as i64)
+        .map(|i| (first + i) as u64)
+        .collect())
 }
 
 pub(super) async fn write_tx(
@@ -158,16 +232,21 @@ pub(super) async fn write_tx(
 ) -> Result<Vec<u64>, StoreError> {
     let mut client = pool.get().await.map_err(pool_err)?;
     let tx = client.transaction().await.map_err(db_err)?;
-    if let Some(FenceCheck { node, need, .. }) = &fence {
+    // The lease check and the appends go out together (pipelined on the connection, one round
+    // trip); a failed check rolls the appends back with the transaction.
+    let check = async {
+        let Some(FenceCheck { node, need, .. }) = &fence else {
+            return Ok(());
+        };
         let names: Vec<&str> = need.keys().map(String::as_str).collect();
-        let rows = tx
-            .query(
+        let stmt = tx
+            .prepare_cached(
                 "SELECT name, epoch FROM leases WHERE name = ANY($1) AND holder = $2 \
                  AND expires_at > clock_timestamp() FOR SHARE",
-                &[&names, node],
             )
             .await
             .map_err(db_err)?;
+        let rows = tx.query(&stmt, &[&names, node]).await.map_err(db_err)?;
         let held: BTreeMap<String, i64> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
         for (lease, epoch) in need {
             if held.get(lease) != Some(epoch) {
@@ -180,61 +259,9 @@ pub(super) async fn write_tx(
                 });
             }
         }
-    }
-    let appends = ops
-        .iter()
-        .filter(|op| matches!(op, WriteOp::Append(_)))
-        .count() as i64;
-    let mut offsets = Vec::with_capacity(appends as usize);
-    if appends > 0 {
-        let row = tx
-            .query_one(
-                "UPDATE meta SET last_offset = last_offset + $1 WHERE id = 1 RETURNING last_offset",
-                &[&appends],
-            )
-            .await
-            .map_err(db_err)?;
-        let last: i64 = row.get(0);
-        let first = last - appends + 1;
-        let (mut offs, mut streams, mut seqs, mut frames) = (
-            Vec::with_capacity(appends as usize),
-            Vec::with_capacity(appends as usize),
-            Vec::with_capacity(appends as usize),
-            Vec::with_capacity(appends as usize),
-        );
-        for (i, e) in ops
-            .iter()
-            .filter_map(|op| match op {
-                WriteOp::Append(e) => Some(e),
-                _ => None,
-            })
-            .enumerate()
-        {
-            offs.push(first + i as i64);
-            streams.push(e.stream_id.as_str());
-            seqs.push(e.seq as i64);
-            frames.push(e.frame.as_slice());
-        }
-        let epochs = match &fence {
-            Some(f) => f.append_epochs.clone(),
-            None => vec![0; offs.len()],
-        };
-        let params: [&(dyn ToSql + Sync); 5] = [&offs, &streams, &seqs, &frames, &epochs];
-        tx.execute(
-            "INSERT INTO events (off, stream_id, seq, frame, epoch) \
-             SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::bigint[], $4::bytea[], $5::bigint[])",
-            &params,
-        )
-        .await
-        .map_err(|e| match e.as_db_error() {
-            Some(db) if db.constraint() == Some("events_stream_seq") => StoreError::Engine(format!(
-                "postgres: another writer appended to one of these streams ({})",
-                db.detail().unwrap_or(db.message())
-            )),
-            _ => db_err(e),
-        })?;
-        offsets.extend(offs.into_iter().map(|o| o as u64));
-    }
+        Ok(())
+    };
+    let (_, offsets) = tokio::try_join!(check, append(&tx, &ops, fence.as_ref()))?;
     let mut run = Run::default();
     let mut kind = None;
     for op in ops {
