@@ -1,8 +1,9 @@
-//! One ask of the model for a batch of jobs, in four steps: `admit` (the daily budget, the
-//! circuit breaker, the token bucket, which waits and never drops), `call` (InvokeModel with
-//! retries, by the batch's deadline, in its own span), `record` (the one place the call's
-//! outcome reaches the counters, the breaker, the bucket and the budget) and `outcomes` (each
-//! job's insight: the model's where its answer parses, the rules' otherwise).
+//! One ask of the model for a batch of jobs, with the prompt of the batch's tier, in four
+//! steps: `admit` (the daily budget, the circuit breaker, the token bucket, which waits and
+//! never drops), `call` (the backend's call with retries, by the batch's deadline, in its own
+//! span), `record` (the one place the call's outcome reaches the counters, the breaker, the
+//! bucket and the budget) and `outcomes` (each job's insight: the model's where its answer
+//! reads, from the tool call or from text, marked when unsure; the rules' otherwise).
 
 use super::{cache_key, Analyst, InsightOutcome};
 use crate::analyst::insight::InsightSource;
