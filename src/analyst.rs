@@ -59,12 +59,6 @@ impl Backend {
             Backend::OpenAi => "openai",
         }
     }
-
-    pub fn from_name(name: &str) -> Option<Backend> {
-        [Backend::Rules, Backend::Bedrock, Backend::OpenAi]
-            .into_iter()
-            .find(|b| b.name() == name)
-    }
 }
 
 /// Evidence budgets of the three prompt tiers, in tokens of the user message (4 characters a

@@ -51,8 +51,6 @@ struct Inner {
     received: Vec<Received>,
     /// Added to every reply (a model's own latency).
     latency: Duration,
-    /// Served when the script is empty (the tool-form insight unless set).
-    default_reply: Option<FakeReply>,
     /// The risk and confidence of the default insight.
     answer: Option<(u8, f64)>,
 }
@@ -98,11 +96,6 @@ impl FakeBedrock {
     /// The `base_url` of the OpenAI-compatible side.
     pub fn openai_url(&self) -> String {
         format!("http://{}/v1", self.addr)
-    }
-
-    /// The reply served once the script is empty.
-    pub fn set_default(&self, reply: FakeReply) {
-        self.lock().default_reply = Some(reply);
     }
 
     /// The risk and confidence of the default insight (72 and 0.81 unless set).
@@ -170,11 +163,7 @@ async fn serve(
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_string),
         });
-        let reply = inner
-            .script
-            .pop_front()
-            .or_else(|| inner.default_reply.clone())
-            .unwrap_or(FakeReply::Insight);
+        let reply = inner.script.pop_front().unwrap_or(FakeReply::Insight);
         (reply, inner.latency, inner.answer.unwrap_or((72, 0.81)))
     };
     if !latency.is_zero() {
