@@ -59,9 +59,9 @@ pub struct ToolInput {
 }
 
 /// One insight as the schema has it, before validation (clamping, the type's name, the
-/// number of recommendations).
+/// number of recommendations). A field the schema does not have is ignored: an answer is not
+/// thrown away for saying more than asked.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct RawInsight {
     pub prediction_type: String,
     pub risk_score: f64,
@@ -95,6 +95,12 @@ mod tests {
             "explanation": "x", "recommendations": ["a", "b"], "confidence": 0.9});
         let raw: RawInsight = serde_json::from_value(v).expect("typed");
         assert_eq!(raw.risk_score, 85.0);
+        let more = json!({"prediction_type": "link_degradation", "risk_score": 85,
+            "explanation": "x", "recommendations": ["a", "b"], "confidence": 0.9, "severity": "high"});
+        assert_eq!(
+            serde_json::from_value::<RawInsight>(more).expect("extra field"),
+            raw
+        );
         let bad = json!({"prediction_type": "x", "risk_score": "high", "explanation": "x",
             "recommendations": [], "confidence": 0.9});
         assert!(serde_json::from_value::<RawInsight>(bad).is_err());

@@ -153,8 +153,7 @@ impl Projection for AlertProjection {
                 prediction_type: insight.prediction_type,
                 risk_score: insight.risk_score,
                 in_maintenance: insight.reason.as_deref() == Some(crate::vocab::MAINTENANCE_REASON),
-                low_confidence_rules_risk: (insight.acted_risk() != insight.risk_score)
-                    .then(|| insight.acted_risk()),
+                low_confidence_rules_risk: insight.rules_risk.filter(|_| insight.low_confidence),
                 explanation: insight.explanation,
                 at_ms: e.record.recorded_at_ms,
             };
