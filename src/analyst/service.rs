@@ -222,10 +222,20 @@ impl Analyst {
         source: InsightSource,
         reason: &str,
     ) -> InsightOutcome {
+        self.outcome(rules_backend::insight(job), source, Some(reason))
+    }
+
+    /// `insight` with its provenance, nothing of a model call yet.
+    pub(super) fn outcome(
+        &self,
+        insight: Insight,
+        source: InsightSource,
+        reason: Option<&str>,
+    ) -> InsightOutcome {
         InsightOutcome {
-            insight: rules_backend::insight(job),
+            insight,
             source,
-            reason: Some(reason.to_string()),
+            reason: reason.map(str::to_string),
             model_id: None,
             prompt_version: self.template.version.clone(),
             prompt_hash: None,

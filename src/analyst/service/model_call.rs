@@ -6,7 +6,7 @@
 //! reads, from the tool call or from text, marked when unsure; the rules' otherwise).
 
 use super::{cache_key, Analyst, InsightOutcome};
-use crate::analyst::insight::InsightSource;
+use crate::analyst::insight::{Insight, InsightSource};
 use crate::analyst::job::AnomalyJob;
 use crate::analyst::model::{self, Attempted, Model, ModelRequest};
 use crate::analyst::tier::Tier;
@@ -34,12 +34,10 @@ impl Analyst {
         // The batch finishes by its deadline whatever happens, so the pool's watchdog (longer)
         // never kills a worker that is only waiting.
         let deadline = tokio::time::Instant::now() + self.cfg.batch_deadline();
-        // The prompt's tier follows the rules' risk of the batch's most severe job.
-        let rules_risks: Vec<u8> = jobs
-            .iter()
-            .map(|j| rules_backend::insight(j).risk_score)
-            .collect();
-        let tier = Tier::for_batch(rules_risks.iter().copied(), self.cfg.tiered_prompts);
+        // The rules' answers, made once: the prompt's tier follows the risk of the batch's most
+        // severe job, and they answer whatever the model does not.
+        let rules: Vec<Insight> = jobs.iter().map(|j| rules_backend::insight(j)).collect();
+        let tier = Tier::for_batch(rules.iter().map(|r| r.risk_score), self.cfg.tiered_prompts);
         let request = prompt::request(&self.template, tier, &self.cfg.tiers, jobs);
         // A rough token estimate (4 characters a token) reserved up front, settled after.
         let est_tokens = request.estimated_input_tokens() + prompt::MAX_TOKENS;
@@ -47,9 +45,9 @@ impl Analyst {
             .admit(est_tokens, deadline - self.cfg.call_budget())
             .await
         {
-            return jobs
-                .iter()
-                .map(|j| self.rules_outcome(j, InsightSource::Fallback, reason))
+            return rules
+                .into_iter()
+                .map(|r| self.outcome(r, InsightSource::Fallback, Some(reason)))
                 .collect();
         }
         let attempted = self.call(model, &request, deadline).await;
@@ -58,9 +56,9 @@ impl Analyst {
             model_id: model.model_id(),
             hash: request.hash(),
             tier,
-            rules_risks: &rules_risks,
+            rules,
         };
-        self.outcomes(jobs, attempted, &call, &asked)
+        self.outcomes(jobs, attempted, &call, asked)
     }
 
     /// Whether the model may be asked now: within the daily budget, the breaker closed, and
@@ -202,7 +200,7 @@ impl Analyst {
         jobs: &[&AnomalyJob],
         attempted: Attempted,
         call: &CallFigures,
-        asked: &Asked,
+        asked: Asked,
     ) -> Vec<InsightOutcome> {
         let n = jobs.len() as u32;
         let stamp = |mut o: InsightOutcome, input: u32, output: u32, cost: f64| {
@@ -220,10 +218,11 @@ impl Analyst {
         let answer = match attempted.result {
             Ok(answer) => answer,
             Err(ref e) => {
-                return jobs
-                    .iter()
-                    .map(|j| {
-                        let o = self.rules_outcome(j, InsightSource::Fallback, e.reason());
+                return asked
+                    .rules
+                    .into_iter()
+                    .map(|r| {
+                        let o = self.outcome(r, InsightSource::Fallback, Some(e.reason()));
                         stamp(o, 0, 0, 0.0)
                     })
                     .collect();
@@ -242,8 +241,8 @@ impl Analyst {
         let share = |total: u32| total / n.max(1);
         jobs.iter()
             .zip(parsed)
-            .zip(asked.rules_risks)
-            .map(|((job, parsed), &rules_risk)| {
+            .zip(asked.rules)
+            .map(|((job, parsed), rules)| {
                 let o = match parsed {
                     Ok(insight) => {
                         let low = insight.confidence < self.cfg.min_confidence;
@@ -254,17 +253,16 @@ impl Analyst {
                                 .cache
                                 .put(cache_key(job), insight.clone(), call.now_ms);
                         }
-                        let mut o = self.rules_outcome(job, InsightSource::Ai, "");
-                        o.insight = insight;
-                        o.reason = low.then(|| "low_confidence".to_string());
+                        let reason = low.then_some("low_confidence");
+                        let mut o = self.outcome(insight, InsightSource::Ai, reason);
                         o.low_confidence = low;
-                        o.rules_risk = low.then_some(rules_risk);
+                        o.rules_risk = low.then_some(rules.risk_score);
                         o
                     }
                     Err(e) => {
                         c.invalid_answers.fetch_add(1, Ordering::Relaxed);
                         tracing::warn!(error = %e, stream_id = %job.stream_id, form, "unusable model answer; rules answer");
-                        self.rules_outcome(job, InsightSource::Fallback, "parse_error")
+                        self.outcome(rules, InsightSource::Fallback, Some("parse_error"))
                     }
                 };
                 let mut o = stamp(o, share(answer.input_tokens), share(answer.output_tokens), call.cost_usd / f64::from(n.max(1)));
@@ -275,12 +273,12 @@ impl Analyst {
     }
 }
 
-/// What a batch was asked with, for its outcomes.
+/// What a batch was asked with, for its outcomes, and the rules' answer to each job.
 struct Asked<'a> {
     model_id: &'a str,
     hash: String,
     tier: Tier,
-    rules_risks: &'a [u8],
+    rules: Vec<Insight>,
 }
 
 /// The insights in a model's answer, and how they were read: from the schema-forced tool
