@@ -136,9 +136,10 @@ fn reads_from_async_tasks_do_not_stall_the_runtime() {
         }
         ticker.await.expect("ticker")
     });
-    // Without the hand-off both workers wait a second or more at a time.
+    // Without the hand-off both workers wait a second or more at a time (2.0 s measured); the
+    // bound leaves room for a loaded machine.
     assert!(
-        worst_gap < std::time::Duration::from_millis(600),
+        worst_gap < std::time::Duration::from_millis(1000),
         "a 25 ms ticker waited {worst_gap:?} behind store reads"
     );
 }
