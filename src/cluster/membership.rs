@@ -5,6 +5,7 @@
 
 use super::lease::{self, Held, PROJECTIONS};
 use super::{ClusterConfig, Member};
+use crate::events::pg_store::{LOCK_HOLDERS_SQL, LOCK_SELF_SQL};
 use deadpool_postgres::Pool;
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -118,15 +119,18 @@ impl Membership {
     /// lease and the member row, so the others take over at their next tick instead of
     /// waiting for the leases to lapse.
     pub async fn leave(&self) -> Result<(), MembershipError> {
-        let client = self.pool.get().await.map_err(err)?;
+        let mut client = self.pool.get().await.map_err(err)?;
         let me = self.cfg.node_id.as_str();
-        client
-            .execute(
-                "UPDATE leases SET holder = '', expires_at = clock_timestamp() WHERE holder = $1",
-                &[&me],
-            )
-            .await
-            .map_err(db)?;
+        // Its own writes in flight commit first (the fencing lock, taken exclusively).
+        let tx = client.transaction().await.map_err(db)?;
+        tx.execute(LOCK_SELF_SQL, &[&me]).await.map_err(db)?;
+        tx.execute(
+            "UPDATE leases SET holder = '', expires_at = clock_timestamp() WHERE holder = $1",
+            &[&me],
+        )
+        .await
+        .map_err(db)?;
+        tx.commit().await.map_err(db)?;
         client
             .execute("DELETE FROM members WHERE node_id = $1", &[&me])
             .await
@@ -141,7 +145,7 @@ impl Membership {
     pub async fn tick(&self) -> Result<(), MembershipError> {
         let me = self.cfg.node_id.as_str();
         let ttl = self.cfg.lease_ttl_s as f64;
-        let client = self.pool.get().await.map_err(err)?;
+        let mut client = self.pool.get().await.map_err(err)?;
         client
             .execute(
                 "INSERT INTO members (node_id, url, heartbeat_at) VALUES ($1, $2, clock_timestamp()) \
@@ -188,14 +192,17 @@ impl Membership {
                 self.held.start_release(name);
             }
             self.hooks.release(&plan.release).await;
-            client
-                .execute(
-                    "UPDATE leases SET holder = '', expires_at = clock_timestamp() \
-                     WHERE holder = $1 AND name = ANY($2)",
-                    &[&me, &plan.release],
-                )
-                .await
-                .map_err(db)?;
+            // Its own writes in flight under them commit first.
+            let tx = client.transaction().await.map_err(db)?;
+            tx.execute(LOCK_SELF_SQL, &[&me]).await.map_err(db)?;
+            tx.execute(
+                "UPDATE leases SET holder = '', expires_at = clock_timestamp() \
+                 WHERE holder = $1 AND name = ANY($2)",
+                &[&me, &plan.release],
+            )
+            .await
+            .map_err(db)?;
+            tx.commit().await.map_err(db)?;
             for name in &plan.release {
                 self.held.lose(name);
             }
@@ -207,7 +214,13 @@ impl Membership {
         if !plan.claim.is_empty() {
             // A lease is taken when it lapsed, was released, or is held under this node's id
             // by an earlier run of it; every take bumps the epoch, which fences the old holder.
-            let rows = client
+            // The old holders' writes in flight commit first; after this commits, theirs are
+            // refused (the fencing lock, taken exclusively until the takeover commits).
+            let tx = client.transaction().await.map_err(db)?;
+            tx.execute(LOCK_HOLDERS_SQL, &[&plan.claim, &me])
+                .await
+                .map_err(db)?;
+            let rows = tx
                 .query(
                     "INSERT INTO leases (name, holder, epoch, expires_at) \
                      SELECT n, $1, 1, clock_timestamp() + make_interval(secs => $2) FROM UNNEST($3::text[]) n \
@@ -219,6 +232,7 @@ impl Membership {
                 )
                 .await
                 .map_err(db)?;
+            tx.commit().await.map_err(db)?;
             let gained: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
             if !gained.is_empty() {
                 self.hooks.gained(&gained);

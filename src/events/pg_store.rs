@@ -2,17 +2,21 @@
 //!
 //! - A group commit is one transaction, acknowledged after COMMIT; appends go in as one
 //!   multi-row insert (`UNNEST` of arrays), not a statement per event.
-//! - Offsets come from one counter row (`meta`), taken with `UPDATE … RETURNING` at the start of
-//!   the transaction and held until COMMIT. Two transactions with appends therefore commit in
-//!   offset order, so a reader tailing by offset can never skip a row that commits late (the
-//!   classic trap of tailing a shared table by a sequence). The cost: commits with appends are
-//!   serialised across the cluster (one at a time, each one fsync); group commit amortises it.
+//! - Offsets come from a sequence, taken inside the transaction after its transaction id, with
+//!   no lock held to COMMIT: commits from many nodes run side by side and may finish out of
+//!   offset order. A tailer reads only up to the watermark (`watermark`), below which no
+//!   transaction in flight can still commit, so it never skips a row that commits late.
+//!   Offsets of a transaction that rolled back stay gaps.
 //! - Per-stream seq uniqueness is a key (`events_stream_seq`). Each event row keeps the epoch
 //!   of the lease it was written under (`epoch`, 0 without fencing): along a stream's seqs the
 //!   epochs never go down, which an audit can check.
-//! - Fencing (`Fence`): a transaction that appends to, or snapshots, a stream first locks the
-//!   lease rows of the shards it writes (`FOR SHARE`) and checks that this node holds each one
-//!   at the epoch it believes; a node whose lease was taken cannot commit.
+//! - Fencing (`Fence`, `schema`): a transaction that appends to, or snapshots, a stream holds
+//!   its node's fencing lock (shared) and checks, in the same round trip as its writes, that
+//!   this node holds each lease it writes under at the epoch it believes, without locking any
+//!   lease row. A node taking leases waits for the old holder's transactions in flight; a node
+//!   whose lease was taken cannot commit.
+//! - A group commit is one round trip once its statements are prepared: BEGIN, the check, the
+//!   appends, the other writes and COMMIT go out pipelined.
 //!
 //! - TLS (`tls`): the connection string's `sslmode` and `sslrootcert`, with libpq's meaning,
 //!   over rustls.
@@ -23,13 +27,18 @@
 
 use super::store::{decode_stored, head_of, EventStore, Snapshot, StoreError, StoredEvent};
 use super::store::{StreamLoad, ViewEntry, WriteOp};
+mod read;
+mod schema;
 pub mod tls;
+mod watermark;
 mod write;
+use schema::SCHEMA_SQL;
+pub use schema::{FENCE_LOCK, LOCK_HOLDERS_SQL, LOCK_SELF_SQL};
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
 use write::{fence_check, write_tx};
@@ -53,7 +62,10 @@ pub struct PgStore {
     /// TLS as the connection string's `sslmode` asks (`None`: plain only).
     tls: Option<tokio_postgres_rustls::MakeRustlsConnect>,
     schema: String,
-    last_offset: AtomicU64,
+    /// The highest offset this store's own writes took.
+    written: AtomicU64,
+    /// Up to where the log is final (no commit in flight can land below it).
+    watermark: Mutex<watermark::Watermark>,
     fence: RwLock<Option<Arc<dyn Fence>>>,
 }
 
@@ -64,6 +76,10 @@ fn pg_err(e: impl std::fmt::Display) -> StoreError {
 /// tokio-postgres errors name the server's message only in their source: show it.
 fn db_err(e: tokio_postgres::Error) -> StoreError {
     match e.as_db_error() {
+        Some(db) if db.code().code() == schema::FENCED_SQLSTATE => StoreError::Fenced {
+            lease: db.detail().unwrap_or_default().to_string(),
+            reason: db.message().to_string(),
+        },
         Some(db) => pg_err(format!("{} ({})", db.message(), db.code().code())),
         // A connection or TLS failure: its cause is in the source chain.
         None => pg_err(crate::errors::chain(&e)),
@@ -79,27 +95,12 @@ fn pool_err(e: deadpool_postgres::PoolError) -> StoreError {
     }
 }
 
+/// How long a read waits for this store's own writes to become final.
+pub(crate) const READ_OWN_WRITES: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// A session idle inside a transaction this long is ended by the server, releasing its locks.
 /// Kept below the shortest lease (`cluster.lease_ttl_s` ≥ 2 s).
 pub const IDLE_IN_TX_MS: u64 = 1500;
-
-/// The tables, created once per schema (under an advisory lock: nodes start together).
-const SCHEMA_SQL: &str = r#"
-CREATE TABLE IF NOT EXISTS meta (id INT PRIMARY KEY, last_offset BIGINT NOT NULL);
-INSERT INTO meta VALUES (1, 0) ON CONFLICT DO NOTHING;
-CREATE TABLE IF NOT EXISTS events (
-    off BIGINT PRIMARY KEY,
-    stream_id TEXT NOT NULL,
-    seq BIGINT NOT NULL,
-    frame BYTEA NOT NULL,
-    epoch BIGINT NOT NULL DEFAULT 0,
-    CONSTRAINT events_stream_seq UNIQUE (stream_id, seq));
-CREATE TABLE IF NOT EXISTS snapshots (stream_id TEXT PRIMARY KEY, seq BIGINT NOT NULL, state BYTEA NOT NULL);
-CREATE TABLE IF NOT EXISTS checkpoints (name TEXT PRIMARY KEY, off BIGINT NOT NULL);
-CREATE TABLE IF NOT EXISTS views (view TEXT NOT NULL, key BYTEA NOT NULL, value BYTEA NOT NULL, PRIMARY KEY (view, key));
-CREATE TABLE IF NOT EXISTS members (node_id TEXT PRIMARY KEY, url TEXT NOT NULL, heartbeat_at TIMESTAMPTZ NOT NULL);
-CREATE TABLE IF NOT EXISTS leases (name TEXT PRIMARY KEY, holder TEXT NOT NULL, epoch BIGINT NOT NULL, expires_at TIMESTAMPTZ NOT NULL);
-"#;
 
 /// The PostgreSQL server tests run on (`PG_TEST_URL`, set by scripts/test). Without it the
 /// PostgreSQL tests are skipped, unless `REQUIRE_PG_TESTS=1` (then they fail).
@@ -192,7 +193,8 @@ impl PgStore {
             config: cfg,
             tls,
             schema: schema.to_string(),
-            last_offset: AtomicU64::new(0),
+            written: AtomicU64::new(0),
+            watermark: Mutex::new(watermark::Watermark::default()),
             fence: RwLock::new(None),
         };
         let schema = store.schema.clone();
@@ -210,7 +212,18 @@ impl PgStore {
                 tx.commit().await.map_err(db_err)
             })
             .map_err(|e| open_err(e.to_string()))?;
-        store.last_offset();
+        // What was written before it opened counts as its own: its first reads wait for it.
+        let taken = store
+            .query(
+                "SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM event_offsets",
+                Vec::new(),
+            )
+            .map_err(|e| open_err(e.to_string()))?;
+        if let Some(row) = taken.first() {
+            store
+                .written
+                .store(row.get::<_, i64>(0).max(0) as u64, Ordering::Relaxed);
+        }
         Ok(store)
     }
 
@@ -319,8 +332,8 @@ impl EventStore for PgStore {
         };
         let ops = ops.to_vec();
         let offsets = self.run(move |pool| write_tx(pool, ops, fence))?;
-        if let Some(last) = offsets.last() {
-            self.last_offset.fetch_max(*last, Ordering::Relaxed);
+        if let Some(last) = offsets.iter().max() {
+            self.written.fetch_max(*last, Ordering::Relaxed);
         }
         Ok(offsets)
     }
@@ -344,9 +357,17 @@ impl EventStore for PgStore {
     }
 
     fn read_from(&self, from_offset: u64, limit: usize) -> Result<Vec<StoredEvent>, StoreError> {
+        let upto = self.final_offset()?;
+        if from_offset > upto {
+            return Ok(Vec::new());
+        }
         let rows = self.query(
-            "SELECT off, frame FROM events WHERE off >= $1 ORDER BY off LIMIT $2",
-            vec![Box::new(as_i64(from_offset)), Box::new(limit as i64)],
+            "SELECT off, frame FROM events WHERE off >= $1 AND off <= $2 ORDER BY off LIMIT $3",
+            vec![
+                Box::new(as_i64(from_offset)),
+                Box::new(as_i64(upto)),
+                Box::new(limit as i64),
+            ],
         )?;
         decode_rows(&rows)
     }
@@ -369,53 +390,20 @@ impl EventStore for PgStore {
     }
 
     fn load_stream(&self, stream_id: &str, limit: usize) -> Result<StreamLoad, StoreError> {
-        let rows = self.query(
-            "SELECT 0, s.seq, s.state, 0::bigint FROM snapshots s WHERE s.stream_id = $1 \
-             UNION ALL \
-             (SELECT 1, e.seq, e.frame, e.off FROM events e WHERE e.stream_id = $1 \
-                AND e.seq > coalesce((SELECT seq FROM snapshots WHERE stream_id = $1), 0) \
-                ORDER BY e.seq LIMIT $2) \
-             UNION ALL \
-             SELECT 2, coalesce(max(seq), 0), NULL::bytea, 0::bigint FROM events WHERE stream_id = $1",
-            vec![Box::new(stream_id.to_string()), Box::new(limit as i64)],
-        )?;
-        let mut load = StreamLoad {
-            snapshot: None,
-            events: Vec::new(),
-            head: 0,
-        };
-        for r in &rows {
-            let seq = r.get::<_, i64>(1) as u64;
-            match r.get::<_, i32>(0) {
-                0 => {
-                    load.snapshot = Some(Snapshot {
-                        stream_id: stream_id.to_string(),
-                        seq,
-                        state: r.get(2),
-                    })
-                }
-                1 => load
-                    .events
-                    .push(decode_stored(r.get::<_, i64>(3) as u64, r.get(2))?),
-                _ => load.head = seq,
-            }
-        }
-        load.events.sort_by_key(|e| e.record.seq);
-        load.head = head_of(Some(load.head), load.snapshot.as_ref());
-        Ok(load)
+        self.load_one(stream_id, limit)
     }
 
     fn last_offset(&self) -> u64 {
-        match self.query("SELECT last_offset FROM meta WHERE id = 1", Vec::new()) {
-            Ok(rows) => {
-                if let Some(row) = rows.first() {
-                    self.last_offset
-                        .fetch_max(row.get::<_, i64>(0) as u64, Ordering::Relaxed);
-                }
+        match self.final_offset() {
+            Ok(upto) => upto,
+            Err(e) => {
+                tracing::warn!(error = %e, "reading the last offset; using the last known");
+                self.watermark
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .safe()
             }
-            Err(e) => tracing::warn!(error = %e, "reading the last offset; using the last known"),
         }
-        self.last_offset.load(Ordering::Relaxed)
     }
 
     fn snapshot(&self, stream_id: &str) -> Result<Option<Snapshot>, StoreError> {

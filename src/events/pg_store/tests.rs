@@ -44,6 +44,79 @@ fn a_reader_tailing_by_offset_never_skips_a_late_commit() {
     assert_eq!(reader.last_offset(), 2000);
 }
 
+/// Given a transaction that took its offsets and is still open (held open by hand, with the
+/// writer's own statements), when a later one commits first, then a tailer reads nothing past
+/// the open one's offsets until it commits, and then reads both, in offset order.
+#[test]
+fn commits_that_finish_out_of_order_are_never_skipped() {
+    let Some(a) = open("order") else { return };
+    let b = open("order").expect("second writer");
+    let reader = open("order").expect("reader");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let pool = a.new_pool(2).expect("pool");
+    let frame = |seq| match test_append("early", seq) {
+        WriteOp::Append(e) => e.frame,
+        _ => unreachable!("an append"),
+    };
+    let frames = vec![frame(1), frame(2), frame(3)];
+    let held = rt.block_on(async {
+        let client = pool.get().await.expect("connection");
+        client.batch_execute("BEGIN").await.expect("begin");
+        client.query(write::XID_SQL, &[]).await.expect("xid");
+        let rows = client
+            .query(
+                write::APPEND_SQL,
+                &[
+                    &vec!["early".to_string(); 3],
+                    &vec![1i64, 2, 3],
+                    &frames,
+                    &vec![0i64; 3],
+                ],
+            )
+            .await
+            .expect("append");
+        let offs: Vec<i64> = rows.iter().map(|r| r.get(0)).collect();
+        (client, offs)
+    });
+    let (client, early) = held;
+    let late = b
+        .write(&[test_append("late", 1), test_append("late", 2)])
+        .expect("the later transaction commits first");
+    assert!(late
+        .iter()
+        .all(|o| *o as i64 > *early.iter().max().unwrap()));
+    // While the early one is open, the later one's events stay behind the watermark.
+    for _ in 0..20 {
+        let page = reader.read_from(1, 100).expect("tail");
+        assert!(
+            page.is_empty(),
+            "the tail read {:?} past a transaction still open at {early:?}",
+            page.iter().map(|e| e.offset).collect::<Vec<_>>()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    rt.block_on(client.batch_execute("COMMIT")).expect("commit");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut seen = Vec::new();
+    while seen.len() < 5 {
+        assert!(std::time::Instant::now() < deadline, "read only {seen:?}");
+        let from = seen.last().map_or(1, |o| o + 1);
+        seen.extend(
+            reader
+                .read_from(from, 100)
+                .expect("tail")
+                .iter()
+                .map(|e| e.offset),
+        );
+    }
+    let mut want: Vec<u64> = early.iter().map(|o| *o as u64).chain(late).collect();
+    want.sort();
+    assert_eq!(seen, want, "every event, in offset order, none skipped");
+}
+
 struct Holds(Vec<(String, i64)>);
 
 impl Fence for Holds {

@@ -1,8 +1,10 @@
-//! One group commit as one PostgreSQL transaction: the fencing check and the appends (one
-//! statement that takes the offsets and inserts every row), pipelined, then the other
-//! operations in runs of one statement each. Every statement is prepared once per connection.
+//! One group commit as one PostgreSQL transaction in one round trip: BEGIN, the fencing check,
+//! the transaction id, the appends (one statement), the other operations in runs of one
+//! statement each, and COMMIT, pipelined. Every statement is prepared once per connection.
+//! A statement that fails aborts the transaction: the ones after it fail too and COMMIT rolls
+//! back; the first error is the one returned.
 
-use super::{db_err, pool_err, Fence};
+use super::{db_err, pool_err, Fence, Params};
 use crate::events::store::{StoreError, WriteOp};
 use deadpool_postgres::Pool;
 use std::collections::BTreeMap;
@@ -79,38 +81,34 @@ impl Run {
         }
     }
 
-    async fn flush(&mut self, tx: &deadpool_postgres::Transaction<'_>) -> Result<(), StoreError> {
+    /// The statements that apply the run, in order; the run is left empty.
+    fn flush(&mut self, out: &mut Vec<Stmt>) {
         if !self.snapshots.is_empty() {
             let (ids, rest): (Vec<String>, Vec<(i64, Vec<u8>)>) =
                 std::mem::take(&mut self.snapshots).into_iter().unzip();
             let (seqs, states): (Vec<i64>, Vec<Vec<u8>>) = rest.into_iter().unzip();
-            execute(
-                tx,
+            out.push(Stmt::new(
                 "INSERT INTO snapshots (stream_id, seq, state) \
                  SELECT * FROM UNNEST($1::text[], $2::bigint[], $3::bytea[]) \
                  ON CONFLICT (stream_id) DO UPDATE SET seq = EXCLUDED.seq, state = EXCLUDED.state",
-                &[&ids, &seqs, &states],
-            )
-            .await
-            .map_err(db_err)?;
+                vec![Box::new(ids), Box::new(seqs), Box::new(states)],
+            ));
         }
         if !self.checkpoints.is_empty() {
             let (names, offs): (Vec<String>, Vec<i64>) =
                 std::mem::take(&mut self.checkpoints).into_iter().unzip();
-            execute(
-                tx,
+            out.push(Stmt::new(
                 "INSERT INTO checkpoints (name, off) SELECT * FROM UNNEST($1::text[], $2::bigint[]) \
                  ON CONFLICT (name) DO UPDATE SET off = EXCLUDED.off",
-                &[&names, &offs],
-            )
-            .await
-            .map_err(db_err)?;
+                vec![Box::new(names), Box::new(offs)],
+            ));
         }
         if !self.removes.is_empty() {
             let offs = std::mem::take(&mut self.removes);
-            execute(tx, "DELETE FROM events WHERE off = ANY($1)", &[&offs])
-                .await
-                .map_err(db_err)?;
+            out.push(Stmt::new(
+                "DELETE FROM events WHERE off = ANY($1)",
+                vec![Box::new(offs)],
+            ));
         }
         if !self.puts.is_empty() {
             let puts = std::mem::take(&mut self.puts);
@@ -122,41 +120,35 @@ impl Run {
                 keys.push(key);
                 values.push(value);
             }
-            execute(
-                tx,
+            out.push(Stmt::new(
                 "INSERT INTO views (view, key, value) \
                  SELECT * FROM UNNEST($1::text[], $2::bytea[], $3::bytea[]) \
                  ON CONFLICT (view, key) DO UPDATE SET value = EXCLUDED.value",
-                &[&views, &keys, &values],
-            )
-            .await
-            .map_err(db_err)?;
+                vec![Box::new(views), Box::new(keys), Box::new(values)],
+            ));
         }
         if !self.unputs.is_empty() {
             let (views, keys): (Vec<String>, Vec<Vec<u8>>) =
                 std::mem::take(&mut self.unputs).into_iter().unzip();
-            execute(
-                tx,
+            out.push(Stmt::new(
                 "DELETE FROM views WHERE (view, key) IN \
                  (SELECT * FROM UNNEST($1::text[], $2::bytea[]))",
-                &[&views, &keys],
-            )
-            .await
-            .map_err(db_err)?;
+                vec![Box::new(views), Box::new(keys)],
+            ));
         }
-        Ok(())
     }
 }
 
-/// One statement, prepared once per connection (`prepare_cached`): a plain `execute` with SQL
-/// text parses it again, an extra round trip every time.
-async fn execute(
-    tx: &deadpool_postgres::Transaction<'_>,
-    sql: &str,
-    params: &[&(dyn ToSql + Sync)],
-) -> Result<u64, tokio_postgres::Error> {
-    let stmt = tx.prepare_cached(sql).await?;
-    tx.execute(&stmt, params).await
+/// One statement of the pipeline, with its parameters.
+struct Stmt {
+    sql: &'static str,
+    params: Params,
+}
+
+impl Stmt {
+    fn new(sql: &'static str, params: Params) -> Stmt {
+        Stmt { sql, params }
+    }
 }
 
 /// What a fenced write checks: this node, the leases it needs at their epochs, and the epoch
@@ -167,62 +159,53 @@ pub(super) struct FenceCheck {
     pub append_epochs: Vec<i64>,
 }
 
-/// The appends of `ops` as one statement that also takes their offsets from the counter row
-/// (held until COMMIT, so commits with appends stay in offset order); their offsets.
-async fn append(
-    tx: &deadpool_postgres::Transaction<'_>,
-    ops: &[WriteOp],
-    fence: Option<&FenceCheck>,
-) -> Result<Vec<u64>, StoreError> {
+/// The appends of `ops`, in order, as one statement: each row's offset from the sequence (in
+/// the appends' order), returned.
+pub(super) const APPEND_SQL: &str = "INSERT INTO events (off, stream_id, seq, frame, epoch) \
+     SELECT nextval('event_offsets'), u.s, u.q, u.f, u.e \
+     FROM UNNEST($1::text[], $2::bigint[], $3::bytea[], $4::bigint[]) \
+          WITH ORDINALITY AS u(s, q, f, e, n) ORDER BY u.n \
+     RETURNING off";
+
+/// Before the appends take offsets, the transaction takes its id (the watermark's rule).
+pub(super) const XID_SQL: &str = "SELECT pg_current_xact_id()::text";
+
+fn append_stmt(ops: &[WriteOp], fence: Option<&FenceCheck>) -> Option<Stmt> {
     let (mut streams, mut seqs, mut frames) = (Vec::new(), Vec::new(), Vec::new());
     for e in ops.iter().filter_map(|op| match op {
         WriteOp::Append(e) => Some(e),
         _ => None,
     }) {
-        streams.push(e.stream_id.as_str());
+        streams.push(e.stream_id.clone());
         seqs.push(e.seq as i64);
-        frames.push(e.frame.as_slice());
+        frames.push(e.frame.clone());
     }
     if streams.is_empty() {
-        return Ok(Vec::new());
+        return None;
     }
     let epochs = match fence {
         Some(f) => f.append_epochs.clone(),
-        None => vec![0; streams.len()],
+        None => vec![0i64; streams.len()],
     };
-    let stmt = tx
-        .prepare_cached(
-            "WITH o AS (UPDATE meta SET last_offset = last_offset + cardinality($1::text[]) \
-                        WHERE id = 1 RETURNING last_offset) \
-             INSERT INTO events (off, stream_id, seq, frame, epoch) \
-             SELECT (SELECT last_offset FROM o) - cardinality($1::text[]) + u.n, u.s, u.q, u.f, u.e \
-             FROM UNNEST($1::text[], $2::bigint[], $3::bytea[], $4::bigint[]) \
-                  WITH ORDINALITY AS u(s, q, f, e, n) \
-             RETURNING off",
-        )
-        .await
-        .map_err(db_err)?;
-    let params: [&(dyn ToSql + Sync); 4] = [&streams, &seqs, &frames, &epochs];
-    let rows = tx
-        .query(&stmt, &params)
-        .await
-        .map_err(|e| match e.as_db_error() {
-            Some(db) if db.constraint() == Some("events_stream_seq") => {
-                StoreError::Engine(format!(
-                    "postgres: another writer appended to one of these streams ({})",
-                    db.detail().unwrap_or(db.message())
-                ))
-            }
-            _ => db_err(e),
-        })?;
-    let first = rows
-        .iter()
-        .map(|r| r.get::<_, i64>(0))
-        .min()
-        .ok_or_else(|| StoreError::Engine("postgres: the append returned no offset".into()))?;
-    Ok((0..streams.len() as i64)
-        .map(|i| (first + i) as u64)
-        .collect())
+    Some(Stmt::new(
+        APPEND_SQL,
+        vec![
+            Box::new(streams),
+            Box::new(seqs),
+            Box::new(frames),
+            Box::new(epochs),
+        ],
+    ))
+}
+
+fn append_err(e: tokio_postgres::Error) -> StoreError {
+    match e.as_db_error() {
+        Some(db) if db.constraint() == Some("events_stream_seq") => StoreError::Engine(format!(
+            "postgres: another writer appended to one of these streams ({})",
+            db.detail().unwrap_or(db.message())
+        )),
+        _ => db_err(e),
+    }
 }
 
 pub(super) async fn write_tx(
@@ -230,44 +213,27 @@ pub(super) async fn write_tx(
     ops: Vec<WriteOp>,
     fence: Option<FenceCheck>,
 ) -> Result<Vec<u64>, StoreError> {
-    let mut client = pool.get().await.map_err(pool_err)?;
-    let tx = client.transaction().await.map_err(db_err)?;
-    // The lease check and the appends go out together (pipelined on the connection, one round
-    // trip); a failed check rolls the appends back with the transaction.
-    let check = async {
-        let Some(FenceCheck { node, need, .. }) = &fence else {
-            return Ok(());
-        };
-        let names: Vec<&str> = need.keys().map(String::as_str).collect();
-        let stmt = tx
-            .prepare_cached(
-                "SELECT name, epoch FROM leases WHERE name = ANY($1) AND holder = $2 \
-                 AND expires_at > clock_timestamp() FOR SHARE",
-            )
-            .await
-            .map_err(db_err)?;
-        let rows = tx.query(&stmt, &[&names, node]).await.map_err(db_err)?;
-        let held: BTreeMap<String, i64> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
-        for (lease, epoch) in need {
-            if held.get(lease) != Some(epoch) {
-                return Err(StoreError::Fenced {
-                    lease: lease.clone(),
-                    reason: match held.get(lease) {
-                        Some(e) => format!("held at epoch {e}, not {epoch}"),
-                        None => "lapsed or taken by another node".into(),
-                    },
-                });
-            }
-        }
-        Ok(())
-    };
-    let (_, offsets) = tokio::try_join!(check, append(&tx, &ops, fence.as_ref()))?;
+    let client = pool.get().await.map_err(pool_err)?;
+    let mut stmts = Vec::new();
+    if let Some(FenceCheck { node, need, .. }) = &fence {
+        let (names, epochs): (Vec<String>, Vec<i64>) =
+            need.iter().map(|(l, e)| (l.clone(), *e)).unzip();
+        stmts.push(Stmt::new(
+            "SELECT fence_check($1, $2, $3)",
+            vec![Box::new(node.clone()), Box::new(names), Box::new(epochs)],
+        ));
+    }
+    let append_at = append_stmt(&ops, fence.as_ref()).map(|append| {
+        stmts.push(Stmt::new(XID_SQL, Vec::new()));
+        stmts.push(append);
+        stmts.len() - 1
+    });
     let mut run = Run::default();
     let mut kind = None;
     for op in ops {
         let k = Run::kind(&op);
         if kind != Some(k) {
-            run.flush(&tx).await?;
+            run.flush(&mut stmts);
             kind = Some(k);
         }
         match op {
@@ -285,7 +251,43 @@ pub(super) async fn write_tx(
             WriteOp::RemoveView { view, key } => run.unputs.push((view, key)),
         }
     }
-    run.flush(&tx).await?;
-    tx.commit().await.map_err(db_err)?;
+    run.flush(&mut stmts);
+    let mut prepared = Vec::with_capacity(stmts.len());
+    for s in &stmts {
+        prepared.push(client.prepare_cached(s.sql).await.map_err(db_err)?);
+    }
+    let params: Vec<Vec<&(dyn ToSql + Sync)>> = stmts
+        .iter()
+        .map(|s| {
+            s.params
+                .iter()
+                .map(|p| p.as_ref() as &(dyn ToSql + Sync))
+                .collect()
+        })
+        .collect();
+    // Every request is sent on the first poll, in order (one round trip); the answers come
+    // back in the same order.
+    let begin = client.batch_execute("BEGIN");
+    let queries = futures_util::future::join_all(
+        prepared
+            .iter()
+            .zip(&params)
+            .map(|(stmt, params)| client.query(stmt, params)),
+    );
+    let commit = client.batch_execute("COMMIT");
+    let (begun, answers, committed) = tokio::join!(begin, queries, commit);
+    begun.map_err(db_err)?;
+    let mut offsets = Vec::new();
+    for (i, answer) in answers.into_iter().enumerate() {
+        let rows = match answer {
+            Ok(rows) => rows,
+            Err(e) if Some(i) == append_at => return Err(append_err(e)),
+            Err(e) => return Err(db_err(e)),
+        };
+        if Some(i) == append_at {
+            offsets = rows.iter().map(|r| r.get::<_, i64>(0) as u64).collect();
+        }
+    }
+    committed.map_err(db_err)?;
     Ok(offsets)
 }
