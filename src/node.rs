@@ -137,7 +137,7 @@ impl Node {
                 node_id: config.cluster.node_id.clone(),
                 shards: config.cluster.shards,
                 held: held.clone(),
-            }));
+            }))?;
             router = router.with_cluster(Peers::new(
                 config.cluster.clone(),
                 held.clone(),
@@ -152,6 +152,7 @@ impl Node {
                     router: router.clone(),
                     writer: writer.clone(),
                     ports: ports.clone(),
+                    store: pg.clone(),
                 }),
             ));
             // One tick before serving: a node alone takes every lease at once.

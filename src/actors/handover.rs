@@ -3,6 +3,7 @@
 use super::StreamRouter;
 use crate::cluster::lease::shard_of_lease;
 use crate::cluster::membership::Handover;
+use crate::events::pg_store::PgStore;
 use crate::events::writer::Writer;
 use crate::metrics::ports::PortTable;
 use std::collections::BTreeSet;
@@ -14,6 +15,8 @@ pub struct NodeHandover {
     pub router: StreamRouter,
     pub writer: Writer,
     pub ports: Arc<PortTable>,
+    /// Loads the streams of gained leases in bulk.
+    pub store: Arc<PgStore>,
 }
 
 fn shards(leases: &[String]) -> BTreeSet<u32> {
@@ -38,6 +41,7 @@ impl Handover for NodeHandover {
             // After the actors were told to stop, so none puts its row back.
             forget_ports(&router, &ports, &shards);
         });
+        self.store.forget_preloaded();
         self.writer.forget_heads();
     }
 
@@ -47,6 +51,7 @@ impl Handover for NodeHandover {
     ) -> Pin<Box<dyn Future<Output = ()> + Send + 'a>> {
         Box::pin(async move {
             let shards = shards(leases);
+            self.store.forget_preloaded();
             self.router.evict_shards(&shards, true).await;
             forget_ports(&self.router, &self.ports, &shards);
             // The actors' last snapshots went to the writer before they stopped; one durable
@@ -57,7 +62,19 @@ impl Handover for NodeHandover {
         })
     }
 
-    fn gained(&self, _leases: &[String]) {
+    /// Before the node answers for them: their streams' snapshots, tails and heads, in bulk.
+    fn gained(&self, leases: &[String]) {
         self.writer.forget_heads();
+        let started = std::time::Instant::now();
+        match self.store.preload(leases) {
+            Ok(streams) => tracing::info!(
+                leases = leases.len(),
+                streams,
+                ms = started.elapsed().as_millis() as u64,
+                "loaded the streams of gained leases"
+            ),
+            // Each stream then loads when its actor starts, as without the preload.
+            Err(e) => tracing::warn!(error = %e, "loading the streams of gained leases"),
+        }
     }
 }

@@ -27,6 +27,7 @@
 
 use super::store::{decode_stored, head_of, EventStore, Snapshot, StoreError, StoredEvent};
 use super::store::{StreamLoad, ViewEntry, WriteOp};
+mod preload;
 mod read;
 mod schema;
 pub mod tls;
@@ -64,6 +65,8 @@ pub struct PgStore {
     schema: String,
     /// The highest offset this store's own writes took.
     written: AtomicU64,
+    /// Streams loaded in bulk with their leases (`preload`).
+    preloaded: Mutex<preload::Preloaded>,
     /// Up to where the log is final (no commit in flight can land below it).
     watermark: Mutex<watermark::Watermark>,
     fence: RwLock<Option<Arc<dyn Fence>>>,
@@ -194,6 +197,7 @@ impl PgStore {
             tls,
             schema: schema.to_string(),
             written: AtomicU64::new(0),
+            preloaded: Mutex::default(),
             watermark: Mutex::new(watermark::Watermark::default()),
             fence: RwLock::new(None),
         };
@@ -227,9 +231,40 @@ impl PgStore {
         Ok(store)
     }
 
-    /// Check leases in every write from now on.
-    pub fn set_fence(&self, fence: Arc<dyn Fence>) {
+    /// Check leases in every write from now on. The directory's leases are brought in line
+    /// with the fence's (streams written before fencing, or under another shard count).
+    pub fn set_fence(&self, fence: Arc<dyn Fence>) -> Result<(), StoreError> {
+        let rows = self.query("SELECT stream_id, lease FROM streams", Vec::new())?;
+        let (mut ids, mut leases) = (Vec::new(), Vec::new());
+        for r in &rows {
+            let (id, lease): (String, Option<String>) = (r.get(0), r.get(1));
+            let want = fence.lease_for_stream(&id);
+            if lease.as_deref() != Some(want.as_str()) {
+                ids.push(id);
+                leases.push(want);
+            }
+        }
+        if !ids.is_empty() {
+            self.query(
+                "UPDATE streams d SET lease = u.l FROM UNNEST($1::text[], $2::text[]) u(s, l) \
+                 WHERE d.stream_id = u.s RETURNING 1",
+                vec![Box::new(ids), Box::new(leases)],
+            )?;
+        }
         *self.fence.write().expect("fence lock poisoned") = Some(fence);
+        Ok(())
+    }
+
+    /// The lease a write to `stream_id` is made under ("" without fencing).
+    fn lease_of(&self, stream_id: &str) -> String {
+        match self.fence.read().expect("fence lock poisoned").as_ref() {
+            Some(f) => f.lease_for_stream(stream_id),
+            None => String::new(),
+        }
+    }
+
+    fn preloaded(&self) -> std::sync::MutexGuard<'_, preload::Preloaded> {
+        self.preloaded.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// A separate pool on the same server, for async callers on another runtime (the lease
@@ -330,10 +365,36 @@ impl EventStore for PgStore {
             Some(f) => Some(fence_check(f.as_ref(), ops)?),
             None => None,
         };
+        // The streams this write appends to (one actor's request holds one or two), with
+        // their leases; the ones the directory may lack go in with the write.
+        let mut appended: Vec<(&str, u64, String)> = Vec::new();
+        for op in ops {
+            let WriteOp::Append(e) = op else { continue };
+            match appended
+                .iter_mut()
+                .rev()
+                .find(|(s, _, _)| *s == e.stream_id)
+            {
+                Some(entry) => entry.1 = entry.1.max(e.seq),
+                None => appended.push((&e.stream_id, e.seq, self.lease_of(&e.stream_id))),
+            }
+        }
+        let new_streams: write::NewStreams = {
+            let pre = self.preloaded();
+            appended
+                .iter()
+                .filter(|(s, _, _)| !pre.is_known(s))
+                .map(|(s, _, l)| (s.to_string(), l.clone()))
+                .unzip()
+        };
         let ops = ops.to_vec();
-        let offsets = self.run(move |pool| write_tx(pool, ops, fence))?;
+        let offsets = self.run(move |pool| write_tx(pool, ops, fence, new_streams))?;
         if let Some(last) = offsets.iter().max() {
             self.written.fetch_max(*last, Ordering::Relaxed);
+        }
+        let mut pre = self.preloaded();
+        for (stream, seq, lease) in &appended {
+            pre.wrote(stream, *seq, lease);
         }
         Ok(offsets)
     }
@@ -373,6 +434,9 @@ impl EventStore for PgStore {
     }
 
     fn stream_head(&self, stream_id: &str) -> Result<u64, StoreError> {
+        if let Some(head) = self.preloaded().head(stream_id, &self.lease_of(stream_id)) {
+            return Ok(head);
+        }
         let rows = self.query(
             "SELECT (SELECT max(seq) FROM events WHERE stream_id = $1), \
                     (SELECT seq FROM snapshots WHERE stream_id = $1)",
@@ -390,6 +454,18 @@ impl EventStore for PgStore {
     }
 
     fn load_stream(&self, stream_id: &str, limit: usize) -> Result<StreamLoad, StoreError> {
+        let lease = self.lease_of(stream_id);
+        match self.preloaded().take(stream_id, &lease, limit) {
+            preload::Answer::Load(load) => return Ok(load),
+            preload::Answer::New => {
+                return Ok(StreamLoad {
+                    snapshot: None,
+                    events: Vec::new(),
+                    head: 0,
+                })
+            }
+            preload::Answer::Ask => {}
+        }
         self.load_one(stream_id, limit)
     }
 

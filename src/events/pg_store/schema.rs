@@ -27,6 +27,12 @@ CREATE TABLE IF NOT EXISTS checkpoints (name TEXT PRIMARY KEY, off BIGINT NOT NU
 CREATE TABLE IF NOT EXISTS views (view TEXT NOT NULL, key BYTEA NOT NULL, value BYTEA NOT NULL, PRIMARY KEY (view, key));
 CREATE TABLE IF NOT EXISTS members (node_id TEXT PRIMARY KEY, url TEXT NOT NULL, heartbeat_at TIMESTAMPTZ NOT NULL);
 CREATE TABLE IF NOT EXISTS leases (name TEXT PRIMARY KEY, holder TEXT NOT NULL, epoch BIGINT NOT NULL, expires_at TIMESTAMPTZ NOT NULL);
+-- The directory: every stream with an event, and the lease it is written under (NULL: not
+-- known yet, set when a node with fencing opens the store).
+CREATE TABLE IF NOT EXISTS streams (stream_id TEXT PRIMARY KEY, lease TEXT);
+CREATE INDEX IF NOT EXISTS streams_lease ON streams (lease);
+INSERT INTO streams (stream_id) SELECT DISTINCT stream_id FROM events
+ WHERE NOT EXISTS (SELECT 1 FROM streams) ON CONFLICT DO NOTHING;
 -- Offsets: a sequence (no lock held to COMMIT; tailers read up to the watermark). A store
 -- made with the counter row goes on from it.
 CREATE SEQUENCE IF NOT EXISTS event_offsets AS BIGINT MINVALUE 1 CACHE 1;

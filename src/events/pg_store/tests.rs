@@ -154,7 +154,9 @@ fn set_lease(store: &PgStore, holder: &'static str, epoch: i64) {
 #[test]
 fn a_write_under_a_lease_taken_by_another_node_is_fenced() {
     let Some(store) = open("fence") else { return };
-    store.set_fence(Arc::new(Holds(vec![("stream/a".into(), 1)])));
+    store
+        .set_fence(Arc::new(Holds(vec![("stream/a".into(), 1)])))
+        .expect("fence");
     set_lease(&store, "n1", 1);
     store.write(&[test_append("a", 1)]).expect("held lease");
     set_lease(&store, "n2", 2);
@@ -215,4 +217,53 @@ fn reads_from_async_tasks_do_not_stall_the_runtime() {
         worst_gap < std::time::Duration::from_millis(1000),
         "a 25 ms ticker waited {worst_gap:?} behind store reads"
     );
+}
+
+/// Given streams written under leases (one with a snapshot and a tail, one without, one never
+/// written), when another store preloads those leases, then each stream's load and head are
+/// what a load one stream at a time gives.
+#[test]
+fn a_preload_gives_what_loads_one_at_a_time_give() {
+    let Some(writer) = open("preload") else {
+        return;
+    };
+    let other = open("preload").expect("second node");
+    let mut ops: Vec<WriteOp> = (1..=3).map(|s| test_append("a", s)).collect();
+    ops.push(test_append("b", 1));
+    ops.push(WriteOp::Snapshot(Snapshot {
+        stream_id: "a".into(),
+        seq: 2,
+        state: vec![42],
+    }));
+    writer.write(&ops).expect("write");
+    other
+        .set_fence(Arc::new(Holds(vec![
+            ("stream/a".into(), 1),
+            ("stream/b".into(), 1),
+            ("stream/c".into(), 1),
+        ])))
+        .expect("fence");
+    let leases: Vec<String> = ["a", "b", "c"]
+        .iter()
+        .map(|s| format!("stream/{s}"))
+        .collect();
+    assert_eq!(other.preload(&leases).expect("preload"), 2);
+    for stream in ["a", "b", "c"] {
+        let want = writer.load_one(stream, 1000).expect("load one");
+        assert_eq!(
+            other.stream_head(stream).expect("head"),
+            want.head,
+            "{stream}"
+        );
+        let got = other.load_stream(stream, 1000).expect("load");
+        assert_eq!(got.head, want.head, "{stream}");
+        assert_eq!(got.snapshot, want.snapshot, "{stream}");
+        assert_eq!(got.events, want.events, "{stream}");
+    }
+    assert_eq!(
+        other.load_stream("a", 1000).expect("reload").events.len(),
+        1
+    );
+    other.forget_preloaded();
+    assert_eq!(other.stream_head("a").expect("head from the database"), 3);
 }

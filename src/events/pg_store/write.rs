@@ -208,10 +208,14 @@ fn append_err(e: tokio_postgres::Error) -> StoreError {
     }
 }
 
+/// New streams of a write, and the lease each is written under, for the directory.
+pub(super) type NewStreams = (Vec<String>, Vec<String>);
+
 pub(super) async fn write_tx(
     pool: Pool,
     ops: Vec<WriteOp>,
     fence: Option<FenceCheck>,
+    new_streams: NewStreams,
 ) -> Result<Vec<u64>, StoreError> {
     let client = pool.get().await.map_err(pool_err)?;
     let mut stmts = Vec::new();
@@ -252,6 +256,14 @@ pub(super) async fn write_tx(
         }
     }
     run.flush(&mut stmts);
+    if !new_streams.0.is_empty() {
+        stmts.push(Stmt::new(
+            "INSERT INTO streams (stream_id, lease) SELECT * FROM UNNEST($1::text[], $2::text[]) \
+             ON CONFLICT (stream_id) DO UPDATE SET lease = EXCLUDED.lease \
+             WHERE streams.lease IS DISTINCT FROM EXCLUDED.lease",
+            vec![Box::new(new_streams.0), Box::new(new_streams.1)],
+        ));
+    }
     let mut prepared = Vec::with_capacity(stmts.len());
     for s in &stmts {
         prepared.push(client.prepare_cached(s.sql).await.map_err(db_err)?);
