@@ -148,6 +148,12 @@ async fn three_nodes_on_postgres_take_over_a_killed_nodes_shards_within_the_leas
     let mut nodes: Vec<Option<Server>> = (0..3).map(|i| Some(cluster.start(i))).collect();
     let client = reqwest::Client::new();
     cluster.settled(&client, &[0, 1, 2]).await;
+    // Ready as a load balancer asks it: the write path (the writer's probe) and a read work.
+    for node in 0..3 {
+        let (status, v) =
+            common::get_json(&client, &format!("{}/readyz", cluster.node_url(node)), None).await;
+        assert_eq!(status, 200, "node {node}: {v}");
+    }
     let t = now_ms() - 60_000;
 
     // Two samples per stream, requests round-robin over the three nodes.

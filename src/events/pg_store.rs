@@ -409,7 +409,7 @@ impl EventStore for PgStore {
             "SELECT off, frame FROM events WHERE stream_id = $1 AND seq >= $2 \
              ORDER BY seq LIMIT $3",
             vec![
-                Box::new(stream_id.to_string()),
+                Box::new(pg_text(stream_id)),
                 Box::new(as_i64(from_seq)),
                 Box::new(limit as i64),
             ],
@@ -440,7 +440,7 @@ impl EventStore for PgStore {
         let rows = self.query(
             "SELECT (SELECT max(seq) FROM events WHERE stream_id = $1), \
                     (SELECT seq FROM snapshots WHERE stream_id = $1)",
-            vec![Box::new(stream_id.to_string())],
+            vec![Box::new(pg_text(stream_id))],
         )?;
         let row = rows.first().ok_or_else(|| pg_err("no row"))?;
         let index: Option<i64> = row.get(0);
@@ -485,7 +485,7 @@ impl EventStore for PgStore {
     fn snapshot(&self, stream_id: &str) -> Result<Option<Snapshot>, StoreError> {
         let rows = self.query(
             "SELECT seq, state FROM snapshots WHERE stream_id = $1",
-            vec![Box::new(stream_id.to_string())],
+            vec![Box::new(pg_text(stream_id))],
         )?;
         Ok(rows.first().map(|r| Snapshot {
             stream_id: stream_id.to_string(),
@@ -497,7 +497,7 @@ impl EventStore for PgStore {
     fn checkpoint(&self, name: &str) -> Result<Option<u64>, StoreError> {
         let rows = self.query(
             "SELECT off FROM checkpoints WHERE name = $1",
-            vec![Box::new(name.to_string())],
+            vec![Box::new(pg_text(name))],
         )?;
         Ok(rows.first().map(|r| r.get::<_, i64>(0) as u64))
     }
@@ -534,6 +534,12 @@ impl EventStore for PgStore {
     fn engine(&self) -> &'static str {
         "postgres"
     }
+}
+
+/// A name as PostgreSQL's text can hold it: the engine's internal names start with NUL (the
+/// writer's probe checkpoint, the readiness read), which text refuses; NUL is stored as U+FFFD.
+pub(crate) fn pg_text(s: &str) -> String {
+    s.replace('\0', "\u{fffd}")
 }
 
 /// Owned query parameters (they cross to the store's runtime).

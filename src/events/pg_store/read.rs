@@ -1,6 +1,6 @@
 //! Reads that take more than one query: how far the log is final, and a stream's load.
 
-use super::{db_err, pool_err, PgStore, READ_OWN_WRITES};
+use super::{db_err, pg_text, pool_err, PgStore, READ_OWN_WRITES};
 use crate::events::store::{decode_stored, head_of, Snapshot, StoreError, StreamLoad};
 use std::sync::atomic::Ordering;
 
@@ -62,7 +62,7 @@ impl PgStore {
                 ORDER BY e.seq LIMIT $2) \
              UNION ALL \
              SELECT 2, coalesce(max(seq), 0), NULL::bytea, 0::bigint FROM events WHERE stream_id = $1",
-            vec![Box::new(stream_id.to_string()), Box::new(limit as i64)],
+            vec![Box::new(pg_text(stream_id)), Box::new(limit as i64)],
         )?;
         let mut load = StreamLoad {
             snapshot: None,

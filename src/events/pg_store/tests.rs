@@ -267,3 +267,20 @@ fn a_preload_gives_what_loads_one_at_a_time_give() {
     other.forget_preloaded();
     assert_eq!(other.stream_head("a").expect("head from the database"), 3);
 }
+
+/// Given the engine's internal names (the writer's probe checkpoint, the readiness read),
+/// which start with NUL, then PostgreSQL stores and reads them (text refuses a raw NUL; a
+/// node whose probe failed would never be ready).
+#[test]
+fn names_with_nul_are_stored_and_read() {
+    let Some(store) = open("nul") else { return };
+    let name = crate::events::writer::PROBE_CHECKPOINT;
+    store
+        .write(&[WriteOp::Checkpoint {
+            name: name.into(),
+            offset: 7,
+        }])
+        .expect("probe checkpoint");
+    assert_eq!(store.checkpoint(name).expect("read"), Some(7));
+    assert_eq!(store.stream_head("\u{0}readyz").expect("readiness read"), 0);
+}

@@ -246,7 +246,7 @@ pub(super) async fn write_tx(
                 run.snapshots.insert(s.stream_id, (s.seq as i64, s.state));
             }
             WriteOp::Checkpoint { name, offset } => {
-                run.checkpoints.insert(name, offset as i64);
+                run.checkpoints.insert(super::pg_text(&name), offset as i64);
             }
             WriteOp::Remove { offset, .. } => run.removes.push(offset as i64),
             WriteOp::PutView { view, key, value } => {
