@@ -365,18 +365,18 @@ impl EventStore for PgStore {
             Some(f) => Some(fence_check(f.as_ref(), ops)?),
             None => None,
         };
-        // The streams this write appends to (one actor's request holds one or two), with
-        // their leases; the ones the directory may lack go in with the write.
+        // The streams this write appends to (a group commit holds thousands), each once, with
+        // its lease; the ones the directory may lack go in with the write.
         let mut appended: Vec<(&str, u64, String)> = Vec::new();
+        let mut index: rustc_hash::FxHashMap<&str, usize> = rustc_hash::FxHashMap::default();
         for op in ops {
             let WriteOp::Append(e) = op else { continue };
-            match appended
-                .iter_mut()
-                .rev()
-                .find(|(s, _, _)| *s == e.stream_id)
-            {
-                Some(entry) => entry.1 = entry.1.max(e.seq),
-                None => appended.push((&e.stream_id, e.seq, self.lease_of(&e.stream_id))),
+            match index.get(e.stream_id.as_str()) {
+                Some(i) => appended[*i].1 = appended[*i].1.max(e.seq),
+                None => {
+                    index.insert(&e.stream_id, appended.len());
+                    appended.push((&e.stream_id, e.seq, self.lease_of(&e.stream_id)));
+                }
             }
         }
         let new_streams: write::NewStreams = {
