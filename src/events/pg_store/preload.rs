@@ -114,71 +114,37 @@ const TAILS_SQL: &str = "SELECT d.stream_id, t.off, t.frame \
 const LEASES_PER_QUERY: usize = 64;
 
 impl super::PgStore {
-    /// Load every stream of `leases` in bulk (one round trip per 64 leases); their actors and
-    /// the writer's seq check then start without asking the database. Returns the streams.
+    /// Load every stream of `leases` in bulk (one round trip per 64 leases, side by side on
+    /// the pool's connections); their actors and the writer's seq check then start without
+    /// asking the database. Returns the streams.
     pub fn preload(&self, leases: &[String]) -> Result<usize, StoreError> {
-        let mut streams = 0;
-        for chunk in leases.chunks(LEASES_PER_QUERY) {
-            let names = chunk.to_vec();
-            let (heads, tails) = self.run(move |pool| async move {
-                let client = pool.get().await.map_err(super::pool_err)?;
-                let heads = client
-                    .prepare_cached(HEADS_SQL)
-                    .await
-                    .map_err(super::db_err)?;
-                let tails = client
-                    .prepare_cached(TAILS_SQL)
-                    .await
-                    .map_err(super::db_err)?;
-                let tail = PRELOAD_TAIL as i64;
-                let (heads_params, tails_params): (
-                    [&(dyn ToSql + Sync); 1],
-                    [&(dyn ToSql + Sync); 2],
-                ) = ([&names], [&names, &tail]);
-                tokio::try_join!(
-                    client.query(&heads, &heads_params),
-                    client.query(&tails, &tails_params)
-                )
-                .map_err(super::db_err)
-            })?;
-            let mut loads: FxHashMap<String, StreamLoad> = FxHashMap::default();
-            for r in &heads {
-                let stream: String = r.get(0);
-                let snapshot = r.get::<_, Option<i64>>(1).map(|seq| Snapshot {
-                    stream_id: stream.clone(),
-                    seq: seq as u64,
-                    state: r.get(2),
-                });
-                let index = r.get::<_, Option<i64>>(3).map(|s| s as u64);
-                let head = head_of(index, snapshot.as_ref());
-                loads.insert(
-                    stream,
-                    StreamLoad {
-                        snapshot,
-                        events: Vec::new(),
-                        head,
-                    },
-                );
-            }
-            for r in &tails {
-                let stream: String = r.get(0);
-                let event = decode_stored(r.get::<_, i64>(1) as u64, r.get(2))?;
-                if let Some(load) = loads.get_mut(&stream) {
-                    load.events.push(event);
+        let asked = std::time::Instant::now();
+        let chunks: Vec<Vec<String>> = leases
+            .chunks(LEASES_PER_QUERY)
+            .map(|c| c.to_vec())
+            .collect();
+        let answers = self.run(move |pool| async move {
+            let queries = chunks.into_iter().map(|names| {
+                let pool = pool.clone();
+                async move {
+                    let (heads, tails) = query_chunk(&pool, &names).await?;
+                    Ok::<_, StoreError>((names, heads, tails))
                 }
-            }
+            });
+            futures_util::future::try_join_all(queries).await
+        })?;
+        let waited = asked.elapsed();
+        let mut streams = 0;
+        for (chunk, heads, tails) in answers {
+            let loads = loads_of(&heads, &tails)?;
             streams += loads.len();
-            let loads = loads
-                .into_iter()
-                .map(|(stream, mut load)| {
-                    load.events.sort_by_key(|e| e.record.seq);
-                    let complete = load.events.len() < PRELOAD_TAIL
-                        || load.events.last().map(|e| e.record.seq) == Some(load.head);
-                    (stream, load, complete)
-                })
-                .collect();
-            self.preloaded().covered(chunk, loads);
+            self.preloaded().covered(&chunk, loads);
         }
+        tracing::debug!(
+            streams,
+            query_ms = waited.as_millis() as u64,
+            "preloaded streams"
+        );
         Ok(streams)
     }
 
@@ -186,6 +152,79 @@ impl super::PgStore {
     pub fn forget_preloaded(&self) {
         self.preloaded().forget();
     }
+}
+
+/// The heads and tails of one chunk of leases, on one connection, in one round trip.
+async fn query_chunk(
+    pool: &deadpool_postgres::Pool,
+    names: &[String],
+) -> Result<(Vec<tokio_postgres::Row>, Vec<tokio_postgres::Row>), StoreError> {
+    let client = pool.get().await.map_err(super::pool_err)?;
+    let heads = client
+        .prepare_cached(HEADS_SQL)
+        .await
+        .map_err(super::db_err)?;
+    let tails = client
+        .prepare_cached(TAILS_SQL)
+        .await
+        .map_err(super::db_err)?;
+    let tail = PRELOAD_TAIL as i64;
+    let (heads_params, tails_params): ([&(dyn ToSql + Sync); 1], [&(dyn ToSql + Sync); 2]) =
+        ([&names], [&names, &tail]);
+    // Index lookups per stream, whatever the statistics say: a takeover can come before the
+    // tables were ever analysed, and a plan that scans the log once per stream would take
+    // seconds.
+    let (_, heads, tails, _) = tokio::try_join!(
+        client.batch_execute("BEGIN; SET LOCAL enable_seqscan = off"),
+        client.query(&heads, &heads_params),
+        client.query(&tails, &tails_params),
+        client.batch_execute("COMMIT")
+    )
+    .map_err(super::db_err)?;
+    Ok((heads, tails))
+}
+
+/// Each stream's load from the rows of `HEADS_SQL` and `TAILS_SQL`, with whether its tail is
+/// all there.
+fn loads_of(
+    heads: &[tokio_postgres::Row],
+    tails: &[tokio_postgres::Row],
+) -> Result<Vec<(String, StreamLoad, bool)>, StoreError> {
+    let mut loads: FxHashMap<String, StreamLoad> = FxHashMap::default();
+    for r in heads {
+        let stream: String = r.get(0);
+        let snapshot = r.get::<_, Option<i64>>(1).map(|seq| Snapshot {
+            stream_id: stream.clone(),
+            seq: seq as u64,
+            state: r.get(2),
+        });
+        let index = r.get::<_, Option<i64>>(3).map(|s| s as u64);
+        let head = head_of(index, snapshot.as_ref());
+        loads.insert(
+            stream,
+            StreamLoad {
+                snapshot,
+                events: Vec::new(),
+                head,
+            },
+        );
+    }
+    for r in tails {
+        let stream: String = r.get(0);
+        let event = decode_stored(r.get::<_, i64>(1) as u64, r.get(2))?;
+        if let Some(load) = loads.get_mut(&stream) {
+            load.events.push(event);
+        }
+    }
+    Ok(loads
+        .into_iter()
+        .map(|(stream, mut load)| {
+            load.events.sort_by_key(|e| e.record.seq);
+            let complete = load.events.len() < PRELOAD_TAIL
+                || load.events.last().map(|e| e.record.seq) == Some(load.head);
+            (stream, load, complete)
+        })
+        .collect())
 }
 
 #[cfg(test)]
