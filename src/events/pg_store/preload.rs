@@ -175,7 +175,7 @@ async fn query_chunk(
     // tables were ever analysed, and a plan that scans the log once per stream would take
     // seconds.
     let (_, heads, tails, _) = tokio::try_join!(
-        client.batch_execute("BEGIN; SET LOCAL enable_seqscan = off"),
+        client.batch_execute("BEGIN; SET LOCAL enable_seqscan = off; SET LOCAL jit = off"),
         client.query(&heads, &heads_params),
         client.query(&tails, &tails_params),
         client.batch_execute("COMMIT")
