@@ -13,7 +13,7 @@ impl PgStore {
         let own = self.written.load(Ordering::Relaxed);
         let started = std::time::Instant::now();
         loop {
-            let (taken, xid, xmin) = self.run(|pool| async move {
+            let taken = self.run(|pool| async move {
                 let client = pool.get().await.map_err(pool_err)?;
                 let taken = client
                     .prepare_cached(
@@ -21,8 +21,22 @@ impl PgStore {
                     )
                     .await
                     .map_err(db_err)?;
-                // A transaction id of its own: above every id taken before it. Nothing waits
-                // for its commit record to reach the disk.
+                let row = client.query_one(&taken, &[]).await.map_err(db_err)?;
+                Ok::<_, StoreError>(row.get::<_, i64>(0).max(0) as u64)
+            })?;
+            let safe = self
+                .watermark
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .safe();
+            // Nothing new was handed out: no transaction id is spent (an idle tailer polls).
+            if taken <= safe {
+                return Ok(safe);
+            }
+            // A transaction id of its own, taken after the sequence was read: above every id
+            // taken before it. Nothing waits for its commit record to reach the disk.
+            let (xid, xmin) = self.run(|pool| async move {
+                let client = pool.get().await.map_err(pool_err)?;
                 let look = client
                     .prepare_cached(
                         "SELECT set_config('synchronous_commit', 'off', true), \
@@ -31,14 +45,10 @@ impl PgStore {
                     )
                     .await
                     .map_err(db_err)?;
-                // Pipelined, in this order: the id is taken after the sequence is read.
-                let (taken, look) =
-                    tokio::try_join!(client.query_one(&taken, &[]), client.query_one(&look, &[]))
-                        .map_err(db_err)?;
+                let row = client.query_one(&look, &[]).await.map_err(db_err)?;
                 Ok::<_, StoreError>((
-                    taken.get::<_, i64>(0).max(0) as u64,
-                    look.get::<_, i64>(1).max(0) as u64,
-                    look.get::<_, i64>(2).max(0) as u64,
+                    row.get::<_, i64>(1).max(0) as u64,
+                    row.get::<_, i64>(2).max(0) as u64,
                 ))
             })?;
             let upto = self
