@@ -284,3 +284,72 @@ fn names_with_nul_are_stored_and_read() {
     assert_eq!(store.checkpoint(name).expect("read"), Some(7));
     assert_eq!(store.stream_head("\u{0}readyz").expect("readiness read"), 0);
 }
+
+/// Given node n1 in the middle of a write (its fencing check passed, not yet committed), when
+/// n2 takes n1's lease, then n2 waits for that write to end; once n2 holds the lease, n1's
+/// next check is refused as fenced, naming the lease.
+#[test]
+fn a_takeover_waits_for_the_old_holders_write_in_flight_then_fences_it() {
+    let Some(store) = open("takeover") else {
+        return;
+    };
+    set_lease(&store, "n1", 1);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let pool = store.new_pool(2).expect("pool");
+    rt.block_on(async {
+        let n1 = pool.get().await.expect("n1");
+        let n2 = pool.get().await.expect("n2");
+        let lease = vec!["stream/a".to_string()];
+        n1.batch_execute("BEGIN").await.expect("begin");
+        n1.query(
+            "SELECT fence_check($1, $2, $3)",
+            &[&"n1", &lease, &vec![1i64]],
+        )
+        .await
+        .expect("n1 holds the lease");
+        // n2's takeover blocks behind n1's open write.
+        n2.batch_execute("BEGIN; SET LOCAL lock_timeout = '300ms'")
+            .await
+            .expect("begin");
+        let blocked = n2.execute(LOCK_HOLDERS_SQL, &[&lease, &"n2"]).await;
+        let err = blocked.expect_err("the takeover must wait for the write in flight");
+        assert_eq!(
+            err.as_db_error().map(|e| e.code().code()),
+            Some("55P03"),
+            "{err}"
+        );
+        n2.batch_execute("ROLLBACK").await.expect("rollback");
+        n1.batch_execute("COMMIT")
+            .await
+            .expect("n1's write commits");
+        // Now it goes through, and takes the lease.
+        n2.batch_execute("BEGIN").await.expect("begin");
+        n2.execute(LOCK_HOLDERS_SQL, &[&lease, &"n2"])
+            .await
+            .expect("nothing in flight");
+        n2.execute(
+            "UPDATE leases SET holder = 'n2', epoch = epoch + 1 WHERE name = 'stream/a'",
+            &[],
+        )
+        .await
+        .expect("take");
+        n2.batch_execute("COMMIT").await.expect("commit");
+        let err = n1
+            .query(
+                "SELECT fence_check($1, $2, $3)",
+                &[&"n1", &lease, &vec![1i64]],
+            )
+            .await
+            .expect_err("fenced");
+        match db_err(err) {
+            StoreError::Fenced { lease, reason } => {
+                assert_eq!(lease, "stream/a");
+                assert!(reason.contains("taken"), "{reason}");
+            }
+            other => panic!("not fenced: {other}"),
+        }
+    });
+}
