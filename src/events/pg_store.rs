@@ -34,7 +34,7 @@ pub mod tls;
 mod watermark;
 mod write;
 use schema::SCHEMA_SQL;
-pub use schema::{FENCE_LOCK, LOCK_HOLDERS_SQL, LOCK_SELF_SQL};
+pub use schema::{test_url, valid_schema, FENCE_LOCK, LOCK_HOLDERS_SQL, LOCK_SELF_SQL};
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use std::future::Future;
@@ -42,7 +42,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
-use write::{fence_check, write_tx};
+use write::fence_check;
 
 /// What the fencing check needs: the lease each write needs, and the epoch this node holds.
 pub trait Fence: Send + Sync + 'static {
@@ -104,33 +104,6 @@ pub(crate) const READ_OWN_WRITES: std::time::Duration = std::time::Duration::fro
 /// A session idle inside a transaction this long is ended by the server, releasing its locks.
 /// Kept below the shortest lease (`cluster.lease_ttl_s` ≥ 2 s).
 pub const IDLE_IN_TX_MS: u64 = 1500;
-
-/// The PostgreSQL server tests run on (`PG_TEST_URL`, set by scripts/test). Without it the
-/// PostgreSQL tests are skipped, unless `REQUIRE_PG_TESTS=1` (then they fail).
-#[doc(hidden)]
-pub fn test_url() -> Option<String> {
-    match std::env::var("PG_TEST_URL") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ => {
-            assert!(
-                std::env::var("REQUIRE_PG_TESTS").as_deref() != Ok("1"),
-                "REQUIRE_PG_TESTS=1 but PG_TEST_URL is not set"
-            );
-            eprintln!("PG_TEST_URL is not set: skipping a PostgreSQL test");
-            None
-        }
-    }
-}
-
-/// Whether `schema` is a plain identifier (it is put into SQL and the search path).
-pub fn valid_schema(schema: &str) -> bool {
-    !schema.is_empty()
-        && schema.len() <= 63
-        && schema.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
-        && schema
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
-}
 
 impl PgStore {
     /// Connect to `url` (libpq syntax, multi-host with `target_session_attrs=read-write`
@@ -357,46 +330,7 @@ impl EventStore for PgStore {
     }
 
     fn write(&self, ops: &[WriteOp]) -> Result<Vec<u64>, StoreError> {
-        if ops.is_empty() {
-            return Ok(Vec::new());
-        }
-        let fence = self.fence.read().expect("fence lock poisoned").clone();
-        let fence = match fence {
-            Some(f) => Some(fence_check(f.as_ref(), ops)?),
-            None => None,
-        };
-        // The streams this write appends to (a group commit holds thousands), each once, with
-        // its lease; the ones the directory may lack go in with the write.
-        let mut appended: Vec<(&str, u64, String)> = Vec::new();
-        let mut index: rustc_hash::FxHashMap<&str, usize> = rustc_hash::FxHashMap::default();
-        for op in ops {
-            let WriteOp::Append(e) = op else { continue };
-            match index.get(e.stream_id.as_str()) {
-                Some(i) => appended[*i].1 = appended[*i].1.max(e.seq),
-                None => {
-                    index.insert(&e.stream_id, appended.len());
-                    appended.push((&e.stream_id, e.seq, self.lease_of(&e.stream_id)));
-                }
-            }
-        }
-        let new_streams: write::NewStreams = {
-            let pre = self.preloaded();
-            appended
-                .iter()
-                .filter(|(s, _, _)| !pre.is_known(s))
-                .map(|(s, _, l)| (s.to_string(), l.clone()))
-                .unzip()
-        };
-        let ops = ops.to_vec();
-        let offsets = self.run(move |pool| write_tx(pool, ops, fence, new_streams))?;
-        if let Some(last) = offsets.iter().max() {
-            self.written.fetch_max(*last, Ordering::Relaxed);
-        }
-        let mut pre = self.preloaded();
-        for (stream, seq, lease) in &appended {
-            pre.wrote(stream, *seq, lease);
-        }
-        Ok(offsets)
+        self.write_ops(ops)
     }
 
     fn read_stream(

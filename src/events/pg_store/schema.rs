@@ -74,6 +74,33 @@ pub const LOCK_HOLDERS_SQL: &str = "SELECT pg_advisory_xact_lock(1793536, hashte
 /// In a transaction that gives up node `$1`'s leases: wait for its own writes in flight.
 pub const LOCK_SELF_SQL: &str = "SELECT pg_advisory_xact_lock(1793536, hashtext($1))";
 
+/// The PostgreSQL server tests run on (`PG_TEST_URL`, set by scripts/test). Without it the
+/// PostgreSQL tests are skipped, unless `REQUIRE_PG_TESTS=1` (then they fail).
+#[doc(hidden)]
+pub fn test_url() -> Option<String> {
+    match std::env::var("PG_TEST_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            assert!(
+                std::env::var("REQUIRE_PG_TESTS").as_deref() != Ok("1"),
+                "REQUIRE_PG_TESTS=1 but PG_TEST_URL is not set"
+            );
+            eprintln!("PG_TEST_URL is not set: skipping a PostgreSQL test");
+            None
+        }
+    }
+}
+
+/// Whether `schema` is a plain identifier (it is put into SQL and the search path).
+pub fn valid_schema(schema: &str) -> bool {
+    !schema.is_empty()
+        && schema.len() <= 63
+        && schema.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
+        && schema
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

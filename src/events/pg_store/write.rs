@@ -303,3 +303,51 @@ pub(super) async fn write_tx(
     committed.map_err(db_err)?;
     Ok(offsets)
 }
+
+impl super::PgStore {
+    /// `EventStore::write`: the fencing check here, the transaction (`write_tx`), then what
+    /// this store learnt (its own last offset, the streams' heads).
+    pub(super) fn write_ops(&self, ops: &[WriteOp]) -> Result<Vec<u64>, StoreError> {
+        if ops.is_empty() {
+            return Ok(Vec::new());
+        }
+        let fence = self.fence.read().expect("fence lock poisoned").clone();
+        let fence = match fence {
+            Some(f) => Some(fence_check(f.as_ref(), ops)?),
+            None => None,
+        };
+        // The streams this write appends to (a group commit holds thousands), each once, with
+        // its lease; the ones the directory may lack go in with the write.
+        let mut appended: Vec<(&str, u64, String)> = Vec::new();
+        let mut index: rustc_hash::FxHashMap<&str, usize> = rustc_hash::FxHashMap::default();
+        for op in ops {
+            let WriteOp::Append(e) = op else { continue };
+            match index.get(e.stream_id.as_str()) {
+                Some(i) => appended[*i].1 = appended[*i].1.max(e.seq),
+                None => {
+                    index.insert(&e.stream_id, appended.len());
+                    appended.push((&e.stream_id, e.seq, self.lease_of(&e.stream_id)));
+                }
+            }
+        }
+        let new_streams: NewStreams = {
+            let pre = self.preloaded();
+            appended
+                .iter()
+                .filter(|(s, _, _)| !pre.is_known(s))
+                .map(|(s, _, l)| (s.to_string(), l.clone()))
+                .unzip()
+        };
+        let ops = ops.to_vec();
+        let offsets = self.run(move |pool| write_tx(pool, ops, fence, new_streams))?;
+        if let Some(last) = offsets.iter().max() {
+            self.written
+                .fetch_max(*last, std::sync::atomic::Ordering::Relaxed);
+        }
+        let mut pre = self.preloaded();
+        for (stream, seq, lease) in &appended {
+            pre.wrote(stream, *seq, lease);
+        }
+        Ok(offsets)
+    }
+}
