@@ -339,7 +339,15 @@ impl super::PgStore {
                 .unzip()
         };
         let ops = ops.to_vec();
-        let offsets = self.run(move |pool| write_tx(pool, ops, fence, new_streams))?;
+        let offsets = match self.run(move |pool| write_tx(pool, ops, fence, new_streams)) {
+            Ok(offsets) => offsets,
+            Err(e) => {
+                // It may have committed all the same (the answer to COMMIT lost): the heads
+                // kept here are no longer sure; the database answers from now on.
+                self.preloaded().forget();
+                return Err(e);
+            }
+        };
         if let Some(last) = offsets.iter().max() {
             self.written
                 .fetch_max(*last, std::sync::atomic::Ordering::Relaxed);
