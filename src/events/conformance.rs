@@ -42,7 +42,8 @@ fn record(stream: &str, seq: u64, event_type: &str, recorded_at_ms: i64) -> Even
     }
 }
 
-fn append(stream: &str, seq: u64) -> WriteOp {
+/// A raw sample append (packable by engines that pack).
+pub(crate) fn append(stream: &str, seq: u64) -> WriteOp {
     WriteOp::Append(NewEvent::new(&record(stream, seq, "MetricObserved", 1000)))
 }
 

@@ -284,7 +284,12 @@ impl EventStore for FjallStore {
             _ => u64::MAX,
         };
         let records = self.read_indexed(stream_id, from_seq, to, limit)?;
-        Ok(archive::merge(records, packed, |e| e.record.seq, limit))
+        Ok(super::store::merge_sorted(
+            records,
+            packed,
+            |e| e.record.seq,
+            limit,
+        ))
     }
 
     fn read_from(&self, from_offset: u64, limit: usize) -> Result<Vec<StoredEvent>, StoreError> {
@@ -296,7 +301,12 @@ impl EventStore for FjallStore {
             _ => u64::MAX,
         };
         let records = self.read_records(from_offset, to, limit)?;
-        Ok(archive::merge(records, packed, |e| e.offset, limit))
+        Ok(super::store::merge_sorted(
+            records,
+            packed,
+            |e| e.offset,
+            limit,
+        ))
     }
 
     fn stream_head(&self, stream_id: &str) -> Result<u64, StoreError> {

@@ -25,8 +25,9 @@
 //! own small runtime and waits on it, so it can be called from any thread. A wait inside a task
 //! of a multi-threaded runtime is a `block_in_place`: the worker's other tasks move on.
 
-use super::store::{decode_stored, head_of, EventStore, Snapshot, StoreError, StoredEvent};
+use super::store::{decode_stored, EventStore, Snapshot, StoreError, StoredEvent};
 use super::store::{StreamLoad, ViewEntry, WriteOp};
+mod batch;
 mod preload;
 mod read;
 mod schema;
@@ -69,6 +70,8 @@ pub struct PgStore {
     preloaded: Mutex<preload::Preloaded>,
     /// Up to where the log is final (no commit in flight can land below it).
     watermark: Mutex<watermark::Watermark>,
+    /// Batches decoded lately.
+    decoded: batch::Decoded,
     fence: RwLock<Option<Arc<dyn Fence>>>,
 }
 
@@ -172,6 +175,7 @@ impl PgStore {
             written: AtomicU64::new(0),
             preloaded: Mutex::default(),
             watermark: Mutex::new(watermark::Watermark::default()),
+            decoded: batch::Decoded::default(),
             fence: RwLock::new(None),
         };
         let schema = store.schema.clone();
@@ -339,52 +343,33 @@ impl EventStore for PgStore {
         from_seq: u64,
         limit: usize,
     ) -> Result<Vec<StoredEvent>, StoreError> {
-        let rows = self.query(
-            "SELECT off, frame FROM events WHERE stream_id = $1 AND seq >= $2 \
-             ORDER BY seq LIMIT $3",
-            vec![
-                Box::new(pg_text(stream_id)),
-                Box::new(as_i64(from_seq)),
-                Box::new(limit as i64),
-            ],
-        )?;
-        decode_rows(&rows)
+        self.read_stream_seq(stream_id, from_seq, limit)
     }
 
     fn read_from(&self, from_offset: u64, limit: usize) -> Result<Vec<StoredEvent>, StoreError> {
-        let upto = self.final_offset()?;
-        if from_offset > upto {
-            return Ok(Vec::new());
-        }
-        let rows = self.query(
-            "SELECT off, frame FROM events WHERE off >= $1 AND off <= $2 ORDER BY off LIMIT $3",
-            vec![
-                Box::new(as_i64(from_offset)),
-                Box::new(as_i64(upto)),
-                Box::new(limit as i64),
-            ],
-        )?;
-        decode_rows(&rows)
+        self.read_offsets(from_offset, limit)
     }
 
     fn stream_head(&self, stream_id: &str) -> Result<u64, StoreError> {
         if let Some(head) = self.preloaded().head(stream_id, &self.lease_of(stream_id)) {
             return Ok(head);
         }
+        self.head_of_stream(stream_id)
+    }
+
+    /// A row (an anomaly, an incident) by its key; a packed sample from its partition.
+    fn read_event(&self, stream_id: &str, seq: u64) -> Result<Option<StoredEvent>, StoreError> {
         let rows = self.query(
-            "SELECT (SELECT max(seq) FROM events WHERE stream_id = $1), \
-                    (SELECT seq FROM snapshots WHERE stream_id = $1)",
-            vec![Box::new(pg_text(stream_id))],
+            "SELECT off, frame FROM events WHERE stream_id = $1 AND seq = $2",
+            vec![Box::new(pg_text(stream_id)), Box::new(as_i64(seq))],
         )?;
-        let row = rows.first().ok_or_else(|| pg_err("no row"))?;
-        let index: Option<i64> = row.get(0);
-        let snap: Option<i64> = row.get(1);
-        let snapshot = snap.map(|seq| Snapshot {
-            stream_id: stream_id.to_string(),
-            seq: seq as u64,
-            state: Vec::new(),
-        });
-        Ok(head_of(index.map(|s| s as u64), snapshot.as_ref()))
+        if let Some(e) = decode_rows(&rows)?.pop() {
+            return Ok(Some(e));
+        }
+        Ok(self
+            .read_stream_seq(stream_id, seq, 1)?
+            .pop()
+            .filter(|e| e.record.seq == seq))
     }
 
     fn load_stream(&self, stream_id: &str, limit: usize) -> Result<StreamLoad, StoreError> {

@@ -355,6 +355,35 @@ pub(crate) fn test_append(stream: &str, seq: u64) -> WriteOp {
     }))
 }
 
+/// Merge two lists sorted by `key` (no key in both), keeping the first `limit`.
+pub fn merge_sorted(
+    a: Vec<StoredEvent>,
+    b: Vec<StoredEvent>,
+    key: impl Fn(&StoredEvent) -> u64,
+    limit: usize,
+) -> Vec<StoredEvent> {
+    if b.is_empty() || a.is_empty() {
+        let mut only = if b.is_empty() { a } else { b };
+        only.truncate(limit);
+        return only;
+    }
+    let mut out = Vec::with_capacity((a.len() + b.len()).min(limit));
+    let (mut a, mut b) = (a.into_iter().peekable(), b.into_iter().peekable());
+    while out.len() < limit {
+        let next = match (a.peek(), b.peek()) {
+            (Some(x), Some(y)) if key(x) <= key(y) => a.next(),
+            (Some(_), Some(_)) => b.next(),
+            (Some(_), None) => a.next(),
+            (None, _) => b.next(),
+        };
+        match next {
+            Some(e) => out.push(e),
+            None => break,
+        }
+    }
+    out
+}
+
 /// Decode a stored frame, naming its offset if it is corrupt.
 pub fn decode_stored(offset: u64, frame: &[u8]) -> Result<StoredEvent, StoreError> {
     codec::decode_frame(frame)

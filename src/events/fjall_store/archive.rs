@@ -74,36 +74,6 @@ impl State {
     }
 }
 
-/// Merge two lists sorted by `key` (no key in both), keeping the first `limit`.
-pub(super) fn merge(
-    a: Vec<StoredEvent>,
-    b: Vec<StoredEvent>,
-    key: impl Fn(&StoredEvent) -> u64,
-    limit: usize,
-) -> Vec<StoredEvent> {
-    if b.is_empty() {
-        return a;
-    }
-    if a.is_empty() {
-        return b;
-    }
-    let mut out = Vec::with_capacity((a.len() + b.len()).min(limit));
-    let (mut a, mut b) = (a.into_iter().peekable(), b.into_iter().peekable());
-    while out.len() < limit {
-        let next = match (a.peek(), b.peek()) {
-            (Some(x), Some(y)) if key(x) <= key(y) => a.next(),
-            (Some(_), Some(_)) => b.next(),
-            (Some(_), None) => a.next(),
-            (None, _) => b.next(),
-        };
-        match next {
-            Some(e) => out.push(e),
-            None => break,
-        }
-    }
-    out
-}
-
 /// The first offset of the segment holding `offset`, if one does.
 fn holding(directory: &Directory, offset: u64) -> Option<u64> {
     directory

@@ -33,6 +33,23 @@ CREATE TABLE IF NOT EXISTS streams (stream_id TEXT PRIMARY KEY, lease TEXT);
 CREATE INDEX IF NOT EXISTS streams_lease ON streams (lease);
 INSERT INTO streams (stream_id) SELECT DISTINCT stream_id FROM events
  WHERE NOT EXISTS (SELECT 1 FROM streams) ON CONFLICT DO NOTHING;
+-- Raw samples in batches (`batch`): one row per group commit and partition, in the segment
+-- encoding; `epochs` holds the events' lease epochs as runs [epoch, count, ...]. The data is
+-- compressed already: stored out of line without compression. `max_span` bounds any batch's
+-- last_off - first_off, so a read of an offset window finds its batches by first_off.
+CREATE TABLE IF NOT EXISTS batches (
+    first_off BIGINT PRIMARY KEY,
+    last_off BIGINT NOT NULL,
+    part SMALLINT NOT NULL,
+    epochs BIGINT[] NOT NULL,
+    data BYTEA NOT NULL);
+ALTER TABLE batches ALTER COLUMN data SET STORAGE EXTERNAL;
+CREATE INDEX IF NOT EXISTS batches_part ON batches (part, last_off);
+ALTER TABLE meta ADD COLUMN IF NOT EXISTS max_span BIGINT NOT NULL DEFAULT 0;
+-- Where a stream's packed events start (NULL: it has none), and, with a snapshot, an offset
+-- below every event after it: a stream's reads start there in its partition.
+ALTER TABLE streams ADD COLUMN IF NOT EXISTS packed_from BIGINT;
+ALTER TABLE snapshots ADD COLUMN IF NOT EXISTS tail_off BIGINT;
 -- Offsets: a sequence (no lock held to COMMIT; tailers read up to the watermark). A store
 -- made with the counter row goes on from it.
 CREATE SEQUENCE IF NOT EXISTS event_offsets AS BIGINT MINVALUE 1 CACHE 1;

@@ -1,7 +1,7 @@
 //! The PostgreSQL engine's own tests (the conformance suite runs on it too).
 
 use super::*;
-use crate::events::conformance::pg_test_url;
+use crate::events::conformance::{append as sample, pg_test_url};
 use crate::events::store::test_append;
 
 fn open(schema: &str) -> Option<PgStore> {
@@ -23,8 +23,12 @@ fn a_reader_tailing_by_offset_never_skips_a_late_commit() {
         .map(|(n, store)| {
             std::thread::spawn(move || {
                 for seq in 1..=200u64 {
+                    // Raw samples go into batches, the placeholder events stay rows.
                     let ops: Vec<_> = (0..5)
-                        .map(|k| test_append(&format!("w{n}-{k}"), seq))
+                        .map(|k| match k {
+                            0 => test_append(&format!("w{n}-{k}"), seq),
+                            _ => sample(&format!("w{n}-{k}"), seq),
+                        })
                         .collect();
                     store.write(&ops).expect("append");
                 }
@@ -57,33 +61,51 @@ fn commits_that_finish_out_of_order_are_never_skipped() {
         .build()
         .expect("runtime");
     let pool = a.new_pool(2).expect("pool");
-    let frame = |seq| match test_append("early", seq) {
-        WriteOp::Append(e) => e.frame,
-        _ => unreachable!("an append"),
-    };
-    let frames = vec![frame(1), frame(2), frame(3)];
+    let appends: Vec<_> = (1..=3)
+        .map(|seq| match sample("early", seq) {
+            WriteOp::Append(e) => e,
+            _ => unreachable!("an append"),
+        })
+        .collect();
+    // The writer's own statements, by hand: the transaction id, the offsets, the batch.
     let held = rt.block_on(async {
         let client = pool.get().await.expect("connection");
         client.batch_execute("BEGIN").await.expect("begin");
         client.query(write::XID_SQL, &[]).await.expect("xid");
-        let rows = client
-            .query(
-                write::APPEND_SQL,
-                &[
-                    &vec!["early".to_string(); 3],
-                    &vec![1i64, 2, 3],
-                    &frames,
-                    &vec![0i64; 3],
-                ],
+        let row = client
+            .query_one(write::OFFSETS_SQL, &[&3i64])
+            .await
+            .expect("offsets");
+        let mut offs: Vec<i64> = row.get(0);
+        offs.sort();
+        let placed: Vec<batch::Placed<'_>> = appends
+            .iter()
+            .zip(&offs)
+            .map(|(e, o)| batch::Placed {
+                event: e,
+                offset: *o as u64,
+                epoch: 0,
+            })
+            .collect();
+        let split = batch::split(&placed).expect("pack");
+        let b = &split.batches[0];
+        client
+            .execute(
+                "INSERT INTO batches (first_off, last_off, part, epochs, data) \
+                 VALUES ($1, $2, $3, $4, $5)",
+                &[&b.first_off, &b.last_off, &b.part, &b.epochs, &b.data],
             )
             .await
-            .expect("append");
-        let offs: Vec<i64> = rows.iter().map(|r| r.get(0)).collect();
+            .expect("batch");
+        client
+            .execute(write::MAX_SPAN_SQL, &[&(b.last_off - b.first_off)])
+            .await
+            .expect("span");
         (client, offs)
     });
     let (client, early) = held;
     let late = b
-        .write(&[test_append("late", 1), test_append("late", 2)])
+        .write(&[sample("late", 1), test_append("late-row", 1)])
         .expect("the later transaction commits first");
     assert!(late
         .iter()
@@ -219,53 +241,91 @@ fn reads_from_async_tasks_do_not_stall_the_runtime() {
     );
 }
 
-/// Given streams written under leases (one with a snapshot and a tail, one without, one never
-/// written), when another store preloads those leases, then each stream's load and head are
-/// what a load one stream at a time gives.
+/// Given streams written under leases, with raw samples (batched) and other events (rows):
+/// - a: samples, a snapshot in the same write, then a row event;
+/// - b: a row event only;
+/// - c: never written;
+/// - d: a tail of 300 samples over several writes (longer than a preload keeps);
+/// - e: samples, a snapshot in a later write, then more samples;
+///
+/// when another store preloads those leases, then each stream's load and head are what a
+/// load one stream at a time gives, on the writer (which knows where it wrote) and on a store
+/// that knows nothing.
 #[test]
 fn a_preload_gives_what_loads_one_at_a_time_give() {
     let Some(writer) = open("preload") else {
         return;
     };
     let other = open("preload").expect("second node");
-    let mut ops: Vec<WriteOp> = (1..=3).map(|s| test_append("a", s)).collect();
+    let cold = open("preload").expect("third node");
+    let snapshot = |stream: &str, seq| {
+        WriteOp::Snapshot(Snapshot {
+            stream_id: stream.into(),
+            seq,
+            state: vec![seq as u8],
+        })
+    };
+    let mut ops: Vec<WriteOp> = (1..=3).map(|s| sample("a", s)).collect();
     ops.push(test_append("b", 1));
-    ops.push(WriteOp::Snapshot(Snapshot {
-        stream_id: "a".into(),
-        seq: 2,
-        state: vec![42],
-    }));
+    ops.push(snapshot("a", 2));
+    ops.extend((1..=5).map(|s| sample("e", s)));
     writer.write(&ops).expect("write");
+    writer
+        .write(&[test_append("a", 4), snapshot("e", 5)])
+        .expect("write");
+    for chunk in (1..=300u64).collect::<Vec<_>>().chunks(70) {
+        let ops: Vec<WriteOp> = chunk
+            .iter()
+            .flat_map(|s| [sample("d", *s), sample("e", 5 + *s)])
+            .collect();
+        writer.write(&ops).expect("write");
+    }
+    let streams = ["a", "b", "c", "d", "e"];
+    let leases: Vec<String> = streams.iter().map(|s| format!("stream/{s}")).collect();
     other
-        .set_fence(Arc::new(Holds(vec![
-            ("stream/a".into(), 1),
-            ("stream/b".into(), 1),
-            ("stream/c".into(), 1),
-        ])))
+        .set_fence(Arc::new(Holds(
+            leases.iter().map(|l| (l.clone(), 1)).collect(),
+        )))
         .expect("fence");
-    let leases: Vec<String> = ["a", "b", "c"]
-        .iter()
-        .map(|s| format!("stream/{s}"))
-        .collect();
-    assert_eq!(other.preload(&leases).expect("preload"), 2);
-    for stream in ["a", "b", "c"] {
+    assert_eq!(other.preload(&leases).expect("preload"), 4);
+    for stream in streams {
         let want = writer.load_one(stream, 1000).expect("load one");
+        assert_eq!(
+            cold.load_one(stream, 1000).expect("cold load"),
+            want,
+            "{stream}"
+        );
+        assert_eq!(
+            cold.stream_head(stream).expect("cold head"),
+            want.head,
+            "{stream}"
+        );
         assert_eq!(
             other.stream_head(stream).expect("head"),
             want.head,
             "{stream}"
         );
         let got = other.load_stream(stream, 1000).expect("load");
-        assert_eq!(got.head, want.head, "{stream}");
-        assert_eq!(got.snapshot, want.snapshot, "{stream}");
-        assert_eq!(got.events, want.events, "{stream}");
+        assert_eq!(got, want, "{stream}");
     }
+    let a = writer.load_one("a", 1000).expect("load a");
+    assert_eq!(
+        (
+            a.snapshot.map(|s| s.seq),
+            a.events.iter().map(|e| e.record.seq).collect::<Vec<_>>(),
+            a.head
+        ),
+        (Some(2), vec![3, 4], 4)
+    );
+    let e = writer.load_one("e", 1000).expect("load e");
+    assert_eq!((e.events.len(), e.head), (300, 305));
+    assert_eq!(writer.load_one("d", 10).expect("load d").head, 300);
     assert_eq!(
         other.load_stream("a", 1000).expect("reload").events.len(),
-        1
+        2
     );
     other.forget_preloaded();
-    assert_eq!(other.stream_head("a").expect("head from the database"), 3);
+    assert_eq!(other.stream_head("a").expect("head from the database"), 4);
 }
 
 /// Given the engine's internal names (the writer's probe checkpoint, the readiness read),

@@ -1,12 +1,22 @@
-//! One group commit as one PostgreSQL transaction in one round trip: BEGIN, the fencing check,
-//! the transaction id, the appends (one statement), the other operations in runs of one
-//! statement each, and COMMIT, pipelined. Every statement is prepared once per connection.
-//! A statement that fails aborts the transaction: the ones after it fail too and COMMIT rolls
-//! back; the first error is the one returned.
+//! One group commit as one PostgreSQL transaction in two round trips, each pipelined:
+//! 1. BEGIN, the fencing check, the transaction id, the appends' offsets (one statement), and
+//!    the batches a removal rewrites;
+//! 2. the appends (their raw samples packed into one batch per partition, `batch`; the other
+//!    events as rows), the other operations in runs of one statement each, the directory, and
+//!    COMMIT.
+//!
+//! Every statement is prepared once per connection. A statement that fails aborts the
+//! transaction: the ones after it fail too and COMMIT rolls back; the first error is returned.
 
-use super::{db_err, pool_err, Fence, Params};
-use crate::events::store::{StoreError, WriteOp};
+mod plan;
+
+use super::{batch, db_err, pool_err, Fence};
+use crate::events::store::{NewEvent, StoreError, WriteOp};
 use deadpool_postgres::Pool;
+#[cfg(test)]
+pub(super) use plan::MAX_SPAN_SQL;
+use plan::{plan_rest, Stmt};
+use rustc_hash::{FxHashMap, FxHashSet};
 use std::collections::BTreeMap;
 use tokio_postgres::types::ToSql;
 
@@ -59,98 +69,6 @@ pub(super) fn fence_check(fence: &dyn Fence, ops: &[WriteOp]) -> Result<FenceChe
     Ok(check)
 }
 
-/// Consecutive ops of one kind, applied as one statement each.
-#[derive(Default)]
-struct Run {
-    snapshots: BTreeMap<String, (i64, Vec<u8>)>,
-    checkpoints: BTreeMap<String, i64>,
-    removes: Vec<i64>,
-    puts: BTreeMap<(String, Vec<u8>), Vec<u8>>,
-    unputs: Vec<(String, Vec<u8>)>,
-}
-
-impl Run {
-    fn kind(op: &WriteOp) -> u8 {
-        match op {
-            WriteOp::Append(_) => 0,
-            WriteOp::Snapshot(_) => 1,
-            WriteOp::Checkpoint { .. } => 2,
-            WriteOp::Remove { .. } => 3,
-            WriteOp::PutView { .. } => 4,
-            WriteOp::RemoveView { .. } => 5,
-        }
-    }
-
-    /// The statements that apply the run, in order; the run is left empty.
-    fn flush(&mut self, out: &mut Vec<Stmt>) {
-        if !self.snapshots.is_empty() {
-            let (ids, rest): (Vec<String>, Vec<(i64, Vec<u8>)>) =
-                std::mem::take(&mut self.snapshots).into_iter().unzip();
-            let (seqs, states): (Vec<i64>, Vec<Vec<u8>>) = rest.into_iter().unzip();
-            out.push(Stmt::new(
-                "INSERT INTO snapshots (stream_id, seq, state) \
-                 SELECT * FROM UNNEST($1::text[], $2::bigint[], $3::bytea[]) \
-                 ON CONFLICT (stream_id) DO UPDATE SET seq = EXCLUDED.seq, state = EXCLUDED.state",
-                vec![Box::new(ids), Box::new(seqs), Box::new(states)],
-            ));
-        }
-        if !self.checkpoints.is_empty() {
-            let (names, offs): (Vec<String>, Vec<i64>) =
-                std::mem::take(&mut self.checkpoints).into_iter().unzip();
-            out.push(Stmt::new(
-                "INSERT INTO checkpoints (name, off) SELECT * FROM UNNEST($1::text[], $2::bigint[]) \
-                 ON CONFLICT (name) DO UPDATE SET off = EXCLUDED.off",
-                vec![Box::new(names), Box::new(offs)],
-            ));
-        }
-        if !self.removes.is_empty() {
-            let offs = std::mem::take(&mut self.removes);
-            out.push(Stmt::new(
-                "DELETE FROM events WHERE off = ANY($1)",
-                vec![Box::new(offs)],
-            ));
-        }
-        if !self.puts.is_empty() {
-            let puts = std::mem::take(&mut self.puts);
-            let mut views = Vec::with_capacity(puts.len());
-            let mut keys = Vec::with_capacity(puts.len());
-            let mut values = Vec::with_capacity(puts.len());
-            for ((view, key), value) in puts {
-                views.push(view);
-                keys.push(key);
-                values.push(value);
-            }
-            out.push(Stmt::new(
-                "INSERT INTO views (view, key, value) \
-                 SELECT * FROM UNNEST($1::text[], $2::bytea[], $3::bytea[]) \
-                 ON CONFLICT (view, key) DO UPDATE SET value = EXCLUDED.value",
-                vec![Box::new(views), Box::new(keys), Box::new(values)],
-            ));
-        }
-        if !self.unputs.is_empty() {
-            let (views, keys): (Vec<String>, Vec<Vec<u8>>) =
-                std::mem::take(&mut self.unputs).into_iter().unzip();
-            out.push(Stmt::new(
-                "DELETE FROM views WHERE (view, key) IN \
-                 (SELECT * FROM UNNEST($1::text[], $2::bytea[]))",
-                vec![Box::new(views), Box::new(keys)],
-            ));
-        }
-    }
-}
-
-/// One statement of the pipeline, with its parameters.
-struct Stmt {
-    sql: &'static str,
-    params: Params,
-}
-
-impl Stmt {
-    fn new(sql: &'static str, params: Params) -> Stmt {
-        Stmt { sql, params }
-    }
-}
-
 /// What a fenced write checks: this node, the leases it needs at their epochs, and the epoch
 /// each append is written under.
 pub(super) struct FenceCheck {
@@ -159,44 +77,19 @@ pub(super) struct FenceCheck {
     pub append_epochs: Vec<i64>,
 }
 
-/// The appends of `ops`, in order, as one statement: each row's offset from the sequence (in
-/// the appends' order), returned.
-pub(super) const APPEND_SQL: &str = "INSERT INTO events (off, stream_id, seq, frame, epoch) \
-     SELECT nextval('event_offsets'), u.s, u.q, u.f, u.e \
-     FROM UNNEST($1::text[], $2::bigint[], $3::bytea[], $4::bigint[]) \
-          WITH ORDINALITY AS u(s, q, f, e, n) ORDER BY u.n \
-     RETURNING off";
-
 /// Before the appends take offsets, the transaction takes its id (the watermark's rule).
 pub(super) const XID_SQL: &str = "SELECT pg_current_xact_id()::text";
 
-fn append_stmt(ops: &[WriteOp], fence: Option<&FenceCheck>) -> Option<Stmt> {
-    let (mut streams, mut seqs, mut frames) = (Vec::new(), Vec::new(), Vec::new());
-    for e in ops.iter().filter_map(|op| match op {
-        WriteOp::Append(e) => Some(e),
-        _ => None,
-    }) {
-        streams.push(e.stream_id.clone());
-        seqs.push(e.seq as i64);
-        frames.push(e.frame.clone());
-    }
-    if streams.is_empty() {
-        return None;
-    }
-    let epochs = match fence {
-        Some(f) => f.append_epochs.clone(),
-        None => vec![0i64; streams.len()],
-    };
-    Some(Stmt::new(
-        APPEND_SQL,
-        vec![
-            Box::new(streams),
-            Box::new(seqs),
-            Box::new(frames),
-            Box::new(epochs),
-        ],
-    ))
-}
+/// `$1` offsets from the sequence (taken in one statement, so they are close together).
+pub(super) const OFFSETS_SQL: &str =
+    "SELECT array_agg(nextval('event_offsets')) FROM generate_series(1::bigint, $1::bigint)";
+
+/// The batches that may hold the events removed (partition `$1[i]`, offset `$2[i]`), locked.
+const REMOVED_FROM_SQL: &str = "SELECT b.first_off, b.epochs, b.data FROM batches b \
+     WHERE b.first_off IN (SELECT c.first_off FROM UNNEST($1::smallint[], $2::bigint[]) AS r(p, o) \
+       CROSS JOIN LATERAL (SELECT first_off FROM batches WHERE part = r.p AND last_off >= r.o \
+         AND last_off <= r.o + (SELECT max_span FROM meta WHERE id = 1) AND first_off <= r.o) c) \
+     FOR UPDATE";
 
 fn append_err(e: tokio_postgres::Error) -> StoreError {
     match e.as_db_error() {
@@ -208,65 +101,34 @@ fn append_err(e: tokio_postgres::Error) -> StoreError {
     }
 }
 
-/// New streams of a write, and the lease each is written under, for the directory.
-pub(super) type NewStreams = (Vec<String>, Vec<String>);
+/// What `write_tx` needs besides the ops.
+pub(super) struct WriteInput {
+    pub ops: Vec<WriteOp>,
+    pub fence: Option<FenceCheck>,
+    /// Each appended stream's lease, and whether the directory has it (`Some`), with its
+    /// packed events (`Some(true)`).
+    pub streams: FxHashMap<String, (String, Option<bool>)>,
+    /// For each snapshot's stream, the last event this store wrote to it (seq, offset).
+    pub last_written: FxHashMap<String, (u64, u64)>,
+}
 
-pub(super) async fn write_tx(
-    pool: Pool,
-    ops: Vec<WriteOp>,
-    fence: Option<FenceCheck>,
-    new_streams: NewStreams,
-) -> Result<Vec<u64>, StoreError> {
-    let client = pool.get().await.map_err(pool_err)?;
-    let mut stmts = Vec::new();
-    if let Some(FenceCheck { node, need, .. }) = &fence {
-        let (names, epochs): (Vec<String>, Vec<i64>) =
-            need.iter().map(|(l, e)| (l.clone(), *e)).unzip();
-        stmts.push(Stmt::new(
-            "SELECT fence_check($1, $2, $3)",
-            vec![Box::new(node.clone()), Box::new(names), Box::new(epochs)],
-        ));
-    }
-    let append_at = append_stmt(&ops, fence.as_ref()).map(|append| {
-        stmts.push(Stmt::new(XID_SQL, Vec::new()));
-        stmts.push(append);
-        stmts.len() - 1
-    });
-    let mut run = Run::default();
-    let mut kind = None;
-    for op in ops {
-        let k = Run::kind(&op);
-        if kind != Some(k) {
-            run.flush(&mut stmts);
-            kind = Some(k);
-        }
-        match op {
-            WriteOp::Append(_) => {}
-            WriteOp::Snapshot(s) => {
-                run.snapshots.insert(s.stream_id, (s.seq as i64, s.state));
-            }
-            WriteOp::Checkpoint { name, offset } => {
-                run.checkpoints.insert(super::pg_text(&name), offset as i64);
-            }
-            WriteOp::Remove { offset, .. } => run.removes.push(offset as i64),
-            WriteOp::PutView { view, key, value } => {
-                run.puts.insert((view, key), value);
-            }
-            WriteOp::RemoveView { view, key } => run.unputs.push((view, key)),
-        }
-    }
-    run.flush(&mut stmts);
-    if !new_streams.0.is_empty() {
-        stmts.push(Stmt::new(
-            "INSERT INTO streams (stream_id, lease) SELECT * FROM UNNEST($1::text[], $2::text[]) \
-             ON CONFLICT (stream_id) DO UPDATE SET lease = EXCLUDED.lease \
-             WHERE streams.lease IS DISTINCT FROM EXCLUDED.lease",
-            vec![Box::new(new_streams.0), Box::new(new_streams.1)],
-        ));
-    }
+/// What a committed write took: the appends' offsets, and the streams it packed events of.
+pub(super) struct Written {
+    pub offsets: Vec<u64>,
+    pub packed: Vec<(String, u64)>,
+}
+
+/// Send `stmts` in one round trip (with BEGIN first and COMMIT last when asked), and wait for
+/// every answer. A statement's failure is returned with its index.
+async fn pipeline(
+    client: &deadpool_postgres::Client,
+    stmts: &[Stmt],
+    begin: bool,
+    commit: bool,
+) -> Result<Vec<Vec<tokio_postgres::Row>>, (Option<usize>, tokio_postgres::Error)> {
     let mut prepared = Vec::with_capacity(stmts.len());
-    for s in &stmts {
-        prepared.push(client.prepare_cached(s.sql).await.map_err(db_err)?);
+    for s in stmts {
+        prepared.push(client.prepare_cached(s.sql).await.map_err(|e| (None, e))?);
     }
     let params: Vec<Vec<&(dyn ToSql + Sync)>> = stmts
         .iter()
@@ -279,34 +141,130 @@ pub(super) async fn write_tx(
         .collect();
     // Every request is sent on the first poll, in order (one round trip); the answers come
     // back in the same order.
-    let begin = client.batch_execute("BEGIN");
+    let begin = async {
+        if begin {
+            client.batch_execute("BEGIN").await
+        } else {
+            Ok(())
+        }
+    };
     let queries = futures_util::future::join_all(
         prepared
             .iter()
             .zip(&params)
             .map(|(stmt, params)| client.query(stmt, params)),
     );
-    let commit = client.batch_execute("COMMIT");
-    let (begun, answers, committed) = tokio::join!(begin, queries, commit);
-    begun.map_err(db_err)?;
-    let mut offsets = Vec::new();
-    for (i, answer) in answers.into_iter().enumerate() {
-        let rows = match answer {
-            Ok(rows) => rows,
-            Err(e) if Some(i) == append_at => return Err(append_err(e)),
-            Err(e) => return Err(db_err(e)),
-        };
-        if Some(i) == append_at {
-            offsets = rows.iter().map(|r| r.get::<_, i64>(0) as u64).collect();
+    let commit = async {
+        if commit {
+            client.batch_execute("COMMIT").await
+        } else {
+            Ok(())
         }
+    };
+    let (begun, answers, committed) = tokio::join!(begin, queries, commit);
+    begun.map_err(|e| (None, e))?;
+    let mut out = Vec::with_capacity(answers.len());
+    for (i, answer) in answers.into_iter().enumerate() {
+        out.push(answer.map_err(|e| (Some(i), e))?);
     }
-    committed.map_err(db_err)?;
-    Ok(offsets)
+    committed.map_err(|e| (None, e))?;
+    Ok(out)
+}
+
+/// One group commit in two round trips: the check and the offsets, then everything else.
+/// Between them the appends are packed into batches (`batch`).
+pub(super) async fn write_tx(pool: Pool, input: WriteInput) -> Result<Written, StoreError> {
+    let client = pool.get().await.map_err(pool_err)?;
+    let WriteInput {
+        ops,
+        fence,
+        streams,
+        last_written,
+    } = input;
+    let appends: Vec<&NewEvent> = ops
+        .iter()
+        .filter_map(|op| match op {
+            WriteOp::Append(e) => Some(e),
+            _ => None,
+        })
+        .collect();
+    let removed: Vec<(i16, i64)> = ops
+        .iter()
+        .filter_map(|op| match op {
+            WriteOp::Remove {
+                offset, stream_id, ..
+            } => Some((batch::part_of(stream_id), *offset as i64)),
+            _ => None,
+        })
+        .collect();
+    // Round trip 1: BEGIN, the fencing check, the transaction id, the offsets, the batches
+    // that removals rewrite.
+    let mut first = Vec::new();
+    if let Some(FenceCheck { node, need, .. }) = &fence {
+        let (names, epochs): (Vec<String>, Vec<i64>) =
+            need.iter().map(|(l, e)| (l.clone(), *e)).unzip();
+        first.push(Stmt::new(
+            "SELECT fence_check($1, $2, $3)",
+            vec![Box::new(node.clone()), Box::new(names), Box::new(epochs)],
+        ));
+    }
+    let offsets_at = (!appends.is_empty()).then(|| {
+        first.push(Stmt::new(XID_SQL, Vec::new()));
+        first.push(Stmt::new(OFFSETS_SQL, vec![Box::new(appends.len() as i64)]));
+        first.len() - 1
+    });
+    let removed_at = (!removed.is_empty()).then(|| {
+        let (parts, offs): (Vec<i16>, Vec<i64>) = removed.iter().copied().unzip();
+        first.push(Stmt::new(
+            REMOVED_FROM_SQL,
+            vec![Box::new(parts), Box::new(offs)],
+        ));
+        first.len() - 1
+    });
+    let answers = match pipeline(&client, &first, true, false).await {
+        Ok(answers) => answers,
+        Err((_, e)) => {
+            let _ = client.batch_execute("ROLLBACK").await;
+            return Err(db_err(e));
+        }
+    };
+    let mut offsets: Vec<u64> = match offsets_at {
+        Some(i) => answers[i]
+            .first()
+            .and_then(|r| r.get::<_, Option<Vec<i64>>>(0))
+            .unwrap_or_default()
+            .into_iter()
+            .map(|o| o as u64)
+            .collect(),
+        None => Vec::new(),
+    };
+    offsets.sort_unstable();
+    let mut second = match plan_rest(
+        &ops,
+        &appends,
+        &offsets,
+        fence.as_ref(),
+        &streams,
+        &last_written,
+        removed_at.map(|i| answers[i].as_slice()),
+    ) {
+        Ok(plan) => plan,
+        Err(e) => {
+            let _ = client.batch_execute("ROLLBACK").await;
+            return Err(e);
+        }
+    };
+    let packed = std::mem::take(&mut second.packed);
+    match pipeline(&client, &second.stmts, false, true).await {
+        Ok(_) => Ok(Written { offsets, packed }),
+        Err((Some(i), e)) if Some(i) == second.rows_at => Err(append_err(e)),
+        Err((_, e)) => Err(db_err(e)),
+    }
 }
 
 impl super::PgStore {
     /// `EventStore::write`: the fencing check here, the transaction (`write_tx`), then what
-    /// this store learnt (its own last offset, the streams' heads).
+    /// this store learnt (its own last offset, the streams' heads and where they are).
     pub(super) fn write_ops(&self, ops: &[WriteOp]) -> Result<Vec<u64>, StoreError> {
         if ops.is_empty() {
             return Ok(Vec::new());
@@ -317,9 +275,9 @@ impl super::PgStore {
             None => None,
         };
         // The streams this write appends to (a group commit holds thousands), each once, with
-        // its lease; the ones the directory may lack go in with the write.
+        // its highest seq and lease.
         let mut appended: Vec<(&str, u64, String)> = Vec::new();
-        let mut index: rustc_hash::FxHashMap<&str, usize> = rustc_hash::FxHashMap::default();
+        let mut index: FxHashMap<&str, usize> = FxHashMap::default();
         for op in ops {
             let WriteOp::Append(e) = op else { continue };
             match index.get(e.stream_id.as_str()) {
@@ -330,17 +288,31 @@ impl super::PgStore {
                 }
             }
         }
-        let new_streams: NewStreams = {
+        let (streams, last_written) = {
             let pre = self.preloaded();
-            appended
+            let streams: FxHashMap<String, (String, Option<bool>)> = appended
                 .iter()
-                .filter(|(s, _, _)| !pre.is_known(s))
-                .map(|(s, _, l)| (s.to_string(), l.clone()))
-                .unzip()
+                .map(|(s, _, l)| (s.to_string(), (l.clone(), pre.is_known(s))))
+                .collect();
+            let last_written: FxHashMap<String, (u64, u64)> = ops
+                .iter()
+                .filter_map(|op| match op {
+                    WriteOp::Snapshot(s) => pre
+                        .last_written(&s.stream_id)
+                        .map(|w| (s.stream_id.clone(), w)),
+                    _ => None,
+                })
+                .collect();
+            (streams, last_written)
         };
-        let ops = ops.to_vec();
-        let offsets = match self.run(move |pool| write_tx(pool, ops, fence, new_streams)) {
-            Ok(offsets) => offsets,
+        let input = WriteInput {
+            ops: ops.to_vec(),
+            fence,
+            streams,
+            last_written,
+        };
+        let written = match self.run(move |pool| write_tx(pool, input)) {
+            Ok(written) => written,
             Err(e) => {
                 // It may have committed all the same (the answer to COMMIT lost): the heads
                 // kept here are no longer sure; the database answers from now on.
@@ -348,14 +320,36 @@ impl super::PgStore {
                 return Err(e);
             }
         };
-        if let Some(last) = offsets.iter().max() {
+        if let Some(last) = written.offsets.last() {
             self.written
                 .fetch_max(*last, std::sync::atomic::Ordering::Relaxed);
         }
+        // Each stream's last event here, with its offset.
+        let mut last_off: FxHashMap<&str, (u64, u64)> = FxHashMap::default();
+        for (e, off) in ops
+            .iter()
+            .filter_map(|op| match op {
+                WriteOp::Append(e) => Some(e),
+                _ => None,
+            })
+            .zip(&written.offsets)
+        {
+            let slot = last_off.entry(e.stream_id.as_str()).or_insert((0, 0));
+            if e.seq >= slot.0 {
+                *slot = (e.seq, *off);
+            }
+        }
+        let packed: FxHashSet<&str> = written.packed.iter().map(|(s, _)| s.as_str()).collect();
         let mut pre = self.preloaded();
         for (stream, seq, lease) in &appended {
-            pre.wrote(stream, *seq, lease);
+            pre.wrote(
+                stream,
+                *seq,
+                lease,
+                packed.contains(stream),
+                last_off.get(stream).map(|w| w.1),
+            );
         }
-        Ok(offsets)
+        Ok(written.offsets)
     }
 }
