@@ -65,9 +65,15 @@ pub fn split(appends: &[Placed<'_>]) -> Result<Split, StoreError> {
             continue;
         };
         let events: Vec<StoredEvent> = members.iter().map(|i| decoded[*i].clone()).collect();
-        let packed = segment::pack(appends[*first].offset, appends[*last].offset, &events)
-            .map_err(|e| StoreError::Engine(format!("postgres: packing a batch: {e}")))?;
-        let Some(packed) = packed else { continue };
+        // A batch that would not give back exactly what was packed stays rows.
+        let packed = match segment::pack(appends[*first].offset, appends[*last].offset, &events) {
+            Ok(Some(packed)) => packed,
+            Ok(None) => continue,
+            Err(e) => {
+                tracing::warn!(error = %e, part, "a batch could not be packed; its events stay rows");
+                continue;
+            }
+        };
         let mut epochs = Runs::default();
         let epoch_of: rustc_hash::FxHashMap<u64, i64> = members
             .iter()

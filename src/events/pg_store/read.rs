@@ -325,3 +325,38 @@ impl PgStore {
 fn as_i64(n: u64) -> i64 {
     n.min(i64::MAX as u64) as i64
 }
+
+impl PgStore {
+    /// For audits: every stored event of `streams` as (stream, seq, the epoch of the lease it
+    /// was written under), in stream and seq order. Reads the streams' partitions whole.
+    pub fn lease_epochs(&self, streams: &[String]) -> Result<Vec<(String, u64, i64)>, StoreError> {
+        let wanted: rustc_hash::FxHashSet<String> = streams.iter().cloned().collect();
+        let mut parts: Vec<i16> = streams.iter().map(|s| batch::part_of(s)).collect();
+        parts.sort_unstable();
+        parts.dedup();
+        let ids: Vec<String> = streams.iter().map(|s| pg_text(s)).collect();
+        let rows = self.query(
+            "SELECT stream_id, seq, epoch FROM events WHERE stream_id = ANY($1)",
+            vec![Box::new(ids)],
+        )?;
+        let mut out: Vec<(String, u64, i64)> = rows
+            .iter()
+            .map(|r| (r.get(0), r.get::<_, i64>(1) as u64, r.get(2)))
+            .collect();
+        let batches = self.query(
+            "SELECT epochs, data FROM batches WHERE part = ANY($1)",
+            vec![Box::new(parts)],
+        )?;
+        for b in &batches {
+            let seg = batch::unpack(b.get(1))?;
+            let epochs = batch::Runs::expand(&b.get::<_, Vec<i64>>(0));
+            for (e, epoch) in seg.events.iter().zip(epochs) {
+                if wanted.contains(&e.record.stream_id) {
+                    out.push((e.record.stream_id.clone(), e.record.seq, epoch));
+                }
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+}

@@ -105,8 +105,8 @@ fn append_err(e: tokio_postgres::Error) -> StoreError {
 pub(super) struct WriteInput {
     pub ops: Vec<WriteOp>,
     pub fence: Option<FenceCheck>,
-    /// Each appended stream's lease, and whether the directory has it (`Some`), with its
-    /// packed events (`Some(true)`).
+    /// The appended streams the directory may lack (or may lack where their packed events
+    /// start): each one's lease, and whether the directory has it (`Some(false)`).
     pub streams: FxHashMap<String, (String, Option<bool>)>,
     /// For each snapshot's stream, the last event this store wrote to it (seq, offset).
     pub last_written: FxHashMap<String, (u64, u64)>,
@@ -292,7 +292,10 @@ impl super::PgStore {
             let pre = self.preloaded();
             let streams: FxHashMap<String, (String, Option<bool>)> = appended
                 .iter()
-                .map(|(s, _, l)| (s.to_string(), (l.clone(), pre.is_known(s))))
+                .filter_map(|(s, _, l)| match pre.is_known(s) {
+                    Some(true) => None,
+                    known => Some((s.to_string(), (l.clone(), known))),
+                })
                 .collect();
             let last_written: FxHashMap<String, (u64, u64)> = ops
                 .iter()
