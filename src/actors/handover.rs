@@ -41,7 +41,7 @@ impl Handover for NodeHandover {
             // After the actors were told to stop, so none puts its row back.
             forget_ports(&router, &ports, &shards);
         });
-        self.store.forget_preloaded();
+        self.store.forget_preloaded(leases);
         self.writer.forget_heads();
     }
 
@@ -51,7 +51,7 @@ impl Handover for NodeHandover {
     ) -> Pin<Box<dyn Future<Output = ()> + Send + 'a>> {
         Box::pin(async move {
             let shards = shards(leases);
-            self.store.forget_preloaded();
+            self.store.forget_preloaded(leases);
             self.router.evict_shards(&shards, true).await;
             forget_ports(&self.router, &self.ports, &shards);
             // The actors' last snapshots went to the writer before they stopped; one durable

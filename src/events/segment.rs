@@ -188,6 +188,15 @@ fn gauges(s: &Sample) -> [Option<f64>; 4] {
     ]
 }
 
+/// How hard `pack` works to make a segment small.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Effort {
+    /// pco's defaults: the archiver packs in the background.
+    Archive,
+    /// Less search, for a batch packed while its write waits (the PostgreSQL engine).
+    Inline,
+}
+
 /// Pack the events of offsets `first_offset..=last_offset` (`events` in offset order; any
 /// event that is not a packable raw sample is left out, to stay a record). `None` when none
 /// can be packed.
@@ -195,6 +204,16 @@ pub fn pack(
     first_offset: u64,
     last_offset: u64,
     events: &[StoredEvent],
+) -> Result<Option<Packed>, CodecError> {
+    pack_with(first_offset, last_offset, events, Effort::Archive)
+}
+
+/// `pack`, with the effort given.
+pub fn pack_with(
+    first_offset: u64,
+    last_offset: u64,
+    events: &[StoredEvent],
+    effort: Effort,
 ) -> Result<Option<Packed>, CodecError> {
     let chosen: Vec<(&StoredEvent, Sample)> = events
         .iter()
@@ -237,7 +256,7 @@ pub fn pack(
         }
         w.rest(code, rest_of(sample, r));
     }
-    let (columns, rests) = w.finish()?;
+    let (columns, rests) = w.finish(effort)?;
     let body = Body {
         first_offset,
         last_offset,

@@ -66,7 +66,8 @@ pub fn split(appends: &[Placed<'_>]) -> Result<Split, StoreError> {
         };
         let events: Vec<StoredEvent> = members.iter().map(|i| decoded[*i].clone()).collect();
         // A batch that would not give back exactly what was packed stays rows.
-        let packed = match segment::pack(appends[*first].offset, appends[*last].offset, &events) {
+        let (first, last) = (appends[*first].offset, appends[*last].offset);
+        let packed = match segment::pack_with(first, last, &events, segment::Effort::Inline) {
             Ok(Some(packed)) => packed,
             Ok(None) => continue,
             Err(e) => {
@@ -146,7 +147,7 @@ pub fn without(
         return Ok(None);
     };
     let (first, last) = (first.offset, last.offset);
-    let packed = segment::pack(first, last, &kept)
+    let packed = segment::pack_with(first, last, &kept, segment::Effort::Inline)
         .map_err(|e| StoreError::Engine(format!("postgres: packing a batch again: {e}")))?
         .filter(|p| p.events.len() == kept.len())
         .ok_or_else(|| {

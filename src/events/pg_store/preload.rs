@@ -113,7 +113,15 @@ impl Preloaded {
         }
     }
 
-    /// A lease was lost or given up: nothing preloaded is trusted any more.
+    /// `leases` were lost or given up: what was loaded for them is no longer trusted (another
+    /// node may write their streams); the other leases' stays.
+    pub fn forget_leases(&mut self, leases: &[String]) {
+        for lease in leases {
+            self.leases.remove(lease);
+        }
+    }
+
+    /// A write's outcome is unknown: nothing preloaded is trusted any more.
     pub fn forget(&mut self) {
         self.leases.clear();
         self.loads.clear();
@@ -244,9 +252,9 @@ impl super::PgStore {
         Ok(streams)
     }
 
-    /// A lease was lost or given up: forget every preloaded answer.
-    pub fn forget_preloaded(&self) {
-        self.preloaded().forget();
+    /// `leases` were lost or given up: forget what was loaded for them.
+    pub fn forget_preloaded(&self, leases: &[String]) {
+        self.preloaded().forget_leases(leases);
     }
 }
 
@@ -420,7 +428,26 @@ mod tests {
     }
 
     #[test]
-    fn given_a_lease_lost_then_nothing_preloaded_is_used() {
+    fn given_one_lease_lost_then_only_its_streams_are_asked_for() {
+        let mut p = preloaded();
+        p.covered(
+            &["shard/2".to_string()],
+            vec![("x".into(), load(3), true, true)],
+        );
+        p.forget_leases(&["shard/1".to_string()]);
+        assert_eq!(p.head("a", "shard/1"), None);
+        assert_eq!(p.take("a", "shard/1", 1000), Answer::Ask);
+        assert_eq!(p.head("x", "shard/2"), Some(3), "the lease still held");
+        assert_eq!(p.head("fresh", "shard/2"), Some(0));
+        p.covered(
+            &["shard/1".to_string()],
+            vec![("a".into(), load(9), true, true)],
+        );
+        assert_eq!(p.head("a", "shard/1"), Some(9), "taken again: loaded again");
+    }
+
+    #[test]
+    fn given_a_write_with_an_unknown_outcome_then_nothing_preloaded_is_used() {
         let mut p = preloaded();
         p.forget();
         assert_eq!(p.take("a", "shard/1", 1000), Answer::Ask);

@@ -324,7 +324,7 @@ fn a_preload_gives_what_loads_one_at_a_time_give() {
         other.load_stream("a", 1000).expect("reload").events.len(),
         2
     );
-    other.forget_preloaded();
+    other.forget_preloaded(&leases);
     assert_eq!(other.stream_head("a").expect("head from the database"), 4);
 }
 

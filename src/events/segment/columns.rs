@@ -20,6 +20,9 @@ use super::bad;
 use crate::events::codec::CodecError;
 use pco::standalone::{simple_compress, simple_decompress};
 use pco::ChunkConfig;
+
+/// pco's compression level for batches packed on the write path (`Effort::Inline`).
+const INLINE_LEVEL: usize = 6;
 use rustc_hash::FxHashMap;
 
 const GAUGES: usize = 4;
@@ -191,8 +194,15 @@ impl Writer {
     }
 
     /// The columns, and the distinct rests in order.
-    pub(super) fn finish(self) -> Result<Finished, CodecError> {
-        let config = ChunkConfig::default();
+    pub(super) fn finish(self, effort: super::Effort) -> Result<Finished, CodecError> {
+        let config = match effort {
+            super::Effort::Archive => ChunkConfig::default(),
+            // The residuals are deltas already: no search for another delta encoding, and a
+            // lighter search for bins.
+            super::Effort::Inline => ChunkConfig::default()
+                .with_compression_level(INLINE_LEVEL)
+                .with_delta_spec(pco::DeltaSpec::NoOp),
+        };
         let pco = |e: pco::errors::PcoError| bad(&format!("pco: {e}"));
         let mut out = Vec::with_capacity(columns(self.counters));
         for c in 0..columns(self.counters) {
