@@ -54,22 +54,26 @@ pub struct Placed<'a> {
 /// Split `appends` (in offset order) into one batch per partition of their packable samples,
 /// and the rest.
 pub fn split(appends: &[Placed<'_>]) -> Result<Split, StoreError> {
-    let mut by_part: Vec<Vec<usize>> = vec![Vec::new(); PARTS as usize];
-    let mut decoded = Vec::with_capacity(appends.len());
-    for (i, a) in appends.iter().enumerate() {
-        decoded.push(decode_stored(a.offset, &a.event.frame)?);
-        by_part[part_of(&a.event.stream_id) as usize].push(i);
+    let mut by_part: Vec<Vec<StoredEvent>> = vec![Vec::new(); PARTS as usize];
+    let mut epoch_of: rustc_hash::FxHashMap<u64, i64> = rustc_hash::FxHashMap::default();
+    for a in appends {
+        by_part[part_of(&a.event.stream_id) as usize]
+            .push(decode_stored(a.offset, &a.event.frame)?);
+        epoch_of.insert(a.offset, a.epoch);
     }
     let mut out = Split::default();
     let mut packed_offsets = rustc_hash::FxHashSet::default();
-    for (part, members) in by_part.iter().enumerate() {
-        let Some((first, last)) = members.first().zip(members.last()) else {
+    for (part, events) in by_part.iter().enumerate() {
+        let (Some(first), Some(last)) = (events.first(), events.last()) else {
             continue;
         };
-        let events: Vec<StoredEvent> = members.iter().map(|i| decoded[*i].clone()).collect();
         // A batch that would not give back exactly what was packed stays rows.
-        let (first, last) = (appends[*first].offset, appends[*last].offset);
-        let packed = match segment::pack_with(first, last, &events, segment::Effort::Inline) {
+        let packed = match segment::pack_with(
+            first.offset,
+            last.offset,
+            events,
+            segment::Effort::Inline,
+        ) {
             Ok(Some(packed)) => packed,
             Ok(None) => continue,
             Err(e) => {
@@ -78,22 +82,13 @@ pub fn split(appends: &[Placed<'_>]) -> Result<Split, StoreError> {
             }
         };
         let mut epochs = Runs::default();
-        let epoch_of: rustc_hash::FxHashMap<u64, i64> = members
-            .iter()
-            .map(|i| (appends[*i].offset, appends[*i].epoch))
-            .collect();
-        for (offset, _, _) in &packed.events {
+        let mut seen = rustc_hash::FxHashSet::default();
+        for (offset, stream, _) in &packed.events {
             epochs.push(epoch_of[offset]);
             packed_offsets.insert(*offset);
-        }
-        for s in &packed.streams {
-            let first = packed
-                .events
-                .iter()
-                .find(|(_, id, seq)| *id == s.stream_id && *seq == s.first_seq)
-                .map(|(off, _, _)| *off)
-                .expect("a stream span starts at one of its events");
-            out.packed.push((s.stream_id.clone(), first));
+            if seen.insert(stream.as_str()) {
+                out.packed.push((stream.clone(), *offset));
+            }
         }
         out.batches.push(BatchRow {
             part: part as i16,
