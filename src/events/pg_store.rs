@@ -1,22 +1,25 @@
 //! The PostgreSQL engine (cluster mode): the same `EventStore` on tables in one schema.
 //!
-//! - A group commit is one transaction, acknowledged after COMMIT; appends go in as one
-//!   multi-row insert (`UNNEST` of arrays), not a statement per event.
+//! - A group commit is one transaction, acknowledged after COMMIT. Its raw samples go in as
+//!   one row per partition (`batch`: the embedded engine's segment encoding, about 40 bytes a
+//!   sample), its other events (anomalies, incidents, insights) as rows of `events`, one
+//!   multi-row insert (`UNNEST` of arrays) each. Reads merge the two.
 //! - Offsets come from a sequence, taken inside the transaction after its transaction id, with
 //!   no lock held to COMMIT: commits from many nodes run side by side and may finish out of
 //!   offset order. A tailer reads only up to the watermark (`watermark`), below which no
 //!   transaction in flight can still commit, so it never skips a row that commits late.
 //!   Offsets of a transaction that rolled back stay gaps.
-//! - Per-stream seq uniqueness is a key (`events_stream_seq`). Each event row keeps the epoch
-//!   of the lease it was written under (`epoch`, 0 without fencing): along a stream's seqs the
-//!   epochs never go down, which an audit can check.
+//! - Each event keeps the epoch of the lease it was written under (a row's `epoch`, a batch's
+//!   `epochs` runs; 0 without fencing): along a stream's seqs the epochs never go down, which
+//!   an audit can check (`lease_epochs`). Rows' per-stream seqs are a key
+//!   (`events_stream_seq`); for samples the writer's seq check and fencing keep them unique.
 //! - Fencing (`Fence`, `schema`): a transaction that appends to, or snapshots, a stream holds
-//!   its node's fencing lock (shared) and checks, in the same round trip as its writes, that
+//!   its node's fencing lock (shared) and checks, in the same transaction as its writes, that
 //!   this node holds each lease it writes under at the epoch it believes, without locking any
 //!   lease row. A node taking leases waits for the old holder's transactions in flight; a node
 //!   whose lease was taken cannot commit.
-//! - A group commit is one round trip once its statements are prepared: BEGIN, the check, the
-//!   appends, the other writes and COMMIT go out pipelined.
+//! - A group commit is two round trips once its statements are prepared (`write`): BEGIN, the
+//!   check and the offsets; then the batches, rows, other writes and COMMIT, pipelined.
 //!
 //! - TLS (`tls`): the connection string's `sslmode` and `sslrootcert`, with libpq's meaning,
 //!   over rustls.
