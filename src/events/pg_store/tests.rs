@@ -4,9 +4,25 @@ use super::*;
 use crate::events::conformance::{append as sample, pg_test_url};
 use crate::events::store::test_append;
 
+/// A store on the test server, in a schema of this process; the first open of a name in the
+/// process starts it empty (a schema left by an earlier process with the same id is dropped).
 fn open(schema: &str) -> Option<PgStore> {
+    static FRESH: Mutex<Vec<String>> = Mutex::new(Vec::new());
     let url = pg_test_url()?;
     let schema = format!("{schema}_{}", std::process::id());
+    let mut fresh = FRESH.lock().unwrap_or_else(|p| p.into_inner());
+    if !fresh.contains(&schema) {
+        let old = PgStore::open(&url, &schema, 1).expect("open postgres");
+        let sql = format!("DROP SCHEMA {schema} CASCADE");
+        old.run(move |pool| async move {
+            let client = pool.get().await.expect("connection");
+            client
+                .batch_execute(&sql)
+                .await
+                .expect("drop the old schema");
+        });
+        fresh.push(schema.clone());
+    }
     Some(PgStore::open(&url, &schema, 4).expect("open postgres"))
 }
 

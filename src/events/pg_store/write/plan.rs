@@ -199,8 +199,18 @@ pub(super) fn plan_rest(
     }
     // A snapshot's tail starts after the offset of the last event it covers that this store
     // knows of (in this write, or written before); unknown, the earlier snapshot's stays.
+    let snapshotted: FxHashSet<&str> = ops
+        .iter()
+        .filter_map(|op| match op {
+            WriteOp::Snapshot(s) => Some(s.stream_id.as_str()),
+            _ => None,
+        })
+        .collect();
     let mut last_here: FxHashMap<&str, Vec<(u64, u64)>> = FxHashMap::default();
-    for p in &placed {
+    for p in placed
+        .iter()
+        .filter(|p| snapshotted.contains(p.event.stream_id.as_str()))
+    {
         last_here
             .entry(p.event.stream_id.as_str())
             .or_default()
