@@ -255,11 +255,17 @@ pub(super) async fn write_tx(pool: Pool, input: WriteInput) -> Result<Written, S
         }
     };
     let packed = std::mem::take(&mut second.packed);
-    match pipeline(&client, &second.stmts, false, true).await {
-        Ok(_) => Ok(Written { offsets, packed }),
-        Err((Some(i), e)) if Some(i) == second.rows_at => Err(append_err(e)),
-        Err((_, e)) => Err(db_err(e)),
-    }
+    let (at, e) = match pipeline(&client, &second.stmts, false, true).await {
+        Ok(_) => return Ok(Written { offsets, packed }),
+        Err(failed) => failed,
+    };
+    // COMMIT may not have been sent (a statement failed to prepare): the connection goes back
+    // to the pool with no transaction open.
+    let _ = client.batch_execute("ROLLBACK").await;
+    Err(match at {
+        Some(i) if Some(i) == second.rows_at => append_err(e),
+        _ => db_err(e),
+    })
 }
 
 impl super::PgStore {
