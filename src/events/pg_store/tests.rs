@@ -513,3 +513,38 @@ fn batched_events_read_back_by_offset_and_by_stream_across_batches_and_removals(
         .expect("a sample removed");
     assert_eq!(cold.read_event(&gone.1, gone.2).expect("read"), None);
 }
+
+/// Given a write whose second round trip fails before COMMIT is sent (a statement that cannot
+/// be prepared: its table is gone), when the table is back, then every next write commits (no
+/// connection went back to the pool inside the failed transaction).
+#[test]
+fn a_write_that_fails_midway_leaves_its_connections_usable() {
+    let Some(store) = open("midway") else { return };
+    let rename = |from: &'static str, to: &'static str| {
+        store.run(move |pool| async move {
+            let client = pool.get().await.expect("connection");
+            client
+                .batch_execute(&format!("ALTER TABLE {from} RENAME TO {to}"))
+                .await
+                .expect("rename");
+        })
+    };
+    rename("views", "views_gone");
+    let put = WriteOp::PutView {
+        view: "v".into(),
+        key: vec![1],
+        value: vec![2],
+    };
+    store
+        .write(&[sample("a", 1), put.clone()])
+        .expect_err("the views table is gone");
+    rename("views_gone", "views");
+    for seq in 1..=8 {
+        store
+            .write(&[sample("a", seq), put.clone()])
+            .expect("the next writes commit");
+    }
+    let other = open("midway").expect("another store");
+    assert_eq!(other.stream_head("a").expect("head"), 8);
+    assert_eq!(other.scan_view("v", &[], 10).expect("view").len(), 1);
+}
