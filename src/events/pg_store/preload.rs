@@ -4,8 +4,11 @@
 //! `Preloaded` (pure) answers for the streams of the leases it covers: their load (taken once,
 //! by the actor that starts), their head (kept up to date by this node's own writes, the only
 //! ones while it holds the lease), and "new" for a stream the directory does not have. A
-//! stream whose tail was longer than `PRELOAD_TAIL` is asked for as before. Everything is
-//! forgotten when a lease is lost or released.
+//! stream whose tail was longer than `PRELOAD_TAIL` is asked for as before. A lease lost or
+//! released is no longer covered (its streams are asked for again); a write whose outcome is
+//! unknown uncovers every lease. What it knows of where each stream's events are (whether the
+//! directory has where its packed events start, its last write's offset) stays: those are
+//! facts of the log.
 
 use super::batch;
 use crate::events::store::{
