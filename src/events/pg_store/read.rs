@@ -9,7 +9,7 @@
 //!   from the partition's end to the first batch that has it.
 
 use super::preload::PART_PAGE_SQL;
-use super::{batch, db_err, decode_rows, pg_text, pool_err, PgStore, READ_OWN_WRITES};
+use super::{as_i64, batch, db_err, decode_rows, pg_text, pool_err, PgStore, READ_OWN_WRITES};
 use crate::events::store::{head_of, merge_sorted, Snapshot, StoreError, StoredEvent, StreamLoad};
 use std::sync::atomic::Ordering;
 use tokio_postgres::types::ToSql;
@@ -320,10 +320,6 @@ impl PgStore {
             head,
         })
     }
-}
-
-fn as_i64(n: u64) -> i64 {
-    n.min(i64::MAX as u64) as i64
 }
 
 impl PgStore {
