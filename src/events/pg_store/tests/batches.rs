@@ -1,7 +1,7 @@
 //! The PostgreSQL engine's batches: reads across batches, rows and removals, and a write that
 //! fails between its round trips.
 
-use super::{open, sample};
+use super::{open, sample, PgStore};
 use crate::events::store::{test_append, EventStore, WriteOp};
 
 /// Given 40 streams written in 30 group commits (batches in every partition, with rows among
@@ -58,22 +58,10 @@ fn batched_events_read_back_by_offset_and_by_stream_across_batches_and_removals(
             .map(|w| w.2)
             .collect();
         for reader in [&store, &cold] {
-            let got: Vec<u64> = reader
-                .read_stream(&s, 10, 1000)
-                .expect("read")
-                .iter()
-                .map(|e| e.record.seq)
-                .collect();
-            assert_eq!(got, want, "{s}");
+            assert_eq!(stream_seqs(reader, &s, 10, 1000), want, "{s}");
             assert_eq!(reader.stream_head(&s).expect("head"), 30, "{s}");
         }
-        let first: Vec<u64> = cold
-            .read_stream(&s, 1, 3)
-            .expect("read")
-            .iter()
-            .map(|e| e.record.seq)
-            .collect();
-        assert_eq!(first.len(), 3, "{s}: a page of 3");
+        assert_eq!(stream_seqs(&cold, &s, 1, 3).len(), 3, "{s}: a page of 3");
     }
     let present = written
         .iter()
@@ -86,6 +74,16 @@ fn batched_events_read_back_by_offset_and_by_stream_across_batches_and_removals(
         .find(|w| !kept(w) && w.1 == "s5")
         .expect("a sample removed");
     assert_eq!(cold.read_event(&gone.1, gone.2).expect("read"), None);
+}
+
+/// The seqs `read_stream` answers.
+fn stream_seqs(store: &PgStore, stream_id: &str, from_seq: u64, limit: usize) -> Vec<u64> {
+    store
+        .read_stream(stream_id, from_seq, limit)
+        .expect("read")
+        .iter()
+        .map(|e| e.record.seq)
+        .collect()
 }
 
 /// Given a write whose second round trip fails before COMMIT is sent (a statement that cannot
